@@ -1,0 +1,196 @@
+//! Actions: what the guard decided to change, from what to what, why (the figures),
+//! and the IAM permission each needs. The core only returns them; an executor in
+//! the shell applies them (or, in dry-run, records them as not applied).
+
+use serde::{Deserialize, Serialize};
+
+use crate::budget::{BudgetId, BurnRate, Mode};
+use crate::money::Money;
+use crate::state::Level;
+use crate::target::{AsyncConfig, FunctionName, Quota, TargetId, Throttle, UsagePlanId};
+
+/// Every IAM permission an action can need, for policy checks.
+pub const ALL_PERMISSIONS: &[&str] = &[
+    "lambda:PutFunctionConcurrency",
+    "lambda:DeleteFunctionConcurrency",
+    "lambda:PutFunctionEventInvokeConfig",
+    "lambda:UpdateFunctionEventInvokeConfig",
+    "lambda:DeleteFunctionEventInvokeConfig",
+    "apigateway:PATCH",
+    "sns:Publish",
+];
+
+/// Why an action is taken: tighten, restore, or only tell someone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Intent {
+    /// Make a limit stricter.
+    Tighten,
+    /// Put back the original limit.
+    Restore,
+    /// Notify owners; changes nothing.
+    Notify,
+}
+
+/// One change to one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum Change {
+    /// Set (`Some`) or remove (`None`) a function's reserved concurrency.
+    ReservedConcurrency {
+        /// Function.
+        function: FunctionName,
+        /// Value before.
+        from: Option<u32>,
+        /// Value after.
+        to: Option<u32>,
+    },
+    /// Set (`Some`) or remove (`None`) a function's asynchronous invoke config, so a
+    /// queued backlog expires instead of replaying after the throttle ends.
+    AsyncInvokeConfig {
+        /// Function.
+        function: FunctionName,
+        /// Value before.
+        from: Option<AsyncConfig>,
+        /// Value after.
+        to: Option<AsyncConfig>,
+    },
+    /// Set or clear the default throttle of a REST or HTTP API stage.
+    StageThrottle {
+        /// The stage (a `rest-stage` or `http-stage` target).
+        stage: TargetId,
+        /// Value before.
+        from: Option<Throttle>,
+        /// Value after.
+        to: Option<Throttle>,
+    },
+    /// Set a usage plan's throttle and quota in one update.
+    UsagePlanLimits {
+        /// The plan.
+        plan: UsagePlanId,
+        /// Throttle before.
+        from_throttle: Option<Throttle>,
+        /// Throttle after.
+        to_throttle: Option<Throttle>,
+        /// Quota before.
+        from_quota: Option<Quota>,
+        /// Quota after.
+        to_quota: Option<Quota>,
+    },
+    /// Tell the budget's owners.
+    Notify {
+        /// SNS topic, if the budget has one (else the deployment's default topic).
+        topic: Option<String>,
+        /// One-line subject.
+        subject: String,
+        /// Human-readable body with the figures.
+        message: String,
+    },
+}
+
+impl Change {
+    /// The IAM permission applying this change needs.
+    pub fn permission(&self) -> &'static str {
+        match self {
+            Change::ReservedConcurrency { to: Some(_), .. } => "lambda:PutFunctionConcurrency",
+            Change::ReservedConcurrency { to: None, .. } => "lambda:DeleteFunctionConcurrency",
+            Change::AsyncInvokeConfig { to: None, .. } => "lambda:DeleteFunctionEventInvokeConfig",
+            Change::AsyncInvokeConfig { from: None, .. } => "lambda:PutFunctionEventInvokeConfig",
+            Change::AsyncInvokeConfig { .. } => "lambda:UpdateFunctionEventInvokeConfig",
+            Change::StageThrottle { .. } | Change::UsagePlanLimits { .. } => "apigateway:PATCH",
+            Change::Notify { .. } => "sns:Publish",
+        }
+    }
+}
+
+/// Which rule produced a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// Both windows above a threshold.
+    MultiWindow,
+    /// The short window alone above the top threshold: too fast to wait.
+    FastLane,
+    /// Spend reached the budget.
+    Exhausted,
+    /// Demand calm for the cool-down.
+    Calm,
+    /// A surge came back while recovering.
+    Relapse,
+    /// Limits drifted from what the guard set (or a change failed): set them again.
+    Converge,
+    /// The mode changed from enforce to dry-run: originals go back.
+    ModeChange,
+    /// A manual release is in force.
+    Released,
+    /// The target is protected: reported, never throttled.
+    Protected,
+    /// The account's unreserved concurrency minimum blocks the change.
+    UnreservedMinimum,
+}
+
+/// The figures behind a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// The budget that drove it.
+    pub budget: Option<BudgetId>,
+    /// The rule that fired.
+    pub rule: Rule,
+    /// The level the budget asked for.
+    pub level: Level,
+    /// Spent so far in the period.
+    pub spent: Money,
+    /// The budget.
+    pub amount: Money,
+    /// Projected spend at period end.
+    pub projected: Money,
+    /// Demand burn rate on the short window against the remaining budget.
+    pub burn_short: BurnRate,
+    /// Demand burn rate on the long window against the remaining budget.
+    pub burn_long: BurnRate,
+}
+
+impl Reason {
+    /// One line for logs and notifications.
+    pub fn summary(&self) -> String {
+        let budget = self
+            .budget
+            .as_ref()
+            .map_or_else(|| "-".to_string(), ToString::to_string);
+        format!(
+            "{rule:?} on budget {budget}: spent {spent} of {amount}, projected {projected}, burn {short} (short) / {long} (long) against the remaining budget",
+            rule = self.rule,
+            spent = self.spent,
+            amount = self.amount,
+            projected = self.projected,
+            short = self.burn_short,
+            long = self.burn_long,
+        )
+    }
+}
+
+/// A decided action: data for the executor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// The target it concerns.
+    pub target: TargetId,
+    /// The change.
+    pub change: Change,
+    /// Tighten, restore or notify.
+    pub intent: Intent,
+    /// The mode of the budget behind it.
+    pub mode: Mode,
+    /// False in dry-run: record, do not apply. Notifications are always sent.
+    pub apply: bool,
+    /// Spend per hour the action addresses; executors apply the most expensive first.
+    pub priority: Money,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl Action {
+    /// The IAM permission the action needs.
+    pub fn permission(&self) -> &'static str {
+        self.change.permission()
+    }
+}

@@ -1,0 +1,1056 @@
+//! The decision function: (budgets, states, metric windows, prices, now) →
+//! (new states, actions, budget reports). Pure: no I/O, no clock, no environment.
+//!
+//! The contract with the shell: persist the returned states (restore points
+//! included) **before** applying the actions. Deciding again on the outcome adds no
+//! action; a change that did not happen is decided again (convergence).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::action::{Action, Change, Intent, Reason, Rule};
+use crate::budget::{Budget, BudgetId, BurnRate, Floors, Mode, Period, Scope};
+use crate::money::Money;
+use crate::pricebook::{Prices, Product, UnitPrice};
+use crate::state::{GuardState, Level, Phase, RestorePoint};
+use crate::target::{
+    Arch, AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle,
+};
+use crate::usage::{AccountUsage, TargetMetrics, Usage, epoch_minute};
+
+/// Tunables of the guard, with defaults that suit one-minute metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GuardSettings {
+    /// Minutes CloudWatch needs before a one-minute datapoint is complete.
+    pub metric_delay_minutes: i64,
+    /// Short burn-rate window (speed).
+    pub short_window_minutes: i64,
+    /// Long burn-rate window (confidence).
+    pub long_window_minutes: i64,
+    /// Hysteresis: demand must fall below this fraction (millionths) of the first
+    /// throttle threshold to count as calm.
+    pub hysteresis_millionths: i64,
+    /// Calm minutes before original limits are restored (the cool-down).
+    pub relax_after_minutes: i64,
+    /// Minutes of quiet in `recovering` before the target is `normal` again.
+    pub recovery_watch_minutes: i64,
+    /// Minutes at a throttle level before the next level (the top one is immediate).
+    pub escalation_dwell_minutes: i64,
+    /// A relapse within this many minutes of the last episode counts as a strike.
+    pub strike_memory_minutes: i64,
+    /// Each strike doubles the cool-down, up to this many doublings.
+    pub max_backoff_strikes: u32,
+    /// Share of the remaining budget rate each throttle level allows (millionths),
+    /// level 1 first; later levels reuse the last value.
+    pub level_allowance_millionths: Vec<i64>,
+    /// Group budgets throttle the biggest contributors that together make up this
+    /// share (millionths) of the group's short-window demand.
+    pub contributor_share_millionths: i64,
+    /// Maximum event age set on async-invoked functions while throttled (60–21600).
+    pub async_max_event_age_s: u32,
+    /// Retry attempts set on async-invoked functions while throttled (0–2).
+    pub async_max_retries: u32,
+    /// Average duration assumed for a function with no served requests.
+    pub default_avg_duration_ms: u64,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        GuardSettings {
+            metric_delay_minutes: 2,
+            short_window_minutes: 5,
+            long_window_minutes: 60,
+            hysteresis_millionths: 500_000,
+            relax_after_minutes: 15,
+            recovery_watch_minutes: 30,
+            escalation_dwell_minutes: 5,
+            strike_memory_minutes: 360,
+            max_backoff_strikes: 3,
+            level_allowance_millionths: vec![1_000_000, 500_000, 250_000],
+            contributor_share_millionths: 800_000,
+            async_max_event_age_s: 60,
+            async_max_retries: 0,
+            default_avg_duration_ms: 1_000,
+        }
+    }
+}
+
+impl GuardSettings {
+    /// The cool-down after `strikes` relapses.
+    pub fn cooldown(&self, strikes: u32) -> Duration {
+        let doublings = strikes.min(self.max_backoff_strikes).min(16);
+        Duration::minutes(self.relax_after_minutes.saturating_mul(1 << doublings))
+    }
+
+    fn allowance(&self, level: u8) -> i64 {
+        let idx = usize::from(level.max(1)) - 1;
+        self.level_allowance_millionths
+            .get(idx)
+            .or(self.level_allowance_millionths.last())
+            .copied()
+            .unwrap_or(1_000_000)
+    }
+}
+
+/// The account's concurrency figures (Lambda GetAccountSettings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountConcurrency {
+    /// The account's concurrent executions limit.
+    pub limit: u32,
+    /// Unreserved concurrency the account must keep (100 for most accounts).
+    pub unreserved_minimum: u32,
+    /// Unreserved concurrency available now.
+    pub unreserved_now: u32,
+}
+
+impl Default for AccountConcurrency {
+    fn default() -> Self {
+        AccountConcurrency {
+            limit: 1_000,
+            unreserved_minimum: 100,
+            unreserved_now: 1_000,
+        }
+    }
+}
+
+/// Everything one decision pass reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The time of the pass.
+    pub now: DateTime<Utc>,
+    /// All budgets.
+    pub budgets: &'a [Budget],
+    /// All discovered targets with their current limits.
+    pub targets: &'a [Target],
+    /// Guard states by target (absent = never acted on).
+    pub states: &'a HashMap<TargetId, GuardState>,
+    /// Metrics by target (absent = no traffic).
+    pub metrics: &'a HashMap<TargetId, TargetMetrics>,
+    /// Prices of the deployment's region.
+    pub prices: &'a Prices,
+    /// The account's month-to-date usage (volume tiers, free tier).
+    pub account_usage: AccountUsage,
+    /// The account's concurrency figures.
+    pub concurrency: AccountConcurrency,
+    /// Tunables.
+    pub settings: &'a GuardSettings,
+}
+
+/// Where one budget stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    /// Budget name.
+    pub budget: BudgetId,
+    /// Its scope, as text.
+    pub scope: String,
+    /// Its period.
+    pub period: Period,
+    /// Mode.
+    pub mode: Mode,
+    /// The budget.
+    pub amount: Money,
+    /// Spent so far in the period (served requests only).
+    pub spent: Money,
+    /// Spent plus the long-window spend rate over the rest of the period.
+    pub projected: Money,
+    /// Short-window spend against the period's even pace (1× = on budget).
+    pub burn_short: BurnRate,
+    /// Long-window spend against the period's even pace.
+    pub burn_long: BurnRate,
+    /// Short-window demand (served + throttled) against the remaining budget.
+    pub demand_short: BurnRate,
+    /// Long-window demand against the remaining budget.
+    pub demand_long: BurnRate,
+    /// The level the figures call for.
+    pub level: Level,
+    /// The rule that set the level.
+    pub rule: Rule,
+    /// Targets the budget covers.
+    pub targets: usize,
+    /// A target scope that discovery did not find (budget covers nothing).
+    pub missing_target: bool,
+}
+
+/// The outcome of one decision pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decision {
+    /// States that changed; persist them before applying any action.
+    pub states: Vec<(TargetId, GuardState)>,
+    /// Actions, most expensive first within tightening, then restores, then notices.
+    pub actions: Vec<Action>,
+    /// One report per budget.
+    pub reports: Vec<BudgetReport>,
+}
+
+/// Priced figures of one target for this pass.
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    short: Money,
+    long: Money,
+    short_demand: Money,
+    long_demand: Money,
+    day: Money,
+    month: Money,
+    /// Average ms per served request in the long window (0 if none).
+    avg_ms: u64,
+}
+
+/// Per-target summary of what the budgets ask.
+#[derive(Debug, Clone)]
+struct Wish {
+    level: Level,
+    raw_level: Level,
+    calm: bool,
+    allowance: Option<i128>,
+    mode: Mode,
+    protected: bool,
+    floors: Floors,
+    reason: Option<Reason>,
+    topic: Option<String>,
+    period: Period,
+    remaining: Money,
+    fast: bool,
+}
+
+impl Wish {
+    fn new() -> Self {
+        Wish {
+            level: Level::Normal,
+            raw_level: Level::Normal,
+            calm: true,
+            allowance: None,
+            mode: Mode::DryRun,
+            protected: false,
+            floors: Floors::default(),
+            reason: None,
+            topic: None,
+            period: Period::Day,
+            remaining: Money::ZERO,
+            fast: false,
+        }
+    }
+}
+
+/// Unit prices at the account's current tiers.
+struct UnitPrices {
+    lambda_requests: UnitPrice,
+    x86: UnitPrice,
+    arm: UnitPrice,
+    rest: UnitPrice,
+    http: UnitPrice,
+}
+
+impl UnitPrices {
+    fn new(prices: &Prices, account: &AccountUsage) -> Self {
+        let at = |product, offset: u128| prices.schedule(product).marginal(offset);
+        UnitPrices {
+            lambda_requests: at(Product::LambdaRequests, u128::from(account.lambda_requests)),
+            x86: at(Product::LambdaDurationX86, account.lambda_mb_ms_x86),
+            arm: at(Product::LambdaDurationArm, account.lambda_mb_ms_arm),
+            rest: at(Product::RestRequests, u128::from(account.rest_requests)),
+            http: at(Product::HttpRequests, u128::from(account.http_requests)),
+        }
+    }
+
+    fn request_price(&self, spec: &TargetSpec) -> UnitPrice {
+        match spec {
+            TargetSpec::Function { .. } => self.lambda_requests,
+            TargetSpec::RestStage | TargetSpec::UsagePlan => self.rest,
+            TargetSpec::HttpStage => self.http,
+        }
+    }
+
+    fn duration_price(&self, arch: Arch) -> UnitPrice {
+        match arch {
+            Arch::X86_64 => self.x86,
+            Arch::Arm64 => self.arm,
+        }
+    }
+
+    fn cost(&self, spec: &TargetSpec, usage: &Usage) -> Money {
+        let requests = self.request_price(spec).cost(u128::from(usage.requests));
+        match spec {
+            TargetSpec::Function { memory_mb, arch, .. } => {
+                let mb_ms = u128::from(*memory_mb) * u128::from(usage.duration_ms);
+                requests + self.duration_price(*arch).cost(mb_ms)
+            }
+            _ => requests,
+        }
+    }
+}
+
+/// `spend / window_seconds` against `allowance / horizon_seconds`, in millionths.
+fn burn(spend: Money, window_s: i64, allowance: Money, horizon_s: i64) -> BurnRate {
+    let denominator = i128::from(window_s.max(1)) * allowance.picos();
+    if denominator <= 0 {
+        return if spend.is_positive() {
+            BurnRate(i64::MAX)
+        } else {
+            BurnRate(0)
+        };
+    }
+    let numerator = spend.picos().saturating_mul(i128::from(horizon_s)).saturating_mul(1_000_000);
+    BurnRate(i64::try_from(numerator / denominator).unwrap_or(i64::MAX))
+}
+
+/// Decides one pass. See the module docs for the contract.
+pub fn decide(inputs: &Inputs<'_>) -> Decision {
+    let settings = inputs.settings;
+    let now = inputs.now;
+    let end = epoch_minute(now) - 1 - settings.metric_delay_minutes;
+    let short_from = end - settings.short_window_minutes + 1;
+    let long_from = end - settings.long_window_minutes + 1;
+    let units = UnitPrices::new(inputs.prices, &inputs.account_usage);
+    let (day_start, _) = Period::Day.bounds(now);
+    let (month_start, _) = Period::Month.bounds(now);
+
+    let empty = TargetMetrics::default();
+    let index: HashMap<&TargetId, usize> = inputs.targets.iter().enumerate().map(|(i, t)| (&t.id, i)).collect();
+
+    // 1. Price each target once.
+    let figures: Vec<Figures> = inputs
+        .targets
+        .iter()
+        .map(|t| {
+            let m = inputs.metrics.get(&t.id).unwrap_or(&empty);
+            let short = m.sum(short_from, end);
+            let long = m.sum(long_from, end);
+            let avg_ms = if long.requests > 0 { long.duration_ms / long.requests } else { 0 };
+            let fallback = if avg_ms > 0 {
+                avg_ms
+            } else {
+                inputs
+                    .states
+                    .get(&t.id)
+                    .map(|s| s.avg_duration_ms)
+                    .filter(|ms| *ms > 0)
+                    .unwrap_or(settings.default_avg_duration_ms)
+            };
+            let fallback = if matches!(t.spec, TargetSpec::Function { .. }) { fallback } else { 0 };
+            Figures {
+                short: units.cost(&t.spec, &short),
+                long: units.cost(&t.spec, &long),
+                short_demand: units.cost(&t.spec, &short.demand(fallback)),
+                long_demand: units.cost(&t.spec, &long.demand(fallback)),
+                day: units.cost(&t.spec, &m.to_date(Period::Day, day_start, end)),
+                month: units.cost(&t.spec, &m.to_date(Period::Month, month_start, end)),
+                avg_ms,
+            }
+        })
+        .collect();
+
+    // 2. Judge each budget and collect per-target wishes.
+    let mut wishes: Vec<Option<Wish>> = vec![None; inputs.targets.len()];
+    let mut reports = Vec::with_capacity(inputs.budgets.len());
+    let short_s = settings.short_window_minutes * 60;
+    let long_s = settings.long_window_minutes * 60;
+    let mut members: Vec<usize> = Vec::new();
+    for budget in inputs.budgets {
+        members.clear();
+        let mut missing = false;
+        match &budget.scope {
+            Scope::Target(id) => match index.get(id) {
+                Some(i) => members.push(*i),
+                None => missing = true,
+            },
+            Scope::Tag { key, value } => members.extend(
+                inputs
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value))
+                    .map(|(i, _)| i),
+            ),
+            Scope::Account => members.extend(
+                inputs
+                    .targets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, t)| t.id.kind() != TargetKind::UsagePlan)
+                    .map(|(i, _)| i),
+            ),
+        }
+        let (start, period_end) = budget.period.bounds(now);
+        let period_s = (period_end - start).num_seconds().max(1);
+        let remaining_s = (period_end - now).num_seconds().max(60);
+        let mut total = Figures::default();
+        for &i in &members {
+            let f = &figures[i];
+            total.short += f.short;
+            total.long += f.long;
+            total.short_demand += f.short_demand;
+            total.long_demand += f.long_demand;
+            total.day += f.day;
+            total.month += f.month;
+        }
+        let spent = match budget.period {
+            Period::Day => total.day,
+            Period::Month => total.month,
+        };
+        let remaining = (budget.amount - spent).non_negative();
+        let projected = spent + total.long.mul_div(i128::from(remaining_s), i128::from(long_s)).unwrap_or(Money::ZERO);
+        let demand_short = burn(total.short_demand, short_s, remaining, remaining_s);
+        let demand_long = burn(total.long_demand, long_s, remaining, remaining_s);
+        let thresholds = &budget.thresholds;
+        let levels = thresholds.levels();
+        let (level, rule) = if !remaining.is_positive() {
+            if total.short_demand.is_positive() {
+                (Level::Stop, Rule::Exhausted)
+            } else {
+                (Level::Watch, Rule::Exhausted)
+            }
+        } else {
+            let top = levels.len();
+            let fast = levels.last().is_some_and(|t| demand_short >= *t);
+            let confirmed = thresholds
+                .all()
+                .iter()
+                .rposition(|t| demand_short >= *t && demand_long >= *t);
+            match (fast, confirmed) {
+                (true, _) => (Level::Throttle(top as u8), Rule::FastLane),
+                (false, Some(0)) => (Level::Watch, Rule::MultiWindow),
+                (false, Some(k)) => (Level::Throttle(k as u8), Rule::MultiWindow),
+                (false, None) => (Level::Normal, Rule::MultiWindow),
+            }
+        };
+        let calm_bar = levels.first().copied().unwrap_or(thresholds.watch()).scale(settings.hysteresis_millionths);
+        let calm = remaining.is_positive() && demand_short < calm_bar && demand_long < calm_bar;
+        let reason = Reason {
+            budget: Some(budget.id.clone()),
+            rule,
+            level,
+            spent,
+            amount: budget.amount,
+            projected,
+            burn_short: demand_short,
+            burn_long: demand_long,
+        };
+        reports.push(BudgetReport {
+            budget: budget.id.clone(),
+            scope: budget.scope.to_string(),
+            period: budget.period,
+            mode: budget.mode,
+            amount: budget.amount,
+            spent,
+            projected,
+            burn_short: burn(total.short, short_s, budget.amount, period_s),
+            burn_long: burn(total.long, long_s, budget.amount, period_s),
+            demand_short,
+            demand_long,
+            level,
+            rule,
+            targets: members.len(),
+            missing_target: missing,
+        });
+
+        // Which members the level applies to: all of a one-target budget; for a
+        // group, the biggest contributors to its short-window demand.
+        let contributors: Vec<usize> = if members.len() <= 1 || level < Level::Throttle(1) {
+            members.clone()
+        } else {
+            let mut ranked: Vec<usize> = members.iter().copied().filter(|i| figures[*i].short_demand.is_positive()).collect();
+            ranked.sort_by(|a, b| figures[*b].short_demand.cmp(&figures[*a].short_demand));
+            let goal = total.short_demand.mul_div(i128::from(settings.contributor_share_millionths), 1_000_000).unwrap_or(Money::ZERO);
+            let mut covered = Money::ZERO;
+            let mut chosen = Vec::new();
+            for i in ranked {
+                if covered >= goal && !chosen.is_empty() {
+                    break;
+                }
+                covered += figures[i].short_demand;
+                chosen.push(i);
+            }
+            chosen
+        };
+        let allowance_total = remaining.picos() / i128::from(remaining_s);
+        for &i in &members {
+            let wish = wishes[i].get_or_insert_with(Wish::new);
+            wish.protected |= budget.protected;
+            wish.floors = wish.floors.max(budget.floors);
+            if budget.mode == Mode::Enforce && wish.mode == Mode::DryRun {
+                // The first enforcing budget outranks every dry-run wish gathered so far.
+                *wish = Wish {
+                    mode: Mode::Enforce,
+                    protected: wish.protected,
+                    floors: wish.floors,
+                    ..Wish::new()
+                };
+            }
+            if wish.mode == Mode::Enforce && budget.mode == Mode::DryRun {
+                continue;
+            }
+            let contributes = contributors.contains(&i);
+            let my_level = if contributes { level } else { level.min(Level::Watch) };
+            if contributes {
+                wish.calm &= calm;
+            }
+            if my_level >= Level::Throttle(1) {
+                let share = if total.short_demand.is_positive() && members.len() > 1 {
+                    Money::from_picos(allowance_total)
+                        .mul_div(figures[i].short_demand.picos(), total.short_demand.picos())
+                        .unwrap_or(Money::ZERO)
+                        .picos()
+                } else {
+                    allowance_total
+                };
+                wish.allowance = Some(wish.allowance.map_or(share, |a| a.min(share)));
+            }
+            if my_level > wish.level || wish.reason.is_none() {
+                wish.level = wish.level.max(my_level);
+                wish.reason = Some(reason.clone());
+                wish.topic = budget.topic.clone();
+                wish.period = budget.period;
+                wish.remaining = remaining;
+                wish.fast = rule == Rule::FastLane;
+            }
+            wish.raw_level = wish.level;
+        }
+    }
+
+    // 3. Advance each target's state machine and derive its actions.
+    let mut out = Decision {
+        reports,
+        ..Decision::default()
+    };
+    let mut pool = i64::from(inputs.concurrency.unreserved_now);
+    let minimum = i64::from(inputs.concurrency.unreserved_minimum);
+    let mut order: Vec<usize> = (0..inputs.targets.len()).collect();
+    order.sort_by(|a, b| figures[*b].short_demand.cmp(&figures[*a].short_demand));
+    for i in order {
+        let target = &inputs.targets[i];
+        let prev_state = inputs.states.get(&target.id);
+        let Some(wish) = wishes[i].take() else {
+            // Not covered by any budget: a held target is released; otherwise nothing.
+            if let Some(prev) = prev_state
+                && (prev.phase.is_tightened() || prev.phase == Phase::Recovering)
+            {
+                let mut w = Wish::new();
+                w.mode = prev.mode;
+                w.reason = Some(orphan_reason());
+                step_target(inputs, target, &figures[i], prev_state, w, &mut pool, minimum, &mut out);
+            }
+            continue;
+        };
+        step_target(inputs, target, &figures[i], prev_state, wish, &mut pool, minimum, &mut out);
+    }
+    out.actions.sort_by(|a, b| {
+        let rank = |x: &Action| match x.intent {
+            Intent::Tighten => 0,
+            Intent::Restore => 1,
+            Intent::Notify => 2,
+        };
+        rank(a).cmp(&rank(b)).then(b.priority.cmp(&a.priority))
+    });
+    out
+}
+
+fn orphan_reason() -> Reason {
+    Reason {
+        budget: None,
+        rule: Rule::Calm,
+        level: Level::Normal,
+        spent: Money::ZERO,
+        amount: Money::ZERO,
+        projected: Money::ZERO,
+        burn_short: BurnRate(0),
+        burn_long: BurnRate(0),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn step_target(
+    inputs: &Inputs<'_>,
+    target: &Target,
+    figures: &Figures,
+    prev_state: Option<&GuardState>,
+    mut wish: Wish,
+    pool: &mut i64,
+    minimum: i64,
+    out: &mut Decision,
+) {
+    let now = inputs.now;
+    let settings = inputs.settings;
+    let fresh = GuardState::new(now, wish.mode);
+    let prev = prev_state.cloned().unwrap_or_else(|| fresh.clone());
+    let mut next = prev.clone();
+    if figures.avg_ms > 0 {
+        next.avg_duration_ms = figures.avg_ms;
+    }
+    let reason = wish.reason.clone().unwrap_or_else(orphan_reason);
+    let priority = figures.short_demand.mul_div(3_600, settings.short_window_minutes.max(1) as i128 * 60).unwrap_or(Money::ZERO);
+    let mut actions: Vec<Action> = Vec::new();
+    let mut notes: Vec<(String, Rule)> = Vec::new();
+
+    // Mode changes.
+    if prev.mode != wish.mode {
+        match (prev.mode, prev.phase) {
+            (Mode::DryRun, _) | (Mode::Enforce, Phase::Normal | Phase::Watching) => {
+                next = GuardState {
+                    avg_duration_ms: next.avg_duration_ms,
+                    version: prev.version,
+                    ..GuardState::new(now, wish.mode)
+                };
+            }
+            (Mode::Enforce, _) => {
+                // Keep enforcing until the originals are back, then switch.
+                wish.mode = Mode::Enforce;
+                wish.level = Level::Normal;
+                if prev.phase.is_tightened() {
+                    next.phase = Phase::Recovering;
+                    next.since = now;
+                    next.calm_since = None;
+                    notes.push(("enforce turned off: restoring original limits".into(), Rule::ModeChange));
+                }
+            }
+        }
+    }
+    let prev_phase = next.phase;
+
+    // Protection and manual holds cap what the budgets ask.
+    let raw_level = wish.level;
+    if wish.protected && wish.level >= Level::Throttle(1) {
+        wish.level = Level::Watch;
+        if !prev_phase.is_tightened() && prev_phase != Phase::Watching {
+            notes.push(("over budget but protected: not throttled".into(), Rule::Protected));
+        }
+    }
+    let held = prev.hold_until.is_some_and(|until| now < until);
+    if held {
+        wish.level = wish.level.min(Level::Watch);
+    } else {
+        next.hold_until = None;
+    }
+
+    let calm_for = |state: &GuardState| state.calm_since.map_or(Duration::zero(), |t| now - t);
+    if wish.calm {
+        next.calm_since.get_or_insert(now);
+    } else {
+        next.calm_since = None;
+    }
+    let cooldown = settings.cooldown(next.strikes);
+    let dwell = Duration::minutes(settings.escalation_dwell_minutes);
+
+    let mut tighten_to: Option<Level> = None;
+    let mut relax = false;
+    match next.phase {
+        Phase::Normal | Phase::Watching => {
+            if wish.level >= Level::Throttle(1) {
+                tighten_to = Some(wish.level);
+            } else if wish.level == Level::Watch {
+                if next.phase == Phase::Normal {
+                    next.phase = Phase::Watching;
+                    next.since = now;
+                    notes.push(("spend above the watch threshold".into(), reason.rule));
+                }
+            } else if next.phase == Phase::Watching && wish.calm && calm_for(&next) >= Duration::minutes(settings.relax_after_minutes) {
+                next.phase = Phase::Normal;
+                next.since = now;
+            }
+        }
+        Phase::Throttled { level } => {
+            if held {
+                relax = true;
+            } else if wish.level == Level::Stop {
+                tighten_to = Some(Level::Stop);
+            } else if let Level::Throttle(k) = wish.level
+                && k > level
+                && (wish.fast || now - next.since >= dwell)
+            {
+                tighten_to = Some(wish.level);
+            } else if wish.calm && calm_for(&next) >= cooldown {
+                relax = true;
+            }
+        }
+        Phase::Stopped => {
+            if held {
+                relax = true;
+            } else if wish.level < Level::Stop {
+                if wish.calm && calm_for(&next) >= cooldown {
+                    relax = true;
+                } else if let Level::Throttle(_) = wish.level
+                    && now - next.since >= dwell
+                {
+                    // A new period has begun: loosen to the level the budget asks.
+                    tighten_to = Some(wish.level);
+                }
+            }
+        }
+        Phase::Recovering => {
+            if wish.level >= Level::Throttle(1) {
+                let level = match wish.level {
+                    Level::Throttle(k) => Level::Throttle(k.max(next.peak_level)),
+                    other => other,
+                };
+                next.strikes = next.strikes.saturating_add(1);
+                notes.push(("surge while recovering: back to the peak level".into(), Rule::Relapse));
+                tighten_to = Some(level);
+            } else if now - next.since >= Duration::minutes(settings.recovery_watch_minutes)
+                && (wish.mode == Mode::DryRun || next.restore_point.as_ref().is_none_or(|rp| rp.limits == target.limits))
+            {
+                next.phase = Phase::Normal;
+                next.since = now;
+                next.restore_point = None;
+                next.applied = None;
+                next.peak_level = 0;
+                if wish.mode != prev.mode {
+                    next.mode = wish.mode;
+                }
+                notes.push(("recovered: original limits in place".into(), Rule::Calm));
+            }
+        }
+    }
+
+    let apply = wish.mode == Mode::Enforce;
+    if let Some(level) = tighten_to {
+        if next.restore_point.is_none() {
+            next.restore_point = Some(RestorePoint {
+                limits: target.limits.clone(),
+                captured_at: now,
+            });
+            let was_normal_for = now - prev.since;
+            if prev.phase == Phase::Normal && was_normal_for < Duration::minutes(settings.strike_memory_minutes) && prev.peak_level > 0 {
+                next.strikes = next.strikes.saturating_add(1);
+            }
+        }
+        let original = next.restore_point.as_ref().map_or(&target.limits, |rp| &rp.limits);
+        let escalating = next.phase.is_tightened() && prev_phase != Phase::Stopped;
+        let previous = if escalating { next.applied.as_ref() } else { None };
+        let mut limits = limits_for(inputs, target, figures, &wish, level, original, previous);
+        if apply {
+            reserve_from_pool(target, &mut limits, &wish, pool, minimum, &mut notes);
+        }
+        next.phase = match level {
+            Level::Stop => Phase::Stopped,
+            Level::Throttle(k) => Phase::Throttled { level: k },
+            _ => next.phase,
+        };
+        if let Level::Throttle(k) = level {
+            next.peak_level = next.peak_level.max(k);
+        }
+        next.since = now;
+        next.calm_since = None;
+        next.applied = Some(limits.clone());
+        let rule = if prev_phase == Phase::Recovering { Rule::Relapse } else { reason.rule };
+        push_changes(&mut actions, target, &target.limits, &limits, Intent::Tighten, &wish, apply, priority, &reason, rule);
+        notes.push((format!("{} → {}", prev_phase.name(), next.phase.name()), rule));
+    } else if relax {
+        next.phase = Phase::Recovering;
+        next.since = now;
+        next.calm_since = None;
+        let rule = if held { Rule::Released } else { Rule::Calm };
+        if let Some(rp) = &next.restore_point {
+            push_changes(&mut actions, target, &target.limits, &rp.limits, Intent::Restore, &wish, apply, priority, &reason, rule);
+        }
+        notes.push((format!("{} → recovering: restoring original limits", prev_phase.name()), rule));
+    } else if apply && prev.mode == Mode::Enforce {
+        // Converge: limits should be what the state says they are.
+        let want = match next.phase {
+            Phase::Throttled { .. } | Phase::Stopped => next.applied.as_ref().map(|l| (l, Intent::Tighten)),
+            Phase::Recovering => next.restore_point.as_ref().map(|rp| (&rp.limits, Intent::Restore)),
+            Phase::Normal | Phase::Watching => None,
+        };
+        if let Some((limits, intent)) = want
+            && *limits != target.limits
+        {
+            push_changes(&mut actions, target, &target.limits, limits, intent, &wish, true, priority, &reason, Rule::Converge);
+        }
+    }
+
+    if raw_level != wish.level && wish.protected && notes.iter().any(|(_, r)| *r == Rule::Protected) {
+        // Say what the unprotected guard would have done.
+        notes.retain(|(_, r)| *r != Rule::Protected);
+        notes.push((format!("over budget ({raw_level:?}) but protected: not throttled"), Rule::Protected));
+    }
+    for (text, rule) in notes {
+        let mut r = reason.clone();
+        r.rule = rule;
+        let mode_note = if apply { "" } else { " [dry-run: nothing changed]" };
+        actions.push(Action {
+            target: target.id.clone(),
+            change: Change::Notify {
+                topic: wish.topic.clone(),
+                subject: format!("dowguard: {} {}", target.id, text),
+                message: format!("{}: {text}{mode_note}. {}", target.id, r.summary()),
+            },
+            intent: Intent::Notify,
+            mode: wish.mode,
+            apply: true,
+            priority,
+            reason: r,
+        });
+    }
+    if prev_state != Some(&next) {
+        out.states.push((target.id.clone(), next));
+    }
+    out.actions.extend(actions);
+}
+
+/// Keeps the account's unreserved concurrency at or above its minimum: a reservation
+/// that would break it is lowered (never below the floor) or not made.
+fn reserve_from_pool(target: &Target, limits: &mut Limits, wish: &Wish, pool: &mut i64, minimum: i64, notes: &mut Vec<(String, Rule)>) {
+    let (
+        Limits::Function {
+            reserved_concurrency: current,
+            ..
+        },
+        Limits::Function {
+            reserved_concurrency: Some(planned),
+            ..
+        },
+    ) = (&target.limits, &mut *limits)
+    else {
+        return;
+    };
+    let held_now = i64::from(current.unwrap_or(0));
+    let delta = i64::from(*planned) - held_now;
+    if delta <= 0 || *pool - delta >= minimum {
+        *pool -= delta;
+        return;
+    }
+    let room = (*pool - minimum).max(0);
+    let fits = held_now + room;
+    let floor = i64::from(wish.floors.concurrency);
+    if fits >= floor {
+        notes.push((
+            format!("reserved concurrency lowered from {planned} to {fits} to keep {minimum} unreserved"),
+            Rule::UnreservedMinimum,
+        ));
+        *planned = u32::try_from(fits).unwrap_or(0);
+        *pool -= fits - held_now;
+    } else {
+        notes.push((
+            format!("cannot reserve {planned}: the account must keep {minimum} unreserved and the floor is {floor}"),
+            Rule::UnreservedMinimum,
+        ));
+        if let Limits::Function {
+            reserved_concurrency, ..
+        } = limits
+        {
+            *reserved_concurrency = *current;
+        }
+    }
+}
+
+/// The limits for `level`, never looser than the original or (when escalating) than
+/// the previous level, never below the floors.
+fn limits_for(
+    inputs: &Inputs<'_>,
+    target: &Target,
+    figures: &Figures,
+    wish: &Wish,
+    level: Level,
+    original: &Limits,
+    previous: Option<&Limits>,
+) -> Limits {
+    let settings = inputs.settings;
+    let units = UnitPrices::new(inputs.prices, &inputs.account_usage);
+    let floors = wish.floors;
+    let allowance_per_s = match level {
+        Level::Throttle(k) => wish.allowance.unwrap_or(0).saturating_mul(i128::from(settings.allowance(k))) / 1_000_000,
+        _ => 0,
+    };
+    let stop = level == Level::Stop;
+    let request_price = units.request_price(&target.spec);
+    let rate_for = |per_s: i128| -> u64 { if stop { 0 } else { request_price.units_for(Money::from_picos(per_s)) } };
+    let clamp_throttle = |rps: u64, original: Option<Throttle>, previous: Option<Throttle>| -> Throttle {
+        let mut rate = rps.max(u64::from(floors.rate));
+        let mut burst = rps.max(u64::from(floors.burst));
+        for cap in [original, previous].into_iter().flatten() {
+            let cap_rate = cap.rate_limit.floor().try_into().unwrap_or(u64::MAX);
+            rate = rate.min(cap_rate.max(u64::from(floors.rate)));
+            burst = burst.min(u64::from(cap.burst_limit).max(u64::from(floors.burst)));
+        }
+        Throttle {
+            rate_limit: rust_decimal::Decimal::from(rate.min(1_000_000)),
+            burst_limit: u32::try_from(burst.min(1_000_000)).unwrap_or(1_000_000),
+        }
+    };
+    match (&target.spec, original) {
+        (
+            TargetSpec::Function {
+                memory_mb,
+                arch,
+                async_invoked,
+            },
+            Limits::Function {
+                reserved_concurrency,
+                async_config,
+            },
+        ) => {
+            let concurrency = if stop {
+                0
+            } else {
+                // Cost of one busy execution environment for a second.
+                let avg_ms = if figures.avg_ms > 0 { figures.avg_ms } else { settings.default_avg_duration_ms }.max(1);
+                let (dn, dd) = units.duration_price(*arch).as_fraction();
+                let (rn, rd) = units.lambda_requests.as_fraction();
+                let per_s_num = i128::from(*memory_mb) * 1_000 * dn * rd * i128::from(avg_ms) + rn * 1_000 * dd;
+                let per_s_den = dd * rd * i128::from(avg_ms);
+                if per_s_num <= 0 {
+                    u64::MAX
+                } else {
+                    u64::try_from(allowance_per_s.saturating_mul(per_s_den) / per_s_num).unwrap_or(u64::MAX)
+                }
+            };
+            let mut reserved = concurrency.max(u64::from(floors.concurrency));
+            let prev_reserved = match previous {
+                Some(Limits::Function {
+                    reserved_concurrency: r, ..
+                }) => *r,
+                _ => None,
+            };
+            for cap in [*reserved_concurrency, prev_reserved].into_iter().flatten() {
+                reserved = reserved.min(u64::from(cap).max(u64::from(floors.concurrency)));
+            }
+            let reserved = reserved.min(u64::from(inputs.concurrency.limit));
+            let async_config = if *async_invoked {
+                let age = settings.async_max_event_age_s.clamp(60, 21_600);
+                let retries = settings.async_max_retries.min(2);
+                Some(AsyncConfig {
+                    max_event_age_s: Some(async_config.and_then(|c| c.max_event_age_s).map_or(age, |a| a.min(age))),
+                    max_retry_attempts: Some(async_config.and_then(|c| c.max_retry_attempts).map_or(retries, |r| r.min(retries))),
+                })
+            } else {
+                *async_config
+            };
+            Limits::Function {
+                reserved_concurrency: Some(u32::try_from(reserved).unwrap_or(u32::MAX)),
+                async_config,
+            }
+        }
+        (_, Limits::Stage { throttle }) => {
+            let prev = match previous {
+                Some(Limits::Stage { throttle }) => *throttle,
+                _ => None,
+            };
+            Limits::Stage {
+                throttle: Some(clamp_throttle(rate_for(allowance_per_s), *throttle, prev)),
+            }
+        }
+        (_, Limits::UsagePlan { throttle, quota }) => {
+            let (prev_t, prev_q) = match previous {
+                Some(Limits::UsagePlan { throttle, quota }) => (*throttle, *quota),
+                _ => (None, None),
+            };
+            let t = clamp_throttle(rate_for(allowance_per_s), *throttle, prev_t);
+            // Quota: what the rest of the budget buys, per key, for the budget's period.
+            let affordable = request_price.units_for(wish.remaining).max(1);
+            let period = match wish.period {
+                Period::Day => QuotaPeriod::Day,
+                Period::Month => QuotaPeriod::Month,
+            };
+            let q = [*quota, prev_q]
+                .into_iter()
+                .flatten()
+                .filter(|q| q.period == period)
+                .map(|q| q.limit)
+                .fold(affordable, u64::min);
+            Limits::UsagePlan {
+                throttle: Some(t),
+                quota: Some(Quota {
+                    limit: q,
+                    period,
+                    offset: quota.map_or(0, |q| q.offset),
+                }),
+            }
+        }
+        // A spec that does not match its limits (discovery raced a change): keep them.
+        (_, other) => other.clone(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_changes(
+    actions: &mut Vec<Action>,
+    target: &Target,
+    from: &Limits,
+    to: &Limits,
+    intent: Intent,
+    wish: &Wish,
+    apply: bool,
+    priority: Money,
+    reason: &Reason,
+    rule: Rule,
+) {
+    let mut reason = reason.clone();
+    reason.rule = rule;
+    let mut push = |change: Change| {
+        actions.push(Action {
+            target: target.id.clone(),
+            change,
+            intent,
+            mode: wish.mode,
+            apply,
+            priority,
+            reason: reason.clone(),
+        });
+    };
+    match (&target.id, from, to) {
+        (
+            TargetId::Function(function),
+            Limits::Function {
+                reserved_concurrency: r0,
+                async_config: a0,
+            },
+            Limits::Function {
+                reserved_concurrency: r1,
+                async_config: a1,
+            },
+        ) => {
+            // Async settings first when tightening, so a backlog queued by the new
+            // limit already expires; last when restoring.
+            let async_change = (a0 != a1).then(|| Change::AsyncInvokeConfig {
+                function: function.clone(),
+                from: *a0,
+                to: *a1,
+            });
+            let reserved_change = (r0 != r1).then(|| Change::ReservedConcurrency {
+                function: function.clone(),
+                from: *r0,
+                to: *r1,
+            });
+            let ordered = if intent == Intent::Restore {
+                [reserved_change, async_change]
+            } else {
+                [async_change, reserved_change]
+            };
+            for change in ordered.into_iter().flatten() {
+                push(change);
+            }
+        }
+        (stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)), Limits::Stage { throttle: t0 }, Limits::Stage { throttle: t1 }) => {
+            if t0 != t1 {
+                push(Change::StageThrottle {
+                    stage: stage.clone(),
+                    from: *t0,
+                    to: *t1,
+                });
+            }
+        }
+        (
+            TargetId::UsagePlan(plan),
+            Limits::UsagePlan {
+                throttle: t0,
+                quota: q0,
+            },
+            Limits::UsagePlan {
+                throttle: t1,
+                quota: q1,
+            },
+        ) => {
+            if t0 != t1 || q0 != q1 {
+                push(Change::UsagePlanLimits {
+                    plan: plan.clone(),
+                    from_throttle: *t0,
+                    to_throttle: *t1,
+                    from_quota: *q0,
+                    to_quota: *q1,
+                });
+            }
+        }
+        _ => {}
+    }
+}

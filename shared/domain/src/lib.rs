@@ -1,0 +1,28 @@
+//! dowguard's decision core: the pure functions that turn budgets, guard states,
+//! metric windows and prices into new states and actions.
+//!
+//! Nothing here performs I/O, reads the clock or the environment, or knows an AWS
+//! SDK type: the Lambdas, the CLI and the simulator all call [`decide`] with the
+//! same inputs and get the same answer. Money is exact ([`Money`], integer
+//! pico-dollars); prices come from a versioned [`PriceBook`].
+
+pub mod action;
+pub mod budget;
+pub mod decide;
+pub mod money;
+pub mod pricebook;
+pub mod state;
+pub mod target;
+pub mod usage;
+
+pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule};
+pub use budget::{Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds};
+pub use decide::{AccountConcurrency, BudgetReport, Decision, GuardSettings, Inputs, decide};
+pub use money::{Money, MoneyError};
+pub use pricebook::{PriceBook, PriceBookError, Prices, Product};
+pub use state::{GuardState, Level, Phase, RestorePoint};
+pub use target::{
+    ApiId, Arch, AsyncConfig, FunctionName, IdError, Limits, Quota, QuotaPeriod, StageName, Target, TargetId,
+    TargetKind, TargetSpec, Throttle, UsagePlanId,
+};
+pub use usage::{AccountUsage, MinuteUsage, PeriodUsage, TargetMetrics, Usage, epoch_minute};

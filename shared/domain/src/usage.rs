@@ -1,0 +1,233 @@
+//! Usage as the metrics report it: one-minute windows per target, and optional
+//! period-to-date totals, before any pricing.
+//!
+//! CloudWatch omits minutes with no data, so a missing minute means zero. Minutes are
+//! whole minutes since the Unix epoch ([`epoch_minute`]).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::budget::Period;
+
+/// The minute (since the Unix epoch) containing `t`.
+pub fn epoch_minute(t: DateTime<Utc>) -> i64 {
+    t.timestamp().div_euclid(60)
+}
+
+/// Counts for a stretch of time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Requests served (and billed): Lambda `Invocations`, API Gateway `Count`.
+    pub requests: u64,
+    /// Requests refused by a limit (Lambda `Throttles`, API Gateway 429s): not billed,
+    /// but part of the demand the guard must judge.
+    pub throttled: u64,
+    /// Sum of Lambda execution time in milliseconds (zero for API stages).
+    pub duration_ms: u64,
+}
+
+impl Usage {
+    /// Adds another stretch.
+    pub fn add(&mut self, other: &Usage) {
+        self.requests = self.requests.saturating_add(other.requests);
+        self.throttled = self.throttled.saturating_add(other.throttled);
+        self.duration_ms = self.duration_ms.saturating_add(other.duration_ms);
+    }
+
+    /// The usage that would have been billed had nothing been throttled: throttled
+    /// requests are assumed to run as long as served ones on average, or
+    /// `fallback_avg_ms` each when none was served.
+    pub fn demand(&self, fallback_avg_ms: u64) -> Usage {
+        let extra_ms = if self.requests == 0 {
+            self.throttled.saturating_mul(fallback_avg_ms)
+        } else {
+            ((u128::from(self.duration_ms) * u128::from(self.throttled)) / u128::from(self.requests)) as u64
+        };
+        Usage {
+            requests: self.requests.saturating_add(self.throttled),
+            throttled: 0,
+            duration_ms: self.duration_ms.saturating_add(extra_ms),
+        }
+    }
+}
+
+/// One minute of one target's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinuteUsage {
+    /// Minute since the Unix epoch.
+    pub minute: i64,
+    /// The counts.
+    #[serde(flatten)]
+    pub usage: Usage,
+}
+
+/// A period-to-date total fetched cheaply (e.g. one long-period datapoint), covering
+/// the period from `start` through the end of minute `through_minute`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodUsage {
+    /// Which kind of period.
+    pub period: Period,
+    /// The period's start; a total for another period (before roll-over) is ignored.
+    pub start: DateTime<Utc>,
+    /// Last minute (since epoch) included.
+    pub through_minute: i64,
+    /// The counts.
+    pub usage: Usage,
+}
+
+/// Everything measured for one target.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetMetrics {
+    /// One-minute datapoints in ascending minute order; gaps mean zero.
+    pub minutes: Vec<MinuteUsage>,
+    /// Period-to-date totals, if fetched.
+    #[serde(default)]
+    pub to_date: Vec<PeriodUsage>,
+}
+
+impl TargetMetrics {
+    /// Sums the minutes in `from..=to` (both epoch minutes). Out-of-order input is
+    /// tolerated by a linear scan; the sorted case uses a binary search.
+    pub fn sum(&self, from: i64, to: i64) -> Usage {
+        let mut total = Usage::default();
+        if from > to {
+            return total;
+        }
+        let sorted = self.minutes.windows(2).all(|w| w[0].minute <= w[1].minute);
+        if sorted {
+            let start = self.minutes.partition_point(|m| m.minute < from);
+            for m in self.minutes[start..].iter().take_while(|m| m.minute <= to) {
+                total.add(&m.usage);
+            }
+        } else {
+            for m in self.minutes.iter().filter(|m| (from..=to).contains(&m.minute)) {
+                total.add(&m.usage);
+            }
+        }
+        total
+    }
+
+    /// Usage from `period_start` through minute `to`: the matching period-to-date
+    /// total plus any newer minutes, or the minutes alone when no total matches
+    /// (after a roll-over, yesterday's total is ignored).
+    pub fn to_date(&self, period: Period, period_start: DateTime<Utc>, to: i64) -> Usage {
+        let first = epoch_minute(period_start);
+        let best = self
+            .to_date
+            .iter()
+            .filter(|p| p.period == period && p.start == period_start && p.through_minute <= to)
+            .max_by_key(|p| p.through_minute);
+        match best {
+            Some(total) => {
+                let mut usage = total.usage;
+                usage.add(&self.sum(total.through_minute + 1, to));
+                usage
+            }
+            None => self.sum(first, to),
+        }
+    }
+}
+
+/// The account's month-to-date usage per product, which places prices on their
+/// volume tiers (and inside or past the free tier).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountUsage {
+    /// Lambda requests this month.
+    pub lambda_requests: u64,
+    /// x86_64 Lambda MB-milliseconds this month.
+    pub lambda_mb_ms_x86: u128,
+    /// arm64 Lambda MB-milliseconds this month.
+    pub lambda_mb_ms_arm: u128,
+    /// REST API requests this month.
+    pub rest_requests: u64,
+    /// HTTP API requests this month.
+    pub http_requests: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn m(minute: i64, requests: u64) -> MinuteUsage {
+        MinuteUsage {
+            minute,
+            usage: Usage {
+                requests,
+                throttled: 0,
+                duration_ms: requests * 100,
+            },
+        }
+    }
+
+    #[test]
+    fn missing_minutes_count_as_zero() {
+        let metrics = TargetMetrics {
+            minutes: vec![m(10, 5), m(14, 7)],
+            to_date: vec![],
+        };
+        assert_eq!(metrics.sum(10, 14).requests, 12);
+        assert_eq!(metrics.sum(11, 13).requests, 0);
+        assert_eq!(metrics.sum(15, 10).requests, 0);
+    }
+
+    #[test]
+    fn unsorted_minutes_sum_the_same() {
+        let metrics = TargetMetrics {
+            minutes: vec![m(14, 7), m(10, 5), m(12, 1)],
+            to_date: vec![],
+        };
+        assert_eq!(metrics.sum(10, 12).requests, 6);
+    }
+
+    #[test]
+    fn to_date_uses_the_matching_total_and_ignores_the_previous_period() {
+        let today = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).single().expect("t");
+        let yesterday = Utc.with_ymd_and_hms(2026, 11, 21, 0, 0, 0).single().expect("t");
+        let start = epoch_minute(today);
+        let total = |s, n| PeriodUsage {
+            period: Period::Day,
+            start: s,
+            through_minute: start + 9,
+            usage: Usage {
+                requests: n,
+                ..Usage::default()
+            },
+        };
+        let metrics = TargetMetrics {
+            minutes: vec![m(start - 1, 1000), m(start + 5, 3), m(start + 10, 4), m(start + 11, 5)],
+            to_date: vec![total(yesterday, 999_999), total(today, 100)],
+        };
+        // Today's total through minute 9, plus minutes 10 and 11.
+        assert_eq!(metrics.to_date(Period::Day, today, start + 11).requests, 109);
+        // Without a matching total, only minutes inside today count.
+        let minutes_only = TargetMetrics {
+            to_date: vec![total(yesterday, 999_999)],
+            ..metrics
+        };
+        assert_eq!(minutes_only.to_date(Period::Day, today, start + 11).requests, 12);
+    }
+
+    #[test]
+    fn demand_adds_throttled_requests_at_the_served_average_duration() {
+        let u = Usage {
+            requests: 10,
+            throttled: 30,
+            duration_ms: 1_000,
+        };
+        assert_eq!(
+            u.demand(0),
+            Usage {
+                requests: 40,
+                throttled: 0,
+                duration_ms: 4_000
+            }
+        );
+        let stopped = Usage {
+            requests: 0,
+            throttled: 5,
+            duration_ms: 0,
+        };
+        assert_eq!(stopped.demand(200).duration_ms, 1_000);
+    }
+}
