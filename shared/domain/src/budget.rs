@@ -312,9 +312,11 @@ impl Thresholds {
         }
         let mut out = Vec::with_capacity(values.len());
         for raw in values {
-            let value: Decimal = raw.trim().trim_end_matches(['x', 'X']).parse().map_err(|_| {
-                reject("thresholds", format!("`{raw}` is not a number"))
-            })?;
+            let value: Decimal = raw
+                .trim()
+                .trim_end_matches(['x', 'X'])
+                .parse()
+                .map_err(|_| reject("thresholds", format!("`{raw}` is not a number")))?;
             if value <= Decimal::ZERO {
                 return Err(reject("thresholds", format!("`{raw}` must be above zero")));
             }
@@ -454,7 +456,10 @@ impl Budget {
         if amount > Money::from_dollars(MAX_BUDGET_DOLLARS) {
             return Err(reject(
                 "amount",
-                format!("{amount} is absurd; the largest budget accepted is {}", Money::from_dollars(MAX_BUDGET_DOLLARS)),
+                format!(
+                    "{amount} is absurd; the largest budget accepted is {}",
+                    Money::from_dollars(MAX_BUDGET_DOLLARS)
+                ),
             ));
         }
         if amount.to_decimal().normalize().scale() > 2 {
@@ -507,7 +512,9 @@ impl Budget {
     pub fn pace(&self, now: DateTime<Utc>, seconds: i64) -> Money {
         let (start, end) = self.period.bounds(now);
         let period_s = (end - start).num_seconds().max(1);
-        self.amount.mul_div(i128::from(seconds), i128::from(period_s)).unwrap_or(Money::ZERO)
+        self.amount
+            .mul_div(i128::from(seconds), i128::from(period_s))
+            .unwrap_or(Money::ZERO)
     }
 }
 
@@ -552,7 +559,12 @@ impl From<Budget> for BudgetSpec {
             scope: b.scope.to_string(),
             period: b.period.to_string(),
             amount: b.amount.to_decimal().to_string(),
-            thresholds: b.thresholds.all().iter().map(|t| t.to_decimal().to_string()).collect(),
+            thresholds: b
+                .thresholds
+                .all()
+                .iter()
+                .map(|t| t.to_decimal().to_string())
+                .collect(),
             mode: b.mode.to_string(),
             owner: b.owner,
             topic: b.topic,
@@ -599,17 +611,33 @@ mod tests {
             (|s| s.amount = "lots".into(), "amount", "not an amount"),
             (|s| s.amount = "1000000000".into(), "amount", "absurd"),
             (|s| s.amount = "10.005".into(), "amount", "whole cents"),
-            (|s| s.thresholds = vec!["2".into(), "1".into()], "thresholds", "ascending"),
+            (
+                |s| s.thresholds = vec!["2".into(), "1".into()],
+                "thresholds",
+                "ascending",
+            ),
             (|s| s.thresholds = vec!["1".into()], "thresholds", "2 to 6"),
-            (|s| s.thresholds = vec!["0".into(), "1".into()], "thresholds", "above zero"),
-            (|s| s.thresholds = vec!["1".into(), "99999".into()], "thresholds", "absurd"),
+            (
+                |s| s.thresholds = vec!["0".into(), "1".into()],
+                "thresholds",
+                "above zero",
+            ),
+            (
+                |s| s.thresholds = vec!["1".into(), "99999".into()],
+                "thresholds",
+                "absurd",
+            ),
             (|s| s.scope = "bucket:logs".into(), "scope", "unknown target kind"),
             (|s| s.scope = "tag:team".into(), "scope", "tag:KEY=VALUE"),
             (|s| s.scope = "function:bad name".into(), "scope", "not allowed"),
             (|s| s.period = "week".into(), "period", "day or month"),
             (|s| s.mode = "yolo".into(), "mode", "enforce or dry-run"),
             (|s| s.owner = " ".into(), "owner", "name an owner"),
-            (|s| s.topic = Some("arn:aws:sqs:us-east-1:123456789012:q".into()), "topic", "SNS topic ARN"),
+            (
+                |s| s.topic = Some("arn:aws:sqs:us-east-1:123456789012:q".into()),
+                "topic",
+                "SNS topic ARN",
+            ),
             (|s| s.id = "Checkout Daily".into(), "id", "lowercase"),
             (|s| s.floors.concurrency = 50_000, "floors", "absurd"),
         ];
@@ -634,7 +662,10 @@ mod tests {
 
     #[test]
     fn period_bounds_are_utc_calendar_days_and_months() {
-        let t = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).single().expect("time");
+        let t = Utc
+            .with_ymd_and_hms(2026, 12, 31, 23, 59, 59)
+            .single()
+            .expect("time");
         let (s, e) = Period::Month.bounds(t);
         assert_eq!(s.to_rfc3339(), "2026-12-01T00:00:00+00:00");
         assert_eq!(e.to_rfc3339(), "2027-01-01T00:00:00+00:00");

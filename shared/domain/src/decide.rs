@@ -292,7 +292,10 @@ fn burn(spend: Money, window_s: i64, allowance: Money, horizon_s: i64) -> BurnRa
             BurnRate(0)
         };
     }
-    let numerator = spend.picos().saturating_mul(i128::from(horizon_s)).saturating_mul(1_000_000);
+    let numerator = spend
+        .picos()
+        .saturating_mul(i128::from(horizon_s))
+        .saturating_mul(1_000_000);
     BurnRate(i64::try_from(numerator / denominator).unwrap_or(i64::MAX))
 }
 
@@ -308,7 +311,12 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let (month_start, _) = Period::Month.bounds(now);
 
     let empty = TargetMetrics::default();
-    let index: HashMap<&TargetId, usize> = inputs.targets.iter().enumerate().map(|(i, t)| (&t.id, i)).collect();
+    let index: HashMap<&TargetId, usize> = inputs
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (&t.id, i))
+        .collect();
 
     // 1. Price each target once.
     let figures: Vec<Figures> = inputs
@@ -318,7 +326,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             let m = inputs.metrics.get(&t.id).unwrap_or(&empty);
             let short = m.sum(short_from, end);
             let long = m.sum(long_from, end);
-            let avg_ms = if long.requests > 0 { long.duration_ms / long.requests } else { 0 };
+            let avg_ms = if long.requests > 0 {
+                long.duration_ms / long.requests
+            } else {
+                0
+            };
             let fallback = if avg_ms > 0 {
                 avg_ms
             } else {
@@ -329,7 +341,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                     .filter(|ms| *ms > 0)
                     .unwrap_or(settings.default_avg_duration_ms)
             };
-            let fallback = if matches!(t.spec, TargetSpec::Function { .. }) { fallback } else { 0 };
+            let fallback = if matches!(t.spec, TargetSpec::Function { .. }) {
+                fallback
+            } else {
+                0
+            };
             Figures {
                 short: units.cost(&t.spec, &short),
                 long: units.cost(&t.spec, &long),
@@ -391,7 +407,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             Period::Month => total.month,
         };
         let remaining = (budget.amount - spent).non_negative();
-        let projected = spent + total.long.mul_div(i128::from(remaining_s), i128::from(long_s)).unwrap_or(Money::ZERO);
+        let projected = spent
+            + total
+                .long
+                .mul_div(i128::from(remaining_s), i128::from(long_s))
+                .unwrap_or(Money::ZERO);
         let demand_short = burn(total.short_demand, short_s, remaining, remaining_s);
         let demand_long = burn(total.long_demand, long_s, remaining, remaining_s);
         let thresholds = &budget.thresholds;
@@ -416,7 +436,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 (false, None) => (Level::Normal, Rule::MultiWindow),
             }
         };
-        let calm_bar = levels.first().copied().unwrap_or(thresholds.watch()).scale(settings.hysteresis_millionths);
+        let calm_bar = levels
+            .first()
+            .copied()
+            .unwrap_or(thresholds.watch())
+            .scale(settings.hysteresis_millionths);
         let calm = remaining.is_positive() && demand_short < calm_bar && demand_long < calm_bar;
         let reason = Reason {
             budget: Some(budget.id.clone()),
@@ -451,9 +475,16 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         let contributors: Vec<usize> = if members.len() <= 1 || level < Level::Throttle(1) {
             members.clone()
         } else {
-            let mut ranked: Vec<usize> = members.iter().copied().filter(|i| figures[*i].short_demand.is_positive()).collect();
+            let mut ranked: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|i| figures[*i].short_demand.is_positive())
+                .collect();
             ranked.sort_by(|a, b| figures[*b].short_demand.cmp(&figures[*a].short_demand));
-            let goal = total.short_demand.mul_div(i128::from(settings.contributor_share_millionths), 1_000_000).unwrap_or(Money::ZERO);
+            let goal = total
+                .short_demand
+                .mul_div(i128::from(settings.contributor_share_millionths), 1_000_000)
+                .unwrap_or(Money::ZERO);
             let mut covered = Money::ZERO;
             let mut chosen = Vec::new();
             for i in ranked {
@@ -483,7 +514,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 continue;
             }
             let contributes = contributors.contains(&i);
-            let my_level = if contributes { level } else { level.min(Level::Watch) };
+            let my_level = if contributes {
+                level
+            } else {
+                level.min(Level::Watch)
+            };
             if contributes {
                 wish.calm &= calm;
             }
@@ -530,11 +565,29 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 let mut w = Wish::new();
                 w.mode = prev.mode;
                 w.reason = Some(orphan_reason());
-                step_target(inputs, target, &figures[i], prev_state, w, &mut pool, minimum, &mut out);
+                step_target(
+                    inputs,
+                    target,
+                    &figures[i],
+                    prev_state,
+                    w,
+                    &mut pool,
+                    minimum,
+                    &mut out,
+                );
             }
             continue;
         };
-        step_target(inputs, target, &figures[i], prev_state, wish, &mut pool, minimum, &mut out);
+        step_target(
+            inputs,
+            target,
+            &figures[i],
+            prev_state,
+            wish,
+            &mut pool,
+            minimum,
+            &mut out,
+        );
     }
     out.actions.sort_by(|a, b| {
         let rank = |x: &Action| match x.intent {
@@ -580,7 +633,10 @@ fn step_target(
         next.avg_duration_ms = figures.avg_ms;
     }
     let reason = wish.reason.clone().unwrap_or_else(orphan_reason);
-    let priority = figures.short_demand.mul_div(3_600, settings.short_window_minutes.max(1) as i128 * 60).unwrap_or(Money::ZERO);
+    let priority = figures
+        .short_demand
+        .mul_div(3_600, settings.short_window_minutes.max(1) as i128 * 60)
+        .unwrap_or(Money::ZERO);
     let mut actions: Vec<Action> = Vec::new();
     let mut notes: Vec<(String, Rule)> = Vec::new();
 
@@ -602,7 +658,10 @@ fn step_target(
                     next.phase = Phase::Recovering;
                     next.since = now;
                     next.calm_since = None;
-                    notes.push(("enforce turned off: restoring original limits".into(), Rule::ModeChange));
+                    notes.push((
+                        "enforce turned off: restoring original limits".into(),
+                        Rule::ModeChange,
+                    ));
                 }
             }
         }
@@ -645,7 +704,10 @@ fn step_target(
                     next.since = now;
                     notes.push(("spend above the watch threshold".into(), reason.rule));
                 }
-            } else if next.phase == Phase::Watching && wish.calm && calm_for(&next) >= Duration::minutes(settings.relax_after_minutes) {
+            } else if next.phase == Phase::Watching
+                && wish.calm
+                && calm_for(&next) >= Duration::minutes(settings.relax_after_minutes)
+            {
                 next.phase = Phase::Normal;
                 next.since = now;
             }
@@ -685,10 +747,17 @@ fn step_target(
                     other => other,
                 };
                 next.strikes = next.strikes.saturating_add(1);
-                notes.push(("surge while recovering: back to the peak level".into(), Rule::Relapse));
+                notes.push((
+                    "surge while recovering: back to the peak level".into(),
+                    Rule::Relapse,
+                ));
                 tighten_to = Some(level);
             } else if now - next.since >= Duration::minutes(settings.recovery_watch_minutes)
-                && (wish.mode == Mode::DryRun || next.restore_point.as_ref().is_none_or(|rp| rp.limits == target.limits))
+                && (wish.mode == Mode::DryRun
+                    || next
+                        .restore_point
+                        .as_ref()
+                        .is_none_or(|rp| rp.limits == target.limits))
             {
                 next.phase = Phase::Normal;
                 next.since = now;
@@ -711,11 +780,17 @@ fn step_target(
                 captured_at: now,
             });
             let was_normal_for = now - prev.since;
-            if prev.phase == Phase::Normal && was_normal_for < Duration::minutes(settings.strike_memory_minutes) && prev.peak_level > 0 {
+            if prev.phase == Phase::Normal
+                && was_normal_for < Duration::minutes(settings.strike_memory_minutes)
+                && prev.peak_level > 0
+            {
                 next.strikes = next.strikes.saturating_add(1);
             }
         }
-        let original = next.restore_point.as_ref().map_or(&target.limits, |rp| &rp.limits);
+        let original = next
+            .restore_point
+            .as_ref()
+            .map_or(&target.limits, |rp| &rp.limits);
         let escalating = next.phase.is_tightened() && prev_phase != Phase::Stopped;
         let previous = if escalating { next.applied.as_ref() } else { None };
         let mut limits = limits_for(inputs, target, figures, &wish, level, original, previous);
@@ -733,8 +808,23 @@ fn step_target(
         next.since = now;
         next.calm_since = None;
         next.applied = Some(limits.clone());
-        let rule = if prev_phase == Phase::Recovering { Rule::Relapse } else { reason.rule };
-        push_changes(&mut actions, target, &target.limits, &limits, Intent::Tighten, &wish, apply, priority, &reason, rule);
+        let rule = if prev_phase == Phase::Recovering {
+            Rule::Relapse
+        } else {
+            reason.rule
+        };
+        push_changes(
+            &mut actions,
+            target,
+            &target.limits,
+            &limits,
+            Intent::Tighten,
+            &wish,
+            apply,
+            priority,
+            &reason,
+            rule,
+        );
         notes.push((format!("{} → {}", prev_phase.name(), next.phase.name()), rule));
     } else if relax {
         next.phase = Phase::Recovering;
@@ -742,27 +832,58 @@ fn step_target(
         next.calm_since = None;
         let rule = if held { Rule::Released } else { Rule::Calm };
         if let Some(rp) = &next.restore_point {
-            push_changes(&mut actions, target, &target.limits, &rp.limits, Intent::Restore, &wish, apply, priority, &reason, rule);
+            push_changes(
+                &mut actions,
+                target,
+                &target.limits,
+                &rp.limits,
+                Intent::Restore,
+                &wish,
+                apply,
+                priority,
+                &reason,
+                rule,
+            );
         }
-        notes.push((format!("{} → recovering: restoring original limits", prev_phase.name()), rule));
+        notes.push((
+            format!("{} → recovering: restoring original limits", prev_phase.name()),
+            rule,
+        ));
     } else if apply && prev.mode == Mode::Enforce {
         // Converge: limits should be what the state says they are.
         let want = match next.phase {
             Phase::Throttled { .. } | Phase::Stopped => next.applied.as_ref().map(|l| (l, Intent::Tighten)),
-            Phase::Recovering => next.restore_point.as_ref().map(|rp| (&rp.limits, Intent::Restore)),
+            Phase::Recovering => next
+                .restore_point
+                .as_ref()
+                .map(|rp| (&rp.limits, Intent::Restore)),
             Phase::Normal | Phase::Watching => None,
         };
         if let Some((limits, intent)) = want
             && *limits != target.limits
         {
-            push_changes(&mut actions, target, &target.limits, limits, intent, &wish, true, priority, &reason, Rule::Converge);
+            push_changes(
+                &mut actions,
+                target,
+                &target.limits,
+                limits,
+                intent,
+                &wish,
+                true,
+                priority,
+                &reason,
+                Rule::Converge,
+            );
         }
     }
 
     if raw_level != wish.level && wish.protected && notes.iter().any(|(_, r)| *r == Rule::Protected) {
         // Say what the unprotected guard would have done.
         notes.retain(|(_, r)| *r != Rule::Protected);
-        notes.push((format!("over budget ({raw_level:?}) but protected: not throttled"), Rule::Protected));
+        notes.push((
+            format!("over budget ({raw_level:?}) but protected: not throttled"),
+            Rule::Protected,
+        ));
     }
     for (text, rule) in notes {
         let mut r = reason.clone();
@@ -790,7 +911,14 @@ fn step_target(
 
 /// Keeps the account's unreserved concurrency at or above its minimum: a reservation
 /// that would break it is lowered (never below the floor) or not made.
-fn reserve_from_pool(target: &Target, limits: &mut Limits, wish: &Wish, pool: &mut i64, minimum: i64, notes: &mut Vec<(String, Rule)>) {
+fn reserve_from_pool(
+    target: &Target,
+    limits: &mut Limits,
+    wish: &Wish,
+    pool: &mut i64,
+    minimum: i64,
+    notes: &mut Vec<(String, Rule)>,
+) {
     let (
         Limits::Function {
             reserved_concurrency: current,
@@ -849,12 +977,23 @@ fn limits_for(
     let units = UnitPrices::new(inputs.prices, &inputs.account_usage);
     let floors = wish.floors;
     let allowance_per_s = match level {
-        Level::Throttle(k) => wish.allowance.unwrap_or(0).saturating_mul(i128::from(settings.allowance(k))) / 1_000_000,
+        Level::Throttle(k) => {
+            wish.allowance
+                .unwrap_or(0)
+                .saturating_mul(i128::from(settings.allowance(k)))
+                / 1_000_000
+        }
         _ => 0,
     };
     let stop = level == Level::Stop;
     let request_price = units.request_price(&target.spec);
-    let rate_for = |per_s: i128| -> u64 { if stop { 0 } else { request_price.units_for(Money::from_picos(per_s)) } };
+    let rate_for = |per_s: i128| -> u64 {
+        if stop {
+            0
+        } else {
+            request_price.units_for(Money::from_picos(per_s))
+        }
+    };
     let clamp_throttle = |rps: u64, original: Option<Throttle>, previous: Option<Throttle>| -> Throttle {
         let mut rate = rps.max(u64::from(floors.rate));
         let mut burst = rps.max(u64::from(floors.burst));
@@ -884,10 +1023,16 @@ fn limits_for(
                 0
             } else {
                 // Cost of one busy execution environment for a second.
-                let avg_ms = if figures.avg_ms > 0 { figures.avg_ms } else { settings.default_avg_duration_ms }.max(1);
+                let avg_ms = if figures.avg_ms > 0 {
+                    figures.avg_ms
+                } else {
+                    settings.default_avg_duration_ms
+                }
+                .max(1);
                 let (dn, dd) = units.duration_price(*arch).as_fraction();
                 let (rn, rd) = units.lambda_requests.as_fraction();
-                let per_s_num = i128::from(*memory_mb) * 1_000 * dn * rd * i128::from(avg_ms) + rn * 1_000 * dd;
+                let per_s_num =
+                    i128::from(*memory_mb) * 1_000 * dn * rd * i128::from(avg_ms) + rn * 1_000 * dd;
                 let per_s_den = dd * rd * i128::from(avg_ms);
                 if per_s_num <= 0 {
                     u64::MAX
@@ -898,7 +1043,8 @@ fn limits_for(
             let mut reserved = concurrency.max(u64::from(floors.concurrency));
             let prev_reserved = match previous {
                 Some(Limits::Function {
-                    reserved_concurrency: r, ..
+                    reserved_concurrency: r,
+                    ..
                 }) => *r,
                 _ => None,
             };
@@ -910,8 +1056,16 @@ fn limits_for(
                 let age = settings.async_max_event_age_s.clamp(60, 21_600);
                 let retries = settings.async_max_retries.min(2);
                 Some(AsyncConfig {
-                    max_event_age_s: Some(async_config.and_then(|c| c.max_event_age_s).map_or(age, |a| a.min(age))),
-                    max_retry_attempts: Some(async_config.and_then(|c| c.max_retry_attempts).map_or(retries, |r| r.min(retries))),
+                    max_event_age_s: Some(
+                        async_config
+                            .and_then(|c| c.max_event_age_s)
+                            .map_or(age, |a| a.min(age)),
+                    ),
+                    max_retry_attempts: Some(
+                        async_config
+                            .and_then(|c| c.max_retry_attempts)
+                            .map_or(retries, |r| r.min(retries)),
+                    ),
                 })
             } else {
                 *async_config
@@ -1021,7 +1175,11 @@ fn push_changes(
                 push(change);
             }
         }
-        (stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)), Limits::Stage { throttle: t0 }, Limits::Stage { throttle: t1 }) => {
+        (
+            stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
+            Limits::Stage { throttle: t0 },
+            Limits::Stage { throttle: t1 },
+        ) => {
             if t0 != t1 {
                 push(Change::StageThrottle {
                     stage: stage.clone(),

@@ -16,7 +16,9 @@ pub mod target;
 pub mod usage;
 
 pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule};
-pub use budget::{Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds};
+pub use budget::{
+    Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds,
+};
 pub use decide::{AccountConcurrency, BudgetReport, Decision, GuardSettings, Inputs, decide};
 pub use money::{Money, MoneyError};
 pub use pricebook::{PriceBook, PriceBookError, Prices, Product};

@@ -34,7 +34,9 @@ pub enum PriceBookError {
         reason: String,
     },
     /// The requested region is not in the book.
-    #[error("region `{region}` is not in price book {version}; known regions: {known}. Add it to the price book file")]
+    #[error(
+        "region `{region}` is not in price book {version}; known regions: {known}. Add it to the price book file"
+    )]
     UnknownRegion {
         /// The region asked for.
         region: String,
@@ -273,12 +275,11 @@ impl PriceBook {
     pub fn from_toml(text: &str) -> Result<Self, PriceBookError> {
         let file: BookFile =
             toml::from_str(text).map_err(|e| PriceBookError::Syntax(e.message().to_string()))?;
-        let effective = NaiveDate::parse_from_str(&file.effective, "%Y-%m-%d").map_err(|_| {
-            PriceBookError::Invalid {
+        let effective =
+            NaiveDate::parse_from_str(&file.effective, "%Y-%m-%d").map_err(|_| PriceBookError::Invalid {
                 field: "effective".into(),
                 reason: format!("`{}` is not a date like 2026-11-01", file.effective),
-            }
-        })?;
+            })?;
         if file.version.trim().is_empty() {
             return Err(invalid("version", "must not be empty"));
         }
@@ -377,8 +378,12 @@ fn invalid(field: &str, reason: &str) -> PriceBookError {
 fn is_region_code(code: &str) -> bool {
     let parts: Vec<&str> = code.split('-').collect();
     parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts
+            .last()
+            .is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn schedule(
@@ -395,9 +400,11 @@ fn schedule(
     let mut previous_price: Option<i128> = None;
     for (i, tier) in tiers.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let price: Decimal = tier.price.trim().parse().map_err(|_| {
-            invalid(&at, &format!("price `{}` is not a decimal number", tier.price))
-        })?;
+        let price: Decimal = tier
+            .price
+            .trim()
+            .parse()
+            .map_err(|_| invalid(&at, &format!("price `{}` is not a decimal number", tier.price)))?;
         if price.is_sign_negative() {
             return Err(invalid(&at, "price must not be negative"));
         }
@@ -405,7 +412,10 @@ fn schedule(
             .map_err(|_| {
                 invalid(
                     &at,
-                    &format!("price `{}` has more than {MONEY_SCALE} decimal places", tier.price),
+                    &format!(
+                        "price `{}` has more than {MONEY_SCALE} decimal places",
+                        tier.price
+                    ),
                 )
             })?
             .picos();
@@ -413,7 +423,10 @@ fn schedule(
         let numerator = match unit {
             Unit::PerMillionRequests => {
                 if picos % 1_000_000 != 0 {
-                    return Err(invalid(&at, "a price per million may have at most 6 decimal places"));
+                    return Err(invalid(
+                        &at,
+                        "a price per million may have at most 6 decimal places",
+                    ));
                 }
                 picos / 1_000_000
             }
@@ -422,13 +435,19 @@ fn schedule(
         if let Some(prev) = previous_price
             && numerator > prev
         {
-            return Err(invalid(&at, "a higher tier must not cost more than the tier before it"));
+            return Err(invalid(
+                &at,
+                "a higher tier must not cost more than the tier before it",
+            ));
         }
         previous_price = Some(numerator);
         let last = i + 1 == tiers.len();
         let up_to = match (tier.up_to, last) {
             (Some(_), true) => {
-                return Err(invalid(&at, "the last tier has no `up_to`: it covers everything above"));
+                return Err(invalid(
+                    &at,
+                    "the last tier has no `up_to`: it covers everything above",
+                ));
             }
             (None, false) => {
                 return Err(invalid(&at, "every tier but the last needs `up_to`"));
@@ -482,7 +501,10 @@ mod tests {
     fn lambda_worked_examples_match_published_prices() {
         let p = us_east_1();
         // 3 million requests at $0.20 per million = $0.60.
-        assert_eq!(p.cost(Product::LambdaRequests, 0, 3_000_000), Money::from_cents(60));
+        assert_eq!(
+            p.cost(Product::LambdaRequests, 0, 3_000_000),
+            Money::from_cents(60)
+        );
         // 3M invocations × 120 ms × 512 MB = 180,000 GB-s × $0.0000166667 = $3.000006.
         let mb_ms = 3_000_000u128 * 120 * 512;
         assert_eq!(
@@ -506,9 +528,15 @@ mod tests {
     fn api_gateway_worked_examples_match_published_prices() {
         let p = us_east_1();
         // A REST API at 10,000 req/s for an hour: 36M requests × $3.50/M = $126.
-        assert_eq!(p.cost(Product::RestRequests, 0, 36_000_000), Money::from_dollars(126));
+        assert_eq!(
+            p.cost(Product::RestRequests, 0, 36_000_000),
+            Money::from_dollars(126)
+        );
         // 5M HTTP API calls at $1.00/M = $5.
-        assert_eq!(p.cost(Product::HttpRequests, 0, 5_000_000), Money::from_dollars(5));
+        assert_eq!(
+            p.cost(Product::HttpRequests, 0, 5_000_000),
+            Money::from_dollars(5)
+        );
         // REST tier crossing: 400M requests = 333M × 3.50 + 67M × 2.80 = $1,353.10.
         assert_eq!(
             p.cost(Product::RestRequests, 0, 400_000_000),
@@ -518,7 +546,10 @@ mod tests {
         let eu = PriceBook::bundled()
             .and_then(|b| b.prices("eu-west-1", false))
             .expect("eu-west-1");
-        assert_eq!(eu.cost(Product::HttpRequests, 0, 1_000_000), Money::parse("1.11").expect("money"));
+        assert_eq!(
+            eu.cost(Product::HttpRequests, 0, 1_000_000),
+            Money::parse("1.11").expect("money")
+        );
     }
 
     #[test]
@@ -529,7 +560,9 @@ mod tests {
         let beyond = p.cost(Product::LambdaDurationX86, 6_000_000_000 * gbs, 1_000_000 * gbs);
         assert_eq!(beyond, Money::from_dollars(15));
         assert_eq!(
-            p.schedule(Product::LambdaDurationX86).marginal(7_000_000_000 * gbs).cost(gbs),
+            p.schedule(Product::LambdaDurationX86)
+                .marginal(7_000_000_000 * gbs)
+                .cost(gbs),
             Money::from_picos(15_000_000)
         );
     }
@@ -539,13 +572,19 @@ mod tests {
         let book = PriceBook::bundled().expect("valid");
         let with_free = book.prices("us-east-1", true).expect("region");
         // 3M requests with 1M free: 2M × $0.20/M = $0.40.
-        assert_eq!(with_free.cost(Product::LambdaRequests, 0, 3_000_000), Money::from_cents(40));
+        assert_eq!(
+            with_free.cost(Product::LambdaRequests, 0, 3_000_000),
+            Money::from_cents(40)
+        );
         // Once the month is past the allowance nothing more is free.
         assert_eq!(
             with_free.cost(Product::LambdaRequests, 2_000_000, 1_000_000),
             Money::from_cents(20)
         );
-        assert_eq!(us_east_1().cost(Product::LambdaRequests, 0, 1_000_000), Money::from_cents(20));
+        assert_eq!(
+            us_east_1().cost(Product::LambdaRequests, 0, 1_000_000),
+            Money::from_cents(20)
+        );
     }
 
     #[test]
@@ -561,14 +600,34 @@ mod tests {
         let good = BUNDLED_PRICE_BOOK;
         let cases = [
             (good.replace("\"0.20\"", "\"-0.20\""), "must not be negative"),
-            (good.replace("effective = \"2026-11-01\"", "effective = \"soon\""), "effective"),
             (
-                good.replacen("{ up_to = 15_000_000_000, price = \"0.0000150000\" }", "{ up_to = 1, price = \"0.0000150000\" }", 1),
+                good.replace("effective = \"2026-11-01\"", "effective = \"soon\""),
+                "effective",
+            ),
+            (
+                good.replacen(
+                    "{ up_to = 15_000_000_000, price = \"0.0000150000\" }",
+                    "{ up_to = 1, price = \"0.0000150000\" }",
+                    1,
+                ),
                 "must grow",
             ),
-            (good.replacen("{ price = \"1.51\" }", "{ up_to = 30_000_000_000, price = \"1.51\" }", 1), "last tier"),
-            (good.replacen("price = \"2.80\"", "price = \"9.80\"", 1), "must not cost more"),
-            (good.replacen("version = ", "colour = \"red\"\nversion = ", 1), "colour"),
+            (
+                good.replacen(
+                    "{ price = \"1.51\" }",
+                    "{ up_to = 30_000_000_000, price = \"1.51\" }",
+                    1,
+                ),
+                "last tier",
+            ),
+            (
+                good.replacen("price = \"2.80\"", "price = \"9.80\"", 1),
+                "must not cost more",
+            ),
+            (
+                good.replacen("version = ", "colour = \"red\"\nversion = ", 1),
+                "colour",
+            ),
         ];
         for (text, needle) in cases {
             let err = PriceBook::from_toml(&text).expect_err(needle);

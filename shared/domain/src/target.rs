@@ -177,7 +177,11 @@ impl TargetId {
             return parse_lambda_arn(value);
         }
         let Some((kind, rest)) = value.split_once(':') else {
-            return Err(id_error("target", value, format!("expected one of {TARGET_FORMS}")));
+            return Err(id_error(
+                "target",
+                value,
+                format!("expected one of {TARGET_FORMS}"),
+            ));
         };
         let stage = |rest: &str| -> Result<(ApiId, StageName), IdError> {
             let (api, stage) = rest
@@ -221,14 +225,20 @@ fn parse_lambda_arn(value: &str) -> Result<TargetId, IdError> {
     if parts[2] != "lambda" || parts[5] != "function" {
         return Err(bad("only Lambda function ARNs name a function target"));
     }
-    if parts[3].is_empty() || !parts[3].chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if parts[3].is_empty()
+        || !parts[3]
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         return Err(bad("the region is missing or malformed"));
     }
     if parts[4].len() != 12 || !parts[4].chars().all(|c| c.is_ascii_digit()) {
         return Err(bad("the account must be 12 digits"));
     }
     if parts.len() == 8 {
-        return Err(bad("qualified ARNs (versions, aliases) are not guarded; use the function itself"));
+        return Err(bad(
+            "qualified ARNs (versions, aliases) are not guarded; use the function itself",
+        ));
     }
     Ok(TargetId::Function(FunctionName::parse(parts[6])?))
 }
@@ -427,7 +437,10 @@ mod tests {
             ("rest-stage:UPPER/prod", "lowercase"),
             ("arn:aws:s3:::bucket", "expected arn:aws:lambda"),
             ("arn:aws:lambda:us-east-1:123:function:f", "12 digits"),
-            ("arn:aws:lambda:us-east-1:123456789012:function:f:live", "qualified"),
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:f:live",
+                "qualified",
+            ),
             ("checkout", "expected one of"),
         ];
         for (text, needle) in cases {

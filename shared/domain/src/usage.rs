@@ -195,7 +195,12 @@ mod tests {
             },
         };
         let metrics = TargetMetrics {
-            minutes: vec![m(start - 1, 1000), m(start + 5, 3), m(start + 10, 4), m(start + 11, 5)],
+            minutes: vec![
+                m(start - 1, 1000),
+                m(start + 5, 3),
+                m(start + 10, 4),
+                m(start + 11, 5),
+            ],
             to_date: vec![total(yesterday, 999_999), total(today, 100)],
         };
         // Today's total through minute 9, plus minutes 10 and 11.

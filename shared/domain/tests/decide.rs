@@ -1,0 +1,563 @@
+//! Table-driven and scenario tests of the decision function.
+
+mod support;
+
+use chrono::{Duration, TimeZone, Utc};
+use dowguard_domain::{
+    AsyncConfig, Change, Floors, Intent, Level, Limits, Money, Phase, Rule, Throttle, epoch_minute,
+};
+use support::*;
+
+const DAILY: u64 = 240;
+const MB: u32 = 512;
+const MS: u64 = 100;
+
+fn checkout(reserved: Option<u32>) -> World {
+    World::new()
+        .with_target(function("checkout", MB, false, reserved))
+        .with_budget(spec("checkout-daily", "function:checkout", "240"))
+}
+
+fn at(multiple: u64) -> Demand {
+    Demand {
+        requests: lambda_rate(DAILY, multiple, u64::from(MB), MS),
+        ms_each: MS,
+    }
+}
+
+fn half_pace() -> Demand {
+    Demand {
+        requests: lambda_rate(DAILY, 1, u64::from(MB), MS) / 2,
+        ms_each: MS,
+    }
+}
+
+/// Flood visible in the last complete minute (minute now-3).
+fn flooded(mut world: World, multiple: u64) -> World {
+    let f = id("function:checkout");
+    world.history(&f, 60, half_pace());
+    let visible = epoch_minute(world.now) - 3;
+    world.record(&f, visible, at(multiple));
+    world
+}
+
+#[test]
+fn spend_below_pace_changes_nothing() {
+    let mut world = checkout(None);
+    world.history(&id("function:checkout"), 120, half_pace());
+    let decision = world.decide();
+    assert!(decision.actions.is_empty(), "{:#?}", decision.actions);
+    assert_eq!(decision.reports[0].level, Level::Normal);
+    assert!(decision.reports[0].spent.is_positive());
+}
+
+#[test]
+fn budget_levels_follow_both_windows_and_the_fast_lane() {
+    // (label, long-window multiple, short-window multiple, expected level, rule)
+    let cases = [
+        // At 06:00 with one hour spent, pace leaves more than enough for the day.
+        ("on pace", 1, 1, Level::Normal, Rule::MultiWindow),
+        ("short spike only", 1, 3, Level::Normal, Rule::MultiWindow),
+        (
+            "both windows above the remaining pace",
+            2,
+            2,
+            Level::Watch,
+            Rule::MultiWindow,
+        ),
+        ("sustained 3x", 3, 3, Level::Throttle(1), Rule::MultiWindow),
+        ("sustained 8x", 8, 8, Level::Throttle(2), Rule::MultiWindow),
+        (
+            "flood in short window",
+            1,
+            100,
+            Level::Throttle(3),
+            Rule::FastLane,
+        ),
+    ];
+    for (label, long, short, level, rule) in cases {
+        let mut world = checkout(None);
+        let f = id("function:checkout");
+        world.history(&f, 60, at(long));
+        let now = epoch_minute(world.now);
+        for m in (now - 7)..(now - 2) {
+            world.record(&f, m, at(short));
+        }
+        let report = &world.decide().reports[0];
+        assert_eq!((report.level, report.rule), (level, rule), "{label}: {report:#?}");
+    }
+}
+
+#[test]
+fn flood_is_throttled_on_the_first_pass_that_sees_it_and_the_original_is_kept() {
+    let world = flooded(checkout(None), 100);
+    let decision = world.decide();
+    let f = id("function:checkout");
+    let tightened = tightens(&decision);
+    assert_eq!(tightened.len(), 1, "{tightened:#?}");
+    let Change::ReservedConcurrency {
+        from,
+        to: Some(limit),
+        ..
+    } = &tightened[0].change
+    else {
+        panic!("expected reserved concurrency, got {:?}", tightened[0].change);
+    };
+    assert_eq!(*from, None);
+    assert_eq!(tightened[0].permission(), "lambda:PutFunctionConcurrency");
+    assert_eq!(tightened[0].reason.rule, Rule::FastLane);
+    // The limit caps spend at or below the rate the remaining budget allows.
+    let report = &decision.reports[0];
+    let remaining = report.amount - report.spent;
+    let (_, end) = dowguard_domain::Period::Day.bounds(world.now);
+    let remaining_per_s = remaining.picos() / i128::from((end - world.now).num_seconds());
+    let per_busy_second = 200_000 * 1_000 / i128::from(MS) + i128::from(MB) * 1_000 * 16_666_700 / 1_024_000;
+    assert!(*limit > 0, "a throttle, not a stop");
+    assert!(
+        i128::from(*limit) * per_busy_second <= remaining_per_s,
+        "limit {limit} spends too fast"
+    );
+    let state = decision
+        .states
+        .iter()
+        .find(|(t, _)| *t == f)
+        .map(|(_, s)| s)
+        .expect("state written");
+    assert_eq!(state.phase, Phase::Throttled { level: 3 });
+    let rp = state.restore_point.as_ref().expect("restore point captured");
+    assert_eq!(rp.limits, world.limits(&f));
+    assert!(
+        decision.actions.iter().any(|a| a.intent == Intent::Notify),
+        "owners are told"
+    );
+}
+
+#[test]
+fn async_functions_also_get_a_short_event_age_so_the_backlog_expires() {
+    let mut world = World::new()
+        .with_target(function("ingest", MB, true, None))
+        .with_budget(spec("ingest-daily", "function:ingest", "240"));
+    let f = id("function:ingest");
+    world.history(&f, 60, half_pace());
+    world.record(&f, epoch_minute(world.now) - 3, at(100));
+    let decision = world.decide();
+    let kinds: Vec<&Change> = tightens(&decision).iter().map(|a| &a.change).collect();
+    assert!(matches!(
+        kinds[0],
+        Change::AsyncInvokeConfig {
+            to: Some(AsyncConfig {
+                max_event_age_s: Some(60),
+                max_retry_attempts: Some(0)
+            }),
+            ..
+        }
+    ));
+    assert!(matches!(kinds[1], Change::ReservedConcurrency { .. }));
+}
+
+#[test]
+fn exhausted_budget_stops_at_the_floor() {
+    let mut s = spec("checkout-daily", "function:checkout", "240");
+    s.floors = Floors {
+        concurrency: 5,
+        rate: 0,
+        burst: 0,
+    };
+    let mut world = World::new()
+        .with_target(function("checkout", MB, false, None))
+        .with_budget(s);
+    // Six hours at 5x pace spends more than the whole day's budget.
+    world.history(&id("function:checkout"), 360, at(5));
+    let decision = world.decide();
+    assert_eq!(decision.reports[0].level, Level::Stop);
+    let limits: Vec<&Change> = tightens(&decision).iter().map(|a| &a.change).collect();
+    assert!(
+        matches!(limits[..], [Change::ReservedConcurrency { to: Some(5), .. }]),
+        "{limits:?}"
+    );
+}
+
+#[test]
+fn dry_run_decides_the_same_actions_but_applies_none() {
+    let enforce = flooded(checkout(None), 100).decide();
+    let mut s = spec("checkout-daily", "function:checkout", "240");
+    s.mode = "dry-run".into();
+    let dry = flooded(
+        World::new()
+            .with_target(function("checkout", MB, false, None))
+            .with_budget(s),
+        100,
+    )
+    .decide();
+    let strip = |d: &dowguard_domain::Decision| -> Vec<Change> {
+        changes(d).iter().map(|a| a.change.clone()).collect()
+    };
+    assert_eq!(strip(&enforce), strip(&dry));
+    assert!(changes(&dry).iter().all(|a| !a.apply));
+    assert!(changes(&enforce).iter().all(|a| a.apply));
+    assert!(
+        dry.actions
+            .iter()
+            .filter(|a| a.intent == Intent::Notify)
+            .all(|a| a.apply),
+        "notices still go out"
+    );
+}
+
+#[test]
+fn protected_targets_are_reported_never_throttled() {
+    let mut s = spec("checkout-daily", "function:checkout", "240");
+    s.protected = true;
+    let world = flooded(
+        World::new()
+            .with_target(function("checkout", MB, false, None))
+            .with_budget(s),
+        100,
+    );
+    let decision = world.decide();
+    assert!(changes(&decision).is_empty(), "{:#?}", decision.actions);
+    assert!(decision.actions.iter().any(|a| a.reason.rule == Rule::Protected));
+    assert_eq!(
+        decision.reports[0].level,
+        Level::Throttle(3),
+        "the report still says how bad it is"
+    );
+}
+
+#[test]
+fn unreserved_minimum_is_never_crossed() {
+    let mut world = World::new()
+        .with_target(function("a", MB, false, None))
+        .with_target(function("b", MB, false, None))
+        .with_budget(spec("a-daily", "function:a", "240"))
+        .with_budget(spec("b-daily", "function:b", "240"));
+    world.concurrency.unreserved_now = 130;
+    world.concurrency.unreserved_minimum = 100;
+    for name in ["function:a", "function:b"] {
+        let f = id(name);
+        world.history(&f, 60, half_pace());
+        world.record(&f, epoch_minute(world.now) - 3, at(100));
+    }
+    let decision = world.decide();
+    let reserved: u32 = tightens(&decision)
+        .iter()
+        .filter_map(|a| match a.change {
+            Change::ReservedConcurrency {
+                to: Some(n),
+                from: None,
+                ..
+            } => Some(n),
+            _ => None,
+        })
+        .sum();
+    assert!(reserved <= 30, "reserved {reserved} of a 30 headroom");
+    assert!(
+        decision
+            .actions
+            .iter()
+            .any(|a| a.reason.rule == Rule::UnreservedMinimum)
+    );
+}
+
+#[test]
+fn stage_throttles_are_never_looser_than_the_original() {
+    // (original throttle, whether the budget needs a tighter one)
+    for (original, tighter) in [
+        (None, true),
+        (Some((100, 200)), false),
+        (Some((100_000, 5_000)), true),
+    ] {
+        let mut world = World::new()
+            .with_target(rest_stage("a1b2c3d4e5", "prod", original))
+            .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
+        let stage = id("rest-stage:a1b2c3d4e5/prod");
+        let per_minute_at_pace = 240 * 1_000_000 * 10 / 35 / 1_440; // $240/day at $3.50 per million
+        world.history(
+            &stage,
+            60,
+            Demand {
+                requests: per_minute_at_pace / 2,
+                ms_each: 0,
+            },
+        );
+        world.record(
+            &stage,
+            epoch_minute(world.now) - 3,
+            Demand {
+                requests: per_minute_at_pace * 100,
+                ms_each: 0,
+            },
+        );
+        let decision = world.decide();
+        if !tighter {
+            // 100 requests a second already caps spend far below the budget.
+            assert!(tightens(&decision).is_empty(), "{:#?}", decision.actions);
+            continue;
+        }
+        let tightened = tightens(&decision);
+        let Change::StageThrottle {
+            to: Some(t), from, ..
+        } = &tightened[0].change
+        else {
+            panic!("expected a stage throttle: {tightened:#?}");
+        };
+        assert_eq!(
+            *from,
+            original.map(|(r, b)| Throttle {
+                rate_limit: r.into(),
+                burst_limit: b
+            })
+        );
+        if let Some((rate, burst)) = original {
+            assert!(
+                t.rate_limit <= rate.into() && t.burst_limit <= burst,
+                "{t:?} looser than {original:?}"
+            );
+        }
+        // The rate caps spend at or below what the remaining budget allows.
+        let report = &decision.reports[0];
+        let (_, end) = dowguard_domain::Period::Day.bounds(world.now);
+        let remaining_per_s =
+            (report.amount - report.spent).picos() / i128::from((end - world.now).num_seconds());
+        let rate: i128 = t.rate_limit.try_into().expect("whole rate");
+        assert!(
+            rate > 0 && rate * 3_500_000 <= remaining_per_s,
+            "{t:?} spends too fast"
+        );
+        assert_eq!(tightened[0].permission(), "apigateway:PATCH");
+    }
+}
+
+#[test]
+fn group_budgets_throttle_the_biggest_contributors_only() {
+    let mut world = World::new();
+    for name in ["big", "small1", "small2"] {
+        let mut t = function(name, MB, false, None);
+        t.tags.insert("team".into(), "shop".into());
+        world.targets.push(t);
+    }
+    world = world.with_budget(spec("shop-daily", "tag:team=shop", "240"));
+    world.history(&id("function:big"), 60, half_pace());
+    world.record(&id("function:big"), epoch_minute(world.now) - 3, at(100));
+    for small in ["function:small1", "function:small2"] {
+        world.history(
+            &id(small),
+            60,
+            Demand {
+                requests: 10,
+                ms_each: MS,
+            },
+        );
+    }
+    let decision = world.decide();
+    let touched: Vec<String> = tightens(&decision).iter().map(|a| a.target.to_string()).collect();
+    assert_eq!(touched, ["function:big"]);
+    assert_eq!(decision.reports[0].targets, 3);
+}
+
+#[test]
+fn a_budget_for_an_unknown_target_is_reported_missing() {
+    let world = World::new().with_budget(spec("ghost", "function:ghost", "10"));
+    let decision = world.decide();
+    assert!(decision.reports[0].missing_target);
+    assert!(decision.actions.is_empty());
+}
+
+#[test]
+fn recovery_restores_exactly_the_original_limits_after_the_cooldown() {
+    let original_async = Some(AsyncConfig {
+        max_event_age_s: Some(3_600),
+        max_retry_attempts: Some(2),
+    });
+    let mut target = function("ingest", MB, true, Some(400));
+    target.limits = Limits::Function {
+        reserved_concurrency: Some(400),
+        async_config: original_async,
+    };
+    let original = target.limits.clone();
+    let mut world =
+        World::new()
+            .with_target(target)
+            .with_budget(spec("ingest-daily", "function:ingest", "240"));
+    let f = id("function:ingest");
+    world.history(&f, 60, half_pace());
+    // 20 minutes of flood, then ordinary traffic.
+    for _ in 0..20 {
+        world.tick(&[(f.clone(), at(100))]);
+    }
+    assert!(world.state(&f).is_some_and(|s| s.phase.is_tightened()));
+    assert_ne!(world.limits(&f), original);
+    let mut restored_at = None;
+    for minute in 0..240 {
+        let decision = world.tick(&[(f.clone(), half_pace())]);
+        if !restores(&decision).is_empty() && restored_at.is_none() {
+            restored_at = Some(minute);
+        }
+    }
+    let restored_at = restored_at.expect("restored");
+    // Calm needs the flood out of both windows (60 min + delay) then the cool-down.
+    assert!(restored_at >= 15, "restored after {restored_at} calm minutes");
+    assert_eq!(world.limits(&f), original, "exactly the original limits");
+    let state = world.state(&f).expect("state");
+    assert_eq!(state.phase, Phase::Normal);
+    assert!(state.restore_point.is_none(), "cleared once back to normal");
+}
+
+#[test]
+fn relapse_while_recovering_goes_straight_back_to_the_peak_level() {
+    let mut world = checkout(None);
+    let f = id("function:checkout");
+    world.history(&f, 60, half_pace());
+    for _ in 0..10 {
+        world.tick(&[(f.clone(), at(100))]);
+    }
+    let mut minutes = 0;
+    while world.state(&f).map(|s| s.phase) != Some(Phase::Recovering) {
+        world.tick(&[(f.clone(), half_pace())]);
+        minutes += 1;
+        assert!(minutes < 300, "never recovered");
+    }
+    let restore_point = world.state(&f).and_then(|s| s.restore_point.clone());
+    let mut relapsed = None;
+    for _ in 0..6 {
+        let d = world.tick(&[(f.clone(), at(100))]);
+        if !tightens(&d).is_empty() {
+            relapsed = Some(d);
+            break;
+        }
+    }
+    let d = relapsed.expect("re-throttled");
+    assert!(tightens(&d).iter().all(|a| a.reason.rule == Rule::Relapse));
+    let state = world.state(&f).expect("state");
+    assert_eq!(state.phase, Phase::Throttled { level: 3 });
+    assert_eq!(
+        state.restore_point, restore_point,
+        "the original restore point survives"
+    );
+    assert_eq!(state.strikes, 1);
+}
+
+#[test]
+fn switching_an_enforced_budget_to_dry_run_restores_the_originals() {
+    let mut world = checkout(Some(300));
+    let f = id("function:checkout");
+    world.history(&f, 60, half_pace());
+    world.tick(&[(f.clone(), at(100))]);
+    for _ in 0..3 {
+        world.tick(&[(f.clone(), at(100))]);
+    }
+    assert!(world.state(&f).is_some_and(|s| s.phase.is_tightened()));
+    let mut s = spec("checkout-daily", "function:checkout", "240");
+    s.mode = "dry-run".into();
+    world.budgets = vec![dowguard_domain::Budget::parse(s).expect("budget")];
+    let d = world.tick(&[(f.clone(), at(100))]);
+    assert_eq!(restores(&d).len(), 1);
+    assert!(restores(&d)[0].apply, "the restore itself is applied");
+    assert_eq!(
+        world.limits(&f),
+        Limits::Function {
+            reserved_concurrency: Some(300),
+            async_config: None
+        }
+    );
+}
+
+#[test]
+fn limits_changed_behind_the_guards_back_are_set_again() {
+    let mut world = flooded(checkout(None), 100);
+    let first = world.decide();
+    world.commit(&first);
+    let f = id("function:checkout");
+    let held = world.limits(&f);
+    // Someone removes the reservation by hand during the attack.
+    world.targets[0].limits = Limits::Function {
+        reserved_concurrency: None,
+        async_config: None,
+    };
+    world.now += Duration::minutes(1);
+    let again = world.decide();
+    let reapplied = changes(&again);
+    assert_eq!(reapplied.len(), 1);
+    assert_eq!(reapplied[0].reason.rule, Rule::Converge);
+    world.commit(&again);
+    assert_eq!(world.limits(&f), held);
+}
+
+#[test]
+fn an_exhausted_day_lifts_after_midnight_once_calm() {
+    let mut world = checkout(None);
+    world.now = Utc
+        .with_ymd_and_hms(2026, 11, 22, 23, 30, 0)
+        .single()
+        .expect("time");
+    let f = id("function:checkout");
+    world.history(&f, 600, at(3));
+    let d = world.tick(&[(f.clone(), at(3))]);
+    assert_eq!(d.reports[0].level, Level::Stop);
+    assert_eq!(world.state(&f).map(|s| s.phase), Some(Phase::Stopped));
+    let mut restored = false;
+    for _ in 0..180 {
+        let d = world.tick(&[(
+            f.clone(),
+            Demand {
+                requests: 100,
+                ms_each: MS,
+            },
+        )]);
+        restored |= !restores(&d).is_empty();
+    }
+    assert!(
+        world.now.date_naive()
+            > Utc
+                .with_ymd_and_hms(2026, 11, 22, 0, 0, 0)
+                .single()
+                .expect("t")
+                .date_naive()
+    );
+    assert!(restored, "a new day with calm traffic restores the originals");
+    assert_eq!(
+        world.limits(&f),
+        Limits::Function {
+            reserved_concurrency: None,
+            async_config: None
+        }
+    );
+}
+
+#[test]
+fn missing_minutes_are_zero_traffic_not_a_reason_to_act() {
+    let mut world = checkout(None);
+    let f = id("function:checkout");
+    let now = epoch_minute(world.now);
+    // Only two minutes in the last hour have any data at all.
+    world.record(&f, now - 40, half_pace());
+    world.record(&f, now - 10, half_pace());
+    let decision = world.decide();
+    assert_eq!(decision.reports[0].level, Level::Normal);
+    let report = &decision.reports[0];
+    assert!(report.spent > Money::ZERO && report.spent < Money::from_dollars(1));
+}
+
+#[test]
+fn restore_actions_carry_the_delete_permission_when_the_original_had_no_reservation() {
+    let mut world = checkout(None);
+    let f = id("function:checkout");
+    world.history(&f, 60, half_pace());
+    for _ in 0..5 {
+        world.tick(&[(f.clone(), at(100))]);
+    }
+    let mut restore = None;
+    for _ in 0..300 {
+        let d = world.tick(&[(f.clone(), half_pace())]);
+        if let Some(a) = restores(&d).first() {
+            restore = Some((*a).clone());
+            break;
+        }
+    }
+    let restore = restore.expect("restored");
+    assert_eq!(restore.permission(), "lambda:DeleteFunctionConcurrency");
+    assert!(matches!(
+        restore.change,
+        Change::ReservedConcurrency { to: None, .. }
+    ));
+}
