@@ -6,6 +6,7 @@
 //! which names the field and the reason for every rejection.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
@@ -41,7 +42,7 @@ fn reject(field: &'static str, reason: impl Into<String>) -> BudgetError {
 /// A budget's name: lowercase letters, digits, `-` and `_`, 1–64 characters.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct BudgetId(String);
+pub struct BudgetId(Arc<str>);
 
 impl BudgetId {
     /// Parses a budget name.
@@ -59,7 +60,7 @@ impl BudgetId {
                 ),
             ));
         }
-        Ok(BudgetId(value.to_string()))
+        Ok(BudgetId(Arc::from(value)))
     }
 
     /// The name as text.
@@ -83,7 +84,7 @@ impl TryFrom<String> for BudgetId {
 
 impl From<BudgetId> for String {
     fn from(value: BudgetId) -> String {
-        value.0
+        value.0.to_string()
     }
 }
 
@@ -144,6 +145,19 @@ fn validate_tag(key: &str, value: &str) -> Result<(), BudgetError> {
         ));
     }
     Ok(())
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Scope::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for Scope {

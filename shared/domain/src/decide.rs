@@ -6,6 +6,7 @@
 //! action; a change that did not happen is decided again (convergence).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -144,8 +145,6 @@ pub struct Inputs<'a> {
 pub struct BudgetReport {
     /// Budget name.
     pub budget: BudgetId,
-    /// Its scope, as text.
-    pub scope: String,
     /// Its period.
     pub period: Period,
     /// Mode.
@@ -181,8 +180,48 @@ pub struct Decision {
     pub states: Vec<(TargetId, GuardState)>,
     /// Actions, most expensive first within tightening, then restores, then notices.
     pub actions: Vec<Action>,
-    /// One report per budget.
+    /// One report per budget, in the order of `Inputs::budgets`.
     pub reports: Vec<BudgetReport>,
+}
+
+/// A small, fast, non-cryptographic hasher for the pass's own index of targets
+/// (the keys are the account's resource names, not attacker-chosen input sizes).
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.mix(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Priced figures of one target for this pass.
@@ -202,33 +241,45 @@ struct Figures {
 #[derive(Debug, Clone)]
 struct Wish {
     level: Level,
-    raw_level: Level,
     calm: bool,
     allowance: Option<i128>,
     mode: Mode,
     protected: bool,
     floors: Floors,
-    reason: Option<Reason>,
-    topic: Option<String>,
-    period: Period,
-    remaining: Money,
+    /// Index of the budget that asks the most (its figures are the reason).
+    driver: Option<usize>,
     fast: bool,
 }
+
+/// What one budget concluded, shared by the targets it drives.
+#[derive(Debug, Clone)]
+struct Judged {
+    reason: Reason,
+    remaining: Money,
+}
+
+/// The reason given when no budget covers a target any more.
+const ORPHAN: Reason = Reason {
+    budget: None,
+    rule: Rule::Calm,
+    level: Level::Normal,
+    spent: Money::ZERO,
+    amount: Money::ZERO,
+    projected: Money::ZERO,
+    burn_short: BurnRate(0),
+    burn_long: BurnRate(0),
+};
 
 impl Wish {
     fn new() -> Self {
         Wish {
             level: Level::Normal,
-            raw_level: Level::Normal,
             calm: true,
             allowance: None,
             mode: Mode::DryRun,
             protected: false,
             floors: Floors::default(),
-            reason: None,
-            topic: None,
-            period: Period::Day,
-            remaining: Money::ZERO,
+            driver: None,
             fast: false,
         }
     }
@@ -307,11 +358,12 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let short_from = end - settings.short_window_minutes + 1;
     let long_from = end - settings.long_window_minutes + 1;
     let units = UnitPrices::new(inputs.prices, &inputs.account_usage);
-    let (day_start, _) = Period::Day.bounds(now);
-    let (month_start, _) = Period::Month.bounds(now);
+    let day_bounds = Period::Day.bounds(now);
+    let month_bounds = Period::Month.bounds(now);
+    let (day_start, month_start) = (day_bounds.0, month_bounds.0);
 
     let empty = TargetMetrics::default();
-    let index: HashMap<&TargetId, usize> = inputs
+    let index: HashMap<&TargetId, usize, BuildHasherDefault<FxHasher>> = inputs
         .targets
         .iter()
         .enumerate()
@@ -324,13 +376,9 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         .iter()
         .map(|t| {
             let m = inputs.metrics.get(&t.id).unwrap_or(&empty);
-            let short = m.sum(short_from, end);
-            let long = m.sum(long_from, end);
-            let avg_ms = if long.requests > 0 {
-                long.duration_ms / long.requests
-            } else {
-                0
-            };
+            let w = m.windows(end, short_from, long_from, day_start, month_start);
+            let (short, long) = (w.short, w.long);
+            let avg_ms = long.duration_ms.checked_div(long.requests).unwrap_or(0);
             let fallback = if avg_ms > 0 {
                 avg_ms
             } else {
@@ -351,8 +399,8 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 long: units.cost(&t.spec, &long),
                 short_demand: units.cost(&t.spec, &short.demand(fallback)),
                 long_demand: units.cost(&t.spec, &long.demand(fallback)),
-                day: units.cost(&t.spec, &m.to_date(Period::Day, day_start, end)),
-                month: units.cost(&t.spec, &m.to_date(Period::Month, month_start, end)),
+                day: units.cost(&t.spec, &w.day),
+                month: units.cost(&t.spec, &w.month),
                 avg_ms,
             }
         })
@@ -364,7 +412,8 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let short_s = settings.short_window_minutes * 60;
     let long_s = settings.long_window_minutes * 60;
     let mut members: Vec<usize> = Vec::new();
-    for budget in inputs.budgets {
+    let mut judged: Vec<Judged> = Vec::with_capacity(inputs.budgets.len());
+    for (b, budget) in inputs.budgets.iter().enumerate() {
         members.clear();
         let mut missing = false;
         match &budget.scope {
@@ -389,7 +438,10 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                     .map(|(i, _)| i),
             ),
         }
-        let (start, period_end) = budget.period.bounds(now);
+        let (start, period_end) = match budget.period {
+            Period::Day => day_bounds,
+            Period::Month => month_bounds,
+        };
         let period_s = (period_end - start).num_seconds().max(1);
         let remaining_s = (period_end - now).num_seconds().max(60);
         let mut total = Figures::default();
@@ -454,7 +506,6 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         };
         reports.push(BudgetReport {
             budget: budget.id.clone(),
-            scope: budget.scope.to_string(),
             period: budget.period,
             mode: budget.mode,
             amount: budget.amount,
@@ -472,8 +523,9 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
 
         // Which members the level applies to: all of a one-target budget; for a
         // group, the biggest contributors to its short-window demand.
-        let contributors: Vec<usize> = if members.len() <= 1 || level < Level::Throttle(1) {
-            members.clone()
+        // `None` means every member; otherwise a sorted list of the chosen ones.
+        let contributors: Option<Vec<usize>> = if members.len() <= 1 || level < Level::Throttle(1) {
+            None
         } else {
             let mut ranked: Vec<usize> = members
                 .iter()
@@ -494,7 +546,8 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 covered += figures[i].short_demand;
                 chosen.push(i);
             }
-            chosen
+            chosen.sort_unstable();
+            Some(chosen)
         };
         let allowance_total = remaining.picos() / i128::from(remaining_s);
         for &i in &members {
@@ -513,7 +566,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             if wish.mode == Mode::Enforce && budget.mode == Mode::DryRun {
                 continue;
             }
-            let contributes = contributors.contains(&i);
+            let contributes = contributors.as_ref().is_none_or(|c| c.binary_search(&i).is_ok());
             let my_level = if contributes {
                 level
             } else {
@@ -533,16 +586,13 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 };
                 wish.allowance = Some(wish.allowance.map_or(share, |a| a.min(share)));
             }
-            if my_level > wish.level || wish.reason.is_none() {
+            if my_level > wish.level || wish.driver.is_none() {
                 wish.level = wish.level.max(my_level);
-                wish.reason = Some(reason.clone());
-                wish.topic = budget.topic.clone();
-                wish.period = budget.period;
-                wish.remaining = remaining;
+                wish.driver = Some(b);
                 wish.fast = rule == Rule::FastLane;
             }
-            wish.raw_level = wish.level;
         }
+        judged.push(Judged { reason, remaining });
     }
 
     // 3. Advance each target's state machine and derive its actions.
@@ -564,9 +614,9 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             {
                 let mut w = Wish::new();
                 w.mode = prev.mode;
-                w.reason = Some(orphan_reason());
                 step_target(
                     inputs,
+                    &judged,
                     target,
                     &figures[i],
                     prev_state,
@@ -580,6 +630,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         };
         step_target(
             inputs,
+            &judged,
             target,
             &figures[i],
             prev_state,
@@ -600,22 +651,10 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     out
 }
 
-fn orphan_reason() -> Reason {
-    Reason {
-        budget: None,
-        rule: Rule::Calm,
-        level: Level::Normal,
-        spent: Money::ZERO,
-        amount: Money::ZERO,
-        projected: Money::ZERO,
-        burn_short: BurnRate(0),
-        burn_long: BurnRate(0),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn step_target(
     inputs: &Inputs<'_>,
+    judged: &[Judged],
     target: &Target,
     figures: &Figures,
     prev_state: Option<&GuardState>,
@@ -629,10 +668,8 @@ fn step_target(
     let fresh = GuardState::new(now, wish.mode);
     let prev = prev_state.cloned().unwrap_or_else(|| fresh.clone());
     let mut next = prev.clone();
-    if figures.avg_ms > 0 {
-        next.avg_duration_ms = figures.avg_ms;
-    }
-    let reason = wish.reason.clone().unwrap_or_else(orphan_reason);
+    let reason: &Reason = wish.driver.map_or(&ORPHAN, |b| &judged[b].reason);
+    let driver = wish.driver.map(|b| &inputs.budgets[b]);
     let priority = figures
         .short_demand
         .mul_div(3_600, settings.short_window_minutes.max(1) as i128 * 60)
@@ -684,7 +721,13 @@ fn step_target(
     }
 
     let calm_for = |state: &GuardState| state.calm_since.map_or(Duration::zero(), |t| now - t);
-    if wish.calm {
+    // Calm is timed only where it decides something, so that a quiet target's
+    // state does not change (and need writing) on every pass.
+    let timed = matches!(
+        next.phase,
+        Phase::Watching | Phase::Throttled { .. } | Phase::Stopped
+    );
+    if wish.calm && timed {
         next.calm_since.get_or_insert(now);
     } else {
         next.calm_since = None;
@@ -793,7 +836,17 @@ fn step_target(
             .map_or(&target.limits, |rp| &rp.limits);
         let escalating = next.phase.is_tightened() && prev_phase != Phase::Stopped;
         let previous = if escalating { next.applied.as_ref() } else { None };
-        let mut limits = limits_for(inputs, target, figures, &wish, level, original, previous);
+        let remaining = wish.driver.map_or(Money::ZERO, |b| judged[b].remaining);
+        let period = driver.map_or(Period::Day, |b| b.period);
+        let mut limits = limits_for(
+            inputs,
+            target,
+            figures,
+            &wish,
+            (level, remaining, period),
+            original,
+            previous,
+        );
         if apply {
             reserve_from_pool(target, &mut limits, &wish, pool, minimum, &mut notes);
         }
@@ -808,6 +861,9 @@ fn step_target(
         next.since = now;
         next.calm_since = None;
         next.applied = Some(limits.clone());
+        if figures.avg_ms > 0 {
+            next.avg_duration_ms = figures.avg_ms;
+        }
         let rule = if prev_phase == Phase::Recovering {
             Rule::Relapse
         } else {
@@ -822,7 +878,7 @@ fn step_target(
             &wish,
             apply,
             priority,
-            &reason,
+            reason,
             rule,
         );
         notes.push((format!("{} → {}", prev_phase.name(), next.phase.name()), rule));
@@ -841,7 +897,7 @@ fn step_target(
                 &wish,
                 apply,
                 priority,
-                &reason,
+                reason,
                 rule,
             );
         }
@@ -871,7 +927,7 @@ fn step_target(
                 &wish,
                 true,
                 priority,
-                &reason,
+                reason,
                 Rule::Converge,
             );
         }
@@ -892,7 +948,7 @@ fn step_target(
         actions.push(Action {
             target: target.id.clone(),
             change: Change::Notify {
-                topic: wish.topic.clone(),
+                topic: driver.and_then(|b| b.topic.clone()),
                 subject: format!("dowguard: {} {}", target.id, text),
                 message: format!("{}: {text}{mode_note}. {}", target.id, r.summary()),
             },
@@ -903,7 +959,7 @@ fn step_target(
             reason: r,
         });
     }
-    if prev_state != Some(&next) {
+    if *prev_state.unwrap_or(&fresh) != next {
         out.states.push((target.id.clone(), next));
     }
     out.actions.extend(actions);
@@ -969,7 +1025,7 @@ fn limits_for(
     target: &Target,
     figures: &Figures,
     wish: &Wish,
-    level: Level,
+    (level, remaining, period): (Level, Money, Period),
     original: &Limits,
     previous: Option<&Limits>,
 ) -> Limits {
@@ -1091,8 +1147,8 @@ fn limits_for(
             };
             let t = clamp_throttle(rate_for(allowance_per_s), *throttle, prev_t);
             // Quota: what the rest of the budget buys, per key, for the budget's period.
-            let affordable = request_price.units_for(wish.remaining).max(1);
-            let period = match wish.period {
+            let affordable = request_price.units_for(remaining).max(1);
+            let period = match period {
                 Period::Day => QuotaPeriod::Day,
                 Period::Month => QuotaPeriod::Month,
             };
@@ -1179,14 +1235,12 @@ fn push_changes(
             stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
             Limits::Stage { throttle: t0 },
             Limits::Stage { throttle: t1 },
-        ) => {
-            if t0 != t1 {
-                push(Change::StageThrottle {
-                    stage: stage.clone(),
-                    from: *t0,
-                    to: *t1,
-                });
-            }
+        ) if t0 != t1 => {
+            push(Change::StageThrottle {
+                stage: stage.clone(),
+                from: *t0,
+                to: *t1,
+            });
         }
         (
             TargetId::UsagePlan(plan),
@@ -1198,16 +1252,14 @@ fn push_changes(
                 throttle: t1,
                 quota: q1,
             },
-        ) => {
-            if t0 != t1 || q0 != q1 {
-                push(Change::UsagePlanLimits {
-                    plan: plan.clone(),
-                    from_throttle: *t0,
-                    to_throttle: *t1,
-                    from_quota: *q0,
-                    to_quota: *q1,
-                });
-            }
+        ) if t0 != t1 || q0 != q1 => {
+            push(Change::UsagePlanLimits {
+                plan: plan.clone(),
+                from_throttle: *t0,
+                to_throttle: *t1,
+                from_quota: *q0,
+                to_quota: *q1,
+            });
         }
         _ => {}
     }

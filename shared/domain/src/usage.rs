@@ -128,6 +128,94 @@ impl TargetMetrics {
     }
 }
 
+/// The usage of one target over the windows a decision needs, from one pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Windows {
+    /// The short burn-rate window.
+    pub short: Usage,
+    /// The long burn-rate window.
+    pub long: Usage,
+    /// The UTC day so far.
+    pub day: Usage,
+    /// The UTC month so far.
+    pub month: Usage,
+}
+
+impl TargetMetrics {
+    /// Sums every window a decision needs in a single pass over the minutes (in any
+    /// order), each ending at minute `end`; the day and month use the matching
+    /// period-to-date total as [`TargetMetrics::to_date`] does.
+    pub fn windows(
+        &self,
+        end: i64,
+        short_from: i64,
+        long_from: i64,
+        day_start: DateTime<Utc>,
+        month_start: DateTime<Utc>,
+    ) -> Windows {
+        let mut out = Windows::default();
+        let from_total = |period: Period, start: DateTime<Utc>, into: &mut Usage| -> i64 {
+            let best = self
+                .to_date
+                .iter()
+                .filter(|p| p.period == period && p.start == start && p.through_minute <= end)
+                .max_by_key(|p| p.through_minute);
+            match best {
+                Some(total) => {
+                    *into = total.usage;
+                    total.through_minute + 1
+                }
+                None => epoch_minute(start),
+            }
+        };
+        let day_from = from_total(Period::Day, day_start, &mut out.day);
+        let month_from = from_total(Period::Month, month_start, &mut out.month);
+        let upto = self.minutes.partition_point(|m| m.minute <= end);
+        if !self.minutes.is_sorted_by_key(|m| m.minute) {
+            // Out-of-order input: one plain pass.
+            for m in self.minutes.iter().filter(|m| m.minute <= end) {
+                for (usage, from) in [
+                    (&mut out.short, short_from),
+                    (&mut out.long, long_from),
+                    (&mut out.day, day_from),
+                    (&mut out.month, month_from),
+                ] {
+                    if m.minute >= from {
+                        usage.add(&m.usage);
+                    }
+                }
+            }
+            return out;
+        }
+        // Sorted: sum each stretch between window starts once, newest first, and let
+        // every window take the running total at its own start.
+        let minutes = &self.minutes[..upto];
+        let mut starts = [
+            (short_from, 0usize),
+            (long_from, 1),
+            (day_from, 2),
+            (month_from, 3),
+        ];
+        starts.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+        let mut running = Usage::default();
+        let mut hi = minutes.len();
+        let mut found = [Usage::default(); 4];
+        for (from, which) in starts {
+            let lo = minutes[..hi].partition_point(|m| m.minute < from);
+            for m in &minutes[lo..hi] {
+                running.add(&m.usage);
+            }
+            hi = lo;
+            found[which] = running;
+        }
+        out.short = found[0];
+        out.long = found[1];
+        out.day.add(&found[2]);
+        out.month.add(&found[3]);
+        out
+    }
+}
+
 /// The account's month-to-date usage per product, which places prices on their
 /// volume tiers (and inside or past the free tier).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +299,31 @@ mod tests {
             ..metrics
         };
         assert_eq!(minutes_only.to_date(Period::Day, today, start + 11).requests, 12);
+    }
+
+    #[test]
+    fn one_pass_windows_agree_with_separate_sums() {
+        let today = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).single().expect("t");
+        let month = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("t");
+        let start = epoch_minute(today);
+        let metrics = TargetMetrics {
+            minutes: (0..200).map(|k| m(start - 100 + k, k as u64 + 1)).collect(),
+            to_date: vec![PeriodUsage {
+                period: Period::Month,
+                start: month,
+                through_minute: start - 50,
+                usage: Usage {
+                    requests: 7,
+                    ..Usage::default()
+                },
+            }],
+        };
+        let end = start + 90;
+        let w = metrics.windows(end, end - 4, end - 59, today, month);
+        assert_eq!(w.short, metrics.sum(end - 4, end));
+        assert_eq!(w.long, metrics.sum(end - 59, end));
+        assert_eq!(w.day, metrics.to_date(Period::Day, today, end));
+        assert_eq!(w.month, metrics.to_date(Period::Month, month, end));
     }
 
     #[test]

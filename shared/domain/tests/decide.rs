@@ -1,5 +1,11 @@
 //! Table-driven and scenario tests of the decision function.
 
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests and benchmarks fail loudly on bad fixtures"
+)]
+
 mod support;
 
 use chrono::{Duration, TimeZone, Utc};

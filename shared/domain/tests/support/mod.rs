@@ -3,7 +3,13 @@
 //! clock that the test moves. Actions marked `apply` change the limits, as an
 //! executor would.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::expect_used,
+    reason = "shared test fixtures fail loudly"
+)]
 
 use std::collections::{BTreeMap, HashMap};
 
