@@ -567,3 +567,57 @@ fn restore_actions_carry_the_delete_permission_when_the_original_had_no_reservat
         Change::ReservedConcurrency { to: None, .. }
     ));
 }
+
+/// The worked example of docs/burn-rate.md, figure for figure.
+#[test]
+fn worked_example_in_the_docs_holds() {
+    use dowguard_domain::{Period, PeriodUsage, Usage};
+    let mut world = checkout(None);
+    let f = id("function:checkout");
+    let now = epoch_minute(world.now); // 06:00 UTC
+    let end = now - 3; // the last complete minute, 05:57
+    let (day_start, _) = Period::Day.bounds(world.now);
+    // Day so far up to 04:57: 10 million requests of 100 ms.
+    let series = world.metrics.entry(f.clone()).or_default();
+    series.to_date.push(PeriodUsage {
+        period: Period::Day,
+        start: day_start,
+        through_minute: end - 60,
+        usage: Usage {
+            requests: 10_000_000,
+            throttled: 0,
+            duration_ms: 1_000_000_000,
+        },
+    });
+    // The last hour: 55 minutes at 350,000 requests, then 5 minutes at 700,000.
+    for m in (end - 59)..=end {
+        let requests = if m > end - 5 { 700_000 } else { 350_000 };
+        world.record(&f, m, Demand { requests, ms_each: MS });
+    }
+    let decision = world.decide();
+    let r = &decision.reports[0];
+    let show = |label: &str, value: String| println!("{label:>14}: {value}");
+    show("spent", r.spent.display_dp(2));
+    show("projected", r.projected.display_dp(2));
+    show("burn short", r.burn_short.to_string());
+    show("burn long", r.burn_long.to_string());
+    show("demand short", r.demand_short.to_string());
+    show("demand long", r.demand_long.to_string());
+    show("level", format!("{:?} {:?}", r.level, r.rule));
+    let limit = tightens(&decision)
+        .iter()
+        .find_map(|a| match a.change {
+            Change::ReservedConcurrency { to, .. } => to,
+            _ => None,
+        })
+        .expect("a reservation");
+    show("concurrency", limit.to_string());
+    assert_eq!(r.spent.display_dp(2), "$33.84");
+    assert_eq!(r.projected.display_dp(2), "$456.99");
+    assert_eq!(r.burn_short.to_string(), "4.34x");
+    assert_eq!(r.burn_long.to_string(), "2.35x");
+    assert_eq!(r.demand_short.to_string(), "3.79x");
+    assert_eq!(r.demand_long.to_string(), "2.05x");
+    assert_eq!((r.level, r.rule), (Level::Throttle(1), Rule::MultiWindow));
+    assert_eq!(limit, 307);
+}
