@@ -1,0 +1,234 @@
+//! One evaluation pass: discover → budgets and states → metrics → decide → save
+//! states → apply → audit. The order is the crash-safety argument: a state (with its
+//! restore point) is stored before any change to its target, and a change that did
+//! not happen is decided again on the next pass.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use dowguard_domain::{
+    AccountConcurrency, AccountUsage, Action, Budget, BudgetReport, Decision, GuardSettings, Inputs, Prices,
+    Scope, Target, TargetId, TargetKind, decide,
+};
+
+use crate::audit::{AuditRecord, Outcome};
+use crate::executor::Executor;
+use crate::ports::{
+    AuditLog, BudgetStore, Discovery, FailureKind, LambdaControl, MetricsRequest, MetricsSource, Notifier,
+    PortError, StageControl, StateStore, UsagePlanControl,
+};
+
+/// Why a pass could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// Listing the account's targets failed.
+    #[error("discovering targets: {0}")]
+    Discovery(#[source] PortError),
+    /// Reading budgets or states failed.
+    #[error("reading the guard's table: {0}")]
+    Store(#[source] PortError),
+    /// Fetching metrics failed.
+    #[error("fetching metrics: {0}")]
+    Metrics(#[source] PortError),
+    /// Reading the account's concurrency failed.
+    #[error("reading the account's concurrency: {0}")]
+    Account(#[source] PortError),
+}
+
+/// Everything one pass did, for logs, metrics and the CLI.
+#[derive(Debug, Clone)]
+pub struct PassReport {
+    /// The time of the pass.
+    pub now: DateTime<Utc>,
+    /// Targets discovered.
+    pub targets: usize,
+    /// The core's decision.
+    pub decision: Decision,
+    /// One outcome per action of the decision, in the same order.
+    pub outcomes: Vec<Outcome>,
+    /// Targets whose state another writer changed first (their actions were skipped).
+    pub conflicts: Vec<TargetId>,
+    /// Metrics requested from CloudWatch in this pass.
+    pub metrics_requested: u64,
+    /// Whether the metrics provider reported partial data.
+    pub partial_metrics: bool,
+}
+
+impl PassReport {
+    /// The budget reports of the pass.
+    pub fn reports(&self) -> &[BudgetReport] {
+        &self.decision.reports
+    }
+
+    /// Actions with their outcomes.
+    pub fn results(&self) -> impl Iterator<Item = (&Action, &Outcome)> {
+        self.decision.actions.iter().zip(&self.outcomes)
+    }
+}
+
+/// The guard: the ports it acts through and the figures it decides with.
+#[derive(Debug, Clone, Copy)]
+pub struct Guard<'a, S, D, M, L, G, P, N> {
+    /// Budgets, states and audit trail.
+    pub store: &'a S,
+    /// Target discovery.
+    pub discovery: &'a D,
+    /// Metrics.
+    pub metrics: &'a M,
+    /// Lambda controls.
+    pub lambda: &'a L,
+    /// Stage throttles.
+    pub stages: &'a G,
+    /// Usage plans.
+    pub plans: &'a P,
+    /// Notices.
+    pub notifier: &'a N,
+    /// Prices of the deployment's region.
+    pub prices: &'a Prices,
+    /// Tunables.
+    pub settings: &'a GuardSettings,
+    /// Who is acting, for the audit trail.
+    pub actor: &'a str,
+}
+
+impl<S, D, M, L, G, P, N> Guard<'_, S, D, M, L, G, P, N>
+where
+    S: BudgetStore + StateStore + AuditLog,
+    D: Discovery,
+    M: MetricsSource,
+    L: LambdaControl,
+    G: StageControl,
+    P: UsagePlanControl,
+    N: Notifier,
+{
+    /// Runs one evaluation pass at `now`.
+    pub async fn evaluate(&self, now: DateTime<Utc>) -> Result<PassReport, GuardError> {
+        let targets = self.discovery.discover().await.map_err(GuardError::Discovery)?;
+        let budgets: Vec<Budget> = self
+            .store
+            .list_budgets()
+            .await
+            .map_err(GuardError::Store)?
+            .into_iter()
+            .map(|v| v.value)
+            .collect();
+        let states = self.store.load_states().await.map_err(GuardError::Store)?;
+        let detailed = covered_targets(&budgets, &targets, &states);
+        let fetched = self
+            .metrics
+            .fetch(&MetricsRequest {
+                now,
+                targets: &targets,
+                detailed: &detailed,
+                window_minutes: self.settings.long_window_minutes + self.settings.metric_delay_minutes + 1,
+            })
+            .await
+            .map_err(GuardError::Metrics)?;
+        let needs_account = targets
+            .iter()
+            .any(|t| t.id.kind() == TargetKind::Function && detailed.contains(&t.id));
+        let concurrency = if needs_account {
+            self.lambda
+                .account_concurrency()
+                .await
+                .map_err(GuardError::Account)?
+        } else {
+            AccountConcurrency::default()
+        };
+        let decision = decide(&Inputs {
+            now,
+            budgets: &budgets,
+            targets: &targets,
+            states: &states,
+            metrics: &fetched.by_target,
+            prices: self.prices,
+            account_usage: AccountUsage::default(),
+            concurrency,
+            settings: self.settings,
+        });
+
+        // States (restore points included) are stored before any change.
+        let mut blocked: HashMap<TargetId, String> = HashMap::new();
+        let mut conflicts = Vec::new();
+        for (target, state) in &decision.states {
+            if let Err(e) = self.store.save_state(target, state).await {
+                let why = if e.kind == FailureKind::Conflict {
+                    conflicts.push(target.clone());
+                    "another pass changed this target's state first; the next pass decides again".to_string()
+                } else {
+                    format!("state not saved, so nothing was changed: {e}")
+                };
+                tracing::warn!(target = %target, error = %e, "state not saved");
+                blocked.insert(target.clone(), why);
+            }
+        }
+        let executor = Executor {
+            lambda: self.lambda,
+            stages: self.stages,
+            plans: self.plans,
+            notifier: self.notifier,
+        };
+        let outcomes = executor.run(&decision.actions, &blocked).await;
+        let records: Vec<AuditRecord> = decision
+            .actions
+            .iter()
+            .zip(&outcomes)
+            .map(|(action, outcome)| AuditRecord {
+                at: now,
+                target: action.target.clone(),
+                actor: self.actor.to_string(),
+                action: action.clone(),
+                outcome: outcome.clone(),
+            })
+            .collect();
+        if !records.is_empty()
+            && let Err(e) = self.store.record(&records).await
+        {
+            // The changes stand and the states say so; losing the trail is reported loudly.
+            tracing::error!(error = %e, records = records.len(), "audit records not written");
+        }
+        Ok(PassReport {
+            now,
+            targets: targets.len(),
+            decision,
+            outcomes,
+            conflicts,
+            metrics_requested: fetched.metrics_requested,
+            partial_metrics: fetched.partial,
+        })
+    }
+}
+
+/// Targets some budget covers, plus any the guard still holds: these need
+/// one-minute detail; the rest need none.
+pub fn covered_targets(
+    budgets: &[Budget],
+    targets: &[Target],
+    states: &HashMap<TargetId, dowguard_domain::GuardState>,
+) -> HashSet<TargetId> {
+    let mut out: HashSet<TargetId> = states
+        .iter()
+        .filter(|(_, s)| s.phase != dowguard_domain::Phase::Normal)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for budget in budgets {
+        match &budget.scope {
+            Scope::Target(id) => {
+                out.insert(id.clone());
+            }
+            Scope::Account => out.extend(
+                targets
+                    .iter()
+                    .filter(|t| t.id.kind() != TargetKind::UsagePlan)
+                    .map(|t| t.id.clone()),
+            ),
+            Scope::Tag { key, value } => out.extend(
+                targets
+                    .iter()
+                    .filter(|t| t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value))
+                    .map(|t| t.id.clone()),
+            ),
+        }
+    }
+    out
+}

@@ -1,0 +1,83 @@
+//! The executor: applies the core's actions through the actuator ports, honours
+//! dry-run, and reports ok / skipped / failed per action.
+
+use std::collections::HashMap;
+
+use dowguard_domain::{Action, Change, TargetId};
+
+use crate::audit::Outcome;
+use crate::ports::{LambdaControl, Notifier, PortResult, StageControl, UsagePlanControl};
+
+/// Applies actions with the actuators it is given.
+#[derive(Debug, Clone, Copy)]
+pub struct Executor<'a, L, G, P, N> {
+    /// Lambda controls.
+    pub lambda: &'a L,
+    /// Stage throttles.
+    pub stages: &'a G,
+    /// Usage plans.
+    pub plans: &'a P,
+    /// Notices.
+    pub notifier: &'a N,
+}
+
+impl<L, G, P, N> Executor<'_, L, G, P, N>
+where
+    L: LambdaControl,
+    G: StageControl,
+    P: UsagePlanControl,
+    N: Notifier,
+{
+    /// Applies `actions` in order. Actions of targets in `blocked` (their state could
+    /// not be saved first) are skipped with the given reason, notices included: a
+    /// change is never made without its restore point stored, and a pass that lost a
+    /// race leaves the telling to the pass that won.
+    pub async fn run(&self, actions: &[Action], blocked: &HashMap<TargetId, String>) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(actions.len());
+        for action in actions {
+            let outcome = if let Some(why) = blocked.get(&action.target) {
+                Outcome::Skipped { why: why.clone() }
+            } else if !action.apply {
+                Outcome::Skipped {
+                    why: "dry-run: decided, not applied".into(),
+                }
+            } else {
+                match self.apply(&action.change).await {
+                    Ok(()) => Outcome::Applied,
+                    Err(e) => {
+                        tracing::warn!(target = %action.target, error = %e, "action failed");
+                        Outcome::Failed {
+                            kind: e.kind,
+                            error: e.to_string(),
+                        }
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    async fn apply(&self, change: &Change) -> PortResult<()> {
+        match change {
+            Change::ReservedConcurrency { function, to, .. } => {
+                self.lambda.set_reserved_concurrency(function, *to).await
+            }
+            Change::AsyncInvokeConfig { function, to, .. } => {
+                self.lambda.set_async_config(function, *to).await
+            }
+            Change::StageThrottle { stage, to, .. } => self.stages.set_stage_throttle(stage, *to).await,
+            Change::UsagePlanLimits {
+                plan,
+                to_throttle,
+                to_quota,
+                ..
+            } => self.plans.set_plan_limits(plan, *to_throttle, *to_quota).await,
+            Change::Notify {
+                topic,
+                subject,
+                message,
+            } => self.notifier.publish(topic.as_deref(), subject, message).await,
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! dowguard's service layer, between the pure core and the AWS adapters.
+//!
+//! [`ports`] declares the narrow capabilities the guard needs (discovery, metrics,
+//! budget and state stores, audit, Lambda and API Gateway controls, notices), each
+//! speaking domain types only. [`evaluate::Guard`] runs one pass of the guard over
+//! any implementation of them, and [`executor::Executor`] applies actions. The
+//! Lambdas and the CLI plug in the AWS adapters; tests and the simulator plug in
+//! [`memory`].
+
+pub mod audit;
+pub mod evaluate;
+pub mod executor;
+pub mod memory;
+pub mod ports;
+
+pub use audit::{AuditRecord, Outcome};
+pub use evaluate::{Guard, GuardError, PassReport, covered_targets};
+pub use executor::Executor;
+pub use ports::{FailureKind, PortError, PortResult, Versioned};

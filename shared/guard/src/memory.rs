@@ -1,0 +1,455 @@
+//! In-memory implementations of every port, with the same rules as the AWS
+//! adapters (optimistic locking, restore points never replaced while held), for
+//! tests and the simulator. Failures can be injected per operation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use dowguard_domain::{
+    AccountConcurrency, AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Limits, Phase, Quota,
+    Target, TargetId, TargetMetrics, Throttle, UsagePlanId,
+};
+
+use crate::audit::AuditRecord;
+use crate::ports::{
+    AuditLog, BudgetChange, BudgetStore, Discovery, FailureKind, FetchedMetrics, LambdaControl,
+    MetricsRequest, MetricsSource, Notifier, PortError, PortResult, StageControl, StateStore,
+    UsagePlanControl, Versioned,
+};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not hide this one's state.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The store's contents.
+#[derive(Debug, Default)]
+pub struct StoreData {
+    /// Budgets by id.
+    pub budgets: BTreeMap<BudgetId, Versioned<Budget>>,
+    /// History by budget id.
+    pub history: BTreeMap<BudgetId, Vec<BudgetChange>>,
+    /// States by target.
+    pub states: HashMap<TargetId, GuardState>,
+    /// The audit trail.
+    pub audit: Vec<AuditRecord>,
+    /// Operations that fail once, with the kind of failure.
+    pub fail_next: HashMap<&'static str, FailureKind>,
+}
+
+/// Budgets, states and audit trail in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    /// The contents, for tests to inspect.
+    pub data: Mutex<StoreData>,
+}
+
+impl MemoryStore {
+    /// Makes the next call of `operation` fail with `kind`.
+    pub fn fail_next(&self, operation: &'static str, kind: FailureKind) {
+        lock(&self.data).fail_next.insert(operation, kind);
+    }
+
+    /// A copy of the audit trail.
+    pub fn audit(&self) -> Vec<AuditRecord> {
+        lock(&self.data).audit.clone()
+    }
+
+    /// A copy of one state.
+    pub fn state(&self, target: &TargetId) -> Option<GuardState> {
+        lock(&self.data).states.get(target).cloned()
+    }
+}
+
+fn injected(data: &mut StoreData, operation: &'static str, resource: &str) -> PortResult<()> {
+    match data.fail_next.remove(operation) {
+        Some(kind) => Err(PortError::new(operation, resource, kind, "injected failure")),
+        None => Ok(()),
+    }
+}
+
+impl BudgetStore for MemoryStore {
+    async fn list_budgets(&self) -> PortResult<Vec<Versioned<Budget>>> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "ListBudgets", "budgets")?;
+        Ok(data.budgets.values().cloned().collect())
+    }
+
+    async fn put_budget(
+        &self,
+        budget: &Budget,
+        expected: Option<u64>,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> PortResult<u64> {
+        let mut data = lock(&self.data);
+        let resource = format!("budget {}", budget.id);
+        injected(&mut data, "PutBudget", &resource)?;
+        let current = data.budgets.get(&budget.id).map(|v| v.version);
+        if current != expected {
+            return Err(PortError::new(
+                "PutBudget",
+                resource,
+                FailureKind::Conflict,
+                format!(
+                    "the budget is at version {} but the change was made from version {}; read it again and retry",
+                    current.map_or("none".into(), |v| v.to_string()),
+                    expected.map_or("none".into(), |v| v.to_string())
+                ),
+            ));
+        }
+        let version = current.unwrap_or(0) + 1;
+        data.budgets.insert(
+            budget.id.clone(),
+            Versioned {
+                value: budget.clone(),
+                version,
+            },
+        );
+        data.history
+            .entry(budget.id.clone())
+            .or_default()
+            .push(BudgetChange {
+                version,
+                at,
+                actor: actor.to_string(),
+                budget: Some(budget.clone()),
+            });
+        Ok(version)
+    }
+
+    async fn delete_budget(
+        &self,
+        id: &BudgetId,
+        expected: u64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        let resource = format!("budget {id}");
+        injected(&mut data, "DeleteBudget", &resource)?;
+        match data.budgets.get(id).map(|v| v.version) {
+            None => Err(PortError::new(
+                "DeleteBudget",
+                resource,
+                FailureKind::NotFound,
+                "no such budget",
+            )),
+            Some(v) if v != expected => Err(PortError::new(
+                "DeleteBudget",
+                resource,
+                FailureKind::Conflict,
+                format!("the budget is at version {v}, not {expected}; read it again and retry"),
+            )),
+            Some(_) => {
+                data.budgets.remove(id);
+                data.history.entry(id.clone()).or_default().push(BudgetChange {
+                    version: 0,
+                    at,
+                    actor: actor.to_string(),
+                    budget: None,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    async fn budget_history(&self, id: &BudgetId) -> PortResult<Vec<BudgetChange>> {
+        Ok(lock(&self.data).history.get(id).cloned().unwrap_or_default())
+    }
+}
+
+/// The rule every state store enforces: a stored restore point is never replaced
+/// by a different one while the stored phase holds the target.
+pub fn restore_point_kept(stored: Option<&GuardState>, new: &GuardState) -> bool {
+    match stored {
+        Some(old) if old.phase != Phase::Normal && old.restore_point.is_some() => {
+            new.restore_point.is_none() && new.phase == Phase::Normal
+                || new.restore_point == old.restore_point
+        }
+        _ => true,
+    }
+}
+
+impl StateStore for MemoryStore {
+    async fn load_states(&self) -> PortResult<HashMap<TargetId, GuardState>> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "LoadStates", "states")?;
+        Ok(data.states.clone())
+    }
+
+    async fn save_state(&self, target: &TargetId, state: &GuardState) -> PortResult<u64> {
+        let mut data = lock(&self.data);
+        let resource = format!("state of {target}");
+        injected(&mut data, "SaveState", &resource)?;
+        let stored = data.states.get(target);
+        let stored_version = stored.map_or(0, |s| s.version);
+        if stored_version != state.version {
+            return Err(PortError::new(
+                "SaveState",
+                resource,
+                FailureKind::Conflict,
+                format!("stored version {stored_version}, written from {}", state.version),
+            ));
+        }
+        if !restore_point_kept(stored, state) {
+            return Err(PortError::new(
+                "SaveState",
+                resource,
+                FailureKind::Refused,
+                "the restore point of a held target cannot be replaced",
+            ));
+        }
+        let mut saved = state.clone();
+        saved.version = stored_version + 1;
+        data.states.insert(target.clone(), saved);
+        Ok(stored_version + 1)
+    }
+}
+
+impl AuditLog for MemoryStore {
+    async fn record(&self, records: &[AuditRecord]) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "RecordAudit", "audit")?;
+        data.audit.extend_from_slice(records);
+        Ok(())
+    }
+}
+
+/// A notice that was published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Topic, if any.
+    pub topic: Option<String>,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub message: String,
+}
+
+/// The cloud's contents.
+#[derive(Debug, Default)]
+pub struct CloudData {
+    /// Targets and their live limits.
+    pub targets: Vec<Target>,
+    /// Metrics per target.
+    pub metrics: HashMap<TargetId, TargetMetrics>,
+    /// Account concurrency.
+    pub concurrency: AccountConcurrency,
+    /// Published notices.
+    pub notices: Vec<Notice>,
+    /// Every control-plane call made, in order (`operation resource`).
+    pub calls: Vec<String>,
+    /// Operations that fail once, with the kind of failure.
+    pub fail_next: HashMap<&'static str, FailureKind>,
+}
+
+/// An account in memory: targets, metrics, controls and notices.
+#[derive(Debug, Default)]
+pub struct MemoryCloud {
+    /// The contents, for tests to inspect and change.
+    pub data: Mutex<CloudData>,
+}
+
+impl MemoryCloud {
+    /// A cloud holding `targets`.
+    pub fn with_targets(targets: Vec<Target>) -> Self {
+        MemoryCloud {
+            data: Mutex::new(CloudData {
+                targets,
+                ..CloudData::default()
+            }),
+        }
+    }
+
+    /// Makes the next call of `operation` fail with `kind`.
+    pub fn fail_next(&self, operation: &'static str, kind: FailureKind) {
+        lock(&self.data).fail_next.insert(operation, kind);
+    }
+
+    /// The live limits of a target.
+    pub fn limits(&self, target: &TargetId) -> Option<Limits> {
+        lock(&self.data)
+            .targets
+            .iter()
+            .find(|t| &t.id == target)
+            .map(|t| t.limits.clone())
+    }
+
+    /// Replaces the metrics of a target.
+    pub fn set_metrics(&self, target: &TargetId, metrics: TargetMetrics) {
+        lock(&self.data).metrics.insert(target.clone(), metrics);
+    }
+
+    /// The control-plane calls made so far.
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.data).calls.clone()
+    }
+
+    /// The notices published so far.
+    pub fn notices(&self) -> Vec<Notice> {
+        lock(&self.data).notices.clone()
+    }
+
+    fn change(
+        &self,
+        operation: &'static str,
+        target: &TargetId,
+        edit: impl FnOnce(&mut Limits) -> bool,
+    ) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        let resource = target.to_string();
+        data.calls.push(format!("{operation} {resource}"));
+        injected_cloud(&mut data, operation, &resource)?;
+        let Some(found) = data.targets.iter_mut().find(|t| &t.id == target) else {
+            return Err(PortError::new(
+                operation,
+                resource,
+                FailureKind::NotFound,
+                "no such resource",
+            ));
+        };
+        if edit(&mut found.limits) {
+            Ok(())
+        } else {
+            Err(PortError::new(
+                operation,
+                resource,
+                FailureKind::Refused,
+                "limits of another kind",
+            ))
+        }
+    }
+}
+
+fn injected_cloud(data: &mut CloudData, operation: &'static str, resource: &str) -> PortResult<()> {
+    match data.fail_next.remove(operation) {
+        Some(kind) => Err(PortError::new(operation, resource, kind, "injected failure")),
+        None => Ok(()),
+    }
+}
+
+impl Discovery for MemoryCloud {
+    async fn discover(&self) -> PortResult<Vec<Target>> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "Discover", "account")?;
+        Ok(data.targets.clone())
+    }
+}
+
+impl MetricsSource for MemoryCloud {
+    async fn fetch(&self, request: &MetricsRequest<'_>) -> PortResult<FetchedMetrics> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "GetMetricData", "metrics")?;
+        let by_target: HashMap<TargetId, TargetMetrics> = data
+            .metrics
+            .iter()
+            .filter(|(id, _)| request.detailed.contains(*id))
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect();
+        Ok(FetchedMetrics {
+            metrics_requested: by_target.len() as u64 * 3,
+            by_target,
+            partial: false,
+        })
+    }
+}
+
+impl LambdaControl for MemoryCloud {
+    async fn account_concurrency(&self) -> PortResult<AccountConcurrency> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "GetAccountSettings", "account")?;
+        Ok(data.concurrency)
+    }
+
+    async fn set_reserved_concurrency(&self, function: &FunctionName, value: Option<u32>) -> PortResult<()> {
+        let operation = if value.is_some() {
+            "PutFunctionConcurrency"
+        } else {
+            "DeleteFunctionConcurrency"
+        };
+        self.change(
+            operation,
+            &TargetId::Function(function.clone()),
+            |limits| match limits {
+                Limits::Function {
+                    reserved_concurrency, ..
+                } => {
+                    *reserved_concurrency = value;
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
+
+    async fn set_async_config(&self, function: &FunctionName, value: Option<AsyncConfig>) -> PortResult<()> {
+        let operation = if value.is_some() {
+            "PutFunctionEventInvokeConfig"
+        } else {
+            "DeleteFunctionEventInvokeConfig"
+        };
+        self.change(
+            operation,
+            &TargetId::Function(function.clone()),
+            |limits| match limits {
+                Limits::Function { async_config, .. } => {
+                    *async_config = value;
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
+}
+
+impl StageControl for MemoryCloud {
+    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
+        self.change("UpdateStage", stage, |limits| match limits {
+            Limits::Stage { throttle } => {
+                *throttle = value;
+                true
+            }
+            _ => false,
+        })
+    }
+}
+
+impl UsagePlanControl for MemoryCloud {
+    async fn set_plan_limits(
+        &self,
+        plan: &UsagePlanId,
+        throttle: Option<Throttle>,
+        quota: Option<Quota>,
+    ) -> PortResult<()> {
+        self.change(
+            "UpdateUsagePlan",
+            &TargetId::UsagePlan(plan.clone()),
+            |limits| match limits {
+                Limits::UsagePlan {
+                    throttle: t,
+                    quota: q,
+                } => {
+                    *t = throttle;
+                    *q = quota;
+                    true
+                }
+                _ => false,
+            },
+        )
+    }
+}
+
+impl Notifier for MemoryCloud {
+    async fn publish(&self, topic: Option<&str>, subject: &str, message: &str) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "Publish", topic.unwrap_or("default topic"))?;
+        data.notices.push(Notice {
+            topic: topic.map(str::to_string),
+            subject: subject.to_string(),
+            message: message.to_string(),
+        });
+        Ok(())
+    }
+}

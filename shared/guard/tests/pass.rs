@@ -1,0 +1,301 @@
+//! One evaluation pass over the in-memory ports: ordering, dry-run, conflicts,
+//! failures and convergence.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests fail loudly on bad fixtures"
+)]
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use dowguard_domain::{
+    Arch, Budget, BudgetId, BudgetSpec, Change, Floors, GuardSettings, Intent, Limits, MinuteUsage, Phase,
+    PriceBook, Prices, Target, TargetId, TargetMetrics, TargetSpec, Usage, epoch_minute,
+};
+use dowguard_guard::memory::{MemoryCloud, MemoryStore, restore_point_kept};
+use dowguard_guard::ports::{BudgetStore, StateStore};
+use dowguard_guard::{FailureKind, Guard, Outcome, PassReport};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).single().unwrap()
+}
+
+fn prices() -> Prices {
+    PriceBook::bundled()
+        .and_then(|b| b.prices("us-east-1", false))
+        .unwrap()
+}
+
+fn checkout() -> Target {
+    Target {
+        id: TargetId::parse("function:checkout").unwrap(),
+        spec: TargetSpec::Function {
+            memory_mb: 512,
+            arch: Arch::X86_64,
+            async_invoked: false,
+        },
+        tags: BTreeMap::new(),
+        limits: Limits::Function {
+            reserved_concurrency: Some(500),
+            async_config: None,
+        },
+    }
+}
+
+fn budget(mode: &str) -> Budget {
+    Budget::parse(BudgetSpec {
+        id: "checkout-daily".into(),
+        scope: "function:checkout".into(),
+        period: "day".into(),
+        amount: "240".into(),
+        thresholds: vec![],
+        mode: mode.into(),
+        owner: "finance@example.com".into(),
+        topic: None,
+        floors: Floors::default(),
+        protected: false,
+    })
+    .unwrap()
+}
+
+/// An hour of `per_minute` requests of 100 ms ending just before `now`.
+fn traffic(now: DateTime<Utc>, per_minute: u64) -> TargetMetrics {
+    let last = epoch_minute(now) - 1;
+    TargetMetrics {
+        minutes: (0..60)
+            .map(|k| MinuteUsage {
+                minute: last - 59 + k,
+                usage: Usage {
+                    requests: per_minute,
+                    throttled: 0,
+                    duration_ms: per_minute * 100,
+                },
+            })
+            .collect(),
+        to_date: vec![],
+    }
+}
+
+const FLOOD: u64 = 20_000_000;
+const CALM: u64 = 1_000;
+
+struct Fixture {
+    store: MemoryStore,
+    cloud: MemoryCloud,
+    prices: Prices,
+    settings: GuardSettings,
+}
+
+impl Fixture {
+    async fn new(mode: &str) -> Self {
+        let store = MemoryStore::default();
+        store.put_budget(&budget(mode), None, "test", t0()).await.unwrap();
+        Fixture {
+            store,
+            cloud: MemoryCloud::with_targets(vec![checkout()]),
+            prices: prices(),
+            settings: GuardSettings::default(),
+        }
+    }
+
+    async fn pass(&self, now: DateTime<Utc>) -> PassReport {
+        let guard = Guard {
+            store: &self.store,
+            discovery: &self.cloud,
+            metrics: &self.cloud,
+            lambda: &self.cloud,
+            stages: &self.cloud,
+            plans: &self.cloud,
+            notifier: &self.cloud,
+            prices: &self.prices,
+            settings: &self.settings,
+            actor: "evaluator",
+        };
+        guard.evaluate(now).await.expect("pass runs")
+    }
+}
+
+fn id() -> TargetId {
+    TargetId::parse("function:checkout").unwrap()
+}
+
+#[tokio::test]
+async fn a_flood_is_throttled_with_the_restore_point_stored_first_and_audited() {
+    let f = Fixture::new("enforce").await;
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    let report = f.pass(t0()).await;
+    let state = f.store.state(&id()).expect("state stored");
+    assert!(state.phase.is_tightened());
+    assert_eq!(
+        state.restore_point.as_ref().map(|rp| &rp.limits),
+        Some(&checkout().limits),
+        "the original 500 is kept"
+    );
+    let Some(Limits::Function {
+        reserved_concurrency: Some(n),
+        ..
+    }) = f.cloud.limits(&id())
+    else {
+        panic!("no reservation");
+    };
+    assert!(n < 500, "tightened to {n}");
+    assert_eq!(f.cloud.calls(), ["PutFunctionConcurrency function:checkout"]);
+    let audit = f.store.audit();
+    assert_eq!(audit.len(), report.decision.actions.len());
+    assert!(audit.iter().all(|r| r.actor == "evaluator"));
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.action.intent == Intent::Tighten && r.outcome == Outcome::Applied)
+    );
+    assert!(!f.cloud.notices().is_empty(), "the owner is told");
+}
+
+#[tokio::test]
+async fn recovery_restores_the_original_and_audits_it() {
+    let f = Fixture::new("enforce").await;
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    f.pass(t0()).await;
+    let mut now = t0();
+    for _ in 0..240 {
+        now += Duration::minutes(1);
+        f.cloud.set_metrics(&id(), traffic(now, CALM));
+        f.pass(now).await;
+    }
+    assert_eq!(f.cloud.limits(&id()), Some(checkout().limits));
+    assert_eq!(f.store.state(&id()).map(|s| s.phase), Some(Phase::Normal));
+    assert!(
+        f.store
+            .audit()
+            .iter()
+            .any(|r| r.action.intent == Intent::Restore && r.outcome == Outcome::Applied)
+    );
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing_but_records_and_tells() {
+    let f = Fixture::new("dry-run").await;
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    f.pass(t0()).await;
+    assert_eq!(f.cloud.limits(&id()), Some(checkout().limits));
+    assert!(f.cloud.calls().is_empty());
+    let audit = f.store.audit();
+    assert!(audit.iter().any(|r| r.action.intent == Intent::Tighten
+        && matches!(&r.outcome, Outcome::Skipped { why } if why.contains("dry-run"))));
+    assert!(!f.cloud.notices().is_empty());
+}
+
+#[tokio::test]
+async fn a_state_conflict_skips_the_change_and_the_next_pass_decides_again() {
+    let f = Fixture::new("enforce").await;
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    f.store.fail_next("SaveState", FailureKind::Conflict);
+    let report = f.pass(t0()).await;
+    assert_eq!(report.conflicts, [id()]);
+    assert!(
+        f.cloud.calls().is_empty(),
+        "no change without a stored restore point"
+    );
+    assert!(
+        report
+            .outcomes
+            .iter()
+            .all(|o| matches!(o, Outcome::Skipped { .. }))
+    );
+    let next = f.pass(t0() + Duration::minutes(1)).await;
+    assert!(next.conflicts.is_empty());
+    assert_eq!(
+        f.cloud.calls().len(),
+        1,
+        "applied once, on the pass that stored the state"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_change_is_reported_with_call_and_resource_then_converges() {
+    let f = Fixture::new("enforce").await;
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    f.cloud
+        .fail_next("PutFunctionConcurrency", FailureKind::Throttled);
+    let report = f.pass(t0()).await;
+    let failed: Vec<&Outcome> = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Failed { .. }))
+        .collect();
+    let [Outcome::Failed { kind, error }] = failed.as_slice() else {
+        panic!("one failure expected: {:?}", report.outcomes);
+    };
+    assert_eq!(*kind, FailureKind::Throttled);
+    assert!(
+        error.contains("PutFunctionConcurrency") && error.contains("function:checkout"),
+        "{error}"
+    );
+    assert_eq!(
+        f.cloud.limits(&id()),
+        Some(checkout().limits),
+        "nothing half-done"
+    );
+    // The state says throttled; the next pass sees the limit missing and sets it.
+    let next = f.pass(t0() + Duration::minutes(1)).await;
+    assert!(
+        next.results()
+            .any(|(a, o)| matches!(a.change, Change::ReservedConcurrency { .. }) && *o == Outcome::Applied)
+    );
+    assert_ne!(f.cloud.limits(&id()), Some(checkout().limits));
+    let rp = f
+        .store
+        .state(&id())
+        .and_then(|s| s.restore_point)
+        .expect("restore point");
+    assert_eq!(
+        rp.limits,
+        checkout().limits,
+        "the restore point is still the original"
+    );
+}
+
+#[tokio::test]
+async fn stale_budget_writes_are_refused_and_history_is_kept() {
+    let store = MemoryStore::default();
+    let b = budget("enforce");
+    let v1 = store.put_budget(&b, None, "alice", t0()).await.unwrap();
+    let v2 = store.put_budget(&b, Some(v1), "bob", t0()).await.unwrap();
+    let err = store
+        .put_budget(&b, Some(v1), "carol", t0())
+        .await
+        .expect_err("stale");
+    assert_eq!(err.kind, FailureKind::Conflict);
+    assert!(err.to_string().contains("version 2"), "{err}");
+    let again = store
+        .put_budget(&b, None, "dave", t0())
+        .await
+        .expect_err("exists");
+    assert_eq!(again.kind, FailureKind::Conflict);
+    let history = store
+        .budget_history(&BudgetId::parse("checkout-daily").unwrap())
+        .await
+        .unwrap();
+    let who: Vec<&str> = history.iter().map(|h| h.actor.as_str()).collect();
+    assert_eq!(who, ["alice", "bob"]);
+    assert_eq!(v2, 2);
+}
+
+#[tokio::test]
+async fn the_store_refuses_to_replace_a_held_targets_restore_point() {
+    let f = Fixture::new("enforce").await;
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    f.pass(t0()).await;
+    let mut held = f.store.state(&id()).unwrap();
+    let original = held.clone();
+    held.restore_point.as_mut().unwrap().limits = Limits::Function {
+        reserved_concurrency: Some(1),
+        async_config: None,
+    };
+    assert!(!restore_point_kept(Some(&original), &held));
+    let err = f.store.save_state(&id(), &held).await.expect_err("refused");
+    assert_eq!(err.kind, FailureKind::Refused);
+    assert_eq!(f.store.state(&id()), Some(original));
+}
