@@ -1,0 +1,127 @@
+//! How long a year of one-minute traffic for 100 targets takes to simulate, with
+//! every strategy, at a 1-minute and a 5-minute schedule; and what one decision
+//! pass over 100 targets costs. Run with `cargo bench -p dowguard-sim --bench year`.
+
+#![allow(missing_docs)]
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use dowguard_sim::engine::Strategy;
+use dowguard_sim::{Scenario, run};
+
+/// 100 functions (two teams), a month budget on the account, a day budget per team,
+/// diurnal traffic, and a 30-minute flood every week on one function.
+fn scenario(interval: u32) -> String {
+    format!(
+        r#"
+name = "year-100-targets"
+duration = "365d"
+
+[guard]
+schedule_interval_minutes = {interval}
+
+[[targets]]
+id = "function:shop"
+count = 50
+memory_mb = 512
+avg_duration_ms = 120
+tags = {{ team = "shop" }}
+
+[[targets]]
+id = "function:search"
+count = 50
+memory_mb = 1024
+arch = "arm64"
+avg_duration_ms = 80
+tags = {{ team = "search" }}
+
+[[budgets]]
+id = "account-monthly"
+scope = "account"
+period = "month"
+amount = "25000"
+
+[[budgets]]
+id = "shop-daily"
+scope = "tag:team=shop"
+period = "day"
+amount = "450"
+
+[[budgets]]
+id = "search-daily"
+scope = "tag:team=search"
+period = "day"
+amount = "450"
+
+[[traffic]]
+target = "function:shop-*"
+role = "legit"
+shape = "diurnal"
+rpm = 1000
+peak_rpm = 4000
+
+[[traffic]]
+target = "function:search-*"
+role = "legit"
+shape = "diurnal"
+rpm = 1000
+peak_rpm = 4000
+peak_hour = 20
+
+[[traffic]]
+target = "function:shop-07"
+role = "attack"
+shape = "pulse"
+rpm = 300000
+on = "30m"
+off = "7d"
+from = "3d"
+"#
+    )
+}
+
+fn main() -> ExitCode {
+    let mut slow = false;
+    for interval in [5, 1] {
+        let text = scenario(interval);
+        let scenario = match Scenario::from_toml(&text, "year bench", |_| unreachable_csv()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let clock = Instant::now();
+        let report = run(&scenario);
+        let elapsed = clock.elapsed();
+        let Some(dg) = report.strategy(Strategy::Dowguard) else {
+            return ExitCode::FAILURE;
+        };
+        let per_call = dg.decide_time.as_nanos() / u128::from(dg.evaluations.max(1));
+        println!(
+            "year x {} targets, schedule every {interval} min: {} ms for all five strategies \
+             ({} decision passes, {} us each, {} ms in the core); dowguard spend {}, overspend {}",
+            scenario.targets.len(),
+            elapsed.as_millis(),
+            dg.evaluations,
+            per_call / 1_000,
+            dg.decide_time.as_millis(),
+            dg.spend,
+            dg.overspend,
+        );
+        if interval == 5 && elapsed.as_secs() >= 10 {
+            slow = true;
+        }
+    }
+    if slow {
+        println!("MISSED: a year of 100 targets at the 5-minute schedule took 10 s or more");
+    }
+    ExitCode::SUCCESS
+}
+
+fn unreachable_csv() -> Result<(String, String), dowguard_sim::SimError> {
+    Err(dowguard_sim::SimError::Plot(
+        "the year scenario has no CSV".into(),
+    ))
+}

@@ -1,0 +1,1054 @@
+//! The simulation loop: one simulated account per strategy, stepped minute by minute
+//! on the same traffic.
+//!
+//! Each minute, every target serves what its current limits allow (rejections fall
+//! on legit and attack requests in proportion; an asynchronously invoked function
+//! queues what it cannot run and replays it later, until the event's maximum age),
+//! is billed with the price book, and reports one-minute metrics. At the end of the
+//! minute the strategy looks at what it can see and may change limits, which take
+//! effect from the next minute.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice};
+use dowguard_domain::{
+    AccountConcurrency, AccountUsage, Arch, Budget, Change, GuardState, Inputs, Intent, Limits, MinuteUsage,
+    Money, Period, PeriodUsage, Prices, Product, Scope, Target, TargetId, TargetKind, TargetMetrics,
+    TargetSpec, Throttle, Usage, decide, epoch_minute,
+};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::report::{PeriodOutcome, Report};
+use crate::scenario::{DEFAULT_MAX_EVENT_AGE_S, Scenario};
+use crate::traffic::Demand;
+
+/// Pico-dollars per metric requested from CloudWatch GetMetricData ($0.01 / 1,000).
+pub const PICOS_PER_METRIC: i128 = 10_000_000;
+/// A standard CloudWatch alarm costs $0.10 per alarm-month.
+pub const ALARM_MONTH: Money = Money::from_cents(10);
+/// Minutes in the 30-day month alarms are prorated over.
+pub const MINUTES_PER_ALARM_MONTH: i128 = 43_200;
+/// Points kept per plotted series.
+const PLOT_POINTS: u32 = 1_500;
+
+/// A strategy that defends (or does not defend) the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Nothing stops the traffic.
+    Unguarded,
+    /// An AWS Budgets action: on actual spend, refreshed every few hours, sets
+    /// concurrency (and stage throttles) to 0 until the budget period ends.
+    BudgetsAction,
+    /// AWS Cost Anomaly Detection: alerts about a day later, changes nothing.
+    AnomalyDetection,
+    /// One fixed alarm threshold per target → concurrency 0, restored by hand.
+    KillSwitch,
+    /// dowguard's decision core.
+    Dowguard,
+}
+
+impl Strategy {
+    /// Every strategy, in report order.
+    pub const ALL: [Strategy; 5] = [
+        Strategy::Unguarded,
+        Strategy::BudgetsAction,
+        Strategy::AnomalyDetection,
+        Strategy::KillSwitch,
+        Strategy::Dowguard,
+    ];
+
+    /// Name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Unguarded => "unguarded",
+            Strategy::BudgetsAction => "budgets-action",
+            Strategy::AnomalyDetection => "anomaly-detection",
+            Strategy::KillSwitch => "kill-switch",
+            Strategy::Dowguard => "dowguard",
+        }
+    }
+}
+
+/// Runs every strategy on the scenario's traffic and reports the money.
+pub fn run(scenario: &Scenario) -> Report {
+    // Cost Anomaly Detection changes nothing, so it lives in the unguarded account:
+    // four simulated accounts make five reports.
+    let simulated = [
+        Strategy::Dowguard,
+        Strategy::Unguarded,
+        Strategy::BudgetsAction,
+        Strategy::KillSwitch,
+    ];
+    let mut results: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = simulated
+            .iter()
+            .map(|&strategy| scope.spawn(move || World::new(scenario, strategy).run()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    if let Some(unguarded) = results.iter().find(|o| o.strategy == Strategy::Unguarded) {
+        let mut anomaly = unguarded.clone();
+        anomaly.strategy = Strategy::AnomalyDetection;
+        anomaly.first_action = None;
+        anomaly.first_reason = None;
+        if let Some((minute, reason)) = &unguarded.anomaly {
+            anomaly.first_action = Some(*minute);
+            anomaly.first_reason = Some(reason.clone());
+            anomaly.notifications = 1;
+        }
+        results.push(anomaly);
+    }
+    results.sort_by_key(|o| Strategy::ALL.iter().position(|s| *s == o.strategy));
+    Report::build(scenario, results)
+}
+
+/// Money in sub-pico-dollars (1/1,024,000 of a pico-dollar): every unit price of
+/// the price book is a whole number of them per request or per MB-millisecond, so
+/// the simulator adds up bills exactly without a division per minute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Exact(i128);
+
+/// Sub-pico-dollars per pico-dollar.
+const SUB: i128 = MB_MS_PER_GB_SECOND as i128;
+
+impl Exact {
+    pub(crate) const ZERO: Exact = Exact(0);
+
+    /// The exact amount of a [`Money`].
+    pub(crate) fn of(money: Money) -> Exact {
+        Exact(money.picos().saturating_mul(SUB))
+    }
+
+    /// Rounded down to whole pico-dollars.
+    pub(crate) fn money(self) -> Money {
+        Money::from_picos(self.0 / SUB)
+    }
+
+    fn times(self, n: u64) -> Exact {
+        Exact(self.0.saturating_mul(i128::from(n)))
+    }
+}
+
+impl std::ops::Add for Exact {
+    type Output = Exact;
+    fn add(self, rhs: Exact) -> Exact {
+        Exact(self.0.saturating_add(rhs.0))
+    }
+}
+
+impl std::ops::AddAssign for Exact {
+    fn add_assign(&mut self, rhs: Exact) {
+        self.0 = self.0.saturating_add(rhs.0);
+    }
+}
+
+impl std::iter::Sum for Exact {
+    fn sum<I: Iterator<Item = Exact>>(iter: I) -> Exact {
+        iter.fold(Exact::ZERO, |a, b| a + b)
+    }
+}
+
+/// Unit prices at the account's current volume tiers, in sub-pico-dollars per unit
+/// (a request, or one MB-millisecond).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Units {
+    lambda_requests: i128,
+    x86: i128,
+    arm: i128,
+    rest: i128,
+    http: i128,
+}
+
+fn sub_picos(price: UnitPrice) -> i128 {
+    let (numerator, denominator) = price.as_fraction();
+    // Every denominator of the price book divides SUB (1 for requests, 1,024,000
+    // for MB-ms); a book that broke this would be priced a hair low, never high.
+    numerator.saturating_mul(SUB) / denominator.max(1)
+}
+
+impl Units {
+    fn at(prices: &Prices, usage: &AccountUsage) -> Units {
+        let at = |product, offset: u128| sub_picos(prices.schedule(product).marginal(offset));
+        Units {
+            lambda_requests: at(Product::LambdaRequests, u128::from(usage.lambda_requests)),
+            x86: at(Product::LambdaDurationX86, usage.lambda_mb_ms_x86),
+            arm: at(Product::LambdaDurationArm, usage.lambda_mb_ms_arm),
+            rest: at(Product::RestRequests, u128::from(usage.rest_requests)),
+            http: at(Product::HttpRequests, u128::from(usage.http_requests)),
+        }
+    }
+
+    fn list(prices: &Prices) -> Units {
+        let at = |product| sub_picos(prices.schedule(product).list_price());
+        Units {
+            lambda_requests: at(Product::LambdaRequests),
+            x86: at(Product::LambdaDurationX86),
+            arm: at(Product::LambdaDurationArm),
+            rest: at(Product::RestRequests),
+            http: at(Product::HttpRequests),
+        }
+    }
+
+    /// The exact cost of one request of `avg_ms`.
+    fn per_request(&self, spec: &TargetSpec, avg_ms: u64) -> Exact {
+        Exact(match spec {
+            TargetSpec::Function { memory_mb, arch, .. } => {
+                let duration = match arch {
+                    Arch::X86_64 => self.x86,
+                    Arch::Arm64 => self.arm,
+                };
+                self.lambda_requests + duration * i128::from(*memory_mb) * i128::from(avg_ms)
+            }
+            TargetSpec::RestStage | TargetSpec::UsagePlan => self.rest,
+            TargetSpec::HttpStage => self.http,
+        })
+    }
+}
+
+/// Queued asynchronous events that arrived in one minute.
+#[derive(Debug, Clone, Copy)]
+struct Batch {
+    minute: u32,
+    legit: u64,
+    attack: u64,
+}
+
+/// Per-target totals of one strategy's run.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tally {
+    pub(crate) legit_requests: u64,
+    pub(crate) attack_requests: u64,
+    pub(crate) legit_served: u64,
+    pub(crate) attack_served: u64,
+    pub(crate) legit_rejected: u64,
+    pub(crate) attack_rejected: u64,
+    pub(crate) spend: Exact,
+    pub(crate) attack_spend: Exact,
+    /// First minute with attack requests.
+    pub(crate) onset: Option<u32>,
+    /// True once a limit set by the strategy has refused requests after the onset.
+    contained: bool,
+    /// Attack spend admitted from the onset until the strategy's first effective limit.
+    pub(crate) exposure: Exact,
+    /// Highest attack spend in one minute.
+    pub(crate) peak_attack_spend: Exact,
+    /// Events still queued at the end.
+    pub(crate) queued_at_end: u64,
+}
+
+/// One budget's periods as one strategy lived them.
+#[derive(Debug, Clone)]
+struct Track {
+    members: Vec<usize>,
+    period_start: DateTime<Utc>,
+    next_boundary: u32,
+    spend: Exact,
+    legit_rejected: u64,
+    /// Spend of the current UTC day (for the anomaly model).
+    day_spend: Exact,
+    next_day: u32,
+    periods: Vec<PeriodOutcome>,
+    /// The Budgets-action model has acted in this period.
+    acted: bool,
+}
+
+/// Everything one strategy's run produced.
+#[derive(Debug, Clone)]
+pub(crate) struct Outcome {
+    pub(crate) strategy: Strategy,
+    pub(crate) tallies: Vec<Tally>,
+    pub(crate) periods: Vec<Vec<PeriodOutcome>>,
+    pub(crate) first_action: Option<u32>,
+    pub(crate) first_reason: Option<String>,
+    pub(crate) tightenings: u64,
+    pub(crate) restores: u64,
+    pub(crate) notifications: u64,
+    pub(crate) evaluations: u64,
+    pub(crate) decide_time: std::time::Duration,
+    pub(crate) guard_cost: Money,
+    /// (minute, cumulative spend of the first budget's scope).
+    pub(crate) series: Vec<(u32, Money)>,
+    /// When (and why) Cost Anomaly Detection would alert on this account's spend.
+    pub(crate) anomaly: Option<(u32, String)>,
+}
+
+/// The metrics the simulated CloudWatch holds for the dowguard strategy: the last
+/// stretch of one-minute datapoints per target, plus period-to-date totals of the
+/// minutes trimmed away (so the core never sums a month of minutes).
+struct Store {
+    metrics: HashMap<TargetId, TargetMetrics>,
+    pending: Vec<Vec<MinuteUsage>>,
+    /// Totals of trimmed minutes: (day start, month start, day usage, month usage).
+    trimmed: Vec<Option<(i64, i64, Usage, Usage)>>,
+    keep: usize,
+}
+
+impl Store {
+    fn new(targets: &[Target], keep: usize) -> Store {
+        Store {
+            metrics: targets
+                .iter()
+                .map(|t| (t.id.clone(), TargetMetrics::default()))
+                .collect(),
+            pending: vec![Vec::new(); targets.len()],
+            trimmed: vec![None; targets.len()],
+            keep,
+        }
+    }
+
+    fn flush(&mut self, targets: &[Target]) {
+        for (i, target) in targets.iter().enumerate() {
+            if self.pending[i].is_empty() {
+                continue;
+            }
+            let Some(series) = self.metrics.get_mut(&target.id) else {
+                continue;
+            };
+            series.minutes.append(&mut self.pending[i]);
+            if series.minutes.len() < self.keep + 16 {
+                continue;
+            }
+            let cut = series.minutes.len() - self.keep;
+            let first_kept = series.minutes[cut].minute;
+            let slot = &mut self.trimmed[i];
+            for m in series.minutes.drain(..cut) {
+                let day = m.minute.div_euclid(1_440) * 1_440;
+                let month = month_start_minute(m.minute);
+                let totals = slot.get_or_insert((day, month, Usage::default(), Usage::default()));
+                if totals.0 != day {
+                    totals.0 = day;
+                    totals.2 = Usage::default();
+                }
+                if totals.1 != month {
+                    totals.1 = month;
+                    totals.3 = Usage::default();
+                }
+                totals.2.add(&m.usage);
+                totals.3.add(&m.usage);
+            }
+            series.to_date.clear();
+            if let Some((day, month, day_usage, month_usage)) = *slot {
+                for (period, start, usage) in
+                    [(Period::Day, day, day_usage), (Period::Month, month, month_usage)]
+                {
+                    if let Some(start) = minute_time(start) {
+                        series.to_date.push(PeriodUsage {
+                            period,
+                            start,
+                            through_minute: first_kept - 1,
+                            usage,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn minute_time(epoch_minute: i64) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(epoch_minute.checked_mul(60)?, 0)
+}
+
+fn month_start_minute(epoch_minute: i64) -> i64 {
+    minute_time(epoch_minute).map_or(epoch_minute, |t| epoch_minute_of(Period::Month.bounds(t).0))
+}
+
+fn epoch_minute_of(t: DateTime<Utc>) -> i64 {
+    epoch_minute(t)
+}
+
+/// One strategy's simulated account.
+struct World<'a> {
+    sc: &'a Scenario,
+    strategy: Strategy,
+    targets: Vec<Target>,
+    index: HashMap<TargetId, usize>,
+    queues: Vec<VecDeque<Batch>>,
+    tallies: Vec<Tally>,
+    tracks: Vec<Track>,
+    account: AccountUsage,
+    next_month: u32,
+    units: Units,
+    /// This minute's usage and cost per target.
+    usage: Vec<Usage>,
+    cost: Vec<Exact>,
+    legit_rejected_now: Vec<u64>,
+    /// Served requests of the last minutes per target (kill switch alarm), newest last.
+    recent: Vec<VecDeque<u64>>,
+    kill_threshold: Vec<u64>,
+    tripped_until: Vec<Option<u32>>,
+    anomaly_alert: Option<(u32, String)>,
+    anomaly_checked: bool,
+    store: Option<Store>,
+    states: HashMap<TargetId, GuardState>,
+    first_action: Option<u32>,
+    first_reason: Option<String>,
+    tightenings: u64,
+    restores: u64,
+    notifications: u64,
+    evaluations: u64,
+    decide_time: std::time::Duration,
+    metrics_requested: i128,
+    series: Vec<(u32, Money)>,
+    cumulative: Exact,
+    step: u32,
+}
+
+impl<'a> World<'a> {
+    fn new(sc: &'a Scenario, strategy: Strategy) -> World<'a> {
+        let targets: Vec<Target> = sc.targets.iter().map(|t| t.target.clone()).collect();
+        let index = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
+        let n = targets.len();
+        let tracks = sc
+            .budgets
+            .iter()
+            .map(|b| Track {
+                members: members(b, &targets),
+                period_start: b.period.bounds(sc.start).0,
+                next_boundary: minutes_until(sc.start, b.period.bounds(sc.start).1),
+                spend: Exact::ZERO,
+                legit_rejected: 0,
+                day_spend: Exact::ZERO,
+                next_day: minutes_until(sc.start, Period::Day.bounds(sc.start).1),
+                periods: Vec::new(),
+                acted: false,
+            })
+            .collect();
+        let keep = usize::try_from(
+            sc.guard.settings.long_window_minutes
+                + sc.guard.settings.short_window_minutes
+                + sc.guard.settings.metric_delay_minutes
+                + i64::from(sc.guard.interval_minutes)
+                + 10,
+        )
+        .unwrap_or(120);
+        let store = (strategy == Strategy::Dowguard).then(|| Store::new(&targets, keep));
+        let kill_threshold = if strategy == Strategy::KillSwitch {
+            kill_thresholds(sc, &targets)
+        } else {
+            Vec::new()
+        };
+        World {
+            sc,
+            strategy,
+            index,
+            queues: vec![VecDeque::new(); n],
+            tallies: vec![Tally::default(); n],
+            tracks,
+            account: AccountUsage::default(),
+            next_month: minutes_until(sc.start, Period::Month.bounds(sc.start).1),
+            units: Units::at(&sc.prices, &AccountUsage::default()),
+            usage: vec![Usage::default(); n],
+            cost: vec![Exact::ZERO; n],
+            legit_rejected_now: vec![0; n],
+            recent: vec![VecDeque::new(); n],
+            kill_threshold,
+            tripped_until: vec![None; n],
+            anomaly_alert: None,
+            anomaly_checked: false,
+            store,
+            states: HashMap::new(),
+            first_action: None,
+            first_reason: None,
+            tightenings: 0,
+            restores: 0,
+            notifications: 0,
+            evaluations: 0,
+            decide_time: std::time::Duration::ZERO,
+            metrics_requested: 0,
+            series: Vec::new(),
+            cumulative: Exact::ZERO,
+            step: (sc.minutes / PLOT_POINTS).max(1),
+            targets,
+        }
+    }
+
+    fn run(mut self) -> Outcome {
+        let sc = self.sc;
+        let minute_of_day = sc.start.hour() * 60 + sc.start.minute();
+        let mut cursor = sc.traffic.cursor(minute_of_day);
+        let mut demand = vec![Demand::default(); self.targets.len()];
+        self.series.push((0, Money::ZERO));
+        for m in 0..sc.minutes {
+            self.roll_periods(m);
+            cursor.fill(m, &mut demand);
+            for (i, d) in demand.iter().enumerate() {
+                self.serve(i, m, *d);
+            }
+            self.bill(m);
+            self.act(m);
+        }
+        self.finish()
+    }
+
+    /// Closes budget periods, days and months that end at the start of minute `m`.
+    fn roll_periods(&mut self, m: u32) {
+        let now = self.sc.start + Duration::minutes(i64::from(m));
+        if m >= self.next_month {
+            self.account = AccountUsage::default();
+            self.next_month = minutes_until(self.sc.start, Period::Month.bounds(now).1);
+        }
+        self.units = Units::at(&self.sc.prices, &self.account);
+        for b in 0..self.tracks.len() {
+            let budget = &self.sc.budgets[b];
+            if m >= self.tracks[b].next_day {
+                self.tracks[b].day_spend = Exact::ZERO;
+                self.tracks[b].next_day = minutes_until(self.sc.start, Period::Day.bounds(now).1);
+            }
+            if m >= self.tracks[b].next_boundary {
+                close_period(&mut self.tracks[b], budget, true);
+                let (start, end) = budget.period.bounds(now);
+                let track = &mut self.tracks[b];
+                track.period_start = start;
+                track.next_boundary = minutes_until(self.sc.start, end);
+                if track.acted && self.strategy == Strategy::BudgetsAction {
+                    // The team lifts the Budgets action when the new period begins.
+                    for &i in &track.members.clone() {
+                        self.targets[i].limits = self.sc.targets[i].target.limits.clone();
+                    }
+                    self.restores += 1;
+                }
+                self.tracks[b].acted = false;
+            }
+        }
+    }
+
+    /// Serves one target's demand for minute `m` under its current limits.
+    fn serve(&mut self, i: usize, m: u32, d: Demand) {
+        let sim = &self.sc.targets[i];
+        let target = &self.targets[i];
+        let avg_ms = if d.avg_duration_ms > 0 {
+            d.avg_duration_ms
+        } else {
+            sim.avg_duration_ms
+        }
+        .max(1);
+        let tally = &mut self.tallies[i];
+        let legit_rejected_before = tally.legit_rejected;
+        tally.legit_requests += d.legit;
+        tally.attack_requests += d.attack;
+        if d.attack > 0 && tally.onset.is_none() {
+            tally.onset = Some(m);
+        }
+        let capacity = match &target.limits {
+            Limits::Function {
+                reserved_concurrency, ..
+            } => {
+                let concurrency =
+                    reserved_concurrency.map_or(sim.max_concurrency, |r| r.min(self.sc.account_concurrency));
+                u64::from(concurrency) * 60_000 / avg_ms
+            }
+            Limits::Stage { throttle } => {
+                let account = u64::from(sim.max_rps) * 60;
+                throttle.map_or(account, |t| stage_capacity(t).min(account))
+            }
+            Limits::UsagePlan { .. } => u64::MAX,
+        };
+        let asynchronous = matches!(
+            target.spec,
+            TargetSpec::Function {
+                async_invoked: true,
+                ..
+            }
+        );
+        let (served_legit, served_attack, throttled) = if asynchronous {
+            let age_s = match &target.limits {
+                Limits::Function {
+                    async_config: Some(c),
+                    ..
+                } => c.max_event_age_s.unwrap_or(DEFAULT_MAX_EVENT_AGE_S),
+                _ => DEFAULT_MAX_EVENT_AGE_S,
+            };
+            let queue = &mut self.queues[i];
+            if d.legit + d.attack > 0 {
+                queue.push_back(Batch {
+                    minute: m,
+                    legit: d.legit,
+                    attack: d.attack,
+                });
+            }
+            // Events older than the maximum age are dropped, unbilled.
+            while let Some(front) = queue.front() {
+                if u64::from(m - front.minute) * 60 > u64::from(age_s) {
+                    tally.legit_rejected += front.legit;
+                    tally.attack_rejected += front.attack;
+                    queue.pop_front();
+                } else {
+                    break;
+                }
+            }
+            let mut room = capacity;
+            let (mut legit, mut attack) = (0, 0);
+            while room > 0 {
+                let Some(front) = queue.front_mut() else { break };
+                let total = front.legit + front.attack;
+                let take = total.min(room);
+                let l = share(take, front.legit, total);
+                legit += l;
+                attack += take - l;
+                front.legit -= l;
+                front.attack -= take - l;
+                room -= take;
+                if front.legit + front.attack == 0 {
+                    queue.pop_front();
+                }
+            }
+            // Lambda counts a throttle for each new event it could not run now.
+            let waiting_new = queue
+                .back()
+                .filter(|b| b.minute == m)
+                .map_or(0, |b| b.legit + b.attack);
+            (legit, attack, waiting_new)
+        } else {
+            let total = d.legit + d.attack;
+            let served = total.min(capacity);
+            let legit = share(served, d.legit, total);
+            tally.legit_rejected += d.legit - legit;
+            tally.attack_rejected += d.attack - (served - legit);
+            (legit, served - legit, total - served)
+        };
+        let served = served_legit + served_attack;
+        let per_request = self.units.per_request(&target.spec, avg_ms);
+        let attack_cost = per_request.times(served_attack);
+        let cost = attack_cost + per_request.times(served_legit);
+        tally.legit_served += served_legit;
+        tally.attack_served += served_attack;
+        tally.spend += cost;
+        tally.attack_spend += attack_cost;
+        tally.peak_attack_spend = tally.peak_attack_spend.max(attack_cost);
+        if tally.onset.is_some() && !tally.contained {
+            tally.exposure += attack_cost;
+            let tightened = target.limits != sim.target.limits;
+            let refused = throttled > 0 || served < d.legit + d.attack;
+            if tightened && refused {
+                tally.contained = true;
+            }
+        }
+        let duration_ms = served.saturating_mul(avg_ms);
+        match target.spec {
+            TargetSpec::Function { arch, memory_mb, .. } => {
+                self.account.lambda_requests += served;
+                let mb_ms = u128::from(duration_ms) * u128::from(memory_mb);
+                match arch {
+                    Arch::X86_64 => self.account.lambda_mb_ms_x86 += mb_ms,
+                    Arch::Arm64 => self.account.lambda_mb_ms_arm += mb_ms,
+                }
+            }
+            TargetSpec::RestStage | TargetSpec::UsagePlan => self.account.rest_requests += served,
+            TargetSpec::HttpStage => self.account.http_requests += served,
+        }
+        let usage = Usage {
+            requests: served,
+            throttled,
+            duration_ms: if target.id.kind() == TargetKind::Function {
+                duration_ms
+            } else {
+                0
+            },
+        };
+        self.usage[i] = usage;
+        self.cost[i] = cost;
+        self.legit_rejected_now[i] = self.tallies[i].legit_rejected - legit_rejected_before;
+        if let Some(store) = &mut self.store
+            && (usage.requests > 0 || usage.throttled > 0)
+        {
+            store.pending[i].push(MinuteUsage {
+                minute: epoch_minute(self.sc.start) + i64::from(m),
+                usage,
+            });
+        }
+        if self.strategy == Strategy::KillSwitch {
+            let recent = &mut self.recent[i];
+            recent.push_back(served);
+            let depth = usize::try_from(self.sc.guard.settings.metric_delay_minutes).unwrap_or(0) + 1;
+            while recent.len() > depth {
+                recent.pop_front();
+            }
+        }
+    }
+
+    /// Adds the minute's cost and rejections to every budget it counts against.
+    fn bill(&mut self, m: u32) {
+        for (b, track) in self.tracks.iter_mut().enumerate() {
+            let mut spend = Exact::ZERO;
+            for &i in &track.members {
+                spend += self.cost[i];
+                track.legit_rejected += self.legit_rejected_now[i];
+            }
+            track.spend += spend;
+            track.day_spend += spend;
+            if b == 0 {
+                self.cumulative += spend;
+            }
+        }
+        if m % self.step == self.step - 1 || m + 1 == self.sc.minutes {
+            self.series.push((m + 1, self.cumulative.money()));
+        }
+    }
+
+    /// The strategy looks at the end of minute `m` and may change limits.
+    fn act(&mut self, m: u32) {
+        match self.strategy {
+            Strategy::Unguarded | Strategy::AnomalyDetection => self.anomaly(m),
+            Strategy::BudgetsAction => self.budgets_action(m),
+            Strategy::KillSwitch => self.kill_switch(m),
+            Strategy::Dowguard => {
+                if (m + 1).is_multiple_of(self.sc.guard.interval_minutes) {
+                    self.dowguard(m);
+                }
+            }
+        }
+    }
+
+    fn anomaly(&mut self, m: u32) {
+        if self.anomaly_checked {
+            return;
+        }
+        let now = self.sc.start + Duration::minutes(i64::from(m));
+        for (b, track) in self.tracks.iter().enumerate() {
+            let budget = &self.sc.budgets[b];
+            let day_budget = day_equivalent(budget, now);
+            if track.day_spend > Exact::of(day_budget) {
+                let alert = m + 1 + self.sc.baselines.anomaly_delay_minutes;
+                self.anomaly_alert = (alert < self.sc.minutes).then(|| {
+                    (
+                        alert,
+                        format!(
+                            "day spend {} passed the day's share {} of budget {} at minute {m}; alert {} h later",
+                            track.day_spend.money(),
+                            day_budget,
+                            budget.id,
+                            self.sc.baselines.anomaly_delay_minutes / 60
+                        ),
+                    )
+                });
+                self.anomaly_checked = true;
+                return;
+            }
+        }
+    }
+
+    fn budgets_action(&mut self, m: u32) {
+        if !(m + 1).is_multiple_of(self.sc.baselines.budgets_refresh_minutes) {
+            return;
+        }
+        for b in 0..self.tracks.len() {
+            let budget = &self.sc.budgets[b];
+            let track = &self.tracks[b];
+            if track.acted || track.spend < Exact::of(budget.amount) {
+                continue;
+            }
+            let members = track.members.clone();
+            let reason = format!(
+                "actual spend {} reached budget {} ({}) at the refresh after minute {m}",
+                track.spend.money(),
+                budget.id,
+                budget.amount
+            );
+            self.tracks[b].acted = true;
+            for i in members {
+                let stopped = stopped_limits(&self.targets[i]);
+                if self.targets[i].limits != stopped {
+                    self.targets[i].limits = stopped;
+                    self.record_tighten(m, &reason);
+                }
+            }
+        }
+    }
+
+    fn kill_switch(&mut self, m: u32) {
+        for i in 0..self.targets.len() {
+            if let Some(until) = self.tripped_until[i] {
+                if m + 1 >= until {
+                    self.targets[i].limits = self.sc.targets[i].target.limits.clone();
+                    self.tripped_until[i] = None;
+                    self.restores += 1;
+                }
+                continue;
+            }
+            let depth = usize::try_from(self.sc.guard.settings.metric_delay_minutes).unwrap_or(0) + 1;
+            let recent = &self.recent[i];
+            if recent.len() < depth {
+                continue;
+            }
+            let visible = recent.front().copied().unwrap_or(0);
+            if visible >= self.kill_threshold[i] {
+                let reason = format!(
+                    "{} served {visible} requests in one minute, at or above the alarm threshold {}",
+                    self.targets[i].id, self.kill_threshold[i]
+                );
+                self.targets[i].limits = stopped_limits(&self.targets[i]);
+                self.tripped_until[i] = Some(m + 1 + self.sc.baselines.kill_switch_restore_minutes);
+                self.record_tighten(m, &reason);
+            }
+        }
+    }
+
+    fn record_tighten(&mut self, m: u32, reason: &str) {
+        self.tightenings += 1;
+        if self.first_action.is_none() {
+            self.first_action = Some(m + 1);
+            self.first_reason = Some(reason.to_string());
+        }
+    }
+
+    fn dowguard(&mut self, m: u32) {
+        let Some(store) = &mut self.store else { return };
+        store.flush(&self.targets);
+        let now = self.sc.start + Duration::minutes(i64::from(m) + 1);
+        let reserved: u32 = self
+            .targets
+            .iter()
+            .map(|t| match t.limits {
+                Limits::Function {
+                    reserved_concurrency: Some(r),
+                    ..
+                } => r,
+                _ => 0,
+            })
+            .sum();
+        let concurrency = AccountConcurrency {
+            limit: self.sc.account_concurrency,
+            unreserved_minimum: 100.min(self.sc.account_concurrency),
+            unreserved_now: self.sc.account_concurrency.saturating_sub(reserved),
+        };
+        let clock = std::time::Instant::now();
+        let decision = decide(&Inputs {
+            now,
+            budgets: &self.sc.budgets,
+            targets: &self.targets,
+            states: &self.states,
+            metrics: &store.metrics,
+            prices: &self.sc.prices,
+            account_usage: self.account,
+            concurrency,
+            settings: &self.sc.guard.settings,
+        });
+        self.decide_time += clock.elapsed();
+        self.evaluations += 1;
+        self.metrics_requested += self
+            .targets
+            .iter()
+            .map(|t| {
+                i128::from(if t.id.kind() == TargetKind::Function {
+                    self.sc.guard.metrics_per_function
+                } else {
+                    self.sc.guard.metrics_per_stage
+                })
+            })
+            .sum::<i128>();
+        // Persist the states first, then apply the actions.
+        for (id, state) in decision.states {
+            self.states.insert(id, state);
+        }
+        for action in &decision.actions {
+            match action.intent {
+                Intent::Notify => {
+                    self.notifications += 1;
+                    continue;
+                }
+                Intent::Restore if action.apply => self.restores += 1,
+                Intent::Tighten if action.apply => {
+                    let reason = action.reason.summary();
+                    self.record_tighten(m, &format!("{}: {reason}", action.target));
+                }
+                _ => {}
+            }
+            if !action.apply {
+                continue;
+            }
+            let Some(&i) = self.index.get(&action.target) else {
+                continue;
+            };
+            apply(&mut self.targets[i], &action.change);
+        }
+    }
+
+    fn finish(mut self) -> Outcome {
+        for (b, budget) in self.sc.budgets.iter().enumerate() {
+            close_period(&mut self.tracks[b], budget, false);
+        }
+        for (i, queue) in self.queues.iter().enumerate() {
+            self.tallies[i].queued_at_end = queue.iter().map(|b| b.legit + b.attack).sum();
+        }
+        let alarms = match self.strategy {
+            Strategy::Dowguard | Strategy::KillSwitch => ALARM_MONTH
+                .mul_div(
+                    i128::try_from(self.targets.len()).unwrap_or(0) * i128::from(self.sc.minutes),
+                    MINUTES_PER_ALARM_MONTH,
+                )
+                .unwrap_or(Money::ZERO),
+            _ => Money::ZERO,
+        };
+        let guard_cost = alarms + Money::from_picos(self.metrics_requested * PICOS_PER_METRIC);
+        Outcome {
+            strategy: self.strategy,
+            tallies: self.tallies,
+            periods: self.tracks.into_iter().map(|t| t.periods).collect(),
+            first_action: self.first_action,
+            first_reason: self.first_reason,
+            tightenings: self.tightenings,
+            restores: self.restores,
+            notifications: self.notifications,
+            evaluations: self.evaluations,
+            decide_time: self.decide_time,
+            guard_cost,
+            series: self.series,
+            anomaly: self.anomaly_alert,
+        }
+    }
+}
+
+fn close_period(track: &mut Track, budget: &Budget, complete: bool) {
+    track.periods.push(PeriodOutcome {
+        start: track.period_start,
+        amount: budget.amount,
+        spend: track.spend.money(),
+        overspend: (track.spend.money() - budget.amount).non_negative(),
+        legit_rejected: track.legit_rejected,
+        complete,
+    });
+    track.spend = Exact::ZERO;
+    track.legit_rejected = 0;
+}
+
+/// Whole minutes from `start` to `t` (saturating to the `u32` range).
+fn minutes_until(start: DateTime<Utc>, t: DateTime<Utc>) -> u32 {
+    u32::try_from((t - start).num_minutes().max(0)).unwrap_or(u32::MAX)
+}
+
+/// Requests a stage throttle lets through in one minute.
+fn stage_capacity(t: Throttle) -> u64 {
+    (t.rate_limit * Decimal::from(60))
+        .floor()
+        .to_u64()
+        .unwrap_or(u64::MAX)
+}
+
+/// `part × of / total`, rounded to nearest, for splitting `part` in proportion.
+fn share(part: u64, of: u64, total: u64) -> u64 {
+    if total == 0 {
+        return 0;
+    }
+    if part >= total {
+        return of;
+    }
+    if let Some(product) = part.checked_mul(of).and_then(|p| p.checked_add(total / 2)) {
+        return (product / total).min(of);
+    }
+    let value = (u128::from(part) * u128::from(of) + u128::from(total) / 2) / u128::from(total);
+    u64::try_from(value).unwrap_or(of).min(of)
+}
+
+/// The targets a budget covers (as the core counts them).
+fn members(budget: &Budget, targets: &[Target]) -> Vec<usize> {
+    targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| match &budget.scope {
+            Scope::Target(id) => &t.id == id,
+            Scope::Tag { key, value } => {
+                t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value)
+            }
+            Scope::Account => t.id.kind() != TargetKind::UsagePlan,
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// The budget's amount for the UTC day containing `now`.
+fn day_equivalent(budget: &Budget, now: DateTime<Utc>) -> Money {
+    match budget.period {
+        Period::Day => budget.amount,
+        Period::Month => {
+            let (start, end) = Period::Month.bounds(now);
+            let days = (end - start).num_days().max(1);
+            budget.amount.mul_div(1, i128::from(days)).unwrap_or(Money::ZERO)
+        }
+    }
+}
+
+/// Limits that stop a target: concurrency 0, or a stage throttle of 0.
+fn stopped_limits(target: &Target) -> Limits {
+    match &target.limits {
+        Limits::Function { async_config, .. } => Limits::Function {
+            reserved_concurrency: Some(0),
+            async_config: *async_config,
+        },
+        Limits::Stage { .. } => Limits::Stage {
+            throttle: Some(Throttle {
+                rate_limit: Decimal::ZERO,
+                burst_limit: 0,
+            }),
+        },
+        other => other.clone(),
+    }
+}
+
+/// The kill switch's fixed per-target alarm threshold in served requests per minute:
+/// the multiple of the covering budget's even pace, shared evenly by its targets.
+fn kill_thresholds(sc: &Scenario, targets: &[Target]) -> Vec<u64> {
+    let units = Units::list(&sc.prices);
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let budget = sc.budgets.iter().find(|b| members(b, targets).contains(&i));
+            let Some(budget) = budget else { return u64::MAX };
+            let (start, end) = budget.period.bounds(sc.start);
+            let period_minutes = i128::from((end - start).num_minutes().max(1));
+            let share = i128::try_from(members(budget, targets).len().max(1)).unwrap_or(1);
+            let pace = budget
+                .amount
+                .mul_div(1, period_minutes * share)
+                .unwrap_or(Money::ZERO);
+            let per_request = units.per_request(&t.spec, sc.targets[i].avg_duration_ms);
+            if per_request <= Exact::ZERO {
+                return u64::MAX;
+            }
+            // Requests a minute at the pace, times the multiple.
+            let threshold = Exact::of(pace)
+                .0
+                .saturating_mul(i128::from(sc.baselines.kill_switch_multiple_millionths))
+                / per_request.0
+                / 1_000_000;
+            u64::try_from(threshold.max(1)).unwrap_or(u64::MAX)
+        })
+        .collect()
+}
+
+/// Applies one change to a simulated target, as the executor would.
+fn apply(target: &mut Target, change: &Change) {
+    match (change, &mut target.limits) {
+        (
+            Change::ReservedConcurrency { to, .. },
+            Limits::Function {
+                reserved_concurrency, ..
+            },
+        ) => *reserved_concurrency = *to,
+        (Change::AsyncInvokeConfig { to, .. }, Limits::Function { async_config, .. }) => *async_config = *to,
+        (Change::StageThrottle { to, .. }, Limits::Stage { throttle }) => *throttle = *to,
+        (
+            Change::UsagePlanLimits {
+                to_throttle,
+                to_quota,
+                ..
+            },
+            Limits::UsagePlan { throttle, quota },
+        ) => {
+            *throttle = *to_throttle;
+            *quota = *to_quota;
+        }
+        _ => {}
+    }
+}

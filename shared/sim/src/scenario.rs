@@ -1,0 +1,783 @@
+//! The scenario file: targets, budgets, guard settings, metric delay, schedule
+//! interval, baseline settings, traffic and expectations, as TOML.
+//!
+//! Parsing turns the text into a validated [`Scenario`]: every rejection names the
+//! field and says what is wrong. `docs/simulator.md` documents every field.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use dowguard_domain::{
+    Arch, AsyncConfig, Budget, BudgetSpec, Floors, GuardSettings, Limits, PriceBook, Prices, Target,
+    TargetId, TargetKind, TargetSpec, Throttle,
+};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use crate::traffic::{Component, CsvTrace, Role, Shape, Traffic};
+use crate::{SimError, invalid};
+
+/// Lambda's default maximum age of a queued asynchronous event (6 hours).
+pub const DEFAULT_MAX_EVENT_AGE_S: u32 = 21_600;
+/// API Gateway's default account-level steady-state limit per region (requests/s).
+pub const DEFAULT_MAX_RPS: u32 = 10_000;
+/// Lambda's default concurrent-executions limit per account.
+pub const DEFAULT_ACCOUNT_CONCURRENCY: u32 = 1_000;
+
+/// A simulated target: the domain's target plus what the simulator needs to run it.
+#[derive(Debug, Clone)]
+pub struct SimTarget {
+    /// The target as the guard discovers it (initial limits included).
+    pub target: Target,
+    /// Average duration per request in ms (functions), when traffic does not say.
+    pub avg_duration_ms: u64,
+    /// Most concurrent executions the function can get without a reservation.
+    pub max_concurrency: u32,
+    /// Most requests per second a stage serves without a stage throttle.
+    pub max_rps: u32,
+}
+
+impl SimTarget {
+    /// The target's identity.
+    pub fn id(&self) -> &TargetId {
+        &self.target.id
+    }
+}
+
+/// How the dowguard strategy is run.
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Minutes between two evaluations (the EventBridge schedule).
+    pub interval_minutes: u32,
+    /// The core's settings; `metric_delay_minutes` is the scenario's metric delay.
+    pub settings: GuardSettings,
+    /// CloudWatch metrics requested per function per evaluation.
+    pub metrics_per_function: u32,
+    /// CloudWatch metrics requested per stage per evaluation.
+    pub metrics_per_stage: u32,
+}
+
+/// Settings of the baseline strategies.
+#[derive(Debug, Clone)]
+pub struct Baselines {
+    /// AWS Budgets refreshes actual spend this often (minutes).
+    pub budgets_refresh_minutes: u32,
+    /// Cost Anomaly Detection raises its alert this long after the anomaly (minutes).
+    pub anomaly_delay_minutes: u32,
+    /// The static kill switch trips at this multiple of the budget's even pace
+    /// (requests per minute of one target at its average cost), in millionths.
+    pub kill_switch_multiple_millionths: i64,
+    /// Minutes after a trip until a person restores the original limits.
+    pub kill_switch_restore_minutes: u32,
+}
+
+/// What kind of scenario this is, which decides what its expectations mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScenarioClass {
+    /// An attack the guard must contain.
+    Attack,
+    /// Legitimate traffic within budget: the guard must not reject any of it.
+    Benign,
+    /// Legitimate traffic that does exhaust the budget: the guard must act and say why.
+    Exhausting,
+}
+
+/// What a built-in scenario promises, checked by [`crate::Report::verdicts`].
+#[derive(Debug, Clone)]
+pub struct Expectations {
+    /// The kind of scenario.
+    pub class: ScenarioClass,
+    /// dowguard's overspend and exposure at most this multiple of the physical floor
+    /// (millionths).
+    pub floor_ratio_max_millionths: Option<i64>,
+    /// dowguard's overspend at most this fraction of the Budgets-action model's
+    /// overspend on the same trace (millionths).
+    pub budgets_ratio_max_millionths: Option<i64>,
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Short name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// Start of minute 0.
+    pub start: DateTime<Utc>,
+    /// Minutes simulated.
+    pub minutes: u32,
+    /// Prices of the scenario's region.
+    pub prices: Prices,
+    /// Lambda's account concurrency limit.
+    pub account_concurrency: u32,
+    /// How dowguard runs.
+    pub guard: GuardConfig,
+    /// How the baselines run.
+    pub baselines: Baselines,
+    /// The targets.
+    pub targets: Vec<SimTarget>,
+    /// The budgets (shared by every strategy that uses budgets).
+    pub budgets: Vec<Budget>,
+    /// The traffic.
+    pub traffic: Traffic,
+    /// What the scenario promises, if anything.
+    pub expect: Option<Expectations>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    start: Option<String>,
+    #[serde(default)]
+    duration: Option<DurationText>,
+    #[serde(default = "default_region")]
+    region: String,
+    #[serde(default)]
+    free_tier: bool,
+    #[serde(default)]
+    account_concurrency: Option<u32>,
+    #[serde(default)]
+    guard: GuardFile,
+    #[serde(default)]
+    baselines: BaselinesFile,
+    targets: Vec<TargetFile>,
+    #[serde(default)]
+    budgets: Vec<BudgetFile>,
+    #[serde(default)]
+    traffic: Vec<TrafficFile>,
+    #[serde(default)]
+    csv: Option<String>,
+    #[serde(default)]
+    expect: Option<ExpectFile>,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// A duration written as minutes (`90`) or with a unit (`90m`, `6h`, `3d`, `2w`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DurationText {
+    Minutes(u32),
+    Text(String),
+}
+
+impl DurationText {
+    fn minutes(&self, field: &str) -> Result<u32, SimError> {
+        match self {
+            DurationText::Minutes(m) => Ok(*m),
+            DurationText::Text(text) => parse_duration(text).ok_or_else(|| {
+                invalid(
+                    field,
+                    format!("`{text}` is not a duration; write minutes (90) or 90m, 6h, 3d, 2w"),
+                )
+            }),
+        }
+    }
+}
+
+fn parse_duration(text: &str) -> Option<u32> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: u32 = number.parse().ok()?;
+    let factor = match unit.trim() {
+        "m" | "min" => 1,
+        "h" => 60,
+        "d" => 1_440,
+        "w" => 10_080,
+        _ => return None,
+    };
+    n.checked_mul(factor)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuardFile {
+    #[serde(default)]
+    schedule_interval_minutes: Option<u32>,
+    #[serde(default)]
+    metric_delay_minutes: Option<u32>,
+    #[serde(default)]
+    metrics_per_function: Option<u32>,
+    #[serde(default)]
+    metrics_per_stage: Option<u32>,
+    #[serde(default)]
+    settings: Option<GuardSettings>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BaselinesFile {
+    #[serde(default)]
+    budgets_refresh_hours: Option<u32>,
+    #[serde(default)]
+    anomaly_delay_hours: Option<u32>,
+    #[serde(default)]
+    kill_switch_multiple: Option<String>,
+    #[serde(default)]
+    kill_switch_restore_minutes: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    id: String,
+    #[serde(default)]
+    count: Option<u32>,
+    #[serde(default)]
+    memory_mb: Option<u32>,
+    #[serde(default)]
+    arch: Option<Arch>,
+    #[serde(default)]
+    avg_duration_ms: Option<u64>,
+    #[serde(default)]
+    max_concurrency: Option<u32>,
+    #[serde(default)]
+    async_invoked: bool,
+    #[serde(default)]
+    max_event_age_s: Option<u32>,
+    #[serde(default)]
+    reserved_concurrency: Option<u32>,
+    #[serde(default)]
+    throttle: Option<ThrottleFile>,
+    #[serde(default)]
+    max_rps: Option<u32>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThrottleFile {
+    rate: u32,
+    burst: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetFile {
+    id: String,
+    scope: String,
+    period: String,
+    amount: String,
+    #[serde(default)]
+    thresholds: Vec<String>,
+    #[serde(default = "default_mode")]
+    mode: String,
+    #[serde(default = "default_owner")]
+    owner: String,
+    #[serde(default)]
+    floors: Floors,
+    #[serde(default)]
+    protected: bool,
+}
+
+fn default_mode() -> String {
+    "enforce".into()
+}
+
+fn default_owner() -> String {
+    "finance@example.com".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrafficFile {
+    target: String,
+    role: Role,
+    shape: String,
+    #[serde(default)]
+    rpm: Option<u64>,
+    #[serde(default)]
+    peak_rpm: Option<u64>,
+    #[serde(default)]
+    peak_hour: Option<u32>,
+    #[serde(default)]
+    on: Option<DurationText>,
+    #[serde(default)]
+    off: Option<DurationText>,
+    #[serde(default)]
+    every: Option<DurationText>,
+    #[serde(default)]
+    daily_growth_percent: Option<String>,
+    #[serde(default)]
+    from: Option<DurationText>,
+    #[serde(default)]
+    until: Option<DurationText>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectFile {
+    class: ScenarioClass,
+    #[serde(default)]
+    floor_ratio_max: Option<String>,
+    #[serde(default)]
+    budgets_ratio_max: Option<String>,
+}
+
+fn millionths(field: &str, text: &str) -> Result<i64, SimError> {
+    let value: Decimal = text
+        .trim()
+        .parse()
+        .map_err(|_| invalid(field, format!("`{text}` is not a decimal number")))?;
+    if value.is_sign_negative() {
+        return Err(invalid(field, "must not be negative"));
+    }
+    let scaled = (value * Decimal::from(1_000_000)).trunc();
+    i64::try_from(scaled.mantissa() / 10_i128.pow(scaled.scale()))
+        .map_err(|_| invalid(field, format!("`{text}` is too large")))
+}
+
+impl Scenario {
+    /// Reads a scenario file; a `csv` trace is resolved next to the file.
+    pub fn from_path(path: &Path) -> Result<Scenario, SimError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SimError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Scenario::from_toml(&text, &path.display().to_string(), |csv| {
+            let csv_path = dir.join(csv);
+            std::fs::read_to_string(&csv_path)
+                .map(|text| (csv_path.display().to_string(), text))
+                .map_err(|source| SimError::Io {
+                    path: csv_path.display().to_string(),
+                    source,
+                })
+        })
+    }
+
+    /// Parses a scenario. `read_csv` is asked for the text of a `csv` trace named by
+    /// the file and returns (name for messages, text).
+    pub fn from_toml(
+        text: &str,
+        file: &str,
+        read_csv: impl FnOnce(&str) -> Result<(String, String), SimError>,
+    ) -> Result<Scenario, SimError> {
+        let raw: File = toml::from_str(text).map_err(|e| SimError::Syntax {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
+        if raw.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        let start = match &raw.start {
+            None => Utc
+                .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+                .single()
+                .ok_or_else(|| invalid("start", "default start is not a time"))?,
+            Some(text) => DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    invalid(
+                        "start",
+                        format!("`{text}` is not a time like 2026-01-01T00:00:00Z"),
+                    )
+                })?,
+        };
+        if start.timestamp() % 60 != 0 {
+            return Err(invalid("start", "must fall on a whole minute"));
+        }
+        let prices = PriceBook::bundled()?.prices(&raw.region, raw.free_tier)?;
+        let account_concurrency = raw.account_concurrency.unwrap_or(DEFAULT_ACCOUNT_CONCURRENCY);
+        let guard = guard_config(&raw.guard)?;
+        let baselines = baselines(&raw.baselines)?;
+        let targets = targets(&raw.targets, account_concurrency)?;
+        let budgets = raw
+            .budgets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                Budget::parse(BudgetSpec {
+                    id: b.id.clone(),
+                    scope: b.scope.clone(),
+                    period: b.period.clone(),
+                    amount: b.amount.clone(),
+                    thresholds: b.thresholds.clone(),
+                    mode: b.mode.clone(),
+                    owner: b.owner.clone(),
+                    topic: None,
+                    floors: b.floors,
+                    protected: b.protected,
+                })
+                .map_err(|e| invalid(format!("budgets[{i}]"), e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if budgets.is_empty() {
+            return Err(invalid(
+                "budgets",
+                "give at least one budget: the figures are measured against it",
+            ));
+        }
+        let duration = raw.duration.as_ref().map(|d| d.minutes("duration")).transpose()?;
+        let (traffic, minutes) = match (&raw.csv, raw.traffic.is_empty()) {
+            (Some(_), false) => {
+                return Err(invalid(
+                    "traffic",
+                    "give either `csv` or [[traffic]] entries, not both",
+                ));
+            }
+            (None, true) => return Err(invalid("traffic", "give [[traffic]] entries or a `csv` trace")),
+            (Some(csv), true) => {
+                let (name, text) = read_csv(csv)?;
+                let trace = CsvTrace::parse(&text, &name, &targets, duration)?;
+                let minutes = duration.unwrap_or(trace.last_minute().map_or(1, |m| m + 1));
+                (Traffic::Csv(trace), minutes)
+            }
+            (None, false) => {
+                let minutes =
+                    duration.ok_or_else(|| invalid("duration", "required with [[traffic]] entries"))?;
+                let components = raw
+                    .traffic
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| component(i, t, &targets, minutes))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (Traffic::Shapes(components), minutes)
+            }
+        };
+        if minutes == 0 || minutes > 2 * 527_040 {
+            return Err(invalid("duration", "must be between one minute and two years"));
+        }
+        let expect = raw
+            .expect
+            .map(|e| -> Result<Expectations, SimError> {
+                Ok(Expectations {
+                    class: e.class,
+                    floor_ratio_max_millionths: e
+                        .floor_ratio_max
+                        .as_deref()
+                        .map(|t| millionths("expect.floor_ratio_max", t))
+                        .transpose()?,
+                    budgets_ratio_max_millionths: e
+                        .budgets_ratio_max
+                        .as_deref()
+                        .map(|t| millionths("expect.budgets_ratio_max", t))
+                        .transpose()?,
+                })
+            })
+            .transpose()?;
+        Ok(Scenario {
+            name: raw.name,
+            description: raw.description.trim().to_string(),
+            start,
+            minutes,
+            prices,
+            account_concurrency,
+            guard,
+            baselines,
+            targets,
+            budgets,
+            traffic,
+            expect,
+        })
+    }
+
+    /// Index of a target by identity.
+    pub fn target_index(&self, id: &TargetId) -> Option<usize> {
+        self.targets.iter().position(|t| t.id() == id)
+    }
+}
+
+fn guard_config(raw: &GuardFile) -> Result<GuardConfig, SimError> {
+    let interval = raw.schedule_interval_minutes.unwrap_or(1);
+    if !(1..=1_440).contains(&interval) {
+        return Err(invalid(
+            "guard.schedule_interval_minutes",
+            "must be 1 to 1440 minutes",
+        ));
+    }
+    let mut settings = raw.settings.clone().unwrap_or_default();
+    let default_delay = GuardSettings::default().metric_delay_minutes;
+    if settings.metric_delay_minutes != default_delay {
+        return Err(invalid(
+            "guard.settings.metric_delay_minutes",
+            "set the delay with guard.metric_delay_minutes: it is the simulated CloudWatch delay as well",
+        ));
+    }
+    let delay = raw.metric_delay_minutes.unwrap_or(2);
+    if delay > 60 {
+        return Err(invalid("guard.metric_delay_minutes", "must be 0 to 60 minutes"));
+    }
+    settings.metric_delay_minutes = i64::from(delay);
+    Ok(GuardConfig {
+        interval_minutes: interval,
+        settings,
+        metrics_per_function: raw.metrics_per_function.unwrap_or(3),
+        metrics_per_stage: raw.metrics_per_stage.unwrap_or(2),
+    })
+}
+
+fn baselines(raw: &BaselinesFile) -> Result<Baselines, SimError> {
+    let hours = |v: Option<u32>, default: u32, field: &str| -> Result<u32, SimError> {
+        let h = v.unwrap_or(default);
+        if !(1..=24 * 31).contains(&h) {
+            return Err(invalid(field, "must be 1 to 744 hours"));
+        }
+        Ok(h * 60)
+    };
+    let multiple = millionths(
+        "baselines.kill_switch_multiple",
+        raw.kill_switch_multiple.as_deref().unwrap_or("10"),
+    )?;
+    if multiple == 0 {
+        return Err(invalid("baselines.kill_switch_multiple", "must be above zero"));
+    }
+    Ok(Baselines {
+        budgets_refresh_minutes: hours(raw.budgets_refresh_hours, 8, "baselines.budgets_refresh_hours")?,
+        anomaly_delay_minutes: hours(raw.anomaly_delay_hours, 24, "baselines.anomaly_delay_hours")?,
+        kill_switch_multiple_millionths: multiple,
+        kill_switch_restore_minutes: raw.kill_switch_restore_minutes.unwrap_or(60).max(1),
+    })
+}
+
+fn targets(raw: &[TargetFile], account_concurrency: u32) -> Result<Vec<SimTarget>, SimError> {
+    let mut out: Vec<SimTarget> = Vec::new();
+    for (i, t) in raw.iter().enumerate() {
+        let field = |name: &str| format!("targets[{i}].{name}");
+        let ids: Vec<String> = match t.count {
+            None => vec![t.id.clone()],
+            Some(0) => return Err(invalid(field("count"), "must be at least 1")),
+            Some(n) if n > 10_000 => return Err(invalid(field("count"), "at most 10000 targets per entry")),
+            Some(n) => {
+                let width = n.to_string().len();
+                (1..=n).map(|k| format!("{}-{k:0width$}", t.id)).collect()
+            }
+        };
+        for text in ids {
+            let id = TargetId::parse(&text).map_err(|e| invalid(field("id"), e.to_string()))?;
+            if out.iter().any(|o| o.id() == &id) {
+                return Err(invalid(field("id"), format!("`{id}` is declared twice")));
+            }
+            let function_only = |set: bool, name: &str| -> Result<(), SimError> {
+                if set && id.kind() != TargetKind::Function {
+                    return Err(invalid(field(name), "applies to functions only"));
+                }
+                Ok(())
+            };
+            function_only(t.memory_mb.is_some(), "memory_mb")?;
+            function_only(t.avg_duration_ms.is_some(), "avg_duration_ms")?;
+            function_only(t.max_concurrency.is_some(), "max_concurrency")?;
+            function_only(t.async_invoked, "async_invoked")?;
+            function_only(t.reserved_concurrency.is_some(), "reserved_concurrency")?;
+            function_only(t.max_event_age_s.is_some(), "max_event_age_s")?;
+            function_only(t.arch.is_some(), "arch")?;
+            if id.kind() == TargetKind::Function && (t.throttle.is_some() || t.max_rps.is_some()) {
+                return Err(invalid(
+                    field("throttle"),
+                    "throttles and max_rps apply to stages only",
+                ));
+            }
+            let (spec, limits) = match id.kind() {
+                TargetKind::Function => {
+                    let memory_mb = t.memory_mb.unwrap_or(128);
+                    if !(128..=10_240).contains(&memory_mb) {
+                        return Err(invalid(field("memory_mb"), "Lambda memory is 128 to 10240 MB"));
+                    }
+                    let async_config = match t.max_event_age_s {
+                        None => None,
+                        Some(age) if (60..=21_600).contains(&age) => Some(AsyncConfig {
+                            max_event_age_s: Some(age),
+                            max_retry_attempts: None,
+                        }),
+                        Some(_) => {
+                            return Err(invalid(field("max_event_age_s"), "must be 60 to 21600 seconds"));
+                        }
+                    };
+                    if t.reserved_concurrency.is_some_and(|r| r > account_concurrency) {
+                        return Err(invalid(
+                            field("reserved_concurrency"),
+                            "cannot exceed the account concurrency",
+                        ));
+                    }
+                    (
+                        TargetSpec::Function {
+                            memory_mb,
+                            arch: t.arch.unwrap_or_default(),
+                            async_invoked: t.async_invoked,
+                        },
+                        Limits::Function {
+                            reserved_concurrency: t.reserved_concurrency,
+                            async_config,
+                        },
+                    )
+                }
+                TargetKind::RestStage | TargetKind::HttpStage => (
+                    if id.kind() == TargetKind::RestStage {
+                        TargetSpec::RestStage
+                    } else {
+                        TargetSpec::HttpStage
+                    },
+                    Limits::Stage {
+                        throttle: t.throttle.as_ref().map(|th| Throttle {
+                            rate_limit: Decimal::from(th.rate),
+                            burst_limit: th.burst,
+                        }),
+                    },
+                ),
+                TargetKind::UsagePlan => {
+                    return Err(invalid(
+                        field("id"),
+                        "usage plans are not simulated (their traffic is their stages' traffic)",
+                    ));
+                }
+            };
+            let avg_duration_ms = t.avg_duration_ms.unwrap_or(100);
+            if id.kind() == TargetKind::Function && !(1..=900_000).contains(&avg_duration_ms) {
+                return Err(invalid(field("avg_duration_ms"), "must be 1 to 900000 ms"));
+            }
+            out.push(SimTarget {
+                target: Target {
+                    id,
+                    spec,
+                    tags: t.tags.clone(),
+                    limits,
+                },
+                avg_duration_ms,
+                max_concurrency: t
+                    .max_concurrency
+                    .unwrap_or(account_concurrency)
+                    .min(account_concurrency),
+                max_rps: t.max_rps.unwrap_or(DEFAULT_MAX_RPS),
+            });
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid("targets", "give at least one target"));
+    }
+    Ok(out)
+}
+
+/// Targets matched by a traffic entry's `target`: an exact id, or a prefix ending in `*`.
+fn matching(pattern: &str, targets: &[SimTarget]) -> Vec<usize> {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.id().to_string().starts_with(prefix))
+            .map(|(i, _)| i)
+            .collect(),
+        None => targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.id().to_string() == pattern)
+            .map(|(i, _)| i)
+            .collect(),
+    }
+}
+
+fn component(i: usize, t: &TrafficFile, targets: &[SimTarget], minutes: u32) -> Result<Component, SimError> {
+    let field = |name: &str| format!("traffic[{i}].{name}");
+    let indices = matching(&t.target, targets);
+    if indices.is_empty() {
+        return Err(invalid(
+            field("target"),
+            format!("`{}` matches no declared target", t.target),
+        ));
+    }
+    let need = |v: Option<u64>, name: &str| {
+        v.ok_or_else(|| invalid(field(name), format!("required by shape `{}`", t.shape)))
+    };
+    let span = |v: &Option<DurationText>, name: &str| -> Result<u32, SimError> {
+        v.as_ref()
+            .ok_or_else(|| invalid(field(name), format!("required by shape `{}`", t.shape)))?
+            .minutes(&field(name))
+    };
+    let shape = match t.shape.as_str() {
+        "steady" => Shape::Steady {
+            rpm: need(t.rpm, "rpm")?,
+        },
+        "ramp" => Shape::Ramp {
+            rpm: need(t.rpm, "rpm")?,
+            peak_rpm: need(t.peak_rpm, "peak_rpm")?,
+        },
+        "pulse" => {
+            let on = span(&t.on, "on")?;
+            if on == 0 {
+                return Err(invalid(field("on"), "a pulse lasts at least one minute"));
+            }
+            Shape::Pulse {
+                rpm: need(t.rpm, "rpm")?,
+                on,
+                off: span(&t.off, "off")?,
+            }
+        }
+        "doubling" => {
+            let every = span(&t.every, "every")?;
+            if every == 0 {
+                return Err(invalid(field("every"), "must be at least one minute"));
+            }
+            Shape::Doubling {
+                rpm: need(t.rpm, "rpm")?,
+                every,
+                peak_rpm: need(t.peak_rpm, "peak_rpm")?,
+            }
+        }
+        "diurnal" => {
+            let hour = t.peak_hour.unwrap_or(14);
+            if hour > 23 {
+                return Err(invalid(field("peak_hour"), "must be 0 to 23 (UTC)"));
+            }
+            let rpm = need(t.rpm, "rpm")?;
+            let peak = need(t.peak_rpm, "peak_rpm")?;
+            if peak < rpm {
+                return Err(invalid(
+                    field("peak_rpm"),
+                    "the peak must be at least the trough (rpm)",
+                ));
+            }
+            Shape::Diurnal {
+                trough_rpm: rpm,
+                peak_rpm: peak,
+                peak_minute: hour * 60,
+            }
+        }
+        "growth" => {
+            let text = t
+                .daily_growth_percent
+                .as_deref()
+                .ok_or_else(|| invalid(field("daily_growth_percent"), "required by shape `growth`"))?;
+            let per_million = millionths(&field("daily_growth_percent"), text)? / 100;
+            Shape::Growth {
+                rpm: need(t.rpm, "rpm")?,
+                daily_growth_millionths: per_million,
+            }
+        }
+        other => {
+            return Err(invalid(
+                field("shape"),
+                format!("`{other}` is not a shape; use steady, ramp, pulse, doubling, diurnal or growth"),
+            ));
+        }
+    };
+    let from = t
+        .from
+        .as_ref()
+        .map(|d| d.minutes(&field("from")))
+        .transpose()?
+        .unwrap_or(0);
+    let until = t
+        .until
+        .as_ref()
+        .map(|d| d.minutes(&field("until")))
+        .transpose()?
+        .unwrap_or(minutes);
+    if from >= until {
+        return Err(invalid(field("until"), "must be after `from`"));
+    }
+    Ok(Component {
+        targets: indices,
+        role: t.role,
+        shape,
+        from,
+        until,
+    })
+}
