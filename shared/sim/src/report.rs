@@ -324,6 +324,42 @@ impl Report {
                             dg.overspend, unguarded.overspend
                         ),
                     });
+                    // In every period the traffic would overspend, the guard keeps
+                    // within 1% of the budget and still lets 90% of it be spent:
+                    // it must not cut real users off early.
+                    let mut kept = true;
+                    let mut used = true;
+                    let mut figures = String::new();
+                    for (ub, db) in unguarded.budgets.iter().zip(&dg.budgets) {
+                        for (up, dp) in ub.periods.iter().zip(&db.periods) {
+                            if up.spend <= up.amount {
+                                continue;
+                            }
+                            let slack = dp.amount.mul_div(1, 100).unwrap_or(Money::ZERO);
+                            let floor = dp.amount.mul_div(90, 100).unwrap_or(Money::ZERO);
+                            kept &= dp.overspend <= slack;
+                            used &= dp.spend >= floor;
+                            let _ = write!(
+                                figures,
+                                "{} from {}: spent {} of {} (unguarded {}); ",
+                                db.budget,
+                                dp.start.format("%Y-%m-%d"),
+                                dp.spend,
+                                dp.amount,
+                                up.spend
+                            );
+                        }
+                    }
+                    out.push(Verdict {
+                        check: "keeps-within-budget",
+                        met: kept,
+                        detail: format!("overspend at most 1% of the budget: {figures}"),
+                    });
+                    out.push(Verdict {
+                        check: "uses-the-budget",
+                        met: used,
+                        detail: format!("at least 90% of the budget spent before cutting off: {figures}"),
+                    });
                 }
             }
         }
@@ -343,13 +379,21 @@ impl Report {
                     bound
                 ),
             });
+        }
+        if let Some(max) = expect.exposure_ratio_max_millionths {
+            let bound = self
+                .floor
+                .mul_div(i128::from(max), 1_000_000)
+                .unwrap_or(Money::ZERO);
             out.push(Verdict {
                 check: "exposure-within-floor",
                 met: self.floor.is_positive() && dg.exposure <= bound,
                 detail: format!(
-                    "exposure {} ({}) vs bound {bound}",
+                    "attack spend before the first effective limit {} ({} the floor {}) vs {} x floor = {bound}",
                     dg.exposure,
-                    ratio_text(dg.exposure_vs_floor_millionths)
+                    ratio_text(dg.exposure_vs_floor_millionths),
+                    self.floor,
+                    ratio_text(Some(max)),
                 ),
             });
         }

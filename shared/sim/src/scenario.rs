@@ -89,9 +89,11 @@ pub enum ScenarioClass {
 pub struct Expectations {
     /// The kind of scenario.
     pub class: ScenarioClass,
-    /// dowguard's overspend and exposure at most this multiple of the physical floor
-    /// (millionths).
+    /// dowguard's overspend at most this multiple of the physical floor (millionths).
     pub floor_ratio_max_millionths: Option<i64>,
+    /// dowguard's exposure (attack spend before its first effective limit) at most
+    /// this multiple of the physical floor (millionths).
+    pub exposure_ratio_max_millionths: Option<i64>,
     /// dowguard's overspend at most this fraction of the Budgets-action model's
     /// overspend on the same trace (millionths).
     pub budgets_ratio_max_millionths: Option<i64>,
@@ -320,6 +322,8 @@ struct ExpectFile {
     #[serde(default)]
     floor_ratio_max: Option<String>,
     #[serde(default)]
+    exposure_ratio_max: Option<String>,
+    #[serde(default)]
     budgets_ratio_max: Option<String>,
 }
 
@@ -456,6 +460,11 @@ impl Scenario {
                         .floor_ratio_max
                         .as_deref()
                         .map(|t| millionths("expect.floor_ratio_max", t))
+                        .transpose()?,
+                    exposure_ratio_max_millionths: e
+                        .exposure_ratio_max
+                        .as_deref()
+                        .map(|t| millionths("expect.exposure_ratio_max", t))
                         .transpose()?,
                     budgets_ratio_max_millionths: e
                         .budgets_ratio_max
