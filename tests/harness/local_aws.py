@@ -1,0 +1,334 @@
+"""Local AWS server for dowguard's integration tests.
+
+Runs moto's server in-process on 127.0.0.1 with a port chosen by the OS, applies
+the small patches listed in docs/testing.md, prints one line
+
+    READY http://127.0.0.1:PORT
+
+on stdout once the server answers, and exits as soon as its standard input
+reaches EOF (the test process that started it is gone) or on SIGTERM/SIGINT.
+
+Usage: python tests/harness/local_aws.py   (keep stdin open, e.g. from a pipe)
+"""
+
+import base64
+import io
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import traceback
+import urllib.request
+from datetime import datetime, timezone
+from urllib.parse import unquote
+
+import botocore.session
+import cbor2
+from moto.apigateway.models import UsagePlan
+from moto.apigatewayv2.responses import ApiGatewayV2Response
+from moto.awslambda.models import EventInvokeConfig, LambdaBackend
+from moto.awslambda.responses import LambdaResponse
+from moto.core.responses import ActionResult
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+HOST = "127.0.0.1"
+HEALTH_PATH = "/moto-api/config"
+HEALTH_TIMEOUT_SECONDS = 10
+
+
+# --- Patch a: CloudWatch over Smithy rpcv2Cbor --------------------------------
+#
+# aws-sdk-cloudwatch >= 1.100 sends
+#   POST /service/GraniteServiceVersion20100801/operation/<Operation>
+#   smithy-protocol: rpc-v2-cbor, body in CBOR
+# and moto 5.2.5 only routes CloudWatch's awsQuery and awsJson1_0 forms (it
+# answers 404 to the path above). This WSGI middleware rewrites such a request
+# into awsJson1_0, which moto's CloudWatch handles, and turns moto's JSON reply
+# back into CBOR, shaped by botocore's CloudWatch model so that timestamps
+# become CBOR tag 1, doubles are floats, integers are ints and blobs are bytes.
+
+CBOR_PATH = re.compile(r"^/service/(?P<target>[^/]+)/operation/(?P<operation>[^/]+)$")
+CBOR_CONTENT_TYPE = "application/cbor"
+EPOCH_TAG = 1
+
+
+def cbor_request_to_json(value):
+    """A decoded CBOR request value as JSON for awsJson1_0."""
+    if isinstance(value, dict):
+        return {key: cbor_request_to_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [cbor_request_to_json(item) for item in value]
+    if isinstance(value, datetime):  # cbor2 decodes tag 1 to an aware datetime
+        return value.timestamp()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def epoch_seconds(value):
+    """A JSON timestamp (epoch number or ISO 8601 string) as epoch seconds."""
+    if isinstance(value, (int, float)):
+        return value
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def json_reply_to_cbor(value, shape):
+    """A JSON reply value as the CBOR value that `shape` calls for."""
+    if value is None or shape is None:
+        return value
+    kind = shape.type_name
+    if kind == "structure":
+        return {
+            key: json_reply_to_cbor(item, shape.members.get(key))
+            for key, item in value.items()
+            if item is not None
+        }
+    if kind == "list":
+        return [json_reply_to_cbor(item, shape.member) for item in value]
+    if kind == "map":
+        return {
+            key: json_reply_to_cbor(item, shape.value)
+            for key, item in value.items()
+            if item is not None
+        }
+    if kind == "timestamp":
+        return cbor2.CBORTag(EPOCH_TAG, epoch_seconds(value))
+    if kind in ("double", "float"):
+        return float(value)
+    if kind in ("integer", "long", "short", "byte"):
+        return int(value)
+    if kind == "blob" and isinstance(value, str):
+        return base64.b64decode(value)
+    return value
+
+
+class RpcV2CborBridge:
+    """WSGI middleware: rpcv2Cbor in front of moto's awsJson1_0 handlers."""
+
+    def __init__(self, app, service_names):
+        self.app = app
+        session = botocore.session.get_session()
+        # target prefix (e.g. GraniteServiceVersion20100801) -> botocore model
+        self.models = {}
+        for name in service_names:
+            model = session.get_service_model(name)
+            self.models[model.metadata["targetPrefix"]] = model
+
+    def __call__(self, environ, start_response):
+        match = CBOR_PATH.match(environ.get("PATH_INFO", ""))
+        if (
+            match is None
+            or match["target"] not in self.models
+            or environ.get("HTTP_SMITHY_PROTOCOL") != "rpc-v2-cbor"
+        ):
+            return self.app(environ, start_response)
+        model = self.models[match["target"]]
+        operation = model.operation_model(match["operation"])
+
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        params = cbor2.loads(raw) if raw else {}
+        json_body = json.dumps(cbor_request_to_json(params)).encode("utf-8")
+        environ = dict(environ)
+        environ.update(
+            {
+                "PATH_INFO": "/",
+                "CONTENT_TYPE": "application/x-amz-json-1.0",
+                "CONTENT_LENGTH": str(len(json_body)),
+                "HTTP_X_AMZ_TARGET": f"{match['target']}.{operation.name}",
+                "wsgi.input": io.BytesIO(json_body),
+            }
+        )
+
+        reply = {}
+
+        def capture(status, headers, exc_info=None):
+            reply["status"], reply["headers"] = status, headers
+            return lambda _data: None
+
+        try:
+            chunks = self.app(environ, capture)
+            try:
+                body = b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+        except Exception as error:  # e.g. moto's NotImplementedError
+            # Answer in CBOR, so the SDK reports a service error, not a parse failure.
+            traceback.print_exc()
+            reply = {"status": "500 INTERNAL SERVER ERROR", "headers": []}
+            body = json.dumps({"__type": "InternalFailure", "message": f"moto: {error}"}).encode()
+
+        status = reply["status"]
+        if status.startswith("2"):
+            decoded = json.loads(body) if body.strip() else {}
+            cbor_body = cbor2.dumps(json_reply_to_cbor(decoded, operation.output_shape))
+        else:
+            try:
+                error = json.loads(body)
+            except ValueError:
+                error = {"__type": "InternalFailure", "message": body.decode("utf-8", "replace")}
+            # Error bodies carry `__type` and `message`; the SDK also reads the
+            # `x-amzn-query-error` header (CloudWatch is awsQuery-compatible),
+            # which passes through below.
+            cbor_body = cbor2.dumps(error)
+        headers = [
+            (name, value)
+            for name, value in reply["headers"]
+            if name.lower() not in ("content-type", "content-length")
+        ]
+        headers += [
+            ("Content-Type", CBOR_CONTENT_TYPE),
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("Content-Length", str(len(cbor_body))),
+        ]
+        start_response(status, headers)
+        return [cbor_body]
+
+
+# --- Patches b and c: UpdateUsagePlan numbers ---------------------------------
+#
+# moto stores `/quota/limit` (and `/quota/offset`) exactly as given in the
+# patch operation, a string, and the SDK then fails to parse every later
+# GetUsagePlan(s). It also converts `/throttle/rateLimit` with int(), which
+# fails (HTTP 500) on a fractional rate such as "2.5"; rateLimit is a double.
+
+_update_usage_plan = UsagePlan.apply_patch_operations
+
+
+def _apply_usage_plan_patch_operations(self, patch_operations):
+    remaining = []
+    for operation in patch_operations:
+        if operation["op"] in ("add", "replace") and operation["path"] == "/throttle/rateLimit":
+            self.throttle["rateLimit"] = float(operation["value"])
+        else:
+            remaining.append(operation)
+    _update_usage_plan(self, remaining)
+    for key in ("limit", "offset"):
+        if key in self.quota:
+            self.quota[key] = int(self.quota[key])
+
+
+UsagePlan.apply_patch_operations = _apply_usage_plan_patch_operations
+
+
+# --- Patch d: apigatewayv2 UpdateStage ----------------------------------------
+#
+# moto answers 500 NotImplemented to PATCH /v2/apis/{apiId}/stages/{stageName}.
+# This applies the fields the guard changes (default and per-route throttles)
+# plus description and stage variables, and returns the stage as GetStage does.
+
+
+def _update_stage(self):
+    api_id = self.path.split("/")[-3]
+    stage_name = unquote(self.path.split("/")[-1])
+    stage = self.apigatewayv2_backend.get_stage(api_id, stage_name)
+    changes = json.loads(self.body or "{}")
+    stage.default_route_settings.update(changes.get("defaultRouteSettings") or {})
+    for route_key, settings in (changes.get("routeSettings") or {}).items():
+        stage.route_settings.setdefault(route_key, {}).update(settings)
+    stage.stage_variables.update(changes.get("stageVariables") or {})
+    if "description" in changes:
+        stage.description = changes["description"]
+    stage.updated = datetime.now()
+    return 200, {}, json.dumps(stage.to_json())
+
+
+ApiGatewayV2Response.update_stage = _update_stage
+
+
+# --- Patch e: Lambda function event invoke config -----------------------------
+#
+# moto appends every PutFunctionEventInvokeConfig to a list and GetFunction-
+# EventInvokeConfig returns the first entry, so a second Put is never seen.
+# UpdateFunctionEventInvokeConfig is implemented as that same append (so its
+# change is never seen either) and its reply is serialized with json.dumps,
+# which sends LastModified as a string where the SDK expects epoch seconds.
+# AWS keeps one config per function: Put replaces it, Update merges into it.
+
+
+def _put_function_event_invoke_config(self, function_name, config):
+    function = self.get_function(function_name)
+    function.event_invoke_config = [
+        EventInvokeConfig(function.function_arn, function.last_modified, config)
+    ]
+    return function.event_invoke_config[0].response()
+
+
+def _update_function_event_invoke_config(self, function_name, config):
+    current = self.get_function_event_invoke_config(function_name)  # 404 if none
+    merged = {k: v for k, v in current.items() if k not in ("FunctionArn", "LastModified")}
+    merged.update(config)
+    return _put_function_event_invoke_config(self, function_name, merged)
+
+
+def _update_function_event_invoke_config_response(self):
+    function_name = unquote(self.path.rsplit("/", 2)[1])
+    return ActionResult(
+        self.backend.update_function_event_invoke_config(function_name, self.json_body)
+    )
+
+
+LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config
+LambdaBackend.update_function_event_invoke_config = _update_function_event_invoke_config
+LambdaResponse.update_function_event_invoke_config = _update_function_event_invoke_config_response
+
+
+# --- Server life cycle ---------------------------------------------------------
+
+
+def wait_until_healthy(endpoint):
+    """Returns once the server answers moto's config endpoint."""
+    # Straight to loopback, whatever proxy the environment names.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(endpoint + HEALTH_PATH, timeout=HEALTH_TIMEOUT_SECONDS) as answer:
+        if not 200 <= answer.status < 300:
+            raise RuntimeError(f"health check answered HTTP {answer.status}")
+
+
+def main():
+    # One line per request on stderr is noise in test output; errors still show.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    app = RpcV2CborBridge(DomainDispatcherApplication(create_backend_app), ["cloudwatch"])
+    server = make_server(HOST, 0, app, threaded=True, request_handler=MotoRequestHandler)
+    endpoint = f"http://{HOST}:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    wait_until_healthy(endpoint)
+
+    print(f"READY {endpoint}", flush=True)
+    # Anything moto prints from now on goes to stderr: nobody reads stdout any
+    # more, and a full pipe would block the server.
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    def stop_at_eof():
+        # os.read, not sys.stdin: a daemon thread blocked inside a buffered
+        # reader makes the interpreter abort at exit.
+        while os.read(sys.stdin.fileno(), 4096):
+            pass
+        stop.set()
+
+    threading.Thread(target=stop_at_eof, daemon=True).start()
+    while not stop.wait(1.0):
+        pass
+    server.shutdown()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()
