@@ -40,6 +40,10 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), SimError> {
         .fold(total, f64::max)
         * 1.05;
     let top = if top > 0.0 { top } else { 1.0 };
+    // A log scale, so that a guarded line and the budget stay readable next to an
+    // unguarded bill a hundred times larger; zero is drawn at the bottom edge.
+    let bottom = (top / 1e5).max(0.001);
+    let lift = |v: f64| v.max(bottom);
     let root = SVGBackend::new(path, (1000, 600)).into_drawing_area();
     let draw = |e: &dyn std::fmt::Display| SimError::Plot(e.to_string());
     root.fill(&WHITE).map_err(|e| draw(&e))?;
@@ -51,17 +55,29 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), SimError> {
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..hours(report.minutes).max(1.0 / 60.0), 0.0..top)
+        .build_cartesian_2d(
+            0.0..hours(report.minutes).max(1.0 / 60.0),
+            (bottom..top).log_scale(),
+        )
         .map_err(|e| draw(&e))?;
     chart
         .configure_mesh()
         .x_desc("hours")
-        .y_desc("USD")
-        .y_label_formatter(&|v| format!("${v:.0}"))
+        .y_desc("USD (log scale)")
+        .y_label_formatter(&|v| {
+            if *v >= 1.0 {
+                format!("${v:.0}")
+            } else {
+                format!("${v:.2}")
+            }
+        })
         .draw()
         .map_err(|e| draw(&e))?;
     chart
-        .draw_series(LineSeries::new(budget_line, BLACK.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            budget_line.into_iter().map(|(x, y)| (x, lift(y))),
+            BLACK.stroke_width(2),
+        ))
         .map_err(|e| draw(&e))?
         .label("budget")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
@@ -69,7 +85,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), SimError> {
         let points: Vec<(f64, f64)> = s
             .series
             .iter()
-            .map(|(m, v)| (hours(*m), v.to_f64_lossy()))
+            .map(|(m, v)| (hours(*m), lift(v.to_f64_lossy())))
             .collect();
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))
