@@ -114,12 +114,18 @@ where
             .collect();
         let states = self.store.load_states().await.map_err(GuardError::Store)?;
         let detailed = covered_targets(&budgets, &targets, &states);
+        let urgent: HashSet<TargetId> = states
+            .iter()
+            .filter(|(_, s)| s.phase != dowguard_domain::Phase::Normal)
+            .map(|(id, _)| id.clone())
+            .collect();
         let fetched = self
             .metrics
             .fetch(&MetricsRequest {
                 now,
                 targets: &targets,
                 detailed: &detailed,
+                urgent: &urgent,
                 window_minutes: self.settings.long_window_minutes + self.settings.metric_delay_minutes + 1,
             })
             .await

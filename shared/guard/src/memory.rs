@@ -384,11 +384,16 @@ impl LambdaControl for MemoryCloud {
         )
     }
 
-    async fn set_async_config(&self, function: &FunctionName, value: Option<AsyncConfig>) -> PortResult<()> {
-        let operation = if value.is_some() {
-            "PutFunctionEventInvokeConfig"
-        } else {
-            "DeleteFunctionEventInvokeConfig"
+    async fn set_async_config(
+        &self,
+        function: &FunctionName,
+        from: Option<AsyncConfig>,
+        value: Option<AsyncConfig>,
+    ) -> PortResult<()> {
+        let operation = match (from, value) {
+            (_, None) => "DeleteFunctionEventInvokeConfig",
+            (None, Some(_)) => "PutFunctionEventInvokeConfig",
+            (Some(_), Some(_)) => "UpdateFunctionEventInvokeConfig",
         };
         self.change(
             operation,

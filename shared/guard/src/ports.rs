@@ -113,8 +113,11 @@ pub struct MetricsRequest<'a> {
     pub now: DateTime<Utc>,
     /// Targets to measure.
     pub targets: &'a [Target],
-    /// Targets that need one-minute detail this pass (the rest get cheaper signals).
+    /// Targets some budget needs figures for (the rest are not measured).
     pub detailed: &'a HashSet<TargetId>,
+    /// Targets the guard is watching or holding: these are measured every pass,
+    /// the others at the adapter's own cadence.
+    pub urgent: &'a HashSet<TargetId>,
     /// Minutes of one-minute history wanted for detailed targets.
     pub window_minutes: i64,
 }
@@ -204,12 +207,14 @@ pub trait LambdaControl: Send + Sync {
         function: &FunctionName,
         value: Option<u32>,
     ) -> impl Future<Output = PortResult<()>> + Send;
-    /// Sets (`Some`) or removes (`None`) the async invoke config's age and retries,
-    /// keeping any destinations the function has.
+    /// Sets (`Some`) or removes (`None`) the async invoke config's age and retries.
+    /// `from` is the config the function has now: with one, it is updated in place
+    /// (keeping the function's destinations); without one, it is created.
     fn set_async_config(
         &self,
         function: &FunctionName,
-        value: Option<AsyncConfig>,
+        from: Option<AsyncConfig>,
+        to: Option<AsyncConfig>,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 

@@ -1,0 +1,122 @@
+//! The account as the guard sees it: one value that discovers every kind of target,
+//! measures them, and routes each change to the adapter of its service.
+
+use std::sync::RwLock;
+
+use dowguard_domain::{
+    AccountConcurrency, AsyncConfig, FunctionName, Quota, Target, TargetId, Throttle, UsagePlanId,
+};
+use dowguard_guard::ports::{
+    Discovery, FetchedMetrics, LambdaControl, MetricsRequest, MetricsSource, StageControl, UsagePlanControl,
+};
+use dowguard_guard::{FailureKind, PortError, PortResult};
+
+use crate::apigateway::{RestAdapter, RestCatalog};
+use crate::apigatewayv2::HttpAdapter;
+use crate::cloudwatch::CloudWatchMetrics;
+use crate::lambda::LambdaAdapter;
+
+/// Every service adapter of one account and region.
+#[derive(Debug)]
+pub struct AwsAccount {
+    /// Lambda.
+    pub lambda: LambdaAdapter,
+    /// REST APIs and usage plans.
+    pub rest: RestAdapter,
+    /// HTTP APIs.
+    pub http: HttpAdapter,
+    /// CloudWatch metrics.
+    pub metrics: CloudWatchMetrics,
+    catalog: RwLock<RestCatalog>,
+}
+
+impl AwsAccount {
+    /// Puts the adapters together.
+    pub fn new(
+        lambda: LambdaAdapter,
+        rest: RestAdapter,
+        http: HttpAdapter,
+        metrics: CloudWatchMetrics,
+    ) -> Self {
+        AwsAccount {
+            lambda,
+            rest,
+            http,
+            metrics,
+            catalog: RwLock::new(RestCatalog::default()),
+        }
+    }
+
+    fn catalog(&self) -> RestCatalog {
+        self.catalog
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Discovery for AwsAccount {
+    async fn discover(&self) -> PortResult<Vec<Target>> {
+        let mut targets = self.lambda.discover_functions().await?;
+        let (rest, catalog) = self.rest.discover().await?;
+        targets.extend(rest);
+        targets.extend(self.http.discover().await?);
+        *self
+            .catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
+        Ok(targets)
+    }
+}
+
+impl MetricsSource for AwsAccount {
+    async fn fetch(&self, request: &MetricsRequest<'_>) -> PortResult<FetchedMetrics> {
+        let catalog = self.catalog();
+        self.metrics.fetch_with(request, &catalog).await
+    }
+}
+
+impl LambdaControl for AwsAccount {
+    async fn account_concurrency(&self) -> PortResult<AccountConcurrency> {
+        self.lambda.account_concurrency().await
+    }
+
+    async fn set_reserved_concurrency(&self, function: &FunctionName, value: Option<u32>) -> PortResult<()> {
+        self.lambda.set_reserved_concurrency(function, value).await
+    }
+
+    async fn set_async_config(
+        &self,
+        function: &FunctionName,
+        from: Option<AsyncConfig>,
+        to: Option<AsyncConfig>,
+    ) -> PortResult<()> {
+        self.lambda.set_async_config(function, from, to).await
+    }
+}
+
+impl StageControl for AwsAccount {
+    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
+        match stage {
+            TargetId::RestStage(..) => self.rest.set_stage_throttle(stage, value).await,
+            TargetId::HttpStage(..) => self.http.set_stage_throttle(stage, value).await,
+            other => Err(PortError::new(
+                "UpdateStage",
+                other.to_string(),
+                FailureKind::Refused,
+                "not an API stage",
+            )),
+        }
+    }
+}
+
+impl UsagePlanControl for AwsAccount {
+    async fn set_plan_limits(
+        &self,
+        plan: &UsagePlanId,
+        throttle: Option<Throttle>,
+        quota: Option<Quota>,
+    ) -> PortResult<()> {
+        self.rest.set_plan_limits(plan, throttle, quota).await
+    }
+}

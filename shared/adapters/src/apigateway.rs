@@ -1,0 +1,296 @@
+//! API Gateway REST APIs: stage throttles (`UpdateStage` on the `/*/*` method
+//! settings), usage plans (`UpdateUsagePlan`, every change to a plan in one call,
+//! paced to about one call per 20 seconds per account), and their discovery.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use aws_sdk_apigateway::Client;
+use aws_sdk_apigateway::types::{Op, PatchOperation, QuotaPeriodType};
+use dowguard_domain::{
+    ApiId, Limits, Quota, QuotaPeriod, StageName, Target, TargetId, TargetSpec, Throttle, UsagePlanId,
+};
+use dowguard_guard::ports::{StageControl, UsagePlanControl};
+use dowguard_guard::{PortError, PortResult};
+use rust_decimal::Decimal;
+
+use crate::error::{invalid, port_error};
+use crate::pace::Pacer;
+
+/// The method-settings key of a stage's default throttle.
+const DEFAULT_METHOD: &str = "*/*";
+/// The rate API Gateway reads as "no method-level throttle".
+const UNTHROTTLED: &str = "-1";
+
+/// What discovery learnt about REST APIs that metrics need: CloudWatch names REST
+/// API metrics by API *name*, and a usage plan's traffic is its stages' traffic.
+#[derive(Debug, Clone, Default)]
+pub struct RestCatalog {
+    /// API id → API name.
+    pub api_names: HashMap<ApiId, String>,
+    /// Usage plan → the REST stages it covers.
+    pub plan_stages: HashMap<UsagePlanId, Vec<(ApiId, StageName)>>,
+}
+
+/// REST APIs and usage plans through the SDK.
+#[derive(Debug)]
+pub struct RestAdapter {
+    client: Client,
+    stage_pacer: Pacer,
+    plan_pacer: Pacer,
+}
+
+impl RestAdapter {
+    /// Paces stage calls to `per_second` and usage-plan updates to one per
+    /// `plan_interval`.
+    pub fn new(client: Client, per_second: u32, plan_interval: Duration) -> Self {
+        RestAdapter {
+            client,
+            stage_pacer: Pacer::per_second(per_second),
+            plan_pacer: Pacer::new(plan_interval),
+        }
+    }
+
+    /// How long until the next usage-plan update may start.
+    pub async fn plan_update_ready_in(&self) -> Duration {
+        self.plan_pacer.ready_in().await
+    }
+
+    /// Every REST API stage and usage plan, with tags and limits, and the catalogue
+    /// the metrics adapter needs.
+    pub async fn discover(&self) -> PortResult<(Vec<Target>, RestCatalog)> {
+        let mut targets = Vec::new();
+        let mut catalog = RestCatalog::default();
+        let mut position: Option<String> = None;
+        loop {
+            self.stage_pacer.wait().await;
+            let page = self
+                .client
+                .get_rest_apis()
+                .set_position(position.clone())
+                .limit(500)
+                .send()
+                .await
+                .map_err(|e| port_error("GetRestApis", "account", e))?;
+            for api in page.items() {
+                let Some(Ok(api_id)) = api.id().map(ApiId::parse) else {
+                    continue;
+                };
+                catalog
+                    .api_names
+                    .insert(api_id.clone(), api.name().unwrap_or_default().to_string());
+                self.stage_pacer.wait().await;
+                let stages = self
+                    .client
+                    .get_stages()
+                    .rest_api_id(api_id.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| port_error("GetStages", api_id.as_str(), e))?;
+                for stage in stages.item() {
+                    let Some(Ok(name)) = stage.stage_name().map(StageName::parse) else {
+                        continue;
+                    };
+                    let throttle = stage
+                        .method_settings()
+                        .and_then(|m| m.get(DEFAULT_METHOD))
+                        .and_then(|s| throttle_of(s.throttling_rate_limit(), s.throttling_burst_limit()));
+                    let mut tags: BTreeMap<String, String> = api
+                        .tags()
+                        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default();
+                    if let Some(stage_tags) = stage.tags() {
+                        tags.extend(stage_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    }
+                    targets.push(Target {
+                        id: TargetId::RestStage(api_id.clone(), name),
+                        spec: TargetSpec::RestStage,
+                        tags,
+                        limits: Limits::Stage { throttle },
+                    });
+                }
+            }
+            position = page.position().map(str::to_string);
+            if position.is_none() {
+                break;
+            }
+        }
+        let mut position: Option<String> = None;
+        loop {
+            self.stage_pacer.wait().await;
+            let page = self
+                .client
+                .get_usage_plans()
+                .set_position(position.clone())
+                .limit(500)
+                .send()
+                .await
+                .map_err(|e| port_error("GetUsagePlans", "account", e))?;
+            for plan in page.items() {
+                let Some(Ok(id)) = plan.id().map(UsagePlanId::parse) else {
+                    continue;
+                };
+                let throttle = plan
+                    .throttle()
+                    .and_then(|t| throttle_of(t.rate_limit(), t.burst_limit()));
+                let quota = plan.quota().and_then(|q| {
+                    let period = match q.period()? {
+                        QuotaPeriodType::Day => QuotaPeriod::Day,
+                        QuotaPeriodType::Week => QuotaPeriod::Week,
+                        QuotaPeriodType::Month => QuotaPeriod::Month,
+                        _ => return None,
+                    };
+                    Some(Quota {
+                        limit: u64::try_from(q.limit()).ok()?,
+                        period,
+                        offset: u32::try_from(q.offset()).unwrap_or(0),
+                    })
+                });
+                let stages: Vec<(ApiId, StageName)> = plan
+                    .api_stages()
+                    .iter()
+                    .filter_map(|s| {
+                        Some((
+                            ApiId::parse(s.api_id()?).ok()?,
+                            StageName::parse(s.stage()?).ok()?,
+                        ))
+                    })
+                    .collect();
+                catalog.plan_stages.insert(id.clone(), stages);
+                targets.push(Target {
+                    id: TargetId::UsagePlan(id),
+                    spec: TargetSpec::UsagePlan,
+                    tags: plan
+                        .tags()
+                        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default(),
+                    limits: Limits::UsagePlan { throttle, quota },
+                });
+            }
+            position = page.position().map(str::to_string);
+            if position.is_none() {
+                break;
+            }
+        }
+        Ok((targets, catalog))
+    }
+}
+
+/// A throttle from AWS's numbers; a negative rate means "none at this level".
+pub fn throttle_of(rate: f64, burst: i32) -> Option<Throttle> {
+    if rate < 0.0 || burst < 0 {
+        return None;
+    }
+    // Shortest round-trip text of the double, so 10.5 stays 10.5 exactly.
+    let rate_limit = Decimal::from_str(&rate.to_string()).ok()?;
+    Some(Throttle {
+        rate_limit,
+        burst_limit: u32::try_from(burst).ok()?,
+    })
+}
+
+fn replace(path: &str, value: String) -> PatchOperation {
+    PatchOperation::builder()
+        .op(Op::Replace)
+        .path(path)
+        .value(value)
+        .build()
+}
+
+fn remove(path: &str) -> PatchOperation {
+    PatchOperation::builder().op(Op::Remove).path(path).build()
+}
+
+/// The patch operations that set a stage's default throttle (or lift it).
+pub fn stage_patch(value: Option<Throttle>) -> Vec<PatchOperation> {
+    let (rate, burst) = match value {
+        Some(t) => (t.rate_limit.normalize().to_string(), t.burst_limit.to_string()),
+        None => (UNTHROTTLED.to_string(), UNTHROTTLED.to_string()),
+    };
+    vec![
+        replace("/*/*/throttling/rateLimit", rate),
+        replace("/*/*/throttling/burstLimit", burst),
+    ]
+}
+
+/// The patch operations that set a usage plan's throttle and quota in one call.
+pub fn plan_patch(throttle: Option<Throttle>, quota: Option<Quota>) -> Vec<PatchOperation> {
+    let mut ops = Vec::new();
+    match throttle {
+        Some(t) => {
+            ops.push(replace(
+                "/throttle/rateLimit",
+                t.rate_limit.normalize().to_string(),
+            ));
+            ops.push(replace("/throttle/burstLimit", t.burst_limit.to_string()));
+        }
+        None => ops.push(remove("/throttle")),
+    }
+    match quota {
+        Some(q) => {
+            ops.push(replace("/quota/limit", q.limit.to_string()));
+            ops.push(replace(
+                "/quota/period",
+                match q.period {
+                    QuotaPeriod::Day => "DAY",
+                    QuotaPeriod::Week => "WEEK",
+                    QuotaPeriod::Month => "MONTH",
+                }
+                .to_string(),
+            ));
+            ops.push(replace("/quota/offset", q.offset.to_string()));
+        }
+        None => ops.push(remove("/quota")),
+    }
+    ops
+}
+
+impl StageControl for RestAdapter {
+    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
+        let TargetId::RestStage(api, name) = stage else {
+            return Err(PortError::new(
+                "UpdateStage",
+                stage.to_string(),
+                dowguard_guard::FailureKind::Refused,
+                "not a REST API stage",
+            ));
+        };
+        self.stage_pacer.wait().await;
+        self.client
+            .update_stage()
+            .rest_api_id(api.as_str())
+            .stage_name(name.as_str())
+            .set_patch_operations(Some(stage_patch(value)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error("UpdateStage", stage.to_string(), e))
+    }
+}
+
+impl UsagePlanControl for RestAdapter {
+    async fn set_plan_limits(
+        &self,
+        plan: &UsagePlanId,
+        throttle: Option<Throttle>,
+        quota: Option<Quota>,
+    ) -> PortResult<()> {
+        if quota.is_some_and(|q| i32::try_from(q.limit).is_err()) {
+            return Err(invalid(
+                "UpdateUsagePlan",
+                plan.as_str(),
+                "quota limit out of range",
+            ));
+        }
+        self.plan_pacer.wait().await;
+        self.client
+            .update_usage_plan()
+            .usage_plan_id(plan.as_str())
+            .set_patch_operations(Some(plan_patch(throttle, quota)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error("UpdateUsagePlan", format!("usage-plan:{plan}"), e))
+    }
+}

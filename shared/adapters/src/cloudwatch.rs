@@ -1,0 +1,486 @@
+//! Amazon CloudWatch metrics: the query plan for all targets, `GetMetricData` in
+//! calls of at most 500 queries, `NextToken` followed, partial data reported, and
+//! the count of metrics requested (CloudWatch bills $0.01 per 1,000).
+//!
+//! The plan is built to be cheap. GetMetricData bills per metric requested, not
+//! per datapoint, so one query returns a whole hour of one-minute points for the
+//! price of one. Targets the guard is watching or holding are measured every pass;
+//! the others every `detail_every_minutes` (their per-target alarms catch a surge in
+//! between). Lambda `Throttles` is only asked for while the guard holds a function.
+//! Spend-to-date comes from hourly sums fetched once an hour per target, to which
+//! the core adds the fresh one-minute points.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use dowguard_domain::{
+    MinuteUsage, Money, Period, PeriodUsage, Target, TargetId, TargetMetrics, TargetSpec, Usage, epoch_minute,
+};
+use dowguard_guard::PortResult;
+use dowguard_guard::ports::{FetchedMetrics, MetricsRequest};
+
+use crate::apigateway::RestCatalog;
+use crate::error::port_error;
+
+/// Most queries GetMetricData takes in one call.
+pub const MAX_QUERIES_PER_CALL: usize = 500;
+/// CloudWatch's price per metric requested through GetMetricData ($0.01 per 1,000).
+pub const PRICE_PER_METRIC_PICOS: i128 = 10_000_000;
+/// A standard-resolution alarm costs $0.10 a month.
+pub const ALARM_MONTH_PICOS: i128 = 100_000_000_000;
+
+/// How often the plan measures what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanSettings {
+    /// Minutes between measurements of a target the guard is not watching or holding.
+    pub detail_every_minutes: i64,
+    /// Minutes between refreshes of a target's spend-to-date (hourly sums).
+    pub totals_every_minutes: i64,
+}
+
+impl Default for PlanSettings {
+    fn default() -> Self {
+        PlanSettings {
+            detail_every_minutes: 5,
+            totals_every_minutes: 60,
+        }
+    }
+}
+
+/// Which usage field a metric feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// Served requests.
+    Requests,
+    /// Throttled requests.
+    Throttled,
+    /// Duration sum in milliseconds.
+    DurationMs,
+}
+
+/// One CloudWatch metric (namespace, name, dimensions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricKey {
+    /// Namespace, e.g. `AWS/Lambda`.
+    pub namespace: &'static str,
+    /// Metric name, e.g. `Invocations`.
+    pub name: &'static str,
+    /// Dimensions as (name, value).
+    pub dimensions: Vec<(&'static str, String)>,
+}
+
+/// The metrics that measure one target, each with the field it feeds.
+pub fn metrics_of(target: &Target, catalog: &RestCatalog, held: bool) -> Vec<(MetricKey, Field)> {
+    let lambda = |name: &'static str, function: &str| MetricKey {
+        namespace: "AWS/Lambda",
+        name,
+        dimensions: vec![("FunctionName", function.to_string())],
+    };
+    let rest = |api: &dowguard_domain::ApiId, stage: &str| MetricKey {
+        namespace: "AWS/ApiGateway",
+        name: "Count",
+        // REST API metrics are named by the API's name, not its id.
+        dimensions: vec![
+            (
+                "ApiName",
+                catalog
+                    .api_names
+                    .get(api)
+                    .cloned()
+                    .unwrap_or_else(|| api.to_string()),
+            ),
+            ("Stage", stage.to_string()),
+        ],
+    };
+    match (&target.id, &target.spec) {
+        (TargetId::Function(f), _) => {
+            let mut out = vec![
+                (lambda("Invocations", f.as_str()), Field::Requests),
+                (lambda("Duration", f.as_str()), Field::DurationMs),
+            ];
+            if held {
+                out.push((lambda("Throttles", f.as_str()), Field::Throttled));
+            }
+            out
+        }
+        (TargetId::RestStage(api, stage), _) => vec![(rest(api, stage.as_str()), Field::Requests)],
+        (TargetId::HttpStage(api, stage), _) => vec![(
+            MetricKey {
+                namespace: "AWS/ApiGateway",
+                name: "Count",
+                dimensions: vec![("ApiId", api.to_string()), ("Stage", stage.to_string())],
+            },
+            Field::Requests,
+        )],
+        (TargetId::UsagePlan(plan), TargetSpec::UsagePlan) => catalog
+            .plan_stages
+            .get(plan)
+            .into_iter()
+            .flatten()
+            .map(|(api, stage)| (rest(api, stage.as_str()), Field::Requests))
+            .collect(),
+        (TargetId::UsagePlan(_), _) => vec![],
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct Cached {
+    minutes: Vec<MinuteUsage>,
+    detail_at: Option<i64>,
+    totals: Vec<PeriodUsage>,
+    totals_at: Option<i64>,
+}
+
+/// CloudWatch metrics through the SDK, with the plan's cache of recent figures.
+#[derive(Debug)]
+pub struct CloudWatchMetrics {
+    client: Client,
+    settings: PlanSettings,
+    cache: Mutex<HashMap<TargetId, Cached>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn aws_time(t: DateTime<Utc>) -> AwsDateTime {
+    AwsDateTime::from_secs(t.timestamp())
+}
+
+/// One planned query: the metric, its period, and who reads it.
+struct Planned {
+    key: MetricKey,
+    period_s: i32,
+    readers: Vec<(TargetId, Field)>,
+}
+
+impl CloudWatchMetrics {
+    /// A metrics source with the given plan settings.
+    pub fn new(client: Client, settings: PlanSettings) -> Self {
+        CloudWatchMetrics {
+            client,
+            settings,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Fetches a pass's metrics. `catalog` names REST APIs and usage plans' stages.
+    pub async fn fetch_with(
+        &self,
+        request: &MetricsRequest<'_>,
+        catalog: &RestCatalog,
+    ) -> PortResult<FetchedMetrics> {
+        let now = request.now;
+        let minute = epoch_minute(now);
+        let (detail_due, totals_due): (Vec<&Target>, Vec<&Target>) = {
+            let cache = lock(&self.cache);
+            let due = |t: &&Target, every: i64, at: fn(&Cached) -> Option<i64>| {
+                request.detailed.contains(&t.id)
+                    && cache
+                        .get(&t.id)
+                        .and_then(at)
+                        .is_none_or(|last| minute - last >= every)
+            };
+            let detail = request
+                .targets
+                .iter()
+                .filter(|t| {
+                    request.urgent.contains(&t.id) && request.detailed.contains(&t.id)
+                        || due(t, self.settings.detail_every_minutes, |c| c.detail_at)
+                })
+                .collect();
+            let totals = request
+                .targets
+                .iter()
+                .filter(|t| due(t, self.settings.totals_every_minutes, |c| c.totals_at))
+                .collect();
+            (detail, totals)
+        };
+        let mut fetched = FetchedMetrics::default();
+
+        // One-minute detail for the last `window_minutes`.
+        let window_start = now - Duration::minutes(request.window_minutes);
+        let detail_plan = plan(&detail_due, catalog, request.urgent, 60);
+        let (detail, requested, partial) = self.run(&detail_plan, window_start, now).await?;
+        fetched.metrics_requested += requested;
+        fetched.partial |= partial;
+
+        // Hourly sums from the month's start to the current hour, for spend-to-date.
+        let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+        let (month_start, _) = Period::Month.bounds(now);
+        let (day_start, _) = Period::Day.bounds(now);
+        let totals_plan = plan(&totals_due, catalog, &HashSet::new(), 3_600);
+        let (hourly, requested, partial) = if month_start < hour {
+            self.run(&totals_plan, month_start, hour).await?
+        } else {
+            (HashMap::new(), 0, false)
+        };
+        fetched.metrics_requested += requested;
+        fetched.partial |= partial;
+
+        let mut cache = lock(&self.cache);
+        for t in &detail_due {
+            let entry = cache.entry(t.id.clone()).or_default();
+            entry.minutes = detail.get(&t.id).cloned().unwrap_or_default();
+            entry.detail_at = Some(minute);
+        }
+        for t in &totals_due {
+            let entry = cache.entry(t.id.clone()).or_default();
+            let through = epoch_minute(hour) - 1;
+            let points = hourly.get(&t.id).cloned().unwrap_or_default();
+            let sum_from = |from: DateTime<Utc>| {
+                let mut u = Usage::default();
+                for p in points.iter().filter(|p| p.minute >= epoch_minute(from)) {
+                    u.add(&p.usage);
+                }
+                u
+            };
+            entry.totals = vec![
+                PeriodUsage {
+                    period: Period::Day,
+                    start: day_start,
+                    through_minute: through,
+                    usage: sum_from(day_start),
+                },
+                PeriodUsage {
+                    period: Period::Month,
+                    start: month_start,
+                    through_minute: through,
+                    usage: sum_from(month_start),
+                },
+            ];
+            entry.totals_at = Some(minute);
+        }
+        for t in request
+            .targets
+            .iter()
+            .filter(|t| request.detailed.contains(&t.id))
+        {
+            if let Some(c) = cache.get(&t.id) {
+                fetched.by_target.insert(
+                    t.id.clone(),
+                    TargetMetrics {
+                        minutes: c.minutes.clone(),
+                        to_date: c.totals.clone(),
+                    },
+                );
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// Runs a plan over `[start, end)`; returns points per target, the number of
+    /// metrics requested and whether any result was partial.
+    async fn run(
+        &self,
+        planned: &[Planned],
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> PortResult<(HashMap<TargetId, Vec<MinuteUsage>>, u64, bool)> {
+        let mut per_target: HashMap<TargetId, HashMap<i64, Usage>> = HashMap::new();
+        let mut partial = false;
+        let mut requested = 0u64;
+        for (chunk_index, chunk) in planned.chunks(MAX_QUERIES_PER_CALL).enumerate() {
+            let queries: Vec<MetricDataQuery> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, p)| query(&format!("q{chunk_index}x{i}"), p))
+                .collect();
+            requested += queries.len() as u64;
+            let mut token: Option<String> = None;
+            loop {
+                let out = self
+                    .client
+                    .get_metric_data()
+                    .start_time(aws_time(start))
+                    .end_time(aws_time(end))
+                    .scan_by(ScanBy::TimestampAscending)
+                    .set_metric_data_queries(Some(queries.clone()))
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| port_error("GetMetricData", format!("{} queries", queries.len()), e))?;
+                for result in out.metric_data_results() {
+                    if result.status_code() == Some(&StatusCode::PartialData) {
+                        partial = true;
+                    }
+                    let Some(index) = result
+                        .id()
+                        .and_then(|id| id.rsplit('x').next())
+                        .and_then(|i| i.parse::<usize>().ok())
+                    else {
+                        continue;
+                    };
+                    let Some(p) = chunk.get(index) else { continue };
+                    for (ts, value) in result.timestamps().iter().zip(result.values()) {
+                        let minute = ts.secs().div_euclid(60);
+                        let amount = count_of(*value);
+                        for (target, field) in &p.readers {
+                            let usage = per_target
+                                .entry(target.clone())
+                                .or_default()
+                                .entry(minute)
+                                .or_default();
+                            match field {
+                                Field::Requests => usage.requests = usage.requests.saturating_add(amount),
+                                Field::Throttled => usage.throttled = usage.throttled.saturating_add(amount),
+                                Field::DurationMs => {
+                                    usage.duration_ms = usage.duration_ms.saturating_add(amount)
+                                }
+                            }
+                        }
+                    }
+                }
+                token = out.next_token().map(str::to_string);
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        let points = per_target
+            .into_iter()
+            .map(|(target, minutes)| {
+                let mut v: Vec<MinuteUsage> = minutes
+                    .into_iter()
+                    .map(|(minute, usage)| MinuteUsage { minute, usage })
+                    .collect();
+                v.sort_by_key(|m| m.minute);
+                (target, v)
+            })
+            .collect();
+        Ok((points, requested, partial))
+    }
+}
+
+/// A CloudWatch sum as a whole count, rounded up (a partial millisecond is billed).
+fn count_of(value: f64) -> u64 {
+    if value.is_finite() && value > 0.0 {
+        // Saturating float-to-int conversion; sums are whole counts or milliseconds.
+        value.ceil() as u64
+    } else {
+        0
+    }
+}
+
+fn plan(targets: &[&Target], catalog: &RestCatalog, held: &HashSet<TargetId>, period_s: i32) -> Vec<Planned> {
+    let mut by_key: HashMap<MetricKey, usize> = HashMap::new();
+    let mut out: Vec<Planned> = Vec::new();
+    for t in targets {
+        for (key, field) in metrics_of(t, catalog, held.contains(&t.id)) {
+            let i = *by_key.entry(key.clone()).or_insert_with(|| {
+                out.push(Planned {
+                    key,
+                    period_s,
+                    readers: Vec::new(),
+                });
+                out.len() - 1
+            });
+            out[i].readers.push((t.id.clone(), field));
+        }
+    }
+    out
+}
+
+fn query(id: &str, p: &Planned) -> MetricDataQuery {
+    let mut metric = Metric::builder()
+        .namespace(p.key.namespace)
+        .metric_name(p.key.name);
+    for (name, value) in &p.key.dimensions {
+        metric = metric.dimensions(Dimension::builder().name(*name).value(value).build());
+    }
+    MetricDataQuery::builder()
+        .id(id)
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric.build())
+                .period(p.period_s)
+                .stat("Sum")
+                .build(),
+        )
+        .return_data(true)
+        .build()
+}
+
+/// The guard's own monthly CloudWatch bill for an account, at the plan's settings:
+/// metrics requested by the evaluator plus one alarm per guarded target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardCost {
+    /// Metrics requested a month.
+    pub metrics_per_month: u64,
+    /// Cost of those metrics.
+    pub metrics: Money,
+    /// Alarms (one per guarded target).
+    pub alarms: Money,
+}
+
+impl GuardCost {
+    /// Computes the bill for `functions` Lambda functions and `stages` API stages,
+    /// all guarded, with `held_share_millionths` of them watched or held at any time,
+    /// the evaluator running every `schedule_minutes`.
+    pub fn estimate(
+        functions: u64,
+        stages: u64,
+        held_share_millionths: u64,
+        schedule_minutes: u64,
+        plan: PlanSettings,
+    ) -> GuardCost {
+        let runs_per_month: u64 = 30 * 24 * 60 / schedule_minutes.max(1);
+        let per_run = |targets: u64, metrics_each: u64, held_extra: u64| -> u64 {
+            let held = targets * held_share_millionths / 1_000_000;
+            let calm = targets - held;
+            let every = u64::try_from(plan.detail_every_minutes.max(1))
+                .unwrap_or(1)
+                .max(schedule_minutes)
+                / schedule_minutes.max(1);
+            // Held targets every run with the extra metric; calm ones at the cadence.
+            held * (metrics_each + held_extra) * runs_per_month
+                + calm * metrics_each * runs_per_month / every.max(1)
+        };
+        let totals_runs = 30 * 24 * 60 / u64::try_from(plan.totals_every_minutes.max(1)).unwrap_or(60);
+        let metrics_per_month =
+            per_run(functions, 2, 1) + per_run(stages, 1, 0) + (functions * 2 + stages) * totals_runs;
+        GuardCost {
+            metrics_per_month,
+            metrics: Money::from_picos(i128::from(metrics_per_month) * PRICE_PER_METRIC_PICOS),
+            alarms: Money::from_picos(i128::from(functions + stages) * ALARM_MONTH_PICOS),
+        }
+    }
+
+    /// Metrics and alarms together.
+    pub fn total(&self) -> Money {
+        self.metrics + self.alarms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_round_up_and_ignore_nonsense() {
+        assert_eq!(count_of(3.0), 3);
+        assert_eq!(count_of(2.2), 3);
+        assert_eq!(count_of(-1.0), 0);
+        assert_eq!(count_of(f64::NAN), 0);
+    }
+
+    #[test]
+    fn guard_cost_for_100_and_1000_functions_at_the_defaults() {
+        for (functions, metrics, total) in [(100, "$18.72", "$28.72"), (1_000, "$187.20", "$287.20")] {
+            let cost = GuardCost::estimate(functions, 0, 0, 1, PlanSettings::default());
+            println!(
+                "{functions} functions: {} metrics a month = {} + {} alarms = {} a month",
+                cost.metrics_per_month,
+                cost.metrics,
+                cost.alarms,
+                cost.total()
+            );
+            assert_eq!(cost.metrics.to_string(), metrics);
+            assert_eq!(cost.total().to_string(), total);
+        }
+    }
+}

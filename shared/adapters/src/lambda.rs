@@ -1,0 +1,281 @@
+//! AWS Lambda: reserved concurrency, async invoke config, account concurrency, and
+//! function discovery. Every call is paced to share the account's Lambda control
+//! plane (about 15 requests a second) politely.
+
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::types::Architecture;
+use dowguard_domain::{
+    AccountConcurrency, Arch, AsyncConfig, FunctionName, Limits, Target, TargetId, TargetSpec,
+};
+use dowguard_guard::ports::LambdaControl;
+use dowguard_guard::{FailureKind, PortResult};
+
+use crate::error::{invalid, port_error};
+use crate::pace::Pacer;
+
+/// The tag that marks a function as invoked asynchronously (its throttled events
+/// are queued and replayed by Lambda), so the guard also shortens its event age.
+pub const ASYNC_TAG: &str = "dowguard:invocation";
+
+/// Lambda through the SDK.
+#[derive(Debug)]
+pub struct LambdaAdapter {
+    client: Client,
+    pacer: Pacer,
+    unreserved_minimum: u32,
+}
+
+impl LambdaAdapter {
+    /// An adapter pacing calls to `per_second` and assuming the account must keep
+    /// `unreserved_minimum` unreserved (100 for most accounts).
+    pub fn new(client: Client, per_second: u32, unreserved_minimum: u32) -> Self {
+        LambdaAdapter {
+            client,
+            pacer: Pacer::per_second(per_second),
+            unreserved_minimum,
+        }
+    }
+
+    /// The function's reserved concurrency (`GetFunctionConcurrency`; `GetFunction`
+    /// omits a reservation of 0).
+    pub async fn reserved_concurrency(&self, function: &FunctionName) -> PortResult<Option<u32>> {
+        self.pacer.wait().await;
+        let out = self
+            .client
+            .get_function_concurrency()
+            .function_name(function.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error("GetFunctionConcurrency", function.as_str(), e))?;
+        out.reserved_concurrent_executions()
+            .map(|n| {
+                u32::try_from(n).map_err(|_| {
+                    invalid(
+                        "GetFunctionConcurrency",
+                        function.as_str(),
+                        "negative reservation",
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// The function's async invoke config, `None` if it has none.
+    pub async fn async_config(&self, function: &FunctionName) -> PortResult<Option<AsyncConfig>> {
+        self.pacer.wait().await;
+        match self
+            .client
+            .get_function_event_invoke_config()
+            .function_name(function.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(AsyncConfig {
+                max_event_age_s: out
+                    .maximum_event_age_in_seconds()
+                    .and_then(|n| u32::try_from(n).ok()),
+                max_retry_attempts: out.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
+            })),
+            Err(e) => {
+                let err = port_error("GetFunctionEventInvokeConfig", function.as_str(), e);
+                if err.kind == FailureKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    /// Every function with its memory, architecture, tags and current limits.
+    pub async fn discover_functions(&self) -> PortResult<Vec<Target>> {
+        let mut configs = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            self.pacer.wait().await;
+            let page = self
+                .client
+                .list_functions()
+                .set_marker(marker.clone())
+                .max_items(50)
+                .send()
+                .await
+                .map_err(|e| port_error("ListFunctions", "account", e))?;
+            configs.extend(page.functions().iter().cloned());
+            marker = page.next_marker().map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        let mut targets = Vec::with_capacity(configs.len());
+        for config in configs {
+            let Some(name) = config.function_name() else {
+                continue;
+            };
+            let Ok(function) = FunctionName::parse(name) else {
+                tracing::warn!(
+                    function = name,
+                    "skipping a function whose name the guard cannot use"
+                );
+                continue;
+            };
+            let tags = match config.function_arn() {
+                Some(arn) => {
+                    self.pacer.wait().await;
+                    self.client
+                        .list_tags()
+                        .resource(arn)
+                        .send()
+                        .await
+                        .map_err(|e| port_error("ListTags", name, e))?
+                        .tags()
+                        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                        .unwrap_or_default()
+                }
+                None => Default::default(),
+            };
+            let arch = if config.architectures().contains(&Architecture::Arm64) {
+                Arch::Arm64
+            } else {
+                Arch::X86_64
+            };
+            let memory_mb = config
+                .memory_size()
+                .and_then(|m| u32::try_from(m).ok())
+                .unwrap_or(128);
+            let async_invoked = tags_say_async(&tags);
+            let limits = Limits::Function {
+                reserved_concurrency: self.reserved_concurrency(&function).await?,
+                async_config: self.async_config(&function).await?,
+            };
+            targets.push(Target {
+                id: TargetId::Function(function),
+                spec: TargetSpec::Function {
+                    memory_mb,
+                    arch,
+                    async_invoked,
+                },
+                tags,
+                limits,
+            });
+        }
+        Ok(targets)
+    }
+}
+
+fn tags_say_async(tags: &std::collections::BTreeMap<String, String>) -> bool {
+    tags.get(ASYNC_TAG)
+        .is_some_and(|v| v.eq_ignore_ascii_case("async"))
+}
+
+fn i32_of(value: u32, operation: &'static str, resource: &str) -> PortResult<i32> {
+    i32::try_from(value).map_err(|_| invalid(operation, resource, format!("{value} is out of range")))
+}
+
+impl LambdaControl for LambdaAdapter {
+    async fn account_concurrency(&self) -> PortResult<AccountConcurrency> {
+        self.pacer.wait().await;
+        let out = self
+            .client
+            .get_account_settings()
+            .send()
+            .await
+            .map_err(|e| port_error("GetAccountSettings", "account", e))?;
+        let limit = out
+            .account_limit()
+            .ok_or_else(|| invalid("GetAccountSettings", "account", "no account limit in the answer"))?;
+        let total = u32::try_from(limit.concurrent_executions()).unwrap_or(0);
+        let unreserved = limit
+            .unreserved_concurrent_executions()
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(total);
+        Ok(AccountConcurrency {
+            limit: total,
+            unreserved_minimum: self.unreserved_minimum,
+            unreserved_now: unreserved,
+        })
+    }
+
+    async fn set_reserved_concurrency(&self, function: &FunctionName, value: Option<u32>) -> PortResult<()> {
+        self.pacer.wait().await;
+        match value {
+            Some(n) => self
+                .client
+                .put_function_concurrency()
+                .function_name(function.as_str())
+                .reserved_concurrent_executions(i32_of(n, "PutFunctionConcurrency", function.as_str())?)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| port_error("PutFunctionConcurrency", function.as_str(), e)),
+            None => self
+                .client
+                .delete_function_concurrency()
+                .function_name(function.as_str())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| port_error("DeleteFunctionConcurrency", function.as_str(), e)),
+        }
+    }
+
+    async fn set_async_config(
+        &self,
+        function: &FunctionName,
+        from: Option<AsyncConfig>,
+        to: Option<AsyncConfig>,
+    ) -> PortResult<()> {
+        let name = function.as_str();
+        let Some(config) = to else {
+            self.pacer.wait().await;
+            return match self
+                .client
+                .delete_function_event_invoke_config()
+                .function_name(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let err = port_error("DeleteFunctionEventInvokeConfig", name, e);
+                    if err.kind == FailureKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(err)
+                    }
+                }
+            };
+        };
+        let age = config
+            .max_event_age_s
+            .map(|n| i32_of(n, "PutFunctionEventInvokeConfig", name))
+            .transpose()?;
+        let retries = config
+            .max_retry_attempts
+            .map(|n| i32_of(n, "PutFunctionEventInvokeConfig", name))
+            .transpose()?;
+        self.pacer.wait().await;
+        if from.is_some() {
+            // Update keeps the function's destinations.
+            self.client
+                .update_function_event_invoke_config()
+                .function_name(name)
+                .set_maximum_event_age_in_seconds(age)
+                .set_maximum_retry_attempts(retries)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| port_error("UpdateFunctionEventInvokeConfig", name, e))
+        } else {
+            self.client
+                .put_function_event_invoke_config()
+                .function_name(name)
+                .set_maximum_event_age_in_seconds(age)
+                .set_maximum_retry_attempts(retries)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| port_error("PutFunctionEventInvokeConfig", name, e))
+        }
+    }
+}

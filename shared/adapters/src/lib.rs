@@ -1,0 +1,25 @@
+//! dowguard's AWS adapters: one module per service, each implementing the guard's
+//! ports with the AWS SDK for Rust and turning every SDK error into a typed
+//! [`dowguard_guard::PortError`] that names the call and the resource.
+//!
+//! | module | service | ports |
+//! |---|---|---|
+//! | [`cloudwatch`] | CloudWatch `GetMetricData` | metrics source, guard-cost model |
+//! | [`dynamodb`] | DynamoDB | budget store, state store, audit log |
+//! | [`lambda`] | Lambda | concurrency and async-config control, function discovery |
+//! | [`apigateway`] | API Gateway (REST) | stage throttles, usage plans, discovery |
+//! | [`apigatewayv2`] | API Gateway (HTTP APIs) | stage throttles, discovery |
+//! | [`sns`] | SNS | notifier |
+//! | [`account`] | all of the above | one account seen through every port |
+
+pub mod account;
+pub mod apigateway;
+pub mod apigatewayv2;
+pub mod cloudwatch;
+pub mod dynamodb;
+pub mod error;
+pub mod lambda;
+pub mod pace;
+pub mod sns;
+
+pub use account::AwsAccount;
