@@ -131,20 +131,21 @@ impl Exact {
     }
 
     fn times(self, n: u64) -> Exact {
-        Exact(self.0.saturating_mul(i128::from(n)))
+        // No realistic bill comes near i128's range in these units (10^20 dollars).
+        Exact(self.0 * i128::from(n))
     }
 }
 
 impl std::ops::Add for Exact {
     type Output = Exact;
     fn add(self, rhs: Exact) -> Exact {
-        Exact(self.0.saturating_add(rhs.0))
+        Exact(self.0 + rhs.0)
     }
 }
 
 impl std::ops::AddAssign for Exact {
     fn add_assign(&mut self, rhs: Exact) {
-        self.0 = self.0.saturating_add(rhs.0);
+        self.0 += rhs.0;
     }
 }
 
@@ -287,6 +288,8 @@ struct Store {
     /// Totals of trimmed minutes: (day start, month start, day usage, month usage).
     trimmed: Vec<Option<(i64, i64, Usage, Usage)>>,
     keep: usize,
+    /// The month (first minute, first minute of the next) last looked up.
+    month: (i64, i64),
 }
 
 impl Store {
@@ -299,6 +302,7 @@ impl Store {
             pending: vec![Vec::new(); targets.len()],
             trimmed: vec![None; targets.len()],
             keep,
+            month: (0, 0),
         }
     }
 
@@ -319,7 +323,10 @@ impl Store {
             let slot = &mut self.trimmed[i];
             for m in series.minutes.drain(..cut) {
                 let day = m.minute.div_euclid(1_440) * 1_440;
-                let month = month_start_minute(m.minute);
+                if !(self.month.0..self.month.1).contains(&m.minute) {
+                    self.month = month_range(m.minute);
+                }
+                let month = self.month.0;
                 let totals = slot.get_or_insert((day, month, Usage::default(), Usage::default()));
                 if totals.0 != day {
                     totals.0 = day;
@@ -355,12 +362,12 @@ fn minute_time(epoch_minute: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(epoch_minute.checked_mul(60)?, 0)
 }
 
-fn month_start_minute(epoch_minute: i64) -> i64 {
-    minute_time(epoch_minute).map_or(epoch_minute, |t| epoch_minute_of(Period::Month.bounds(t).0))
-}
-
-fn epoch_minute_of(t: DateTime<Utc>) -> i64 {
-    epoch_minute(t)
+/// The epoch minutes [start, end) of the month containing `epoch_minute`.
+fn month_range(minute: i64) -> (i64, i64) {
+    minute_time(minute).map_or((minute, minute + 1), |t| {
+        let (start, end) = Period::Month.bounds(t);
+        (epoch_minute(start), epoch_minute(end))
+    })
 }
 
 /// One strategy's simulated account.
@@ -374,6 +381,8 @@ struct World<'a> {
     tracks: Vec<Track>,
     account: AccountUsage,
     next_month: u32,
+    /// The first minute at which a month, a day or a budget period ends.
+    next_boundary: u32,
     units: Units,
     /// This minute's usage and cost per target.
     usage: Vec<Usage>,
@@ -448,6 +457,7 @@ impl<'a> World<'a> {
             account: AccountUsage::default(),
             next_month: minutes_until(sc.start, Period::Month.bounds(sc.start).1),
             units: Units::at(&sc.prices, &AccountUsage::default()),
+            next_boundary: 0,
             usage: vec![Usage::default(); n],
             cost: vec![Exact::ZERO; n],
             legit_rejected_now: vec![0; n],
@@ -493,12 +503,17 @@ impl<'a> World<'a> {
 
     /// Closes budget periods, days and months that end at the start of minute `m`.
     fn roll_periods(&mut self, m: u32) {
+        self.units = Units::at(&self.sc.prices, &self.account);
+        if m < self.next_boundary {
+            return;
+        }
         let now = self.sc.start + Duration::minutes(i64::from(m));
         if m >= self.next_month {
             self.account = AccountUsage::default();
             self.next_month = minutes_until(self.sc.start, Period::Month.bounds(now).1);
         }
         self.units = Units::at(&self.sc.prices, &self.account);
+        self.next_boundary = self.next_month;
         for b in 0..self.tracks.len() {
             let budget = &self.sc.budgets[b];
             if m >= self.tracks[b].next_day {
@@ -520,6 +535,8 @@ impl<'a> World<'a> {
                 }
                 self.tracks[b].acted = false;
             }
+            let track = &self.tracks[b];
+            self.next_boundary = self.next_boundary.min(track.next_day).min(track.next_boundary);
         }
     }
 
@@ -546,7 +563,15 @@ impl<'a> World<'a> {
             } => {
                 let concurrency =
                     reserved_concurrency.map_or(sim.max_concurrency, |r| r.min(self.sc.account_concurrency));
-                u64::from(concurrency) * 60_000 / avg_ms
+                let busy_ms = u64::from(concurrency) * 60_000;
+                let queued = self.queues[i].iter().map(|b| b.legit + b.attack).sum::<u64>();
+                let wanted = d.legit.saturating_add(d.attack).saturating_add(queued);
+                if wanted.saturating_mul(avg_ms) <= busy_ms {
+                    // Everything fits: no need to know the exact capacity.
+                    wanted
+                } else {
+                    busy_ms / avg_ms
+                }
             }
             Limits::Stage { throttle } => {
                 let account = u64::from(sim.max_rps) * 60;
