@@ -1,0 +1,381 @@
+//! What the local AWS server cannot produce, tested at the SDK level with
+//! `aws-smithy-mocks`: GetAccountSettings, ListFunctions paging, throttling and
+//! retries, server errors, timeouts, GetMetricData paging and partial data, and the
+//! HTTP API stage update that must keep the stage's other route settings.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests fail loudly on bad fixtures"
+)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_lambda::operation::get_function_event_invoke_config::GetFunctionEventInvokeConfigError;
+use aws_sdk_lambda::types::error::ResourceNotFoundException;
+use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_types::error::ErrorMetadata;
+use aws_smithy_types::retry::RetryConfig;
+use chrono::{TimeZone, Utc};
+use dowguard_adapters::apigateway::{RestAdapter, RestCatalog};
+use dowguard_adapters::apigatewayv2::HttpAdapter;
+use dowguard_adapters::cloudwatch::{CloudWatchMetrics, PlanSettings};
+use dowguard_adapters::lambda::LambdaAdapter;
+use dowguard_domain::{Arch, FunctionName, Limits, Target, TargetId, TargetSpec, Throttle};
+use dowguard_guard::FailureKind;
+use dowguard_guard::ports::{LambdaControl, MetricsRequest, StageControl};
+
+fn function(name: &str) -> FunctionName {
+    FunctionName::parse(name).unwrap()
+}
+
+#[tokio::test]
+async fn account_concurrency_comes_from_get_account_settings() {
+    use aws_sdk_lambda::operation::get_account_settings::GetAccountSettingsOutput;
+    use aws_sdk_lambda::types::AccountLimit;
+    let rule = mock!(aws_sdk_lambda::Client::get_account_settings).then_output(|| {
+        GetAccountSettingsOutput::builder()
+            .account_limit(
+                AccountLimit::builder()
+                    .concurrent_executions(1_000)
+                    .unreserved_concurrent_executions(640)
+                    .build(),
+            )
+            .build()
+    });
+    let client = mock_client!(aws_sdk_lambda, [&rule]);
+    let lambda = LambdaAdapter::new(client, 1_000, 100);
+    let figures = lambda.account_concurrency().await.unwrap();
+    assert_eq!(
+        (figures.limit, figures.unreserved_now, figures.unreserved_minimum),
+        (1_000, 640, 100)
+    );
+}
+
+#[tokio::test]
+async fn function_discovery_follows_every_page() {
+    use aws_sdk_lambda::operation::get_function_concurrency::GetFunctionConcurrencyOutput;
+    use aws_sdk_lambda::operation::list_functions::ListFunctionsOutput;
+    use aws_sdk_lambda::operation::list_tags::ListTagsOutput;
+    use aws_sdk_lambda::types::{Architecture, FunctionConfiguration};
+    let config = |name: &str, arm: bool| {
+        FunctionConfiguration::builder()
+            .function_name(name)
+            .function_arn(format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"))
+            .memory_size(1_024)
+            .architectures(if arm {
+                Architecture::Arm64
+            } else {
+                Architecture::X8664
+            })
+            .build()
+    };
+    let first = mock!(aws_sdk_lambda::Client::list_functions)
+        .match_requests(|r| r.marker().is_none())
+        .then_output(move || {
+            ListFunctionsOutput::builder()
+                .functions(config("a", false))
+                .functions(config("b", true))
+                .next_marker("page-2")
+                .build()
+        });
+    let second = mock!(aws_sdk_lambda::Client::list_functions)
+        .match_requests(|r| r.marker() == Some("page-2"))
+        .then_output(move || {
+            ListFunctionsOutput::builder()
+                .functions(config("c", false))
+                .build()
+        });
+    let tags = mock!(aws_sdk_lambda::Client::list_tags).then_output(|| {
+        ListTagsOutput::builder()
+            .tags("dowguard:invocation", "async")
+            .build()
+    });
+    let concurrency = mock!(aws_sdk_lambda::Client::get_function_concurrency).then_output(|| {
+        GetFunctionConcurrencyOutput::builder()
+            .reserved_concurrent_executions(0)
+            .build()
+    });
+    let no_config = mock!(aws_sdk_lambda::Client::get_function_event_invoke_config).then_error(|| {
+        GetFunctionEventInvokeConfigError::ResourceNotFoundException(
+            ResourceNotFoundException::builder()
+                .meta(ErrorMetadata::builder().code("ResourceNotFoundException").build())
+                .build(),
+        )
+    });
+    let client = mock_client!(
+        aws_sdk_lambda,
+        RuleMode::MatchAny,
+        [&first, &second, &tags, &concurrency, &no_config]
+    );
+    let targets = LambdaAdapter::new(client, 1_000, 100)
+        .discover_functions()
+        .await
+        .unwrap();
+    let names: Vec<String> = targets.iter().map(|t| t.id.to_string()).collect();
+    assert_eq!(names, ["function:a", "function:b", "function:c"]);
+    assert_eq!(second.num_calls(), 1, "the second page was read");
+    assert!(matches!(
+        targets[1].spec,
+        TargetSpec::Function {
+            arch: Arch::Arm64,
+            memory_mb: 1_024,
+            async_invoked: true
+        }
+    ));
+    assert_eq!(
+        targets[0].limits,
+        Limits::Function {
+            reserved_concurrency: Some(0),
+            async_config: None
+        },
+        "a reservation of 0 is read, not lost"
+    );
+}
+
+#[tokio::test]
+async fn throttled_calls_are_retried_with_backoff_then_succeed() {
+    use aws_sdk_lambda::operation::put_function_concurrency::PutFunctionConcurrencyOutput;
+    let rule = mock!(aws_sdk_lambda::Client::put_function_concurrency)
+        .sequence()
+        .http_status(
+            429,
+            Some(r#"{"__type":"TooManyRequestsException","message":"Rate exceeded"}"#.into()),
+        )
+        .times(2)
+        .output(|| {
+            PutFunctionConcurrencyOutput::builder()
+                .reserved_concurrent_executions(5)
+                .build()
+        })
+        .build();
+    let client = mock_client!(aws_sdk_lambda, RuleMode::Sequential, [&rule], |c| c.retry_config(
+        RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1))
+    ));
+    let lambda = LambdaAdapter::new(client, 1_000, 100);
+    lambda
+        .set_reserved_concurrency(&function("checkout"), Some(5))
+        .await
+        .unwrap();
+    assert_eq!(rule.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn persistent_throttling_is_reported_as_throttled_naming_the_call_and_function() {
+    let rule = mock!(aws_sdk_lambda::Client::put_function_concurrency)
+        .sequence()
+        .http_status(
+            429,
+            Some(r#"{"__type":"TooManyRequestsException","message":"Rate exceeded"}"#.into()),
+        )
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_lambda, RuleMode::Sequential, [&rule], |c| c.retry_config(
+        RetryConfig::standard()
+            .with_max_attempts(2)
+            .with_initial_backoff(Duration::from_millis(1))
+    ));
+    let err = LambdaAdapter::new(client, 1_000, 100)
+        .set_reserved_concurrency(&function("checkout"), Some(5))
+        .await
+        .expect_err("throttled");
+    assert_eq!(err.kind, FailureKind::Throttled);
+    let text = err.to_string();
+    assert!(
+        text.contains("PutFunctionConcurrency") && text.contains("checkout"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SdkError") && !text.contains("HttpResponse"),
+        "no debug dump: {text}"
+    );
+    assert!(std::error::Error::source(&err).is_some(), "the cause is kept");
+}
+
+#[tokio::test]
+async fn server_errors_are_reported_as_unavailable() {
+    let rule = mock!(aws_sdk_apigateway::Client::update_stage)
+        .sequence()
+        .http_status(503, None)
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_apigateway, RuleMode::Sequential, [&rule], |c| c
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(1))
+        ));
+    let rest = RestAdapter::new(client, 1_000, Duration::from_millis(1));
+    let stage = TargetId::parse("rest-stage:a1b2c3d4e5/prod").unwrap();
+    let err = rest
+        .set_stage_throttle(
+            &stage,
+            Some(Throttle {
+                rate_limit: 10.into(),
+                burst_limit: 10,
+            }),
+        )
+        .await
+        .expect_err("503");
+    assert_eq!(err.kind, FailureKind::Unavailable);
+    assert!(
+        err.to_string()
+            .contains("UpdateStage on rest-stage:a1b2c3d4e5/prod"),
+        "{err}"
+    );
+    assert_eq!(rule.num_calls(), 2, "retried once");
+}
+
+#[tokio::test]
+async fn a_call_that_never_answers_times_out_as_unavailable() {
+    // A loopback listener that accepts and then says nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = aws_sdk_lambda::Config::builder()
+        .behavior_version(aws_sdk_lambda::config::BehaviorVersion::latest())
+        .region(aws_sdk_lambda::config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .endpoint_url(format!("http://{address}"))
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            aws_smithy_types::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_millis(300))
+                .build(),
+        )
+        .build();
+    let lambda = LambdaAdapter::new(aws_sdk_lambda::Client::from_conf(config), 1_000, 100);
+    let started = std::time::Instant::now();
+    let err = lambda
+        .set_reserved_concurrency(&function("checkout"), None)
+        .await
+        .expect_err("timeout");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.kind, FailureKind::Unavailable);
+    assert!(
+        err.to_string().contains("DeleteFunctionConcurrency on checkout"),
+        "{err}"
+    );
+    silent.abort();
+}
+
+#[tokio::test]
+async fn metric_pages_are_followed_and_partial_data_is_reported() {
+    use aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataOutput;
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{MetricDataResult, StatusCode};
+    let now = Utc.with_ymd_and_hms(2026, 11, 22, 10, 30, 0).single().unwrap();
+    let minute = move |m: i64| DateTime::from_secs(now.timestamp() - 60 * m);
+    let page = move |token: Option<&str>, m: i64, status: StatusCode| {
+        let result = |id: &str, value: f64| {
+            MetricDataResult::builder()
+                .id(id)
+                .timestamps(minute(m))
+                .values(value)
+                .status_code(status.clone())
+                .build()
+        };
+        let mut out = GetMetricDataOutput::builder()
+            .metric_data_results(result("q0x0", 100.0))
+            .metric_data_results(result("q0x1", 12_345.5));
+        if let Some(t) = token {
+            out = out.next_token(t);
+        }
+        out.build()
+    };
+    let first = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+        .match_requests(|r| r.next_token().is_none())
+        .then_output(move || page(Some("more"), 10, StatusCode::Complete));
+    let second = mock!(aws_sdk_cloudwatch::Client::get_metric_data)
+        .match_requests(|r| r.next_token() == Some("more"))
+        .then_output(move || page(None, 9, StatusCode::PartialData));
+    let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&first, &second]);
+    let metrics = CloudWatchMetrics::new(client, PlanSettings::default());
+    let target = Target {
+        id: TargetId::parse("function:checkout").unwrap(),
+        spec: TargetSpec::Function {
+            memory_mb: 512,
+            arch: Arch::X86_64,
+            async_invoked: false,
+        },
+        tags: Default::default(),
+        limits: Limits::unset(dowguard_domain::TargetKind::Function),
+    };
+    let targets = [target.clone()];
+    let detailed: HashSet<TargetId> = [target.id.clone()].into();
+    let fetched = metrics
+        .fetch_with(
+            &MetricsRequest {
+                now,
+                targets: &targets,
+                detailed: &detailed,
+                urgent: &HashSet::new(),
+                window_minutes: 63,
+            },
+            &RestCatalog::default(),
+        )
+        .await
+        .unwrap();
+    let minutes = &fetched.by_target[&target.id].minutes;
+    assert_eq!(minutes.len(), 2, "both pages: {minutes:?}");
+    assert_eq!(minutes[0].usage.requests, 100);
+    assert_eq!(minutes[0].usage.duration_ms, 12_346, "durations round up");
+    assert!(fetched.partial);
+    // Invocations and Duration (no Throttles while the function is not held), once
+    // by the minute and once as hourly sums for the spend-to-date.
+    assert_eq!(fetched.metrics_requested, 4);
+}
+
+#[tokio::test]
+async fn an_http_stage_update_changes_only_the_throttle() {
+    use aws_sdk_apigatewayv2::operation::get_stage::GetStageOutput;
+    use aws_sdk_apigatewayv2::operation::update_stage::UpdateStageOutput;
+    use aws_sdk_apigatewayv2::types::{LoggingLevel, RouteSettings};
+    let get = mock!(aws_sdk_apigatewayv2::Client::get_stage).then_output(|| {
+        GetStageOutput::builder()
+            .stage_name("$default")
+            .default_route_settings(
+                RouteSettings::builder()
+                    .detailed_metrics_enabled(true)
+                    .logging_level(LoggingLevel::Info)
+                    .throttling_rate_limit(500.0)
+                    .throttling_burst_limit(1_000)
+                    .build(),
+            )
+            .build()
+    });
+    let update = mock!(aws_sdk_apigatewayv2::Client::update_stage)
+        .match_requests(|r| {
+            r.default_route_settings().is_some_and(|s| {
+                s.detailed_metrics_enabled() == Some(true)
+                    && s.logging_level() == Some(&LoggingLevel::Info)
+                    && s.throttling_rate_limit() == Some(20.0)
+                    && s.throttling_burst_limit() == Some(20)
+            })
+        })
+        .then_output(|| UpdateStageOutput::builder().build());
+    let client = mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, [&get, &update]);
+    let http = HttpAdapter::new(client, 1_000);
+    http.set_stage_throttle(
+        &TargetId::parse("http-stage:a1b2c3d4e5/$default").unwrap(),
+        Some(Throttle {
+            rate_limit: 20.into(),
+            burst_limit: 20,
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        update.num_calls(),
+        1,
+        "the update kept metrics and logging and set only the throttle"
+    );
+}
