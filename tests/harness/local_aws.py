@@ -210,7 +210,8 @@ _update_usage_plan = UsagePlan.apply_patch_operations
 def _apply_usage_plan_patch_operations(self, patch_operations):
     remaining = []
     for operation in patch_operations:
-        if operation["op"] in ("add", "replace") and operation["path"] == "/throttle/rateLimit":
+        op, path = operation["op"], operation["path"]
+        if op in ("add", "replace") and path == "/throttle/rateLimit":
             self.throttle["rateLimit"] = float(operation["value"])
         else:
             remaining.append(operation)

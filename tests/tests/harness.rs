@@ -336,6 +336,31 @@ async fn usage_plan_accepts_a_fractional_rate_limit() -> TestResult {
 }
 
 #[tokio::test]
+async fn usage_plan_throttle_and_quota_can_be_removed() -> TestResult {
+    let aws = LocalAws::start().await?;
+    let apigateway = aws_sdk_apigateway::Client::new(&aws.sdk_config());
+    let plan_id = usage_plan_with_quota(&apigateway).await?;
+
+    apigateway
+        .update_usage_plan()
+        .usage_plan_id(&plan_id)
+        .patch_operations(PatchOperation::builder().op(Op::Remove).path("/throttle").build())
+        .patch_operations(PatchOperation::builder().op(Op::Remove).path("/quota").build())
+        .send()
+        .await?;
+
+    let plan = apigateway.get_usage_plan().usage_plan_id(&plan_id).send().await?;
+    assert!(
+        plan.throttle().is_none(),
+        "throttle still set: {:?}",
+        plan.throttle()
+    );
+    assert!(plan.quota().is_none(), "quota still set: {:?}", plan.quota());
+    assert_eq!(plan.name(), Some("partners"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn rest_api_stage_throttles_are_updated_and_read_back_as_method_settings() -> TestResult {
     let aws = LocalAws::start().await?;
     let apigateway = aws_sdk_apigateway::Client::new(&aws.sdk_config());
