@@ -14,7 +14,7 @@ SRC = pathlib.Path("shared/domain/src")
 # (invariant, file, original text, broken text)
 MUTATIONS = [
     ("sustained burn never relaxes / no flapping (hysteresis)", "decide.rs",
-     ".scale(settings.hysteresis_millionths)", ".scale(20_000_000)"),
+     ".min(thresholds.watch());", ".max(BurnRate(100_000_000));"),
     ("floors hold", "decide.rs",
      "let mut reserved = concurrency.max(u64::from(floors.concurrency));", "let mut reserved = concurrency;"),
     ("protected targets are never throttled", "decide.rs",

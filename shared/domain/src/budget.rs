@@ -19,8 +19,8 @@ use crate::target::{IdError, TargetId};
 pub const MAX_BUDGET_DOLLARS: i64 = 100_000_000;
 /// The largest burn-rate threshold accepted.
 pub const MAX_THRESHOLD: i64 = 10_000;
-/// Default escalation thresholds: watch at 1×, throttle at 2×, 6×, and 14.4×.
-pub const DEFAULT_THRESHOLDS: [&str; 4] = ["1", "2", "6", "14.4"];
+/// Default escalation thresholds: watch at 1×, throttle at 4×, 8× and 14.4×.
+pub const DEFAULT_THRESHOLDS: [&str; 4] = ["1", "4", "8", "14.4"];
 
 /// A budget rejected at parse time: which field and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -352,7 +352,7 @@ impl Thresholds {
         Ok(Thresholds(out))
     }
 
-    /// The default ladder (1×, 2×, 6×, 14.4×).
+    /// The default ladder (1×, 4×, 8×, 14.4×).
     pub fn default_ladder() -> Self {
         let values: Vec<String> = DEFAULT_THRESHOLDS.iter().map(|s| (*s).to_string()).collect();
         Thresholds::parse(&values).unwrap_or_else(|_| Thresholds(vec![BurnRate::ONE]))

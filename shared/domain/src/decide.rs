@@ -488,11 +488,14 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 (false, None) => (Level::Normal, Rule::MultiWindow),
             }
         };
+        // Calm: well below the first throttle threshold, and no faster than the
+        // remaining budget can pay for.
         let calm_bar = levels
             .first()
             .copied()
             .unwrap_or(thresholds.watch())
-            .scale(settings.hysteresis_millionths);
+            .scale(settings.hysteresis_millionths)
+            .min(thresholds.watch());
         let calm = remaining.is_positive() && demand_short < calm_bar && demand_long < calm_bar;
         let reason = Reason {
             budget: Some(budget.id.clone()),
@@ -524,9 +527,14 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         // Which members the level applies to: all of a one-target budget; for a
         // group, the biggest contributors to its short-window demand.
         // `None` means every member; otherwise a sorted list of the chosen ones.
-        let contributors: Option<Vec<usize>> = if members.len() <= 1 || level < Level::Throttle(1) {
-            None
-        } else {
+        // A stopped group stops every member. A throttled group throttles its biggest
+        // contributors; what the others spend comes off the allowance, and if they alone
+        // spend more than the remaining budget allows, every member is throttled.
+        let remaining_rate = remaining.picos() / i128::from(remaining_s);
+        let mut contributors: Option<Vec<usize>> = None;
+        let mut allowance_total = remaining_rate;
+        let mut shared_demand = total.short_demand;
+        if members.len() > 1 && level >= Level::Throttle(1) && level < Level::Stop {
             let mut ranked: Vec<usize> = members
                 .iter()
                 .copied()
@@ -546,10 +554,14 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 covered += figures[i].short_demand;
                 chosen.push(i);
             }
-            chosen.sort_unstable();
-            Some(chosen)
-        };
-        let allowance_total = remaining.picos() / i128::from(remaining_s);
+            let others_rate = (total.short_demand - covered).picos() / i128::from(short_s.max(1));
+            if others_rate < remaining_rate {
+                chosen.sort_unstable();
+                contributors = Some(chosen);
+                allowance_total = remaining_rate - others_rate;
+                shared_demand = covered;
+            }
+        }
         for &i in &members {
             let wish = wishes[i].get_or_insert_with(Wish::new);
             wish.protected |= budget.protected;
@@ -576,9 +588,9 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 wish.calm &= calm;
             }
             if my_level >= Level::Throttle(1) {
-                let share = if total.short_demand.is_positive() && members.len() > 1 {
+                let share = if shared_demand.is_positive() && members.len() > 1 {
                     Money::from_picos(allowance_total)
-                        .mul_div(figures[i].short_demand.picos(), total.short_demand.picos())
+                        .mul_div(figures[i].short_demand.picos(), shared_demand.picos())
                         .unwrap_or(Money::ZERO)
                         .picos()
                 } else {

@@ -71,7 +71,14 @@ fn budget_levels_follow_both_windows_and_the_fast_lane() {
             Level::Watch,
             Rule::MultiWindow,
         ),
-        ("sustained 3x", 3, 3, Level::Throttle(1), Rule::MultiWindow),
+        (
+            "sustained 3x: watched, the rest of the day still pays",
+            3,
+            3,
+            Level::Watch,
+            Rule::MultiWindow,
+        ),
+        ("sustained 5x", 5, 5, Level::Throttle(1), Rule::MultiWindow),
         ("sustained 8x", 8, 8, Level::Throttle(2), Rule::MultiWindow),
         (
             "flood in short window",
@@ -589,10 +596,17 @@ fn worked_example_in_the_docs_holds() {
             duration_ms: 1_000_000_000,
         },
     });
-    // The last hour: 55 minutes at 350,000 requests, then 5 minutes at 700,000.
+    // The last hour: 55 minutes at 650,000 requests, then 5 minutes at 1,300,000.
     for m in (end - 59)..=end {
-        let requests = if m > end - 5 { 700_000 } else { 350_000 };
-        world.record(&f, m, Demand { requests, ms_each: MS });
+        let requests = if m > end - 5 { 1_300_000 } else { 650_000 };
+        world.record(
+            &f,
+            m,
+            Demand {
+                requests,
+                ms_each: MS,
+            },
+        );
     }
     let decision = world.decide();
     let r = &decision.reports[0];
@@ -612,12 +626,44 @@ fn worked_example_in_the_docs_holds() {
         })
         .expect("a reservation");
     show("concurrency", limit.to_string());
-    assert_eq!(r.spent.display_dp(2), "$33.84");
-    assert_eq!(r.projected.display_dp(2), "$456.99");
-    assert_eq!(r.burn_short.to_string(), "4.34x");
-    assert_eq!(r.burn_long.to_string(), "2.35x");
-    assert_eq!(r.demand_short.to_string(), "3.79x");
-    assert_eq!(r.demand_long.to_string(), "2.05x");
+    assert_eq!(r.spent.display_dp(2), "$53.99");
+    assert_eq!(r.projected.display_dp(2), "$839.84");
+    assert_eq!(r.burn_short.to_string(), "8.06x");
+    assert_eq!(r.burn_long.to_string(), "4.37x");
+    assert_eq!(r.demand_short.to_string(), "7.80x");
+    assert_eq!(r.demand_long.to_string(), "4.22x");
     assert_eq!((r.level, r.rule), (Level::Throttle(1), Rule::MultiWindow));
-    assert_eq!(limit, 307);
+    assert_eq!(limit, 277);
+}
+
+#[test]
+fn an_exhausted_group_budget_stops_every_member_and_a_throttled_one_leaves_no_gap() {
+    let mut world = World::new();
+    for i in 0..5 {
+        let mut t = function(&format!("shop-{i}"), MB, false, None);
+        t.tags.insert("team".into(), "shop".into());
+        world.targets.push(t);
+    }
+    world = world.with_budget(spec("shop-daily", "tag:team=shop", "240"));
+    let ids: Vec<_> = world.targets.iter().map(|t| t.id.clone()).collect();
+    // Five functions sharing a spread-out attack, each well below 80 % of the total.
+    for f in &ids {
+        world.history(f, 360, at(3));
+    }
+    let decision = world.decide();
+    assert_eq!(decision.reports[0].level, Level::Stop);
+    let stopped: Vec<String> = tightens(&decision).iter().map(|a| a.target.to_string()).collect();
+    assert_eq!(stopped.len(), 5, "{stopped:?}");
+
+    // A fresh day (nothing spent) with the same spread at 20× pace: every member is
+    // held, or the ones left alone keep spending what the budget does not have.
+    let mut fresh = World::new();
+    fresh.targets = world.targets.clone();
+    fresh.budgets = world.budgets.clone();
+    for f in &ids {
+        fresh.history(f, 60, at(1));
+        fresh.record(f, epoch_minute(fresh.now) - 3, at(20));
+    }
+    let decision = fresh.decide();
+    assert_eq!(tightens(&decision).len(), 5, "{:#?}", decision.reports);
 }
