@@ -7,6 +7,8 @@
 //! [`LocalAws`] is dropped, and also by itself when the test process dies, because
 //! it exits as soon as its standard input closes.
 
+pub mod fixtures;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

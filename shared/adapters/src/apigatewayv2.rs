@@ -14,6 +14,13 @@ use crate::apigateway::throttle_of;
 use crate::error::{invalid, port_error};
 use crate::pace::Pacer;
 
+/// What the guard writes to lift its throttle from a stage that had none: the
+/// default account-level limits (10,000 requests a second, burst 5,000), which is what
+/// an unthrottled stage gets. Leaving the fields out of `UpdateStage` is not safe (an
+/// unset limit may read as 0, which refuses every request), so the guard writes these
+/// values and reads them back as "no stage throttle".
+pub const ACCOUNT_DEFAULT_THROTTLE: (f64, i32) = (10_000.0, 5_000);
+
 /// HTTP APIs through the SDK.
 #[derive(Debug)]
 pub struct HttpAdapter {
@@ -128,15 +135,17 @@ impl StageControl for HttpAdapter {
             .set_detailed_metrics_enabled(existing.and_then(RouteSettings::detailed_metrics_enabled))
             .set_data_trace_enabled(existing.and_then(RouteSettings::data_trace_enabled))
             .set_logging_level(existing.and_then(|s| s.logging_level().cloned()));
-        if let Some(t) = value {
-            let rate = t
-                .rate_limit
-                .to_f64()
-                .ok_or_else(|| invalid("UpdateStage", stage.to_string(), "rate out of range"))?;
-            let burst = i32::try_from(t.burst_limit)
-                .map_err(|_| invalid("UpdateStage", stage.to_string(), "burst out of range"))?;
-            settings = settings.throttling_rate_limit(rate).throttling_burst_limit(burst);
-        }
+        let (rate, burst) = match value {
+            Some(t) => (
+                t.rate_limit
+                    .to_f64()
+                    .ok_or_else(|| invalid("UpdateStage", stage.to_string(), "rate out of range"))?,
+                i32::try_from(t.burst_limit)
+                    .map_err(|_| invalid("UpdateStage", stage.to_string(), "burst out of range"))?,
+            ),
+            None => ACCOUNT_DEFAULT_THROTTLE,
+        };
+        settings = settings.throttling_rate_limit(rate).throttling_burst_limit(burst);
         self.pacer.wait().await;
         self.client
             .update_stage()

@@ -1,0 +1,555 @@
+//! Every adapter over real HTTP against the local AWS server: create the resources,
+//! act through the adapter, read the state back with a separate SDK call.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests fail loudly on bad fixtures"
+)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use chrono::{DurationRound, TimeZone, Utc};
+use dowguard_adapters::AwsAccount;
+use dowguard_adapters::apigateway::RestAdapter;
+use dowguard_adapters::apigatewayv2::HttpAdapter;
+use dowguard_adapters::cloudwatch::{CloudWatchMetrics, PlanSettings};
+use dowguard_adapters::dynamodb::{DynamoStore, create_table};
+use dowguard_adapters::lambda::LambdaAdapter;
+use dowguard_adapters::sns::SnsNotifier;
+use dowguard_domain::{
+    AsyncConfig, Budget, BudgetId, BudgetSpec, Floors, FunctionName, GuardState, Limits, Phase, Quota,
+    QuotaPeriod, RestorePoint, TargetId, Throttle, UsagePlanId,
+};
+use dowguard_guard::FailureKind;
+use dowguard_guard::ports::{
+    AuditLog, BudgetStore, Discovery, LambdaControl, MetricsRequest, Notifier, StageControl, StateStore,
+    UsagePlanControl,
+};
+use dowguard_tests::LocalAws;
+use dowguard_tests::fixtures::{create_function, create_http_api, create_rest_api, create_usage_plan};
+
+const TABLE: &str = "dowguard-test";
+
+fn budget(id: &str, amount: &str) -> Budget {
+    Budget::parse(BudgetSpec {
+        id: id.into(),
+        scope: "function:checkout".into(),
+        period: "day".into(),
+        amount: amount.into(),
+        thresholds: vec![],
+        mode: "enforce".into(),
+        owner: "finance@example.com".into(),
+        topic: None,
+        floors: Floors::default(),
+        protected: false,
+    })
+    .unwrap()
+}
+
+async fn store(aws: &LocalAws) -> DynamoStore {
+    let client = aws_sdk_dynamodb::Client::new(&aws.sdk_config());
+    create_table(&client, TABLE).await.unwrap();
+    DynamoStore::new(client, TABLE, chrono::Duration::days(90))
+}
+
+#[tokio::test]
+async fn budgets_are_versioned_stale_writes_are_refused_and_history_is_kept() {
+    let aws = LocalAws::start().await.unwrap();
+    let store = store(&aws).await;
+    let now = Utc::now();
+    let v1 = store
+        .put_budget(&budget("checkout-daily", "100"), None, "alice", now)
+        .await
+        .unwrap();
+    let v2 = store
+        .put_budget(
+            &budget("checkout-daily", "150"),
+            Some(v1),
+            "bob",
+            now + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    let stale = store
+        .put_budget(&budget("checkout-daily", "90"), Some(v1), "carol", now)
+        .await
+        .expect_err("stale write");
+    assert_eq!(stale.kind, FailureKind::Conflict);
+    assert!(stale.to_string().contains("at version 2"), "{stale}");
+    let again = store
+        .put_budget(&budget("checkout-daily", "1"), None, "dave", now)
+        .await
+        .expect_err("exists");
+    assert!(again.to_string().contains("already exists"), "{again}");
+
+    let listed = store.list_budgets().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].version, listed[0].value.amount.to_string()),
+        (v2, "$150.00".to_string())
+    );
+
+    let id = BudgetId::parse("checkout-daily").unwrap();
+    assert_eq!(
+        store
+            .delete_budget(&id, v1, "erin", now)
+            .await
+            .expect_err("stale delete")
+            .kind,
+        FailureKind::Conflict
+    );
+    store
+        .delete_budget(&id, v2, "erin", now + chrono::Duration::seconds(2))
+        .await
+        .unwrap();
+    assert!(store.list_budgets().await.unwrap().is_empty());
+    let history = store.budget_history(&id).await.unwrap();
+    let trail: Vec<(&str, bool)> = history
+        .iter()
+        .map(|h| (h.actor.as_str(), h.budget.is_some()))
+        .collect();
+    assert_eq!(trail, [("alice", true), ("bob", true), ("erin", false)]);
+}
+
+#[tokio::test]
+async fn states_use_optimistic_locking_and_a_held_restore_point_is_never_replaced() {
+    let aws = LocalAws::start().await.unwrap();
+    let store = store(&aws).await;
+    let target = TargetId::parse("function:checkout").unwrap();
+    let now = Utc::now();
+    let original = Limits::Function {
+        reserved_concurrency: Some(40),
+        async_config: None,
+    };
+    let mut state = GuardState::new(now, dowguard_domain::Mode::Enforce);
+    state.phase = Phase::Throttled { level: 2 };
+    state.restore_point = Some(RestorePoint {
+        limits: original.clone(),
+        captured_at: now,
+    });
+    let v1 = store.save_state(&target, &state).await.unwrap();
+    assert_eq!(v1, 1);
+    // A writer that read nothing (version 0) loses.
+    assert_eq!(
+        store.save_state(&target, &state).await.expect_err("exists").kind,
+        FailureKind::Conflict
+    );
+    // Escalating with the same restore point is fine.
+    let mut escalated = state.clone();
+    escalated.version = v1;
+    escalated.phase = Phase::Throttled { level: 3 };
+    let v2 = store.save_state(&target, &escalated).await.unwrap();
+    // Replacing the restore point of a held target is refused, by the table itself.
+    let mut overwrite = escalated.clone();
+    overwrite.version = v2;
+    overwrite.restore_point = Some(RestorePoint {
+        limits: Limits::Function {
+            reserved_concurrency: Some(1),
+            async_config: None,
+        },
+        captured_at: now,
+    });
+    let refused = store.save_state(&target, &overwrite).await.expect_err("refused");
+    assert_eq!(refused.kind, FailureKind::Refused, "{refused}");
+    let stored = store.load_states().await.unwrap();
+    assert_eq!(
+        stored[&target].restore_point.as_ref().map(|rp| &rp.limits),
+        Some(&original)
+    );
+    assert_eq!(stored[&target].version, v2);
+    // Back to normal, the restore point may go.
+    let mut normal = stored[&target].clone();
+    normal.phase = Phase::Normal;
+    normal.restore_point = None;
+    store.save_state(&target, &normal).await.unwrap();
+    assert!(
+        store.load_states().await.unwrap()[&target]
+            .restore_point
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn audit_records_are_written_with_an_expiry_and_read_back() {
+    let aws = LocalAws::start().await.unwrap();
+    let store = store(&aws).await;
+    let at = Utc::now();
+    let action = dowguard_domain::Action {
+        target: TargetId::parse("function:checkout").unwrap(),
+        change: dowguard_domain::Change::ReservedConcurrency {
+            function: FunctionName::parse("checkout").unwrap(),
+            from: None,
+            to: Some(5),
+        },
+        intent: dowguard_domain::Intent::Tighten,
+        mode: dowguard_domain::Mode::Enforce,
+        apply: true,
+        priority: dowguard_domain::Money::from_dollars(12),
+        reason: dowguard_domain::Reason {
+            budget: Some(BudgetId::parse("checkout-daily").unwrap()),
+            rule: dowguard_domain::Rule::FastLane,
+            level: dowguard_domain::Level::Throttle(3),
+            spent: dowguard_domain::Money::from_dollars(10),
+            amount: dowguard_domain::Money::from_dollars(100),
+            projected: dowguard_domain::Money::from_dollars(900),
+            burn_short: dowguard_domain::BurnRate(40_000_000),
+            burn_long: dowguard_domain::BurnRate(9_000_000),
+        },
+    };
+    let records: Vec<dowguard_guard::AuditRecord> = (0..30)
+        .map(|_| dowguard_guard::AuditRecord {
+            at,
+            target: action.target.clone(),
+            actor: "evaluator".into(),
+            action: action.clone(),
+            outcome: dowguard_guard::Outcome::Applied,
+        })
+        .collect();
+    store.record(&records).await.unwrap();
+    let back = store.audit_of_day(at.date_naive()).await.unwrap();
+    assert_eq!(back.len(), 30, "more than one batch of 25");
+    assert_eq!(back[0], records[0]);
+}
+
+#[tokio::test]
+async fn lambda_limits_are_set_read_back_and_removed() {
+    let aws = LocalAws::start().await.unwrap();
+    let config = aws.sdk_config();
+    create_function(&aws, "checkout").await.unwrap();
+    let client = aws_sdk_lambda::Client::new(&config);
+    let lambda = LambdaAdapter::new(client.clone(), 15, 100);
+    let f = FunctionName::parse("checkout").unwrap();
+
+    lambda.set_reserved_concurrency(&f, Some(0)).await.unwrap();
+    let read = client
+        .get_function_concurrency()
+        .function_name("checkout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.reserved_concurrent_executions(), Some(0));
+    lambda.set_reserved_concurrency(&f, None).await.unwrap();
+    let read = client
+        .get_function_concurrency()
+        .function_name("checkout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.reserved_concurrent_executions(), None);
+
+    let short = AsyncConfig {
+        max_event_age_s: Some(60),
+        max_retry_attempts: Some(0),
+    };
+    lambda.set_async_config(&f, None, Some(short)).await.unwrap();
+    let read = client
+        .get_function_event_invoke_config()
+        .function_name("checkout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (read.maximum_event_age_in_seconds(), read.maximum_retry_attempts()),
+        (Some(60), Some(0))
+    );
+    let longer = AsyncConfig {
+        max_event_age_s: Some(3_600),
+        max_retry_attempts: Some(2),
+    };
+    lambda
+        .set_async_config(&f, Some(short), Some(longer))
+        .await
+        .unwrap();
+    assert_eq!(lambda.async_config(&f).await.unwrap(), Some(longer));
+    lambda.set_async_config(&f, Some(longer), None).await.unwrap();
+    assert_eq!(lambda.async_config(&f).await.unwrap(), None);
+
+    let missing = lambda
+        .set_reserved_concurrency(&FunctionName::parse("ghost").unwrap(), Some(1))
+        .await
+        .expect_err("no such function");
+    assert_eq!(missing.kind, FailureKind::NotFound);
+    assert!(
+        missing.to_string().contains("PutFunctionConcurrency on ghost"),
+        "{missing}"
+    );
+}
+
+#[tokio::test]
+async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
+    let aws = LocalAws::start().await.unwrap();
+    let config = aws.sdk_config();
+    create_function(&aws, "checkout").await.unwrap();
+    let rest_api = create_rest_api(&aws, "shop", "prod").await.unwrap();
+    let plan = create_usage_plan(&aws, &rest_api, "prod").await.unwrap();
+    let http_api = create_http_api(&aws, "edge", "live").await.unwrap();
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    lambda
+        .put_function_concurrency()
+        .function_name("checkout")
+        .reserved_concurrent_executions(25)
+        .send()
+        .await
+        .unwrap();
+    let account = AwsAccount::new(
+        LambdaAdapter::new(lambda, 15, 100),
+        RestAdapter::new(
+            aws_sdk_apigateway::Client::new(&config),
+            10,
+            Duration::from_millis(10),
+        ),
+        HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10),
+        CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), PlanSettings::default()),
+    );
+    let targets = account.discover().await.unwrap();
+    let find = |id: &str| {
+        let id = TargetId::parse(id).unwrap();
+        targets
+            .iter()
+            .find(|t| t.id == id)
+            .unwrap_or_else(|| panic!("{id} not found in {targets:#?}"))
+            .clone()
+    };
+    assert_eq!(
+        find("function:checkout").limits,
+        Limits::Function {
+            reserved_concurrency: Some(25),
+            async_config: None
+        }
+    );
+    assert_eq!(
+        find(&format!("rest-stage:{rest_api}/prod")).limits,
+        Limits::Stage { throttle: None }
+    );
+    let Limits::UsagePlan { throttle, quota } = find(&format!("usage-plan:{plan}")).limits else {
+        panic!("usage plan limits");
+    };
+    assert_eq!(throttle.map(|t| t.burst_limit), Some(200));
+    assert_eq!(
+        quota.map(|q| (q.limit, q.period)),
+        Some((10_000, QuotaPeriod::Day))
+    );
+    assert!(matches!(
+        find(&format!("http-stage:{http_api}/live")).limits,
+        Limits::Stage { .. }
+    ));
+}
+
+#[tokio::test]
+async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
+    let aws = LocalAws::start().await.unwrap();
+    let config = aws.sdk_config();
+    let rest_api = create_rest_api(&aws, "shop", "prod").await.unwrap();
+    let plan = create_usage_plan(&aws, &rest_api, "prod").await.unwrap();
+    let http_api = create_http_api(&aws, "edge", "live").await.unwrap();
+    let rest = RestAdapter::new(
+        aws_sdk_apigateway::Client::new(&config),
+        10,
+        Duration::from_millis(10),
+    );
+    let http = HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10);
+    let apigw = aws_sdk_apigateway::Client::new(&config);
+    let tight = Throttle {
+        rate_limit: 7.into(),
+        burst_limit: 9,
+    };
+
+    let stage = TargetId::parse(&format!("rest-stage:{rest_api}/prod")).unwrap();
+    rest.set_stage_throttle(&stage, Some(tight)).await.unwrap();
+    let read = apigw
+        .get_stage()
+        .rest_api_id(&rest_api)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
+    let default = &read.method_settings().unwrap()["*/*"];
+    assert_eq!(
+        (default.throttling_rate_limit(), default.throttling_burst_limit()),
+        (7.0, 9)
+    );
+    rest.set_stage_throttle(&stage, None).await.unwrap();
+    let read = apigw
+        .get_stage()
+        .rest_api_id(&rest_api)
+        .stage_name("prod")
+        .send()
+        .await
+        .unwrap();
+    let default = &read.method_settings().unwrap()["*/*"];
+    assert!(
+        default.throttling_rate_limit() < 0.0,
+        "lifted: -1 means no stage throttle"
+    );
+
+    let plan_id = UsagePlanId::parse(&plan).unwrap();
+    let quota = Quota {
+        limit: 321,
+        period: QuotaPeriod::Day,
+        offset: 0,
+    };
+    rest.set_plan_limits(&plan_id, Some(tight), Some(quota))
+        .await
+        .unwrap();
+    let read = apigw.get_usage_plan().usage_plan_id(&plan).send().await.unwrap();
+    assert_eq!(
+        read.throttle().map(|t| (t.rate_limit(), t.burst_limit())),
+        Some((7.0, 9))
+    );
+    assert_eq!(read.quota().map(|q| q.limit()), Some(321));
+    let original = Throttle {
+        rate_limit: "100.5".parse().unwrap(),
+        burst_limit: 200,
+    };
+    rest.set_plan_limits(&plan_id, Some(original), None)
+        .await
+        .unwrap();
+    let read = apigw.get_usage_plan().usage_plan_id(&plan).send().await.unwrap();
+    assert_eq!(
+        read.throttle().map(|t| t.rate_limit()),
+        Some(100.5),
+        "fractional rates restore exactly"
+    );
+    assert!(read.quota().is_none_or(|q| q.limit() == 0), "quota removed");
+
+    let http_stage = TargetId::parse(&format!("http-stage:{http_api}/live")).unwrap();
+    http.set_stage_throttle(&http_stage, Some(tight)).await.unwrap();
+    let read = aws_sdk_apigatewayv2::Client::new(&config)
+        .get_stage()
+        .api_id(&http_api)
+        .stage_name("live")
+        .send()
+        .await
+        .unwrap();
+    let settings = read.default_route_settings().unwrap();
+    assert_eq!(
+        (
+            settings.throttling_rate_limit(),
+            settings.throttling_burst_limit()
+        ),
+        (Some(7.0), Some(9))
+    );
+    http.set_stage_throttle(&http_stage, None).await.unwrap();
+    let account = dowguard_adapters::apigatewayv2::ACCOUNT_DEFAULT_THROTTLE;
+    let read = aws_sdk_apigatewayv2::Client::new(&config)
+        .get_stage()
+        .api_id(&http_api)
+        .stage_name("live")
+        .send()
+        .await
+        .unwrap();
+    let settings = read.default_route_settings().unwrap();
+    assert_eq!(
+        (
+            settings.throttling_rate_limit(),
+            settings.throttling_burst_limit()
+        ),
+        (Some(account.0), Some(account.1)),
+        "lifted to the account's own limits, never to 0"
+    );
+
+    let wrong = rest
+        .set_stage_throttle(&http_stage, Some(tight))
+        .await
+        .expect_err("wrong kind");
+    assert_eq!(wrong.kind, FailureKind::Refused);
+}
+
+#[tokio::test]
+async fn metrics_are_fetched_per_minute_and_counted() {
+    let aws = LocalAws::start().await.unwrap();
+    let config = aws.sdk_config();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let now = Utc::now().duration_trunc(chrono::Duration::minutes(1)).unwrap();
+    for (metric, value, unit) in [
+        ("Invocations", 120.0, StandardUnit::Count),
+        ("Duration", 6_000.0, StandardUnit::Milliseconds),
+    ] {
+        for minutes_ago in 1..=3 {
+            cloudwatch
+                .put_metric_data()
+                .namespace("AWS/Lambda")
+                .metric_data(
+                    MetricDatum::builder()
+                        .metric_name(metric)
+                        .dimensions(
+                            Dimension::builder()
+                                .name("FunctionName")
+                                .value("checkout")
+                                .build(),
+                        )
+                        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                            (now - chrono::Duration::minutes(minutes_ago)).timestamp(),
+                        ))
+                        .value(value)
+                        .unit(unit.clone())
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let metrics = CloudWatchMetrics::new(cloudwatch, PlanSettings::default());
+    let target = dowguard_domain::Target {
+        id: TargetId::parse("function:checkout").unwrap(),
+        spec: dowguard_domain::TargetSpec::Function {
+            memory_mb: 512,
+            arch: dowguard_domain::Arch::X86_64,
+            async_invoked: false,
+        },
+        tags: Default::default(),
+        limits: Limits::unset(dowguard_domain::TargetKind::Function),
+    };
+    let targets = [target.clone()];
+    let detailed: HashSet<TargetId> = [target.id.clone()].into();
+    let fetched = metrics
+        .fetch_with(
+            &MetricsRequest {
+                now,
+                targets: &targets,
+                detailed: &detailed,
+                urgent: &HashSet::new(),
+                window_minutes: 63,
+            },
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let minutes = &fetched.by_target[&target.id].minutes;
+    assert_eq!(minutes.len(), 3, "{minutes:?}");
+    assert!(
+        minutes
+            .iter()
+            .all(|m| m.usage.requests == 120 && m.usage.duration_ms == 6_000)
+    );
+    assert!(fetched.metrics_requested >= 2);
+    let _ = Utc.timestamp_opt(0, 0);
+}
+
+#[tokio::test]
+async fn notices_are_published_to_the_budget_topic_or_the_default() {
+    let aws = LocalAws::start().await.unwrap();
+    let sns = aws_sdk_sns::Client::new(&aws.sdk_config());
+    let topic = sns.create_topic().name("dowguard-alerts").send().await.unwrap();
+    let arn = topic.topic_arn().unwrap().to_string();
+    let notifier = SnsNotifier::new(sns, Some(arn.clone()));
+    notifier
+        .publish(None, "dowguard: function:x normal → throttled(3)", "figures")
+        .await
+        .unwrap();
+    notifier.publish(Some(&arn), "again", "figures").await.unwrap();
+    let missing = notifier
+        .publish(Some("arn:aws:sns:us-east-1:123456789012:nope"), "s", "m")
+        .await
+        .expect_err("no such topic");
+    assert!(
+        missing
+            .to_string()
+            .contains("Publish on arn:aws:sns:us-east-1:123456789012:nope"),
+        "{missing}"
+    );
+}
