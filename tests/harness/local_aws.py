@@ -286,6 +286,55 @@ LambdaBackend.update_function_event_invoke_config = _update_function_event_invok
 LambdaResponse.update_function_event_invoke_config = _update_function_event_invoke_config_response
 
 
+# --- Patch f: Lambda GetAccountSettings ---------------------------------------
+# moto has no route for GET /2016-08-19/account-settings (404 HTML). The guard
+# needs the account's concurrency limit and what is left unreserved before it
+# reserves any. Answer like AWS: the limit (MOTO_LAMBDA_CONCURRENCY_QUOTA, else
+# 1000, AWS's default) and that limit minus every function's reservation.
+
+ACCOUNT_SETTINGS_PATH = re.compile(r"^/2016-08-19/account-settings/?$")
+
+
+class LambdaAccountSettings:
+    """WSGI middleware answering GetAccountSettings from moto's own functions."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if environ.get("REQUEST_METHOD") != "GET" or not ACCOUNT_SETTINGS_PATH.match(
+            environ.get("PATH_INFO", "")
+        ):
+            return self.app(environ, start_response)
+        from moto.awslambda.models import lambda_backends
+        from moto.core import DEFAULT_ACCOUNT_ID
+
+        limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
+        reserved = 0
+        count = 0
+        for backend in lambda_backends[DEFAULT_ACCOUNT_ID].values():
+            for function in backend.list_functions():
+                count += 1
+                reserved += int(function.reserved_concurrency or 0)
+        body = json.dumps(
+            {
+                "AccountLimit": {
+                    "TotalCodeSize": 80530636800,
+                    "CodeSizeUnzipped": 262144000,
+                    "CodeSizeZipped": 52428800,
+                    "ConcurrentExecutions": limit,
+                    "UnreservedConcurrentExecutions": limit - reserved,
+                },
+                "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": count},
+            }
+        ).encode()
+        start_response(
+            "200 OK",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+
 # --- Server life cycle ---------------------------------------------------------
 
 
@@ -306,7 +355,9 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
-    app = RpcV2CborBridge(DomainDispatcherApplication(create_backend_app), ["cloudwatch"])
+    app = LambdaAccountSettings(
+        RpcV2CborBridge(DomainDispatcherApplication(create_backend_app), ["cloudwatch"])
+    )
     server = make_server(HOST, 0, app, threaded=True, request_handler=MotoRequestHandler)
     endpoint = f"http://{HOST}:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()

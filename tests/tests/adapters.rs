@@ -223,6 +223,13 @@ async fn lambda_limits_are_set_read_back_and_removed() {
     let lambda = LambdaAdapter::new(client.clone(), 15, 100);
     let f = FunctionName::parse("checkout").unwrap();
 
+    lambda.set_reserved_concurrency(&f, Some(30)).await.unwrap();
+    let account = lambda.account_concurrency().await.unwrap();
+    assert_eq!(
+        (account.limit, account.unreserved_now),
+        (1_000, 970),
+        "reservations leave the pool"
+    );
     lambda.set_reserved_concurrency(&f, Some(0)).await.unwrap();
     let read = client
         .get_function_concurrency()
