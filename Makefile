@@ -12,6 +12,9 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
+PYTHON ?= python3
+VENV := .venv
+HARNESS_REQUIREMENTS := tests/harness/requirements.txt
 # nextest when the machine has it (it does here and in CI), plain cargo test if not.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
@@ -20,12 +23,19 @@ TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nexte
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
 
-setup:
+setup: $(VENV)/.requirements.stamp
 	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup"; exit 1; }
 	@$(CARGO) --version
 	@$(CARGO) fmt --version >/dev/null || { echo "rustfmt is missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null || { echo "clippy is missing: rustup component add clippy"; exit 1; }
 	$(CARGO) fetch --locked
+
+# The local AWS server for the integration tests (moto, pinned), in .venv;
+# reinstalled only when the requirements change.
+$(VENV)/.requirements.stamp: $(HARNESS_REQUIREMENTS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(HARNESS_REQUIREMENTS)
+	touch $@
 
 lint: setup
 	$(CARGO) fmt --all -- --check
@@ -42,14 +52,17 @@ test: lint test-rust mutations
 
 bench: setup
 	$(CARGO) bench --locked -p dowguard-domain --bench decide -- --noplot
-	@python3 -c 'import json; e = json.load(open("target/criterion/decide/10k_targets_1h_windows/new/estimates.json")); \
+	$(CARGO) run --release --locked -p dowguard-cli -- simulate --library --plot docs/simulator-flood.svg
+	$(CARGO) bench --locked -p dowguard-sim --bench year
+	$(CARGO) test --locked -q -p dowguard-adapters --lib guard_cost -- --nocapture | grep functions
+	@$(PYTHON) -c 'import json; e = json.load(open("target/criterion/decide/10k_targets_1h_windows/new/estimates.json")); \
 	  print(f"decide pass, 10,000 targets x 60 one-minute windows: {e[\"mean\"][\"point_estimate\"] / 1e6:.2f} ms (target: <= 10 ms)")'
 
 build: setup
 	$(CARGO) build --workspace --release --locked
 
 demo: setup
-	$(CARGO) test --locked -p dowguard-domain --test decide -- --nocapture flood_is_throttled
+	$(CARGO) run --locked -q -p dowguard-tests --example demo
 
 clean:
 	$(CARGO) clean

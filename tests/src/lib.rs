@@ -7,6 +7,7 @@
 //! [`LocalAws`] is dropped, and also by itself when the test process dies, because
 //! it exits as soon as its standard input closes.
 
+pub mod account;
 pub mod fixtures;
 
 use std::fmt;

@@ -1,0 +1,189 @@
+//! A small example account in the local AWS server, the guard wired to it with the
+//! real adapters, and a flood written into its CloudWatch metrics. Used by the
+//! whole-loop test and by `make demo`.
+
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+use chrono::{DateTime, Utc};
+use dowguard_adapters::AwsAccount;
+use dowguard_adapters::apigateway::RestAdapter;
+use dowguard_adapters::apigatewayv2::HttpAdapter;
+use dowguard_adapters::cloudwatch::{CloudWatchMetrics, PlanSettings};
+use dowguard_adapters::dynamodb::{DynamoStore, create_table};
+use dowguard_adapters::lambda::LambdaAdapter;
+use dowguard_adapters::sns::SnsNotifier;
+use dowguard_domain::{Budget, BudgetSpec, Floors, GuardSettings, PriceBook, Prices};
+use dowguard_guard::Guard;
+use dowguard_guard::ports::BudgetStore;
+
+use crate::LocalAws;
+use crate::fixtures::{FixtureResult, create_function, create_rest_api, create_usage_plan};
+
+/// The guard's table in the example account.
+pub const TABLE: &str = "dowguard";
+
+/// The example account: `function:checkout` (reserved concurrency 50), REST API
+/// `shop` with stage `prod`, and a usage plan over it, each with a day budget.
+#[derive(Debug, Clone)]
+pub struct ExampleAccount {
+    /// The REST API's id.
+    pub api: String,
+    /// The usage plan's id.
+    pub plan: String,
+}
+
+fn budget(id: &str, scope: &str, amount: &str) -> FixtureResult<Budget> {
+    Ok(Budget::parse(BudgetSpec {
+        id: id.into(),
+        scope: scope.into(),
+        period: "day".into(),
+        amount: amount.into(),
+        thresholds: vec![],
+        mode: "enforce".into(),
+        owner: "finance@example.com".into(),
+        topic: None,
+        floors: Floors::default(),
+        protected: false,
+    })?)
+}
+
+impl ExampleAccount {
+    /// Creates the resources, the guard's table and the budgets.
+    ///
+    /// # Errors
+    ///
+    /// Any SDK or store error.
+    pub async fn seed(aws: &LocalAws, now: DateTime<Utc>) -> FixtureResult<Self> {
+        let config = aws.sdk_config();
+        create_function(aws, "checkout").await?;
+        aws_sdk_lambda::Client::new(&config)
+            .put_function_concurrency()
+            .function_name("checkout")
+            .reserved_concurrent_executions(50)
+            .send()
+            .await?;
+        let api = create_rest_api(aws, "shop", "prod").await?;
+        let plan = create_usage_plan(aws, &api, "prod").await?;
+        let dynamo = aws_sdk_dynamodb::Client::new(&config);
+        create_table(&dynamo, TABLE).await?;
+        let store = DynamoStore::new(dynamo, TABLE, chrono::Duration::days(90));
+        for b in [
+            budget("checkout-daily", "function:checkout", "240")?,
+            budget("shop-daily", &format!("rest-stage:{api}/prod"), "50")?,
+            budget("partners-daily", &format!("usage-plan:{plan}"), "50")?,
+        ] {
+            store.put_budget(&b, None, "finance", now).await?;
+        }
+        Ok(ExampleAccount { api, plan })
+    }
+
+    /// Writes `minutes` of flood into CloudWatch ending at `end`: about 100× each
+    /// budget's pace for the function and the stage.
+    ///
+    /// # Errors
+    ///
+    /// Any CloudWatch error.
+    pub async fn flood(&self, aws: &LocalAws, end: DateTime<Utc>, minutes: i64) -> FixtureResult<()> {
+        let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
+        for m in 1..=minutes {
+            let at = end - chrono::Duration::minutes(m);
+            let function = [("FunctionName", "checkout")];
+            let stage = [("ApiName", "shop"), ("Stage", "prod")];
+            cloudwatch
+                .put_metric_data()
+                .namespace("AWS/Lambda")
+                .metric_data(datum("Invocations", &function, at, 16_000_000.0))
+                .metric_data(datum("Duration", &function, at, 1_600_000_000.0))
+                .send()
+                .await?;
+            cloudwatch
+                .put_metric_data()
+                .namespace("AWS/ApiGateway")
+                .metric_data(datum("Count", &stage, at, 1_000_000.0))
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn datum(name: &str, dims: &[(&str, &str)], at: DateTime<Utc>, value: f64) -> MetricDatum {
+    let mut d = MetricDatum::builder()
+        .metric_name(name)
+        .timestamp(AwsDateTime::from_secs(at.timestamp()))
+        .value(value);
+    for (k, v) in dims {
+        d = d.dimensions(Dimension::builder().name(*k).value(*v).build());
+    }
+    d.build()
+}
+
+/// The guard's adapters, wired to the local server as a deployment would wire them
+/// to AWS.
+#[derive(Debug)]
+pub struct LocalGuard {
+    /// The table.
+    pub store: DynamoStore,
+    /// Discovery, metrics and actuators.
+    pub account: AwsAccount,
+    /// Notices.
+    pub notifier: SnsNotifier,
+    /// us-east-1 prices.
+    pub prices: Prices,
+    /// Default guard settings.
+    pub settings: GuardSettings,
+}
+
+impl LocalGuard {
+    /// Builds the adapters (and an SNS topic for notices).
+    ///
+    /// # Errors
+    ///
+    /// Any SDK or price-book error.
+    pub async fn new(aws: &LocalAws) -> FixtureResult<Self> {
+        let config = aws.sdk_config();
+        let sns = aws_sdk_sns::Client::new(&config);
+        let topic = sns.create_topic().name("dowguard").send().await?;
+        Ok(LocalGuard {
+            store: DynamoStore::new(
+                aws_sdk_dynamodb::Client::new(&config),
+                TABLE,
+                chrono::Duration::days(90),
+            ),
+            account: AwsAccount::new(
+                LambdaAdapter::new(aws_sdk_lambda::Client::new(&config), 15, 100),
+                RestAdapter::new(
+                    aws_sdk_apigateway::Client::new(&config),
+                    10,
+                    Duration::from_millis(10),
+                ),
+                HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10),
+                CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), PlanSettings::default()),
+            ),
+            notifier: SnsNotifier::new(sns, topic.topic_arn().map(str::to_string)),
+            prices: PriceBook::bundled()?.prices("us-east-1", false)?,
+            settings: GuardSettings::default(),
+        })
+    }
+
+    /// The guard over these adapters, acting as `actor`.
+    pub fn guard<'a>(
+        &'a self,
+        actor: &'a str,
+    ) -> Guard<'a, DynamoStore, AwsAccount, AwsAccount, AwsAccount, AwsAccount, AwsAccount, SnsNotifier> {
+        Guard {
+            store: &self.store,
+            discovery: &self.account,
+            metrics: &self.account,
+            lambda: &self.account,
+            stages: &self.account,
+            plans: &self.account,
+            notifier: &self.notifier,
+            prices: &self.prices,
+            settings: &self.settings,
+            actor,
+        }
+    }
+}
