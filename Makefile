@@ -54,7 +54,7 @@ bench: setup
 	$(CARGO) bench --locked -p dowguard-domain --bench decide -- --noplot
 	$(CARGO) run --release --locked -p dowguard-cli -- simulate --library --plot docs/simulator-flood.svg
 	$(CARGO) bench --locked -p dowguard-sim --bench year
-	$(CARGO) test --locked -q -p dowguard-adapters --lib guard_cost -- --nocapture | grep functions
+	$(CARGO) test --locked -q -p dowguard-domain --lib guard_cost -- --nocapture | grep functions
 	@$(PYTHON) -c 'import json; e = json.load(open("target/criterion/decide/10k_targets_1h_windows/new/estimates.json")); \
 	  print(f"decide pass, 10,000 targets x 60 one-minute windows: {e[\"mean\"][\"point_estimate\"] / 1e6:.2f} ms (target: <= 10 ms)")'
 

@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 use dowguard_adapters::AwsAccount;
 use dowguard_adapters::apigateway::RestAdapter;
 use dowguard_adapters::apigatewayv2::HttpAdapter;
-use dowguard_adapters::cloudwatch::{CloudWatchMetrics, PlanSettings};
+use dowguard_adapters::cloudwatch::CloudWatchMetrics;
 use dowguard_adapters::dynamodb::{DynamoStore, create_table};
 use dowguard_adapters::lambda::LambdaAdapter;
 use dowguard_adapters::sns::SnsNotifier;
+use dowguard_domain::MetricsPlan;
 use dowguard_domain::{Budget, BudgetSpec, Floors, GuardSettings, PriceBook, Prices};
 use dowguard_guard::Guard;
 use dowguard_guard::ports::BudgetStore;
@@ -160,7 +161,7 @@ impl LocalGuard {
                     Duration::from_millis(10),
                 ),
                 HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10),
-                CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), PlanSettings::default()),
+                CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), MetricsPlan::default()),
             ),
             notifier: SnsNotifier::new(sns, topic.topic_arn().map(str::to_string)),
             prices: PriceBook::bundled()?.prices("us-east-1", false)?,

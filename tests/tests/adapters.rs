@@ -15,10 +15,11 @@ use chrono::{DurationRound, TimeZone, Utc};
 use dowguard_adapters::AwsAccount;
 use dowguard_adapters::apigateway::RestAdapter;
 use dowguard_adapters::apigatewayv2::HttpAdapter;
-use dowguard_adapters::cloudwatch::{CloudWatchMetrics, PlanSettings};
+use dowguard_adapters::cloudwatch::CloudWatchMetrics;
 use dowguard_adapters::dynamodb::{DynamoStore, create_table};
 use dowguard_adapters::lambda::LambdaAdapter;
 use dowguard_adapters::sns::SnsNotifier;
+use dowguard_domain::MetricsPlan;
 use dowguard_domain::{
     AsyncConfig, Budget, BudgetId, BudgetSpec, Floors, FunctionName, GuardState, Limits, Phase, Quota,
     QuotaPeriod, RestorePoint, TargetId, Throttle, UsagePlanId,
@@ -309,7 +310,7 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
             Duration::from_millis(10),
         ),
         HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10),
-        CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), PlanSettings::default()),
+        CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), MetricsPlan::default()),
     );
     let targets = account.discover().await.unwrap();
     let find = |id: &str| {
@@ -500,7 +501,7 @@ async fn metrics_are_fetched_per_minute_and_counted() {
                 .unwrap();
         }
     }
-    let metrics = CloudWatchMetrics::new(cloudwatch, PlanSettings::default());
+    let metrics = CloudWatchMetrics::new(cloudwatch, MetricsPlan::default());
     let target = dowguard_domain::Target {
         id: TargetId::parse("function:checkout").unwrap(),
         spec: dowguard_domain::TargetSpec::Function {

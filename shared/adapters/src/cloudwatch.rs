@@ -8,7 +8,8 @@
 //! the others every `detail_every_minutes` (their per-target alarms catch a surge in
 //! between). Lambda `Throttles` is only asked for while the guard holds a function.
 //! Spend-to-date comes from hourly sums fetched once an hour per target, to which
-//! the core adds the fresh one-minute points.
+//! the core adds the fresh one-minute points. The cadence and the metric counts are
+//! [`dowguard_domain::MetricsPlan`], the same model the cost figures use.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -18,7 +19,8 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_domain::{
-    MinuteUsage, Money, Period, PeriodUsage, Target, TargetId, TargetMetrics, TargetSpec, Usage, epoch_minute,
+    MetricsPlan, MinuteUsage, Period, PeriodUsage, Target, TargetId, TargetMetrics, TargetSpec, Usage,
+    epoch_minute,
 };
 use dowguard_guard::PortResult;
 use dowguard_guard::ports::{FetchedMetrics, MetricsRequest};
@@ -28,28 +30,6 @@ use crate::error::port_error;
 
 /// Most queries GetMetricData takes in one call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
-/// CloudWatch's price per metric requested through GetMetricData ($0.01 per 1,000).
-pub const PRICE_PER_METRIC_PICOS: i128 = 10_000_000;
-/// A standard-resolution alarm costs $0.10 a month.
-pub const ALARM_MONTH_PICOS: i128 = 100_000_000_000;
-
-/// How often the plan measures what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanSettings {
-    /// Minutes between measurements of a target the guard is not watching or holding.
-    pub detail_every_minutes: i64,
-    /// Minutes between refreshes of a target's spend-to-date (hourly sums).
-    pub totals_every_minutes: i64,
-}
-
-impl Default for PlanSettings {
-    fn default() -> Self {
-        PlanSettings {
-            detail_every_minutes: 5,
-            totals_every_minutes: 60,
-        }
-    }
-}
 
 /// Which usage field a metric feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,7 +119,7 @@ struct Cached {
 #[derive(Debug)]
 pub struct CloudWatchMetrics {
     client: Client,
-    settings: PlanSettings,
+    plan: MetricsPlan,
     cache: Mutex<HashMap<TargetId, Cached>>,
 }
 
@@ -159,11 +139,11 @@ struct Planned {
 }
 
 impl CloudWatchMetrics {
-    /// A metrics source with the given plan settings.
-    pub fn new(client: Client, settings: PlanSettings) -> Self {
+    /// A metrics source measuring at the plan's cadence.
+    pub fn new(client: Client, plan: MetricsPlan) -> Self {
         CloudWatchMetrics {
             client,
-            settings,
+            plan,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -178,25 +158,23 @@ impl CloudWatchMetrics {
         let minute = epoch_minute(now);
         let (detail_due, totals_due): (Vec<&Target>, Vec<&Target>) = {
             let cache = lock(&self.cache);
-            let due = |t: &&Target, every: i64, at: fn(&Cached) -> Option<i64>| {
-                request.detailed.contains(&t.id)
-                    && cache
-                        .get(&t.id)
-                        .and_then(at)
-                        .is_none_or(|last| minute - last >= every)
-            };
             let detail = request
                 .targets
                 .iter()
+                .filter(|t| request.detailed.contains(&t.id))
                 .filter(|t| {
-                    request.urgent.contains(&t.id) && request.detailed.contains(&t.id)
-                        || due(t, self.settings.detail_every_minutes, |c| c.detail_at)
+                    let last = cache.get(&t.id).and_then(|c| c.detail_at);
+                    self.plan.detail_due(minute, last, request.urgent.contains(&t.id))
                 })
                 .collect();
             let totals = request
                 .targets
                 .iter()
-                .filter(|t| due(t, self.settings.totals_every_minutes, |c| c.totals_at))
+                .filter(|t| request.detailed.contains(&t.id))
+                .filter(|t| {
+                    self.plan
+                        .totals_due(minute, cache.get(&t.id).and_then(|c| c.totals_at))
+                })
                 .collect();
             (detail, totals)
         };
@@ -405,57 +383,6 @@ fn query(id: &str, p: &Planned) -> MetricDataQuery {
         .build()
 }
 
-/// The guard's own monthly CloudWatch bill for an account, at the plan's settings:
-/// metrics requested by the evaluator plus one alarm per guarded target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GuardCost {
-    /// Metrics requested a month.
-    pub metrics_per_month: u64,
-    /// Cost of those metrics.
-    pub metrics: Money,
-    /// Alarms (one per guarded target).
-    pub alarms: Money,
-}
-
-impl GuardCost {
-    /// Computes the bill for `functions` Lambda functions and `stages` API stages,
-    /// all guarded, with `held_share_millionths` of them watched or held at any time,
-    /// the evaluator running every `schedule_minutes`.
-    pub fn estimate(
-        functions: u64,
-        stages: u64,
-        held_share_millionths: u64,
-        schedule_minutes: u64,
-        plan: PlanSettings,
-    ) -> GuardCost {
-        let runs_per_month: u64 = 30 * 24 * 60 / schedule_minutes.max(1);
-        let per_run = |targets: u64, metrics_each: u64, held_extra: u64| -> u64 {
-            let held = targets * held_share_millionths / 1_000_000;
-            let calm = targets - held;
-            let every = u64::try_from(plan.detail_every_minutes.max(1))
-                .unwrap_or(1)
-                .max(schedule_minutes)
-                / schedule_minutes.max(1);
-            // Held targets every run with the extra metric; calm ones at the cadence.
-            held * (metrics_each + held_extra) * runs_per_month
-                + calm * metrics_each * runs_per_month / every.max(1)
-        };
-        let totals_runs = 30 * 24 * 60 / u64::try_from(plan.totals_every_minutes.max(1)).unwrap_or(60);
-        let metrics_per_month =
-            per_run(functions, 2, 1) + per_run(stages, 1, 0) + (functions * 2 + stages) * totals_runs;
-        GuardCost {
-            metrics_per_month,
-            metrics: Money::from_picos(i128::from(metrics_per_month) * PRICE_PER_METRIC_PICOS),
-            alarms: Money::from_picos(i128::from(functions + stages) * ALARM_MONTH_PICOS),
-        }
-    }
-
-    /// Metrics and alarms together.
-    pub fn total(&self) -> Money {
-        self.metrics + self.alarms
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,18 +396,29 @@ mod tests {
     }
 
     #[test]
-    fn guard_cost_for_100_and_1000_functions_at_the_defaults() {
-        for (functions, metrics, total) in [(100, "$18.72", "$28.72"), (1_000, "$187.20", "$287.20")] {
-            let cost = GuardCost::estimate(functions, 0, 0, 1, PlanSettings::default());
-            println!(
-                "{functions} functions: {} metrics a month = {} + {} alarms = {} a month",
-                cost.metrics_per_month,
-                cost.metrics,
-                cost.alarms,
-                cost.total()
+    fn the_plan_asks_for_as_many_metrics_as_the_cost_model_counts() {
+        let function = Target {
+            id: TargetId::parse("function:f").unwrap_or_else(|e| panic!("{e}")),
+            spec: TargetSpec::Function {
+                memory_mb: 128,
+                arch: dowguard_domain::Arch::X86_64,
+                async_invoked: false,
+            },
+            tags: Default::default(),
+            limits: dowguard_domain::Limits::unset(dowguard_domain::TargetKind::Function),
+        };
+        let stage = Target {
+            id: TargetId::parse("http-stage:abc/live").unwrap_or_else(|e| panic!("{e}")),
+            spec: TargetSpec::HttpStage,
+            tags: Default::default(),
+            limits: dowguard_domain::Limits::unset(dowguard_domain::TargetKind::HttpStage),
+        };
+        for (target, held) in [(&function, false), (&function, true), (&stage, false)] {
+            let planned = metrics_of(target, &RestCatalog::default(), held).len() as u64;
+            assert_eq!(
+                planned,
+                MetricsPlan::metrics_per_measurement(target.id.kind(), held)
             );
-            assert_eq!(cost.metrics.to_string(), metrics);
-            assert_eq!(cost.total().to_string(), total);
         }
     }
 }

@@ -20,8 +20,9 @@ use aws_smithy_types::retry::RetryConfig;
 use chrono::{TimeZone, Utc};
 use dowguard_adapters::apigateway::{RestAdapter, RestCatalog};
 use dowguard_adapters::apigatewayv2::HttpAdapter;
-use dowguard_adapters::cloudwatch::{CloudWatchMetrics, PlanSettings};
+use dowguard_adapters::cloudwatch::CloudWatchMetrics;
 use dowguard_adapters::lambda::LambdaAdapter;
+use dowguard_domain::MetricsPlan;
 use dowguard_domain::{Arch, FunctionName, Limits, Target, TargetId, TargetSpec, Throttle};
 use dowguard_guard::FailureKind;
 use dowguard_guard::ports::{LambdaControl, MetricsRequest, StageControl};
@@ -298,7 +299,7 @@ async fn metric_pages_are_followed_and_partial_data_is_reported() {
         .match_requests(|r| r.next_token() == Some("more"))
         .then_output(move || page(None, 9, StatusCode::PartialData));
     let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&first, &second]);
-    let metrics = CloudWatchMetrics::new(client, PlanSettings::default());
+    let metrics = CloudWatchMetrics::new(client, MetricsPlan::default());
     let target = Target {
         id: TargetId::parse("function:checkout").unwrap(),
         spec: TargetSpec::Function {

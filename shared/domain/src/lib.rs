@@ -9,6 +9,7 @@
 pub mod action;
 pub mod budget;
 pub mod decide;
+pub mod guard_cost;
 pub mod money;
 pub mod pricebook;
 pub mod state;
@@ -20,6 +21,7 @@ pub use budget::{
     Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds,
 };
 pub use decide::{AccountConcurrency, BudgetReport, Decision, GuardSettings, Inputs, decide};
+pub use guard_cost::{GuardCost, MetricsPlan};
 pub use money::{Money, MoneyError};
 pub use pricebook::{PriceBook, PriceBookError, Prices, Product};
 pub use state::{GuardState, Level, Phase, RestorePoint};

@@ -13,9 +13,9 @@ use std::collections::{HashMap, VecDeque};
 use chrono::{DateTime, Duration, Timelike, Utc};
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice};
 use dowguard_domain::{
-    AccountConcurrency, AccountUsage, Arch, Budget, Change, GuardState, Inputs, Intent, Limits, MinuteUsage,
-    Money, Period, PeriodUsage, Prices, Product, Scope, Target, TargetId, TargetKind, TargetMetrics,
-    TargetSpec, Throttle, Usage, decide, epoch_minute,
+    AccountConcurrency, AccountUsage, Arch, Budget, Change, GuardCost, GuardState, Inputs, Intent, Limits,
+    MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Prices, Product, Scope, Target, TargetId,
+    TargetKind, TargetMetrics, TargetSpec, Throttle, Usage, decide, epoch_minute,
 };
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -24,12 +24,6 @@ use crate::report::{PeriodOutcome, Report};
 use crate::scenario::{DEFAULT_MAX_EVENT_AGE_S, Scenario};
 use crate::traffic::Demand;
 
-/// Pico-dollars per metric requested from CloudWatch GetMetricData ($0.01 / 1,000).
-pub const PICOS_PER_METRIC: i128 = 10_000_000;
-/// A standard CloudWatch alarm costs $0.10 per alarm-month.
-pub const ALARM_MONTH: Money = Money::from_cents(10);
-/// Minutes in the 30-day month alarms are prorated over.
-pub const MINUTES_PER_ALARM_MONTH: i128 = 43_200;
 /// Points kept per plotted series.
 const PLOT_POINTS: u32 = 1_500;
 
@@ -403,7 +397,10 @@ struct World<'a> {
     notifications: u64,
     evaluations: u64,
     decide_time: std::time::Duration,
-    metrics_requested: i128,
+    metrics_requested: u64,
+    /// Per target: the minute of its last one-minute measurement and of its last
+    /// spend-to-date refresh, on the metrics plan's cadence.
+    measured: Vec<(Option<i64>, Option<i64>)>,
     series: Vec<(u32, Money)>,
     cumulative: Exact,
     step: u32,
@@ -476,6 +473,7 @@ impl<'a> World<'a> {
             evaluations: 0,
             decide_time: std::time::Duration::ZERO,
             metrics_requested: 0,
+            measured: Vec::new(),
             series: Vec::new(),
             cumulative: Exact::ZERO,
             step: (sc.minutes / PLOT_POINTS).max(1),
@@ -861,17 +859,26 @@ impl<'a> World<'a> {
         });
         self.decide_time += clock.elapsed();
         self.evaluations += 1;
-        self.metrics_requested += self
-            .targets
-            .iter()
-            .map(|t| {
-                i128::from(if t.id.kind() == TargetKind::Function {
-                    self.sc.guard.metrics_per_function
-                } else {
-                    self.sc.guard.metrics_per_stage
-                })
-            })
-            .sum::<i128>();
+        // The metrics the adapter's plan would request for this pass.
+        let plan = self.sc.guard.metrics_plan;
+        self.measured.resize(self.targets.len(), (None, None));
+        let minute = i64::from(m);
+        for (t, (detail, totals)) in self.targets.iter().zip(self.measured.iter_mut()) {
+            let phase = self
+                .states
+                .get(&t.id)
+                .map_or(dowguard_domain::Phase::Normal, |s| s.phase);
+            let watched = phase != dowguard_domain::Phase::Normal;
+            if plan.detail_due(minute, *detail, watched) {
+                self.metrics_requested +=
+                    MetricsPlan::metrics_per_measurement(t.id.kind(), phase.is_tightened());
+                *detail = Some(minute);
+            }
+            if plan.totals_due(minute, *totals) {
+                self.metrics_requested += MetricsPlan::metrics_per_measurement(t.id.kind(), false);
+                *totals = Some(minute);
+            }
+        }
         // Persist the states first, then apply the actions.
         for (id, state) in decision.states {
             self.states.insert(id, state);
@@ -907,15 +914,12 @@ impl<'a> World<'a> {
             self.tallies[i].queued_at_end = queue.iter().map(|b| b.legit + b.attack).sum();
         }
         let alarms = match self.strategy {
-            Strategy::Dowguard | Strategy::KillSwitch => ALARM_MONTH
-                .mul_div(
-                    i128::try_from(self.targets.len()).unwrap_or(0) * i128::from(self.sc.minutes),
-                    MINUTES_PER_ALARM_MONTH,
-                )
-                .unwrap_or(Money::ZERO),
+            Strategy::Dowguard | Strategy::KillSwitch => {
+                GuardCost::of_alarms(self.targets.len() as u64, u64::from(self.sc.minutes))
+            }
             _ => Money::ZERO,
         };
-        let guard_cost = alarms + Money::from_picos(self.metrics_requested * PICOS_PER_METRIC);
+        let guard_cost = alarms + GuardCost::of_metrics(self.metrics_requested);
         Outcome {
             strategy: self.strategy,
             tallies: self.tallies,

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use dowguard_domain::{
-    Arch, AsyncConfig, Budget, BudgetSpec, Floors, GuardSettings, Limits, PriceBook, Prices, Target,
-    TargetId, TargetKind, TargetSpec, Throttle,
+    Arch, AsyncConfig, Budget, BudgetSpec, Floors, GuardSettings, Limits, MetricsPlan, PriceBook, Prices,
+    Target, TargetId, TargetKind, TargetSpec, Throttle,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -52,10 +52,8 @@ pub struct GuardConfig {
     pub interval_minutes: u32,
     /// The core's settings; `metric_delay_minutes` is the scenario's metric delay.
     pub settings: GuardSettings,
-    /// CloudWatch metrics requested per function per evaluation.
-    pub metrics_per_function: u32,
-    /// CloudWatch metrics requested per stage per evaluation.
-    pub metrics_per_stage: u32,
+    /// How often the guard measures what (the guard's own CloudWatch bill).
+    pub metrics_plan: MetricsPlan,
 }
 
 /// Settings of the baseline strategies.
@@ -207,9 +205,7 @@ struct GuardFile {
     #[serde(default)]
     metric_delay_minutes: Option<u32>,
     #[serde(default)]
-    metrics_per_function: Option<u32>,
-    #[serde(default)]
-    metrics_per_stage: Option<u32>,
+    metrics_plan: Option<MetricsPlan>,
     #[serde(default)]
     settings: Option<GuardSettings>,
 }
@@ -520,8 +516,7 @@ fn guard_config(raw: &GuardFile) -> Result<GuardConfig, SimError> {
     Ok(GuardConfig {
         interval_minutes: interval,
         settings,
-        metrics_per_function: raw.metrics_per_function.unwrap_or(3),
-        metrics_per_stage: raw.metrics_per_stage.unwrap_or(2),
+        metrics_plan: raw.metrics_plan.unwrap_or_default(),
     })
 }
 
