@@ -181,5 +181,8 @@ fn guard_cloudwatch_cost_grows_with_targets_and_evaluations() {
     for (label, c) in [("every minute", cost(&one)), ("every 5 minutes", cost(&five))] {
         assert!(least <= c && c <= most, "{label}: {c} outside {least}..{most}");
     }
-    assert!(cost(&five) < cost(&one), "a held target is measured on every pass");
+    assert!(
+        cost(&five) < cost(&one),
+        "a held target is measured on every pass"
+    );
 }
