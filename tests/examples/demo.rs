@@ -103,7 +103,7 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     let example = ExampleAccount::seed(&aws, now).await?;
     let local = LocalGuard::new(&aws).await?;
     println!("Example account at {}:", aws.endpoint());
-    for t in local.account.discover().await? {
+    for t in local.stack.account.discover().await? {
         println!("  {:<38} {}", t.id.to_string(), limits(&t.limits));
     }
     println!("Budgets: checkout-daily $240/day, shop-daily $50/day, partners-daily $50/day (enforce).");
@@ -130,8 +130,8 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         }
     }
     println!("\nAfter recovery:");
-    let states = local.store.load_states().await?;
-    for t in local.account.discover().await? {
+    let states = local.stack.store.load_states().await?;
+    for t in local.stack.account.discover().await? {
         let phase = states.get(&t.id).map_or("normal".into(), |s| s.phase.name());
         println!(
             "  {:<38} {:<44} state {phase}",
@@ -141,6 +141,7 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     }
     let checkout = TargetId::parse("function:checkout")?;
     let restored = local
+        .stack
         .account
         .discover()
         .await?

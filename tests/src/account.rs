@@ -7,16 +7,9 @@ use std::time::Duration;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use chrono::{DateTime, Utc};
-use dowguard_adapters::AwsAccount;
-use dowguard_adapters::apigateway::RestAdapter;
-use dowguard_adapters::apigatewayv2::HttpAdapter;
-use dowguard_adapters::cloudwatch::CloudWatchMetrics;
 use dowguard_adapters::dynamodb::{DynamoStore, create_table};
-use dowguard_adapters::lambda::LambdaAdapter;
-use dowguard_adapters::sns::SnsNotifier;
-use dowguard_domain::MetricsPlan;
+use dowguard_adapters::stack::{AwsGuard, AwsStack, Pacing, StackConfig};
 use dowguard_domain::{Budget, BudgetSpec, Floors, GuardSettings, PriceBook, Prices};
-use dowguard_guard::Guard;
 use dowguard_guard::ports::BudgetStore;
 
 use crate::LocalAws;
@@ -121,16 +114,12 @@ fn datum(name: &str, dims: &[(&str, &str)], at: DateTime<Utc>, value: f64) -> Me
     d.build()
 }
 
-/// The guard's adapters, wired to the local server as a deployment would wire them
-/// to AWS.
+/// The guard's adapters, wired to the local server as a deployment wires them to AWS
+/// (only the usage-plan pacing is shorter, so tests do not wait 20 s per plan).
 #[derive(Debug)]
 pub struct LocalGuard {
-    /// The table.
-    pub store: DynamoStore,
-    /// Discovery, metrics and actuators.
-    pub account: AwsAccount,
-    /// Notices.
-    pub notifier: SnsNotifier,
+    /// Every adapter.
+    pub stack: AwsStack,
     /// us-east-1 prices.
     pub prices: Prices,
     /// Default guard settings.
@@ -145,46 +134,31 @@ impl LocalGuard {
     /// Any SDK or price-book error.
     pub async fn new(aws: &LocalAws) -> FixtureResult<Self> {
         let config = aws.sdk_config();
-        let sns = aws_sdk_sns::Client::new(&config);
-        let topic = sns.create_topic().name("dowguard").send().await?;
+        let topic = aws_sdk_sns::Client::new(&config)
+            .create_topic()
+            .name("dowguard")
+            .send()
+            .await?;
+        let mut stack = StackConfig::new(TABLE);
+        stack.topic_arn = topic.topic_arn().map(str::to_string);
+        stack.pacing = local_pacing();
         Ok(LocalGuard {
-            store: DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(&config),
-                TABLE,
-                chrono::Duration::days(90),
-            ),
-            account: AwsAccount::new(
-                LambdaAdapter::new(aws_sdk_lambda::Client::new(&config), 15, 100),
-                RestAdapter::new(
-                    aws_sdk_apigateway::Client::new(&config),
-                    10,
-                    Duration::from_millis(10),
-                ),
-                HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10),
-                CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), MetricsPlan::default()),
-            ),
-            notifier: SnsNotifier::new(sns, topic.topic_arn().map(str::to_string)),
+            stack: AwsStack::new(&config, &stack),
             prices: PriceBook::bundled()?.prices("us-east-1", false)?,
             settings: GuardSettings::default(),
         })
     }
 
     /// The guard over these adapters, acting as `actor`.
-    pub fn guard<'a>(
-        &'a self,
-        actor: &'a str,
-    ) -> Guard<'a, DynamoStore, AwsAccount, AwsAccount, AwsAccount, AwsAccount, AwsAccount, SnsNotifier> {
-        Guard {
-            store: &self.store,
-            discovery: &self.account,
-            metrics: &self.account,
-            lambda: &self.account,
-            stages: &self.account,
-            plans: &self.account,
-            notifier: &self.notifier,
-            prices: &self.prices,
-            settings: &self.settings,
-            actor,
-        }
+    pub fn guard<'a>(&'a self, actor: &'a str) -> AwsGuard<'a> {
+        self.stack.guard(actor, &self.prices, &self.settings)
+    }
+}
+
+/// AWS's pacing, but usage plans may change every 10 ms instead of every 20 s.
+pub fn local_pacing() -> Pacing {
+    Pacing {
+        usage_plan_interval: Duration::from_millis(10),
+        ..Pacing::default()
     }
 }

@@ -70,7 +70,7 @@ async fn an_attack_is_throttled_in_the_account_and_the_originals_come_back_exact
         usage.throttle().unwrap().rate_limit() < 100.0,
         "usage plan throttled"
     );
-    let states = local.store.load_states().await.unwrap();
+    let states = local.stack.store.load_states().await.unwrap();
     let checkout = &states[&TargetId::parse("function:checkout").unwrap()];
     assert!(checkout.phase.is_tightened());
     assert_eq!(
@@ -115,8 +115,13 @@ async fn an_attack_is_throttled_in_the_account_and_the_originals_come_back_exact
         Some((100.0, 200))
     );
     assert_eq!(usage.quota().map(|q| q.limit()), Some(10_000));
-    let states = local.store.load_states().await.unwrap();
+    let states = local.stack.store.load_states().await.unwrap();
     assert!(states.values().all(|s| s.phase == Phase::Normal), "{states:#?}");
-    let audit = local.store.audit_of_day(attack_end.date_naive()).await.unwrap();
+    let audit = local
+        .stack
+        .store
+        .audit_of_day(attack_end.date_naive())
+        .await
+        .unwrap();
     assert!(audit.iter().any(|r| r.action.intent == Intent::Restore));
 }

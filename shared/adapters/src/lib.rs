@@ -11,6 +11,7 @@
 //! | [`apigatewayv2`] | API Gateway (HTTP APIs) | stage throttles, discovery |
 //! | [`sns`] | SNS | notifier |
 //! | [`account`] | all of the above | one account seen through every port |
+//! | [`stack`] | all of the above | every adapter built from one SDK configuration |
 
 pub mod account;
 pub mod apigateway;
@@ -21,5 +22,7 @@ pub mod error;
 pub mod lambda;
 pub mod pace;
 pub mod sns;
+pub mod stack;
 
 pub use account::AwsAccount;
+pub use stack::{AwsStack, StackConfig};
