@@ -7,6 +7,7 @@
 //! pico-dollars); prices come from a versioned [`PriceBook`].
 
 pub mod action;
+pub mod alarm;
 pub mod budget;
 pub mod decide;
 pub mod guard_cost;
@@ -17,6 +18,9 @@ pub mod target;
 pub mod usage;
 
 pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule};
+pub use alarm::{
+    AlarmPlan, DesiredAlarm, ExistingAlarm, alarm_name, desired_alarms, plan_alarms, target_of_alarm,
+};
 pub use budget::{
     Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds,
 };
