@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AccountUsage, Action, Budget, BudgetReport, Decision, GuardSettings, Inputs, Prices,
-    Scope, Target, TargetId, TargetKind, decide,
+    AccountConcurrency, AccountUsage, Action, Budget, BudgetReport, Decision, GuardSettings, Inputs, Mode,
+    Prices, Scope, Target, TargetId, TargetKind, decide,
 };
 
 use crate::audit::{AuditRecord, Outcome};
@@ -66,6 +66,64 @@ impl PassReport {
     }
 }
 
+/// How one pass is scoped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassOptions {
+    /// Evaluate only these targets (and the budgets and members they share);
+    /// `None`: every target.
+    pub only: Option<HashSet<TargetId>>,
+    /// Treat every budget as `dry-run` (a deployment in dry-run mode): actions are
+    /// decided and recorded, none is applied, and targets held in `enforce` mode
+    /// get their originals back.
+    pub dry_run_only: bool,
+}
+
+/// The targets of `only`, every budget covering one of them, every member of those
+/// budgets, and so on until nothing is added.
+fn closure(only: &HashSet<TargetId>, budgets: &[Budget], targets: Vec<Target>) -> (Vec<Budget>, Vec<Target>) {
+    let mut members: HashSet<TargetId> = only.clone();
+    let mut chosen = vec![false; budgets.len()];
+    loop {
+        let mut grew = false;
+        for (i, budget) in budgets.iter().enumerate() {
+            if chosen[i] {
+                continue;
+            }
+            let covered: Vec<&Target> = targets.iter().filter(|t| covers(budget, t)).collect();
+            let touches = match &budget.scope {
+                Scope::Target(id) => members.contains(id),
+                _ => covered.iter().any(|t| members.contains(&t.id)),
+            };
+            if touches {
+                chosen[i] = true;
+                grew = true;
+                members.extend(covered.into_iter().map(|t| t.id.clone()));
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let kept_budgets = budgets
+        .iter()
+        .zip(&chosen)
+        .filter(|(_, c)| **c)
+        .map(|(b, _)| b.clone())
+        .collect();
+    let kept_targets = targets.into_iter().filter(|t| members.contains(&t.id)).collect();
+    (kept_budgets, kept_targets)
+}
+
+fn covers(budget: &Budget, target: &Target) -> bool {
+    match &budget.scope {
+        Scope::Target(id) => *id == target.id,
+        Scope::Account => target.id.kind() != TargetKind::UsagePlan,
+        Scope::Tag { key, value } => {
+            target.id.kind() != TargetKind::UsagePlan && target.tags.get(key) == Some(value)
+        }
+    }
+}
+
 /// The guard: the ports it acts through and the figures it decides with.
 #[derive(Debug, Clone, Copy)]
 pub struct Guard<'a, S, D, M, L, G, P, N> {
@@ -101,10 +159,39 @@ where
     P: UsagePlanControl,
     N: Notifier,
 {
-    /// Runs one evaluation pass at `now`.
+    /// Runs one evaluation pass at `now` over every target and budget.
     pub async fn evaluate(&self, now: DateTime<Utc>) -> Result<PassReport, GuardError> {
-        let targets = self.discovery.discover().await.map_err(GuardError::Discovery)?;
-        let budgets: Vec<Budget> = self
+        self.evaluate_with(now, &PassOptions::default()).await
+    }
+
+    /// Runs one evaluation pass at `now` over the targets `only` names, measured at
+    /// once (the alarm responder's pass). The budgets covering them are judged whole:
+    /// every member of those budgets, and every budget covering those members, takes
+    /// part, so a group budget sees all its spend and no other budget's hold on a
+    /// shared member is lost. Targets outside that closure are left as they are.
+    pub async fn evaluate_targets(
+        &self,
+        now: DateTime<Utc>,
+        only: &HashSet<TargetId>,
+    ) -> Result<PassReport, GuardError> {
+        self.evaluate_with(
+            now,
+            &PassOptions {
+                only: Some(only.clone()),
+                ..PassOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Runs one evaluation pass at `now` with `options`.
+    pub async fn evaluate_with(
+        &self,
+        now: DateTime<Utc>,
+        options: &PassOptions,
+    ) -> Result<PassReport, GuardError> {
+        let all_targets = self.discovery.discover().await.map_err(GuardError::Discovery)?;
+        let mut budgets: Vec<Budget> = self
             .store
             .list_budgets()
             .await
@@ -112,13 +199,31 @@ where
             .into_iter()
             .map(|v| v.value)
             .collect();
-        let states = self.store.load_states().await.map_err(GuardError::Store)?;
+        if options.dry_run_only {
+            for budget in &mut budgets {
+                budget.mode = Mode::DryRun;
+            }
+        }
+        let mut states = self.store.load_states().await.map_err(GuardError::Store)?;
+        let targets = match &options.only {
+            None => all_targets,
+            Some(only) => {
+                let (kept_budgets, kept_targets) = closure(only, &budgets, all_targets);
+                budgets = kept_budgets;
+                let ids: HashSet<&TargetId> = kept_targets.iter().map(|t| &t.id).collect();
+                states.retain(|id, _| ids.contains(id));
+                kept_targets
+            }
+        };
         let detailed = covered_targets(&budgets, &targets, &states);
-        let urgent: HashSet<TargetId> = states
+        let mut urgent: HashSet<TargetId> = states
             .iter()
             .filter(|(_, s)| s.phase != dowguard_domain::Phase::Normal)
             .map(|(id, _)| id.clone())
             .collect();
+        if let Some(only) = &options.only {
+            urgent.extend(only.iter().cloned());
+        }
         let fetched = self
             .metrics
             .fetch(&MetricsRequest {

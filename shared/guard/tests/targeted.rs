@@ -1,0 +1,210 @@
+//! Passes scoped to a few targets (the alarm responder's) and passes of a deployment
+//! capped to dry-run, over the in-memory ports.
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests fail loudly on bad fixtures"
+)]
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, TimeZone, Utc};
+use dowguard_domain::{
+    Arch, Budget, BudgetSpec, Floors, GuardSettings, Intent, Limits, MinuteUsage, PriceBook, Prices, Target,
+    TargetId, TargetMetrics, TargetSpec, Usage, epoch_minute,
+};
+use dowguard_guard::evaluate::PassOptions;
+use dowguard_guard::memory::{MemoryCloud, MemoryStore};
+use dowguard_guard::ports::BudgetStore;
+use dowguard_guard::{Guard, Outcome, PassReport};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).single().unwrap()
+}
+
+fn function(name: &str, tags: &[(&str, &str)]) -> Target {
+    Target {
+        id: TargetId::parse(&format!("function:{name}")).unwrap(),
+        spec: TargetSpec::Function {
+            memory_mb: 512,
+            arch: Arch::X86_64,
+            async_invoked: false,
+        },
+        tags: tags
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        limits: Limits::Function {
+            reserved_concurrency: Some(500),
+            async_config: None,
+        },
+    }
+}
+
+fn budget(id: &str, scope: &str) -> Budget {
+    Budget::parse(BudgetSpec {
+        id: id.into(),
+        scope: scope.into(),
+        period: "day".into(),
+        amount: "240".into(),
+        thresholds: vec![],
+        mode: "enforce".into(),
+        owner: "finance@example.com".into(),
+        topic: None,
+        floors: Floors::default(),
+        protected: false,
+    })
+    .unwrap()
+}
+
+fn flood(now: DateTime<Utc>) -> TargetMetrics {
+    let last = epoch_minute(now) - 1;
+    TargetMetrics {
+        minutes: (0..60)
+            .map(|k| MinuteUsage {
+                minute: last - 59 + k,
+                usage: Usage {
+                    requests: 20_000_000,
+                    throttled: 0,
+                    duration_ms: 2_000_000_000,
+                },
+            })
+            .collect(),
+        to_date: vec![],
+    }
+}
+
+struct World {
+    store: MemoryStore,
+    cloud: MemoryCloud,
+    prices: Prices,
+    settings: GuardSettings,
+}
+
+impl World {
+    /// `checkout` and `search` (tagged team=shop) and `report`, each with its own
+    /// budget, plus a tag budget over the shop team; all three flooded.
+    async fn new() -> Self {
+        let store = MemoryStore::default();
+        for b in [
+            budget("checkout", "function:checkout"),
+            budget("report", "function:report"),
+            budget("shop", "tag:team=shop"),
+        ] {
+            store.put_budget(&b, None, "test", t0()).await.unwrap();
+        }
+        let cloud = MemoryCloud::with_targets(vec![
+            function("checkout", &[("team", "shop")]),
+            function("search", &[("team", "shop")]),
+            function("report", &[]),
+        ]);
+        for name in ["checkout", "search", "report"] {
+            cloud.set_metrics(
+                &TargetId::parse(&format!("function:{name}")).unwrap(),
+                flood(t0()),
+            );
+        }
+        World {
+            store,
+            cloud,
+            prices: PriceBook::bundled()
+                .and_then(|b| b.prices("us-east-1", false))
+                .unwrap(),
+            settings: GuardSettings::default(),
+        }
+    }
+
+    async fn pass(&self, options: &PassOptions) -> PassReport {
+        let guard = Guard {
+            store: &self.store,
+            discovery: &self.cloud,
+            metrics: &self.cloud,
+            lambda: &self.cloud,
+            stages: &self.cloud,
+            plans: &self.cloud,
+            notifier: &self.cloud,
+            prices: &self.prices,
+            settings: &self.settings,
+            actor: "alarm-responder",
+        };
+        guard.evaluate_with(t0(), options).await.expect("pass runs")
+    }
+
+    fn reserved(&self, name: &str) -> Option<u32> {
+        match self
+            .cloud
+            .limits(&TargetId::parse(&format!("function:{name}")).unwrap())
+        {
+            Some(Limits::Function {
+                reserved_concurrency, ..
+            }) => reserved_concurrency,
+            other => panic!("not a function: {other:?}"),
+        }
+    }
+}
+
+fn tightened(report: &PassReport) -> HashSet<String> {
+    report
+        .results()
+        .filter(|(a, o)| a.intent == Intent::Tighten && **o == Outcome::Applied)
+        .map(|(a, _)| a.target.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_targeted_pass_tightens_the_target_and_its_group_but_leaves_others_alone() {
+    let world = World::new().await;
+    let only: HashSet<TargetId> = [TargetId::parse("function:checkout").unwrap()].into();
+    let report = world
+        .pass(&PassOptions {
+            only: Some(only),
+            dry_run_only: false,
+        })
+        .await;
+    let budgets: HashSet<String> = report.reports().iter().map(|r| r.budget.to_string()).collect();
+    assert_eq!(budgets, ["checkout".to_string(), "shop".to_string()].into());
+    assert_eq!(
+        tightened(&report),
+        ["function:checkout".to_string(), "function:search".to_string()].into()
+    );
+    assert!(world.reserved("checkout").is_some_and(|r| r < 500));
+    assert_eq!(
+        world.reserved("report"),
+        Some(500),
+        "outside the closure: untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_full_pass_tightens_every_flooded_target() {
+    let world = World::new().await;
+    let report = world.pass(&PassOptions::default()).await;
+    assert_eq!(tightened(&report).len(), 3, "{:?}", tightened(&report));
+    assert!(world.reserved("report").is_some_and(|r| r < 500));
+}
+
+#[tokio::test]
+async fn a_dry_run_deployment_decides_but_changes_nothing() {
+    let world = World::new().await;
+    let report = world
+        .pass(&PassOptions {
+            only: None,
+            dry_run_only: true,
+        })
+        .await;
+    let decided = report
+        .results()
+        .filter(|(a, _)| a.intent == Intent::Tighten)
+        .count();
+    assert!(decided >= 3, "the same tightening is decided");
+    assert!(
+        report
+            .results()
+            .filter(|(a, _)| a.intent == Intent::Tighten)
+            .all(|(a, o)| !a.apply && matches!(o, Outcome::Skipped { .. }))
+    );
+    for name in ["checkout", "search", "report"] {
+        assert_eq!(world.reserved(name), Some(500), "{name}");
+    }
+}
