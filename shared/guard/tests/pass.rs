@@ -7,75 +7,17 @@
     reason = "tests fail loudly on bad fixtures"
 )]
 
-use std::collections::BTreeMap;
+mod support;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use dowguard_domain::{
-    Arch, Budget, BudgetId, BudgetSpec, Change, Floors, GuardSettings, Intent, Limits, MinuteUsage, Phase,
-    PriceBook, Prices, Target, TargetId, TargetMetrics, TargetSpec, Usage, epoch_minute,
-};
+use chrono::{DateTime, Duration, Utc};
+use dowguard_domain::{Budget, BudgetId, Change, GuardSettings, Intent, Limits, Phase, Prices, TargetId};
 use dowguard_guard::memory::{MemoryCloud, MemoryStore, restore_point_kept};
 use dowguard_guard::ports::{BudgetStore, StateStore};
 use dowguard_guard::{FailureKind, Guard, Outcome, PassReport};
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).single().unwrap()
-}
-
-fn prices() -> Prices {
-    PriceBook::bundled()
-        .and_then(|b| b.prices("us-east-1", false))
-        .unwrap()
-}
-
-fn checkout() -> Target {
-    Target {
-        id: TargetId::parse("function:checkout").unwrap(),
-        spec: TargetSpec::Function {
-            memory_mb: 512,
-            arch: Arch::X86_64,
-            async_invoked: false,
-        },
-        tags: BTreeMap::new(),
-        limits: Limits::Function {
-            reserved_concurrency: Some(500),
-            async_config: None,
-        },
-    }
-}
+use support::{checkout, prices, t0, traffic};
 
 fn budget(mode: &str) -> Budget {
-    Budget::parse(BudgetSpec {
-        id: "checkout-daily".into(),
-        scope: "function:checkout".into(),
-        period: "day".into(),
-        amount: "240".into(),
-        thresholds: vec![],
-        mode: mode.into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })
-    .unwrap()
-}
-
-/// An hour of `per_minute` requests of 100 ms ending just before `now`.
-fn traffic(now: DateTime<Utc>, per_minute: u64) -> TargetMetrics {
-    let last = epoch_minute(now) - 1;
-    TargetMetrics {
-        minutes: (0..60)
-            .map(|k| MinuteUsage {
-                minute: last - 59 + k,
-                usage: Usage {
-                    requests: per_minute,
-                    throttled: 0,
-                    duration_ms: per_minute * 100,
-                },
-            })
-            .collect(),
-        to_date: vec![],
-    }
+    support::budget("checkout-daily", "function:checkout", "240", mode)
 }
 
 const FLOOD: u64 = 20_000_000;

@@ -1,0 +1,138 @@
+//! Fixtures shared by the guard's tests: a time, prices, targets, budgets and
+//! one-minute traffic.
+
+#![allow(dead_code, reason = "each test binary uses its own subset")]
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use dowguard_domain::{
+    Arch, AsyncConfig, Budget, BudgetSpec, Floors, Limits, MinuteUsage, PriceBook, Prices, Quota,
+    QuotaPeriod, Target, TargetId, TargetMetrics, TargetSpec, Throttle, Usage, epoch_minute,
+};
+use rust_decimal::Decimal;
+
+/// The start of every test's timeline.
+pub(crate) fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).single().unwrap()
+}
+
+/// us-east-1 prices, free tier off.
+pub(crate) fn prices() -> Prices {
+    PriceBook::bundled()
+        .and_then(|b| b.prices("us-east-1", false))
+        .unwrap()
+}
+
+/// `function:checkout`: 512 MB x86, reserved concurrency 500.
+pub(crate) fn checkout() -> Target {
+    Target {
+        id: TargetId::parse("function:checkout").unwrap(),
+        spec: TargetSpec::Function {
+            memory_mb: 512,
+            arch: Arch::X86_64,
+            async_invoked: false,
+        },
+        tags: BTreeMap::new(),
+        limits: Limits::Function {
+            reserved_concurrency: Some(500),
+            async_config: None,
+        },
+    }
+}
+
+/// `function:thumbnails`: invoked asynchronously, no reservation, a 2-hour
+/// maximum event age.
+pub(crate) fn thumbnails() -> Target {
+    Target {
+        id: TargetId::parse("function:thumbnails").unwrap(),
+        spec: TargetSpec::Function {
+            memory_mb: 1024,
+            arch: Arch::Arm64,
+            async_invoked: true,
+        },
+        tags: BTreeMap::new(),
+        limits: Limits::Function {
+            reserved_concurrency: None,
+            async_config: Some(AsyncConfig {
+                max_event_age_s: Some(7_200),
+                max_retry_attempts: Some(2),
+            }),
+        },
+    }
+}
+
+/// `rest-stage:shop/prod` with a 2,000 rps / 4,000 burst stage throttle.
+pub(crate) fn shop() -> Target {
+    Target {
+        id: TargetId::parse("rest-stage:shop/prod").unwrap(),
+        spec: TargetSpec::RestStage,
+        tags: BTreeMap::new(),
+        limits: Limits::Stage {
+            throttle: Some(Throttle {
+                rate_limit: Decimal::from(2_000),
+                burst_limit: 4_000,
+            }),
+        },
+    }
+}
+
+/// `usage-plan:partners` with a throttle and a monthly quota.
+pub(crate) fn partners() -> Target {
+    Target {
+        id: TargetId::parse("usage-plan:partners").unwrap(),
+        spec: TargetSpec::UsagePlan,
+        tags: BTreeMap::new(),
+        limits: Limits::UsagePlan {
+            throttle: Some(Throttle {
+                rate_limit: Decimal::new(5005, 1),
+                burst_limit: 1_000,
+            }),
+            quota: Some(Quota {
+                limit: 10_000_000,
+                period: QuotaPeriod::Month,
+                offset: 0,
+            }),
+        },
+    }
+}
+
+/// A day budget of `amount` dollars on `scope`, default thresholds.
+pub(crate) fn budget(id: &str, scope: &str, amount: &str, mode: &str) -> Budget {
+    Budget::parse(BudgetSpec {
+        id: id.into(),
+        scope: scope.into(),
+        period: "day".into(),
+        amount: amount.into(),
+        thresholds: vec![],
+        mode: mode.into(),
+        owner: "finance@example.com".into(),
+        topic: None,
+        floors: Floors::default(),
+        protected: false,
+    })
+    .unwrap()
+}
+
+/// An hour of `per_minute` requests of `ms` milliseconds each, ending just before `now`.
+pub(crate) fn traffic_of(now: DateTime<Utc>, per_minute: u64, ms: u64) -> TargetMetrics {
+    let last = epoch_minute(now) - 1;
+    TargetMetrics {
+        minutes: (0..60)
+            .map(|k| MinuteUsage {
+                minute: last - 59 + k,
+                usage: Usage {
+                    requests: per_minute,
+                    throttled: 0,
+                    duration_ms: per_minute * ms,
+                },
+            })
+            .collect(),
+        to_date: vec![],
+    }
+}
+
+/// An hour of `per_minute` requests of 100 ms ending just before `now`.
+pub(crate) fn traffic(now: DateTime<Utc>, per_minute: u64) -> TargetMetrics {
+    traffic_of(now, per_minute, 100)
+}
