@@ -5,15 +5,18 @@
 //! | module | service | ports |
 //! |---|---|---|
 //! | [`cloudwatch`] | CloudWatch `GetMetricData` | metrics source, guard-cost model |
+//! | [`alarms`] | CloudWatch alarms | one alarm per guarded target, kept in step with the budgets |
 //! | [`dynamodb`] | DynamoDB | budget store, state store, audit log |
 //! | [`lambda`] | Lambda | concurrency and async-config control, function discovery |
 //! | [`apigateway`] | API Gateway (REST) | stage throttles, usage plans, discovery |
 //! | [`apigatewayv2`] | API Gateway (HTTP APIs) | stage throttles, discovery |
 //! | [`sns`] | SNS | notifier |
 //! | [`account`] | all of the above | one account seen through every port |
+//! | [`permissions`] | IAM | the actions behind every call above, for the roles |
 //! | [`stack`] | all of the above | every adapter built from one SDK configuration |
 
 pub mod account;
+pub mod alarms;
 pub mod apigateway;
 pub mod apigatewayv2;
 pub mod cloudwatch;
@@ -21,6 +24,7 @@ pub mod dynamodb;
 pub mod error;
 pub mod lambda;
 pub mod pace;
+pub mod permissions;
 pub mod sns;
 pub mod stack;
 

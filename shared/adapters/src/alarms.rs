@@ -1,0 +1,224 @@
+//! Amazon CloudWatch alarms: the one alarm per guarded target that lets the alarm
+//! responder act within a minute of a surge. `DescribeAlarms` lists the alarms
+//! under dowguard's name prefix, `PutMetricAlarm` creates or updates one,
+//! `DeleteAlarms` removes those whose targets no budget covers any more. What to
+//! change is decided by [`dowguard_domain::plan_alarms`]; this module only asks and
+//! applies.
+
+use aws_sdk_cloudwatch::Client;
+use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Statistic};
+use chrono::{DateTime, Utc};
+use dowguard_domain::{AlarmPlan, Budget, DesiredAlarm, ExistingAlarm, Prices, desired_alarms, plan_alarms};
+use dowguard_guard::PortResult;
+
+use crate::account::AwsAccount;
+use crate::cloudwatch::{Field, MetricKey, metrics_of};
+use crate::error::{invalid, port_error};
+
+/// Most alarm names `DeleteAlarms` takes in one call.
+pub const MAX_DELETE_PER_CALL: usize = 100;
+
+/// The alarm period: one minute, the resolution of the metrics it watches.
+pub const ALARM_PERIOD_SECONDS: i32 = 60;
+
+/// dowguard's alarms in one account and region.
+#[derive(Debug, Clone)]
+pub struct CloudWatchAlarms {
+    client: Client,
+    prefix: String,
+}
+
+/// What one alarm sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlarmSyncReport {
+    /// Alarms created or updated.
+    pub put: Vec<String>,
+    /// Alarms deleted.
+    pub deleted: Vec<String>,
+    /// Alarms already in step with their budgets.
+    pub unchanged: usize,
+}
+
+impl CloudWatchAlarms {
+    /// Alarms named `prefix…` through `client`.
+    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+        CloudWatchAlarms {
+            client,
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The name prefix dowguard owns.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Every metric alarm under the prefix, with its threshold.
+    pub async fn list(&self) -> PortResult<Vec<ExistingAlarm>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .describe_alarms()
+                .alarm_name_prefix(&self.prefix)
+                .alarm_types(AlarmType::MetricAlarm)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| port_error("DescribeAlarms", &self.prefix, e))?;
+            for alarm in page.metric_alarms() {
+                let Some(name) = alarm.alarm_name() else {
+                    continue;
+                };
+                let threshold = alarm.threshold().unwrap_or_default();
+                out.push(ExistingAlarm {
+                    name: name.to_string(),
+                    requests_per_minute: whole(threshold),
+                });
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Creates or updates `alarm` on `metric`: the metric's one-minute sum above
+    /// the threshold in one period fires it; missing data does not.
+    pub async fn put(&self, alarm: &DesiredAlarm, metric: &MetricKey) -> PortResult<()> {
+        let dimensions = metric
+            .dimensions
+            .iter()
+            .map(|(name, value)| Dimension::builder().name(*name).value(value).build())
+            .collect::<Vec<_>>();
+        self.client
+            .put_metric_alarm()
+            .alarm_name(&alarm.name)
+            .alarm_description(format!(
+                "Managed by dowguard from budget {}: more than {} requests a minute on {} burn it faster than its first throttle level. Edits are overwritten.",
+                alarm.budget, alarm.requests_per_minute, alarm.target
+            ))
+            .namespace(metric.namespace)
+            .metric_name(metric.name)
+            .set_dimensions(Some(dimensions))
+            .statistic(Statistic::Sum)
+            .period(ALARM_PERIOD_SECONDS)
+            .evaluation_periods(1)
+            .datapoints_to_alarm(1)
+            .threshold(count_as_threshold(alarm.requests_per_minute))
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .treat_missing_data("notBreaching")
+            .actions_enabled(false)
+            .send()
+            .await
+            .map_err(|e| port_error("PutMetricAlarm", &alarm.name, e))?;
+        Ok(())
+    }
+
+    /// Deletes the alarms named, in calls of at most [`MAX_DELETE_PER_CALL`].
+    /// Names outside the prefix are refused, never sent.
+    pub async fn delete(&self, names: &[String]) -> PortResult<()> {
+        if let Some(foreign) = names.iter().find(|n| !n.starts_with(&self.prefix)) {
+            return Err(invalid(
+                "DeleteAlarms",
+                foreign.as_str(),
+                "not one of dowguard's alarms: refusing to delete it",
+            ));
+        }
+        for chunk in names.chunks(MAX_DELETE_PER_CALL) {
+            self.client
+                .delete_alarms()
+                .set_alarm_names(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| port_error("DeleteAlarms", &self.prefix, e))?;
+        }
+        Ok(())
+    }
+
+    /// Brings the alarms in step with `budgets`: discovers the account's targets,
+    /// derives the alarms that should exist, and puts or deletes the difference.
+    pub async fn sync(
+        &self,
+        account: &AwsAccount,
+        budgets: &[Budget],
+        prices: &Prices,
+        now: DateTime<Utc>,
+        avg_duration_ms: u64,
+    ) -> PortResult<AlarmSyncReport> {
+        let mut targets = account.lambda.discover_functions().await?;
+        let (rest, catalog) = account.rest.discover().await?;
+        targets.extend(rest);
+        targets.extend(account.http.discover().await?);
+        let desired = desired_alarms(&self.prefix, budgets, &targets, prices, now, avg_duration_ms);
+        let existing = self.list().await?;
+        let AlarmPlan {
+            put,
+            delete,
+            unchanged,
+        } = plan_alarms(&self.prefix, &desired, &existing);
+        let mut report = AlarmSyncReport {
+            unchanged,
+            ..AlarmSyncReport::default()
+        };
+        for alarm in &put {
+            let Some(target) = targets.iter().find(|t| t.id == alarm.target) else {
+                continue;
+            };
+            let Some((metric, _)) = metrics_of(target, &catalog, false)
+                .into_iter()
+                .find(|(_, field)| *field == Field::Requests)
+            else {
+                continue;
+            };
+            self.put(alarm, &metric).await?;
+            report.put.push(alarm.name.clone());
+        }
+        self.delete(&delete).await?;
+        report.deleted = delete;
+        Ok(report)
+    }
+}
+
+/// A request count as CloudWatch's threshold (a double). Counts up to 2^53 are
+/// exact; larger ones are beyond any real alarm.
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "request counts below 2^53 convert exactly"
+)]
+fn count_as_threshold(count: u64) -> f64 {
+    count as f64
+}
+
+/// A threshold read back as whole requests (rounded down; negative or NaN as 0).
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "clamped to the u64 range first"
+)]
+fn whole(threshold: f64) -> u64 {
+    if threshold.is_nan() || threshold <= 0.0 {
+        0
+    } else if threshold >= 18_446_744_073_709_549_568.0 {
+        u64::MAX
+    } else {
+        threshold.floor() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_round_trip_as_whole_requests() {
+        for n in [0, 1, 39_682, 78_124, 1 << 40] {
+            assert_eq!(whole(count_as_threshold(n)), n);
+        }
+        assert_eq!(whole(-3.0), 0);
+        assert_eq!(whole(f64::NAN), 0);
+        assert_eq!(whole(12.9), 12);
+        assert_eq!(whole(f64::INFINITY), u64::MAX);
+    }
+}

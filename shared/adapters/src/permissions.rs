@@ -1,0 +1,184 @@
+//! The IAM actions behind every AWS call the adapters make, grouped by the
+//! capability that makes them. The SAM template's roles are checked against
+//! these groups (see `dowguard_runtime::roles`), and a test here reads the adapter
+//! sources so that a new SDK call without an IAM action in [`OPERATIONS`] fails the
+//! build.
+
+/// Every SDK operation the adapters call, as `(service, operation, IAM actions)`.
+/// `TransactWriteItems` is authorised per item, so it lists the item actions.
+pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
+    ("lambda", "list_functions", &["lambda:ListFunctions"]),
+    ("lambda", "list_tags", &["lambda:ListTags"]),
+    (
+        "lambda",
+        "get_function_concurrency",
+        &["lambda:GetFunctionConcurrency"],
+    ),
+    (
+        "lambda",
+        "get_function_event_invoke_config",
+        &["lambda:GetFunctionEventInvokeConfig"],
+    ),
+    ("lambda", "get_account_settings", &["lambda:GetAccountSettings"]),
+    (
+        "lambda",
+        "put_function_concurrency",
+        &["lambda:PutFunctionConcurrency"],
+    ),
+    (
+        "lambda",
+        "delete_function_concurrency",
+        &["lambda:DeleteFunctionConcurrency"],
+    ),
+    (
+        "lambda",
+        "put_function_event_invoke_config",
+        &["lambda:PutFunctionEventInvokeConfig"],
+    ),
+    (
+        "lambda",
+        "update_function_event_invoke_config",
+        &["lambda:UpdateFunctionEventInvokeConfig"],
+    ),
+    (
+        "lambda",
+        "delete_function_event_invoke_config",
+        &["lambda:DeleteFunctionEventInvokeConfig"],
+    ),
+    ("apigateway", "get_rest_apis", &["apigateway:GET"]),
+    ("apigateway", "get_stages", &["apigateway:GET"]),
+    ("apigateway", "get_usage_plans", &["apigateway:GET"]),
+    ("apigateway", "get_resources", &["apigateway:GET"]),
+    ("apigateway", "update_stage", &["apigateway:PATCH"]),
+    ("apigateway", "update_usage_plan", &["apigateway:PATCH"]),
+    ("apigatewayv2", "get_apis", &["apigateway:GET"]),
+    ("apigatewayv2", "get_stages", &["apigateway:GET"]),
+    ("apigatewayv2", "get_stage", &["apigateway:GET"]),
+    ("apigatewayv2", "get_routes", &["apigateway:GET"]),
+    ("apigatewayv2", "update_stage", &["apigateway:PATCH"]),
+    ("cloudwatch", "get_metric_data", &["cloudwatch:GetMetricData"]),
+    ("alarms", "describe_alarms", &["cloudwatch:DescribeAlarms"]),
+    ("alarms", "put_metric_alarm", &["cloudwatch:PutMetricAlarm"]),
+    ("alarms", "delete_alarms", &["cloudwatch:DeleteAlarms"]),
+    ("dynamodb", "query", &["dynamodb:Query"]),
+    ("dynamodb", "get_item", &["dynamodb:GetItem"]),
+    ("dynamodb", "put_item", &["dynamodb:PutItem"]),
+    ("dynamodb", "batch_write_item", &["dynamodb:BatchWriteItem"]),
+    (
+        "dynamodb",
+        "transact_write_items",
+        &["dynamodb:PutItem", "dynamodb:DeleteItem"],
+    ),
+    ("dynamodb", "create_table", &["dynamodb:CreateTable"]),
+    ("dynamodb", "update_time_to_live", &["dynamodb:UpdateTimeToLive"]),
+    ("sns", "publish", &["sns:Publish"]),
+];
+
+/// Discovery of every target with its tags and current limits
+/// (`AwsAccount::discover`): functions, REST stages and usage plans, HTTP stages.
+pub const DISCOVERY: &[&str] = &[
+    "lambda:ListFunctions",
+    "lambda:ListTags",
+    "lambda:GetFunctionConcurrency",
+    "lambda:GetFunctionEventInvokeConfig",
+    "apigateway:GET",
+];
+
+/// Invocation metrics (`GetMetricData`).
+pub const METRICS: &[&str] = &["cloudwatch:GetMetricData"];
+
+/// The account's concurrency figures (`GetAccountSettings`).
+pub const ACCOUNT_CONCURRENCY: &[&str] = &["lambda:GetAccountSettings"];
+
+/// What one evaluation pass needs of the guard's table: budgets and states read
+/// (`Query`), states written (`PutItem`), audit records appended (`BatchWriteItem`).
+pub const GUARD_TABLE: &[&str] = &["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"];
+
+/// Alarm sync ([`crate::alarms::CloudWatchAlarms::sync`]).
+pub const ALARM_SYNC: &[&str] = &[
+    "cloudwatch:DescribeAlarms",
+    "cloudwatch:PutMetricAlarm",
+    "cloudwatch:DeleteAlarms",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SOURCES: &[(&str, &str)] = &[
+        ("lambda", include_str!("lambda.rs")),
+        ("apigateway", include_str!("apigateway.rs")),
+        ("apigatewayv2", include_str!("apigatewayv2.rs")),
+        ("cloudwatch", include_str!("cloudwatch.rs")),
+        ("alarms", include_str!("alarms.rs")),
+        ("dynamodb", include_str!("dynamodb.rs")),
+        ("sns", include_str!("sns.rs")),
+    ];
+
+    /// `client.op()` or `client` then `.op()` on the next line.
+    fn calls(source: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let lines: Vec<&str> = source.lines().map(str::trim).collect();
+        for pair in lines.windows(2) {
+            if pair[0].ends_with("client")
+                && let Some(op) = pair[1].strip_prefix('.').and_then(|r| r.strip_suffix("()"))
+                && op.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                out.push(op.to_string());
+            }
+        }
+        for line in &lines {
+            if let Some((_, rest)) = line.split_once("client.") {
+                let op: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect();
+                if rest[op.len()..].starts_with("()") && !op.is_empty() {
+                    out.push(op);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_sdk_call_of_the_adapters_has_its_iam_actions_listed() {
+        let mut seen = 0;
+        for (service, source) in SOURCES {
+            for op in calls(source) {
+                seen += 1;
+                assert!(
+                    OPERATIONS.iter().any(|(s, o, _)| s == service && *o == op),
+                    "{service}: the SDK call `{op}` has no IAM action in permissions::OPERATIONS; \
+                     add it, and to the role(s) that make it"
+                );
+            }
+        }
+        assert!(
+            seen >= 20,
+            "the scan found only {seen} calls: the pattern is broken"
+        );
+    }
+
+    #[test]
+    fn every_group_action_belongs_to_a_listed_operation() {
+        for action in DISCOVERY
+            .iter()
+            .chain(METRICS)
+            .chain(ACCOUNT_CONCURRENCY)
+            .chain(GUARD_TABLE)
+            .chain(ALARM_SYNC)
+        {
+            assert!(
+                OPERATIONS.iter().any(|(_, _, a)| a.contains(action)),
+                "{action} is granted but no adapter call needs it"
+            );
+        }
+    }
+
+    #[test]
+    fn the_scan_sees_calls_written_either_way() {
+        let src = "self.client.publish().send()\n  .client\n  .get_item()\n let x = client\n .query()\n";
+        assert_eq!(calls(src), vec!["get_item", "query", "publish"]);
+    }
+}
