@@ -43,6 +43,24 @@ pub enum MoneyError {
     TooLarge(String),
 }
 
+/// Thousands separators (`,` or `_`) may only stand between groups of three digits
+/// of the whole part: `1,200.50` is an amount, `1,2` (a decimal comma?) is refused
+/// rather than read as 12.
+fn separators_group_thousands(body: &str) -> bool {
+    let whole = body.split('.').next().unwrap_or_default();
+    let fraction = &body[whole.len()..];
+    if fraction.contains([',', '_']) {
+        return false;
+    }
+    let digits = whole.strip_prefix('-').unwrap_or(whole);
+    let mut groups = digits.split([',', '_']);
+    let first = groups.next().unwrap_or_default();
+    if !digits.contains([',', '_']) {
+        return true;
+    }
+    (1..=3).contains(&first.len()) && groups.all(|g| g.len() == 3)
+}
+
 impl Money {
     /// Zero dollars.
     pub const ZERO: Money = Money(0);
@@ -94,6 +112,9 @@ impl Money {
             .unwrap_or(trimmed)
             .trim();
         let body = body.strip_prefix('$').unwrap_or(body);
+        if !separators_group_thousands(body) {
+            return Err(MoneyError::NotANumber(text.to_string()));
+        }
         let cleaned: String = body.chars().filter(|c| *c != ',' && *c != '_').collect();
         if cleaned.is_empty() {
             return Err(MoneyError::NotANumber(text.to_string()));
@@ -248,6 +269,8 @@ mod tests {
             ("12.5", Money::from_cents(1250)),
             ("$12.50", Money::from_cents(1250)),
             ("1,200", Money::from_dollars(1200)),
+            ("$1,234,567.89", Money::from_cents(123_456_789)),
+            ("10_000", Money::from_dollars(10_000)),
             (" USD 3 ", Money::from_dollars(3)),
             ("0.0000002", Money::from_picos(200_000)),
         ];
@@ -258,7 +281,9 @@ mod tests {
 
     #[test]
     fn refuses_text_that_is_not_money() {
-        for text in ["", "$", "twelve", "1.2.3", "NaN"] {
+        for text in [
+            "", "$", "twelve", "1.2.3", "NaN", "1,2", "12,50", "1,0000", ",100", "1.2,5", "1__000",
+        ] {
             assert!(
                 matches!(Money::parse(text), Err(MoneyError::NotANumber(_))),
                 "{text}"
