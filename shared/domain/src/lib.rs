@@ -10,9 +10,11 @@ pub mod action;
 pub mod alarm;
 pub mod budget;
 pub mod decide;
+pub mod exposure;
 pub mod guard_cost;
 pub mod money;
 pub mod pricebook;
+pub mod release;
 pub mod state;
 pub mod target;
 pub mod usage;
@@ -28,6 +30,7 @@ pub use decide::{AccountConcurrency, BudgetReport, Decision, GuardSettings, Inpu
 pub use guard_cost::{GuardCost, MetricsPlan};
 pub use money::{Money, MoneyError};
 pub use pricebook::{PriceBook, PriceBookError, Prices, Product};
+pub use release::{Release, ReleaseOutcome, release};
 pub use state::{GuardState, Level, Phase, RestorePoint};
 pub use target::{
     ApiId, Arch, AsyncConfig, FunctionName, IdError, Limits, Quota, QuotaPeriod, StageName, Target, TargetId,

@@ -1,0 +1,699 @@
+//! Denial-of-Wallet exposure: what each entry point of an account could cost an
+//! hour in the worst case, what makes it exposed, and the limits dowguard would set.
+//!
+//! The worst case is what the limits in place allow, priced by the price book at
+//! list price (first tier, no free tier):
+//!
+//! - a function: its maximum concurrency (the reservation, else the account's
+//!   concurrency limit) × its memory × one hour × the GB-second price;
+//! - an API stage: its maximum request rate (the stage throttle, else the account's
+//!   default of 10,000 requests a second) × one hour × the request price;
+//! - a usage plan: its throttle (per API key) × one hour × the REST request price.
+//!
+//! The recommendation caps that worst case at the covering budget's top burn-rate
+//! threshold (the guard's fast lane): a flood can then never burn faster than the
+//! rate at which the guard would already be stopping it. With no budget, a stated
+//! default budget is used. Pure: the scan that gathers the facts is the CLI's.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::budget::{Budget, BudgetId, BurnRate, Floors, Period, Scope, Thresholds};
+use crate::money::Money;
+use crate::pricebook::{Prices, Product, UnitPrice};
+use crate::target::{Arch, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle};
+
+/// API Gateway's default account-level throttle per region (requests a second):
+/// what an API stage without its own throttle is held to.
+pub const ACCOUNT_STAGE_RATE: u64 = 10_000;
+/// Function timeouts above this many seconds are reported (API Gateway itself
+/// gives up on an integration after 29 s).
+pub const LONG_TIMEOUT_S: u32 = 30;
+/// Function memory above this many MB is reported.
+pub const LARGE_MEMORY_MB: u32 = 2_048;
+/// The default budget used for recommendations when no budget covers a target.
+pub const DEFAULT_BUDGET_DOLLARS: i64 = 100;
+
+/// What the scan found out about one entry point.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryPoint {
+    /// The target, with its current limits and tags.
+    pub target: Target,
+    /// A function's timeout in seconds.
+    pub timeout_s: Option<u32>,
+    /// Methods or routes (`GET /orders`) callable without authorization or API key.
+    pub open_methods: Vec<String>,
+    /// Usage plans that cover a REST stage: their throttle and quota.
+    pub plans: Vec<(Option<Throttle>, Option<Quota>)>,
+}
+
+/// One reason an entry point is exposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "finding", rename_all = "kebab-case")]
+pub enum Finding {
+    /// A function without reserved concurrency scales to the account's limit.
+    NoReservedConcurrency,
+    /// A stage without its own throttle is held only by the account's default.
+    NoStageThrottle,
+    /// A REST stage that no usage plan covers.
+    NoUsagePlan,
+    /// A usage plan (or every plan of a stage) without a quota.
+    NoQuota,
+    /// A usage plan without a throttle.
+    NoPlanThrottle,
+    /// Methods or routes anyone can call: no authorization and no API key.
+    OpenMethods {
+        /// The methods, e.g. `GET /`.
+        methods: Vec<String>,
+    },
+    /// A long function timeout: each request can run (and bill) that long.
+    LongTimeout {
+        /// Seconds.
+        seconds: u32,
+    },
+    /// Large function memory: each second costs more.
+    LargeMemory {
+        /// MB.
+        mb: u32,
+    },
+}
+
+impl Finding {
+    /// One line for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Finding::NoReservedConcurrency => "no reserved concurrency".into(),
+            Finding::NoStageThrottle => "no stage throttle".into(),
+            Finding::NoUsagePlan => "no usage plan".into(),
+            Finding::NoQuota => "no quota".into(),
+            Finding::NoPlanThrottle => "no plan throttle".into(),
+            Finding::OpenMethods { methods } => {
+                format!("no authorization or API key: {}", methods.join(", "))
+            }
+            Finding::LongTimeout { seconds } => format!("timeout {seconds} s"),
+            Finding::LargeMemory { mb } => format!("memory {mb} MB"),
+        }
+    }
+}
+
+/// Where the worst case's capacity comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bound {
+    /// The target's own limit.
+    OwnLimit,
+    /// The account's limit (nothing of the target's own holds it).
+    AccountLimit,
+}
+
+/// The budget a recommendation is derived from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Basis {
+    /// The budget, or `None` for the default.
+    pub budget: Option<BudgetId>,
+    /// The target's share of it.
+    pub amount: Money,
+    /// Its period.
+    pub period: Period,
+    /// The burn rate the worst case is capped at (the top threshold).
+    pub cap: BurnRate,
+}
+
+/// One entry point's exposure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exposure {
+    /// The target.
+    pub target: TargetId,
+    /// Its kind.
+    pub kind: TargetKind,
+    /// Why it is exposed (empty: nothing to report).
+    pub findings: Vec<Finding>,
+    /// Maximum concurrency (functions) or requests a second (stages, plans).
+    pub capacity: u64,
+    /// Where the capacity comes from.
+    pub bound: Bound,
+    /// Worst-case cost of one hour at that capacity.
+    pub worst_per_hour: Money,
+    /// The limits dowguard would set.
+    pub recommended: Limits,
+    /// The worst case of one hour under the recommended limits.
+    pub recommended_per_hour: Money,
+    /// What the recommendation is derived from.
+    pub basis: Basis,
+}
+
+/// Everything the ranking needs besides the entry points.
+#[derive(Debug, Clone, Copy)]
+pub struct ExposureContext<'a> {
+    /// Budgets (recommendations derive from the one covering a target).
+    pub budgets: &'a [Budget],
+    /// Prices of the region.
+    pub prices: &'a Prices,
+    /// Now, for the length of a month.
+    pub now: DateTime<Utc>,
+    /// The account's concurrent-executions limit.
+    pub account_concurrency: u32,
+    /// The budget assumed where none covers a target (a day's worth).
+    pub default_budget: Money,
+}
+
+fn hour_of_function(prices: &Prices, memory_mb: u32, arch: Arch, concurrency: u64) -> Money {
+    let product = match arch {
+        Arch::X86_64 => Product::LambdaDurationX86,
+        Arch::Arm64 => Product::LambdaDurationArm,
+    };
+    let mb_ms = u128::from(concurrency) * u128::from(memory_mb) * 3_600_000;
+    prices.schedule(product).list_price().cost(mb_ms)
+}
+
+fn request_price(prices: &Prices, kind: TargetKind) -> UnitPrice {
+    let product = match kind {
+        TargetKind::HttpStage => Product::HttpRequests,
+        TargetKind::Function => Product::LambdaRequests,
+        TargetKind::RestStage | TargetKind::UsagePlan => Product::RestRequests,
+    };
+    prices.schedule(product).list_price()
+}
+
+fn hour_of_requests(price: UnitPrice, rate: u64) -> Money {
+    price.cost(u128::from(rate) * 3_600)
+}
+
+fn whole_rate(throttle: &Throttle) -> u64 {
+    throttle.rate_limit.floor().try_into().unwrap_or(u64::MAX)
+}
+
+/// Whether a stage throttle is really one: the account-level default written back
+/// on an HTTP stage is none.
+fn own_throttle(throttle: Option<Throttle>) -> Option<Throttle> {
+    throttle.filter(|t| whole_rate(t) < ACCOUNT_STAGE_RATE)
+}
+
+/// The budget covering `target`, and the target's share of it: a budget on the
+/// target itself first, then a tag budget, then the account's; a group budget is
+/// shared evenly among its members.
+fn covering<'a>(target: &Target, budgets: &'a [Budget], all: &[EntryPoint]) -> Option<(&'a Budget, Money)> {
+    let counts_in_groups = target.id.kind() != TargetKind::UsagePlan;
+    let members = |scope: &Scope| -> i128 {
+        let n = all
+            .iter()
+            .filter(|e| {
+                e.target.id.kind() != TargetKind::UsagePlan
+                    && match scope {
+                        Scope::Tag { key, value } => e.target.tags.get(key) == Some(value),
+                        Scope::Account => true,
+                        Scope::Target(id) => *id == e.target.id,
+                    }
+            })
+            .count();
+        i128::try_from(n.max(1)).unwrap_or(1)
+    };
+    let direct = budgets
+        .iter()
+        .find(|b| matches!(&b.scope, Scope::Target(id) if *id == target.id));
+    if let Some(b) = direct {
+        return Some((b, b.amount));
+    }
+    if !counts_in_groups {
+        return None;
+    }
+    let group = budgets
+        .iter()
+        .find(|b| matches!(&b.scope, Scope::Tag { key, value } if target.tags.get(key) == Some(value)))
+        .or_else(|| budgets.iter().find(|b| b.scope == Scope::Account))?;
+    let share = group
+        .amount
+        .mul_div(1, members(&group.scope))
+        .unwrap_or(Money::ZERO);
+    Some((group, share))
+}
+
+/// Ranks `entries` by worst-case cost an hour, most expensive first (ties by id).
+pub fn rank(entries: &[EntryPoint], ctx: &ExposureContext<'_>) -> Vec<Exposure> {
+    let mut out: Vec<Exposure> = entries.iter().map(|e| assess(e, entries, ctx)).collect();
+    out.sort_by(|a, b| {
+        b.worst_per_hour
+            .cmp(&a.worst_per_hour)
+            .then_with(|| a.target.cmp(&b.target))
+    });
+    out
+}
+
+/// The total worst case of the ranked entry points that are not usage plans (a
+/// plan's requests are its stages' requests, already counted).
+pub fn total_per_hour(exposures: &[Exposure]) -> Money {
+    exposures
+        .iter()
+        .filter(|e| e.kind != TargetKind::UsagePlan)
+        .map(|e| e.worst_per_hour)
+        .sum()
+}
+
+fn assess(entry: &EntryPoint, all: &[EntryPoint], ctx: &ExposureContext<'_>) -> Exposure {
+    let target = &entry.target;
+    let kind = target.id.kind();
+    let (basis, floors) = match covering(target, ctx.budgets, all) {
+        Some((b, share)) => (
+            Basis {
+                budget: Some(b.id.clone()),
+                amount: share,
+                period: b.period,
+                cap: top(&b.thresholds),
+            },
+            b.floors,
+        ),
+        None => (
+            Basis {
+                budget: None,
+                amount: ctx.default_budget,
+                period: Period::Day,
+                cap: top(&Thresholds::default_ladder()),
+            },
+            Floors::default(),
+        ),
+    };
+    let (start, end) = basis.period.bounds(ctx.now);
+    let period_s = i128::from((end - start).num_seconds().max(1));
+    let cap_per_hour = basis
+        .amount
+        .mul_div(i128::from(basis.cap.0) * 3_600, period_s * 1_000_000)
+        .unwrap_or(Money::ZERO);
+
+    let mut findings = Vec::new();
+    let (capacity, bound, worst, recommended, recommended_per_hour) = match (&target.spec, &target.limits) {
+        (
+            TargetSpec::Function { memory_mb, arch, .. },
+            Limits::Function {
+                reserved_concurrency,
+                async_config,
+            },
+        ) => {
+            if reserved_concurrency.is_none() {
+                findings.push(Finding::NoReservedConcurrency);
+            }
+            if let Some(t) = entry.timeout_s.filter(|t| *t > LONG_TIMEOUT_S) {
+                findings.push(Finding::LongTimeout { seconds: t });
+            }
+            if *memory_mb > LARGE_MEMORY_MB {
+                findings.push(Finding::LargeMemory { mb: *memory_mb });
+            }
+            let (capacity, bound) = match reserved_concurrency {
+                Some(n) => (u64::from(*n), Bound::OwnLimit),
+                None => (u64::from(ctx.account_concurrency), Bound::AccountLimit),
+            };
+            let worst = hour_of_function(ctx.prices, *memory_mb, *arch, capacity);
+            let one = hour_of_function(ctx.prices, *memory_mb, *arch, 1);
+            let affordable = if one.is_positive() {
+                u64::try_from(cap_per_hour.picos() / one.picos()).unwrap_or(u64::MAX)
+            } else {
+                u64::MAX
+            };
+            let concurrency = affordable
+                .max(1)
+                .max(u64::from(floors.concurrency))
+                .min(capacity)
+                .min(u64::from(u32::MAX));
+            let recommended = Limits::Function {
+                reserved_concurrency: Some(u32::try_from(concurrency).unwrap_or(u32::MAX)),
+                async_config: *async_config,
+            };
+            let per_hour = hour_of_function(ctx.prices, *memory_mb, *arch, concurrency);
+            (capacity, bound, worst, recommended, per_hour)
+        }
+        (_, Limits::Stage { throttle }) => {
+            let own = own_throttle(*throttle);
+            if own.is_none() {
+                findings.push(Finding::NoStageThrottle);
+            }
+            if kind == TargetKind::RestStage {
+                if entry.plans.is_empty() {
+                    findings.push(Finding::NoUsagePlan);
+                } else if entry.plans.iter().all(|(_, q)| q.is_none()) {
+                    findings.push(Finding::NoQuota);
+                }
+            }
+            if !entry.open_methods.is_empty() {
+                findings.push(Finding::OpenMethods {
+                    methods: entry.open_methods.clone(),
+                });
+            }
+            let (capacity, bound) = match own {
+                Some(t) => (whole_rate(&t), Bound::OwnLimit),
+                None => (ACCOUNT_STAGE_RATE, Bound::AccountLimit),
+            };
+            let price = request_price(ctx.prices, kind);
+            let rate = recommended_rate(price, cap_per_hour, floors, capacity);
+            let recommended = Limits::Stage {
+                throttle: Some(throttle_of(rate, floors, own)),
+            };
+            (
+                capacity,
+                bound,
+                hour_of_requests(price, capacity),
+                recommended,
+                hour_of_requests(price, rate),
+            )
+        }
+        (_, Limits::UsagePlan { throttle, quota }) => {
+            if throttle.is_none() {
+                findings.push(Finding::NoPlanThrottle);
+            }
+            if quota.is_none() {
+                findings.push(Finding::NoQuota);
+            }
+            let (capacity, bound) = match throttle {
+                Some(t) => (whole_rate(t), Bound::OwnLimit),
+                None => (ACCOUNT_STAGE_RATE, Bound::AccountLimit),
+            };
+            let price = request_price(ctx.prices, kind);
+            let rate = recommended_rate(price, cap_per_hour, floors, capacity);
+            let period = match basis.period {
+                Period::Day => QuotaPeriod::Day,
+                Period::Month => QuotaPeriod::Month,
+            };
+            let affordable = price.units_for(basis.amount).max(1);
+            let limit = quota
+                .filter(|q| q.period == period)
+                .map_or(affordable, |q| q.limit.min(affordable));
+            let recommended = Limits::UsagePlan {
+                throttle: Some(throttle_of(rate, floors, *throttle)),
+                quota: Some(Quota {
+                    limit,
+                    period,
+                    offset: quota.map_or(0, |q| q.offset),
+                }),
+            };
+            (
+                capacity,
+                bound,
+                hour_of_requests(price, capacity),
+                recommended,
+                hour_of_requests(price, rate),
+            )
+        }
+        (_, other) => (0, Bound::OwnLimit, Money::ZERO, other.clone(), Money::ZERO),
+    };
+    Exposure {
+        target: target.id.clone(),
+        kind,
+        findings,
+        capacity,
+        bound,
+        worst_per_hour: worst,
+        recommended,
+        recommended_per_hour,
+        basis,
+    }
+}
+
+fn top(thresholds: &Thresholds) -> BurnRate {
+    thresholds.all().last().copied().unwrap_or(BurnRate::ONE)
+}
+
+/// Requests a second that `cap_per_hour` pays for, within floors and the current capacity.
+fn recommended_rate(price: UnitPrice, cap_per_hour: Money, floors: Floors, capacity: u64) -> u64 {
+    (price.units_for(cap_per_hour) / 3_600)
+        .max(1)
+        .max(u64::from(floors.rate))
+        .min(capacity)
+}
+
+fn throttle_of(rate: u64, floors: Floors, current: Option<Throttle>) -> Throttle {
+    let burst = rate.max(u64::from(floors.burst)).min(
+        current
+            .map_or(u64::MAX, |t| u64::from(t.burst_limit))
+            .max(u64::from(floors.burst)),
+    );
+    Throttle {
+        rate_limit: Decimal::from(rate),
+        burst_limit: u32::try_from(burst).unwrap_or(u32::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::{BudgetSpec, PriceBook};
+
+    fn prices() -> Prices {
+        PriceBook::bundled()
+            .and_then(|b| b.prices("us-east-1", false))
+            .expect("prices")
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, 10, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn entry(id: &str, spec: TargetSpec, limits: Limits) -> EntryPoint {
+        EntryPoint {
+            target: Target {
+                id: TargetId::parse(id).expect("id"),
+                spec,
+                tags: BTreeMap::new(),
+                limits,
+            },
+            timeout_s: None,
+            open_methods: vec![],
+            plans: vec![],
+        }
+    }
+
+    fn function(name: &str, memory_mb: u32, reserved: Option<u32>) -> EntryPoint {
+        entry(
+            &format!("function:{name}"),
+            TargetSpec::Function {
+                memory_mb,
+                arch: Arch::X86_64,
+                async_invoked: false,
+            },
+            Limits::Function {
+                reserved_concurrency: reserved,
+                async_config: None,
+            },
+        )
+    }
+
+    fn throttle(rate: i64, burst: u32) -> Throttle {
+        Throttle {
+            rate_limit: Decimal::from(rate),
+            burst_limit: burst,
+        }
+    }
+
+    fn budget(id: &str, scope: &str, amount: &str) -> Budget {
+        Budget::parse(BudgetSpec {
+            id: id.into(),
+            scope: scope.into(),
+            period: "day".into(),
+            amount: amount.into(),
+            thresholds: vec![],
+            mode: "enforce".into(),
+            owner: "finance".into(),
+            topic: None,
+            floors: Floors::default(),
+            protected: false,
+        })
+        .expect("budget")
+    }
+
+    fn ctx<'a>(budgets: &'a [Budget], prices: &'a Prices) -> ExposureContext<'a> {
+        ExposureContext {
+            budgets,
+            prices,
+            now: now(),
+            account_concurrency: 1_000,
+            default_budget: Money::from_dollars(DEFAULT_BUDGET_DOLLARS),
+        }
+    }
+
+    #[test]
+    fn prices_the_brief_s_worst_cases_exactly() {
+        let prices = prices();
+        let entries = vec![
+            function("big", 1_024, None),
+            entry(
+                "rest-stage:abc/prod",
+                TargetSpec::RestStage,
+                Limits::Stage { throttle: None },
+            ),
+            entry(
+                "http-stage:def/$default",
+                TargetSpec::HttpStage,
+                Limits::Stage {
+                    throttle: Some(throttle(50, 100)),
+                },
+            ),
+        ];
+        let ranked = rank(&entries, &ctx(&[], &prices));
+        let worst: Vec<(String, String)> = ranked
+            .iter()
+            .map(|e| (e.target.to_string(), e.worst_per_hour.to_string()))
+            .collect();
+        // 10,000 rps × 3,600 s × $3.50 per million; 1,000 × 1 GB × 3,600 s × $0.0000166667.
+        assert_eq!(
+            worst,
+            vec![
+                ("rest-stage:abc/prod".to_string(), "$126.00".to_string()),
+                ("function:big".to_string(), "$60.00".to_string()),
+                ("http-stage:def/$default".to_string(), "$0.18".to_string()),
+            ]
+        );
+        assert_eq!(ranked[0].bound, Bound::AccountLimit);
+        assert_eq!(ranked[2].bound, Bound::OwnLimit);
+        assert_eq!(ranked[1].worst_per_hour, Money::from_picos(60_000_120_000_000));
+        assert_eq!(total_per_hour(&ranked).to_string(), "$186.18");
+    }
+
+    #[test]
+    fn reports_every_kind_of_exposure() {
+        let prices = prices();
+        let mut f = function("slow", 4_096, None);
+        f.timeout_s = Some(900);
+        let mut stage = entry(
+            "rest-stage:abc/prod",
+            TargetSpec::RestStage,
+            Limits::Stage { throttle: None },
+        );
+        stage.open_methods = vec!["GET /".into()];
+        let mut planned = entry(
+            "rest-stage:abc/beta",
+            TargetSpec::RestStage,
+            Limits::Stage {
+                throttle: Some(throttle(10, 10)),
+            },
+        );
+        planned.plans = vec![(Some(throttle(5, 5)), None)];
+        let plan = entry(
+            "usage-plan:p1",
+            TargetSpec::UsagePlan,
+            Limits::UsagePlan {
+                throttle: None,
+                quota: None,
+            },
+        );
+        let ranked = rank(&[f, stage, planned, plan], &ctx(&[], &prices));
+        let findings = |id: &str| -> Vec<Finding> {
+            ranked
+                .iter()
+                .find(|e| e.target.to_string() == id)
+                .map(|e| e.findings.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            findings("function:slow"),
+            vec![
+                Finding::NoReservedConcurrency,
+                Finding::LongTimeout { seconds: 900 },
+                Finding::LargeMemory { mb: 4_096 }
+            ]
+        );
+        assert_eq!(
+            findings("rest-stage:abc/prod"),
+            vec![
+                Finding::NoStageThrottle,
+                Finding::NoUsagePlan,
+                Finding::OpenMethods {
+                    methods: vec!["GET /".into()]
+                }
+            ]
+        );
+        assert_eq!(findings("rest-stage:abc/beta"), vec![Finding::NoQuota]);
+        assert_eq!(
+            findings("usage-plan:p1"),
+            vec![Finding::NoPlanThrottle, Finding::NoQuota]
+        );
+    }
+
+    #[test]
+    fn recommends_limits_that_cap_the_worst_case_at_the_budget_s_top_threshold() {
+        let prices = prices();
+        let entries = vec![
+            function("checkout", 512, Some(50)),
+            entry(
+                "rest-stage:abc/prod",
+                TargetSpec::RestStage,
+                Limits::Stage { throttle: None },
+            ),
+            function("other", 1_024, None),
+        ];
+        let budgets = [budget("shop", "rest-stage:abc/prod", "50")];
+        let ranked = rank(&entries, &ctx(&budgets, &prices));
+        let by = |id: &str| ranked.iter().find(|e| e.target.to_string() == id).expect(id);
+        // $50 a day at 14.4x = $30 an hour = 2,380 rps of REST requests.
+        let stage = by("rest-stage:abc/prod");
+        assert_eq!(
+            stage.basis.budget.as_ref().map(ToString::to_string),
+            Some("shop".into())
+        );
+        assert_eq!(
+            stage.recommended,
+            Limits::Stage {
+                throttle: Some(throttle(2_380, 2_380))
+            }
+        );
+        assert!(stage.recommended_per_hour <= Money::from_dollars(30));
+        // The default $100 a day at 14.4x = $60 an hour = 1,000 x 1 GB functions
+        // at most, but never above what is there now (1,000): 999 fit.
+        let other = by("function:other");
+        assert_eq!(other.basis.budget, None);
+        assert_eq!(
+            other.recommended,
+            Limits::Function {
+                reserved_concurrency: Some(999),
+                async_config: None
+            }
+        );
+        // Never looser than the limit in place.
+        let checkout = by("function:checkout");
+        assert_eq!(
+            checkout.recommended,
+            Limits::Function {
+                reserved_concurrency: Some(50),
+                async_config: None
+            }
+        );
+        assert!(checkout.findings.is_empty());
+    }
+
+    #[test]
+    fn group_budgets_are_shared_among_their_members() {
+        let prices = prices();
+        let mut a = function("a", 1_024, None);
+        a.target.tags.insert("team".into(), "shop".into());
+        let mut b = function("b", 1_024, None);
+        b.target.tags.insert("team".into(), "shop".into());
+        let budgets = [budget("team", "tag:team=shop", "200")];
+        let ranked = rank(&[a, b], &ctx(&budgets, &prices));
+        for e in &ranked {
+            assert_eq!(e.basis.amount, Money::from_dollars(100), "{}", e.target);
+            assert_eq!(
+                e.basis.budget.as_ref().map(ToString::to_string),
+                Some("team".into())
+            );
+        }
+    }
+
+    #[test]
+    fn an_http_stage_at_the_account_default_counts_as_unthrottled() {
+        let prices = prices();
+        let e = entry(
+            "http-stage:def/$default",
+            TargetSpec::HttpStage,
+            Limits::Stage {
+                throttle: Some(throttle(10_000, 5_000)),
+            },
+        );
+        let ranked = rank(&[e], &ctx(&[], &prices));
+        assert_eq!(ranked[0].findings, vec![Finding::NoStageThrottle]);
+        assert_eq!(ranked[0].bound, Bound::AccountLimit);
+        assert_eq!(ranked[0].worst_per_hour.to_string(), "$36.00");
+    }
+}

@@ -1,0 +1,466 @@
+//! Manual release: what an on-call engineer's `dowguard release` does to a target,
+//! as data. The originals come back from the restore point, and a hold keeps the
+//! guard from tightening the target again until it ends ([`crate::decide`] honours
+//! `hold_until`: a held target is capped at "watch").
+//!
+//! Pure, like the rest of the core: the shell saves the returned state first, then
+//! applies the returned actions through the same executor as the guard.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::action::{Action, Change, Intent, Reason, Rule};
+use crate::budget::{BurnRate, Mode};
+use crate::money::Money;
+use crate::state::{GuardState, Level, Phase};
+use crate::target::{Limits, Target, TargetId};
+
+/// The longest hold a release may ask for.
+pub const MAX_HOLD: Duration = Duration::days(31);
+
+/// What releasing a target comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The guard never changed this target (no restore point): nothing to restore,
+    /// nothing is written.
+    Untouched,
+    /// The target is released.
+    Released(Release),
+}
+
+/// A release: the state to save, then the actions to apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The target's state after the release: recovering, holding until `hold_until`.
+    pub state: GuardState,
+    /// The originals the target gets back (from the restore point).
+    pub originals: Limits,
+    /// The changes that put the originals back (empty when the limits already match
+    /// or when the guard only held the target in dry-run), then one notice.
+    pub actions: Vec<Action>,
+}
+
+/// Releases `target` at `now` for `hold`, on behalf of `actor`.
+///
+/// `state` is the target's stored guard state, if any. The release restores the
+/// restore point's limits from whatever the target has now, moves the state to
+/// `recovering` (the guard then returns it to `normal` once the originals are seen
+/// in place) and holds off tightening until `now + hold` (capped at [`MAX_HOLD`]).
+pub fn release(
+    target: &Target,
+    state: Option<&GuardState>,
+    now: DateTime<Utc>,
+    hold: Duration,
+    actor: &str,
+) -> ReleaseOutcome {
+    let Some(prev) = state else {
+        return ReleaseOutcome::Untouched;
+    };
+    let Some(restore_point) = prev.restore_point.as_ref() else {
+        return ReleaseOutcome::Untouched;
+    };
+    let hold = hold.clamp(Duration::zero(), MAX_HOLD);
+    let until = now + hold;
+    let originals = restore_point.limits.clone();
+    let mut next = prev.clone();
+    next.phase = Phase::Recovering;
+    next.since = now;
+    next.calm_since = None;
+    next.hold_until = Some(until);
+
+    let reason = Reason {
+        budget: None,
+        rule: Rule::Released,
+        level: Level::Normal,
+        spent: Money::ZERO,
+        amount: Money::ZERO,
+        projected: Money::ZERO,
+        burn_short: BurnRate(0),
+        burn_long: BurnRate(0),
+    };
+    // What the guard changed is put back only where it changed something: in
+    // dry-run it never did, so a drift from the originals is someone else's.
+    let apply = prev.mode == Mode::Enforce;
+    let action = |change: Change, intent: Intent| Action {
+        target: target.id.clone(),
+        change,
+        intent,
+        mode: prev.mode,
+        apply: intent == Intent::Notify || apply,
+        priority: Money::ZERO,
+        reason: reason.clone(),
+    };
+    let mut actions: Vec<Action> = restore_changes(&target.id, &target.limits, &originals)
+        .into_iter()
+        .map(|c| action(c, Intent::Restore))
+        .collect();
+    let what = if actions.is_empty() {
+        "original limits already in place"
+    } else if apply {
+        "original limits restored"
+    } else {
+        "dry-run: nothing was changed"
+    };
+    actions.push(action(
+        Change::Notify {
+            topic: None,
+            subject: format!("dowguard: {} released by {actor}", target.id),
+            message: format!(
+                "{}: released by {actor} ({what}, was {}); the guard holds off tightening until {}",
+                target.id,
+                prev.phase.name(),
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        },
+        Intent::Notify,
+    ));
+    ReleaseOutcome::Released(Release {
+        state: next,
+        originals,
+        actions,
+    })
+}
+
+/// The changes that take `target` from `from` to `to`, in restore order (reserved
+/// concurrency before the async config; a usage plan in one update).
+pub fn restore_changes(target: &TargetId, from: &Limits, to: &Limits) -> Vec<Change> {
+    let mut out = Vec::new();
+    match (target, from, to) {
+        (
+            TargetId::Function(function),
+            Limits::Function {
+                reserved_concurrency: r0,
+                async_config: a0,
+            },
+            Limits::Function {
+                reserved_concurrency: r1,
+                async_config: a1,
+            },
+        ) => {
+            if r0 != r1 {
+                out.push(Change::ReservedConcurrency {
+                    function: function.clone(),
+                    from: *r0,
+                    to: *r1,
+                });
+            }
+            if a0 != a1 {
+                out.push(Change::AsyncInvokeConfig {
+                    function: function.clone(),
+                    from: *a0,
+                    to: *a1,
+                });
+            }
+        }
+        (
+            stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
+            Limits::Stage { throttle: t0 },
+            Limits::Stage { throttle: t1 },
+        ) if t0 != t1 => out.push(Change::StageThrottle {
+            stage: stage.clone(),
+            from: *t0,
+            to: *t1,
+        }),
+        (
+            TargetId::UsagePlan(plan),
+            Limits::UsagePlan {
+                throttle: t0,
+                quota: q0,
+            },
+            Limits::UsagePlan {
+                throttle: t1,
+                quota: q1,
+            },
+        ) if t0 != t1 || q0 != q1 => out.push(Change::UsagePlanLimits {
+            plan: plan.clone(),
+            from_throttle: *t0,
+            to_throttle: *t1,
+            from_quota: *q0,
+            to_quota: *q1,
+        }),
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::collections::HashMap;
+
+    use chrono::TimeZone;
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::state::RestorePoint;
+    use crate::target::{Arch, AsyncConfig, Quota, QuotaPeriod, TargetSpec, Throttle};
+    use crate::{
+        AccountUsage, Budget, BudgetSpec, Floors, GuardSettings, Inputs, PriceBook, TargetMetrics, decide,
+    };
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn function(reserved: Option<u32>, async_config: Option<AsyncConfig>) -> Target {
+        Target {
+            id: TargetId::parse("function:checkout").expect("id"),
+            spec: TargetSpec::Function {
+                memory_mb: 512,
+                arch: Arch::X86_64,
+                async_invoked: false,
+            },
+            tags: BTreeMap::new(),
+            limits: Limits::Function {
+                reserved_concurrency: reserved,
+                async_config,
+            },
+        }
+    }
+
+    fn held(original: Limits, applied: Limits, mode: Mode) -> GuardState {
+        GuardState {
+            phase: Phase::Throttled { level: 2 },
+            restore_point: Some(RestorePoint {
+                limits: original,
+                captured_at: at(9, 0),
+            }),
+            applied: Some(applied),
+            peak_level: 2,
+            version: 7,
+            ..GuardState::new(at(9, 0), mode)
+        }
+    }
+
+    fn changes(actions: &[Action]) -> Vec<&Change> {
+        actions
+            .iter()
+            .filter(|a| a.intent == Intent::Restore)
+            .map(|a| &a.change)
+            .collect()
+    }
+
+    #[test]
+    fn restores_original_concurrency_and_async_config_and_holds() {
+        let original = Limits::Function {
+            reserved_concurrency: None,
+            async_config: None,
+        };
+        let tight_async = AsyncConfig {
+            max_event_age_s: Some(60),
+            max_retry_attempts: Some(0),
+        };
+        let target = function(Some(3), Some(tight_async));
+        let state = held(original.clone(), target.limits.clone(), Mode::Enforce);
+        let ReleaseOutcome::Released(r) =
+            release(&target, Some(&state), at(10, 0), Duration::hours(2), "cli:ana")
+        else {
+            panic!("a held target is released");
+        };
+        assert_eq!(r.state.phase, Phase::Recovering);
+        assert_eq!(r.state.hold_until, Some(at(12, 0)));
+        assert_eq!(r.state.since, at(10, 0));
+        assert_eq!(
+            r.state.version, 7,
+            "the store's version is kept for the conditional write"
+        );
+        assert_eq!(
+            r.state.restore_point, state.restore_point,
+            "kept until recovery sees the originals"
+        );
+        assert_eq!(r.originals, original);
+        let function = crate::FunctionName::parse("checkout").expect("name");
+        assert_eq!(
+            changes(&r.actions),
+            vec![
+                &Change::ReservedConcurrency {
+                    function: function.clone(),
+                    from: Some(3),
+                    to: None
+                },
+                &Change::AsyncInvokeConfig {
+                    function,
+                    from: Some(tight_async),
+                    to: None
+                },
+            ]
+        );
+        assert!(
+            r.actions
+                .iter()
+                .all(|a| a.apply && a.reason.rule == Rule::Released)
+        );
+        let notice = r.actions.last().expect("a notice");
+        assert_eq!(notice.intent, Intent::Notify);
+        let Change::Notify { message, .. } = &notice.change else {
+            panic!("notice last");
+        };
+        assert!(message.contains("released by cli:ana"), "{message}");
+        assert!(message.contains("2026-11-20T12:00:00Z"), "{message}");
+    }
+
+    #[test]
+    fn a_target_the_guard_never_touched_is_left_alone() {
+        let target = function(Some(50), None);
+        assert_eq!(
+            release(&target, None, at(10, 0), Duration::hours(1), "cli:ana"),
+            ReleaseOutcome::Untouched
+        );
+        let watching = GuardState {
+            phase: Phase::Watching,
+            ..GuardState::new(at(9, 0), Mode::Enforce)
+        };
+        assert_eq!(
+            release(&target, Some(&watching), at(10, 0), Duration::hours(1), "cli:ana"),
+            ReleaseOutcome::Untouched
+        );
+    }
+
+    #[test]
+    fn stage_and_usage_plan_originals_come_back_in_one_change_each() {
+        let throttle = |rate: i64, burst: u32| Throttle {
+            rate_limit: Decimal::from(rate),
+            burst_limit: burst,
+        };
+        let stage_id = TargetId::parse("rest-stage:abc123/prod").expect("id");
+        let stage = Target {
+            id: stage_id.clone(),
+            spec: TargetSpec::RestStage,
+            tags: BTreeMap::new(),
+            limits: Limits::Stage {
+                throttle: Some(throttle(5, 5)),
+            },
+        };
+        let original = Limits::Stage { throttle: None };
+        let state = held(original, stage.limits.clone(), Mode::Enforce);
+        let ReleaseOutcome::Released(r) =
+            release(&stage, Some(&state), at(10, 0), Duration::minutes(30), "x")
+        else {
+            panic!("released");
+        };
+        assert_eq!(
+            changes(&r.actions),
+            vec![&Change::StageThrottle {
+                stage: stage_id,
+                from: Some(throttle(5, 5)),
+                to: None
+            }]
+        );
+
+        let plan_id = TargetId::parse("usage-plan:p1").expect("id");
+        let quota = |limit| Quota {
+            limit,
+            period: QuotaPeriod::Day,
+            offset: 0,
+        };
+        let from = Limits::UsagePlan {
+            throttle: Some(throttle(1, 1)),
+            quota: Some(quota(10)),
+        };
+        let to = Limits::UsagePlan {
+            throttle: Some(throttle(100, 200)),
+            quota: Some(quota(10_000)),
+        };
+        assert_eq!(restore_changes(&plan_id, &from, &to).len(), 1);
+        assert!(restore_changes(&plan_id, &to, &to).is_empty());
+    }
+
+    #[test]
+    fn dry_run_release_changes_nothing_but_still_holds() {
+        let original = Limits::Function {
+            reserved_concurrency: Some(50),
+            async_config: None,
+        };
+        let target = function(Some(50), None);
+        let state = held(original, function(Some(2), None).limits, Mode::DryRun);
+        let ReleaseOutcome::Released(r) = release(&target, Some(&state), at(10, 0), Duration::hours(1), "x")
+        else {
+            panic!("released");
+        };
+        assert!(changes(&r.actions).is_empty());
+        assert_eq!(r.actions.len(), 1, "only the notice");
+        assert_eq!(r.state.hold_until, Some(at(11, 0)));
+    }
+
+    #[test]
+    fn holds_are_capped_and_never_negative() {
+        let target = function(Some(1), None);
+        let state = held(function(None, None).limits, target.limits.clone(), Mode::Enforce);
+        let until = |hold| match release(&target, Some(&state), at(10, 0), hold, "x") {
+            ReleaseOutcome::Released(r) => r.state.hold_until,
+            ReleaseOutcome::Untouched => None,
+        };
+        assert_eq!(until(Duration::days(365)), Some(at(10, 0) + MAX_HOLD));
+        assert_eq!(until(Duration::hours(-3)), Some(at(10, 0)));
+    }
+
+    #[test]
+    fn the_guard_does_not_tighten_a_released_target_until_the_hold_ends() {
+        // A budget of $1 a day and a flood: without the hold, the guard throttles.
+        let budget = Budget::parse(BudgetSpec {
+            id: "tiny".into(),
+            scope: "function:checkout".into(),
+            period: "day".into(),
+            amount: "1".into(),
+            thresholds: vec![],
+            mode: "enforce".into(),
+            owner: "ops".into(),
+            topic: None,
+            floors: Floors::default(),
+            protected: false,
+        })
+        .expect("budget");
+        let prices = PriceBook::bundled()
+            .and_then(|b| b.prices("us-east-1", false))
+            .expect("prices");
+        let target = function(Some(1), None);
+        let state = held(function(None, None).limits, target.limits.clone(), Mode::Enforce);
+        let ReleaseOutcome::Released(r) = release(&target, Some(&state), at(10, 0), Duration::hours(1), "x")
+        else {
+            panic!("released");
+        };
+        let released_target = function(None, None);
+        let flood = |now: DateTime<Utc>| {
+            let mut metrics = TargetMetrics::default();
+            for m in 0..120 {
+                metrics.minutes.push(crate::MinuteUsage {
+                    minute: crate::epoch_minute(now) - 120 + m,
+                    usage: crate::Usage {
+                        requests: 100_000,
+                        throttled: 0,
+                        duration_ms: 100_000_000,
+                    },
+                });
+            }
+            metrics
+        };
+        let settings = GuardSettings::default();
+        let run = |state: &GuardState, now| {
+            let states = HashMap::from([(released_target.id.clone(), state.clone())]);
+            let metric_map = HashMap::from([(released_target.id.clone(), flood(now))]);
+            decide(&Inputs {
+                now,
+                budgets: std::slice::from_ref(&budget),
+                targets: std::slice::from_ref(&released_target),
+                states: &states,
+                metrics: &metric_map,
+                prices: &prices,
+                account_usage: AccountUsage::default(),
+                concurrency: crate::AccountConcurrency::default(),
+                settings: &settings,
+            })
+        };
+        let during = run(&r.state, at(10, 20));
+        assert!(
+            during.actions.iter().all(|a| a.intent != Intent::Tighten),
+            "held: {:?}",
+            during.actions
+        );
+        let after = run(&r.state, at(11, 1));
+        assert!(
+            after.actions.iter().any(|a| a.intent == Intent::Tighten),
+            "after the hold the guard tightens again"
+        );
+    }
+}
