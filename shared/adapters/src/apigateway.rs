@@ -177,6 +177,48 @@ impl RestAdapter {
     }
 }
 
+impl RestAdapter {
+    /// The methods of a REST API that anyone can call: no authorization
+    /// (`authorizationType` `NONE`) and no API key required, as `GET /path`.
+    pub async fn open_methods(&self, api: &ApiId) -> PortResult<Vec<String>> {
+        let mut open = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            self.stage_pacer.wait().await;
+            let page = self
+                .client
+                .get_resources()
+                .rest_api_id(api.as_str())
+                .embed("methods")
+                .set_position(position.clone())
+                .limit(500)
+                .send()
+                .await
+                .map_err(|e| port_error("GetResources", api.as_str(), e))?;
+            for resource in page.items() {
+                let path = resource.path().unwrap_or("/");
+                let Some(methods) = resource.resource_methods() else {
+                    continue;
+                };
+                for (verb, method) in methods {
+                    let unauthorized = method
+                        .authorization_type()
+                        .is_none_or(|a| a.eq_ignore_ascii_case("NONE"));
+                    if unauthorized && !method.api_key_required().unwrap_or(false) {
+                        open.push(format!("{verb} {path}"));
+                    }
+                }
+            }
+            position = page.position().map(str::to_string);
+            if position.is_none() {
+                break;
+            }
+        }
+        open.sort();
+        Ok(open)
+    }
+}
+
 /// A throttle from AWS's numbers; a negative rate means "none at this level".
 pub fn throttle_of(rate: f64, burst: i32) -> Option<Throttle> {
     if rate < 0.0 || burst < 0 {

@@ -103,6 +103,40 @@ impl HttpAdapter {
     }
 }
 
+impl HttpAdapter {
+    /// The routes of an HTTP API that anyone can call: no authorization and no API
+    /// key required, as their route keys (`GET /orders`, `$default`).
+    pub async fn open_routes(&self, api: &ApiId) -> PortResult<Vec<String>> {
+        let mut open = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            self.pacer.wait().await;
+            let page = self
+                .client
+                .get_routes()
+                .api_id(api.as_str())
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| port_error("GetRoutes", api.as_str(), e))?;
+            for route in page.items() {
+                let unauthorized = route
+                    .authorization_type()
+                    .is_none_or(|a| a.as_str().eq_ignore_ascii_case("NONE"));
+                if unauthorized && !route.api_key_required().unwrap_or(false) {
+                    open.push(route.route_key().unwrap_or_default().to_string());
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        open.sort();
+        Ok(open)
+    }
+}
+
 fn route_throttle(settings: &RouteSettings) -> Option<Throttle> {
     throttle_of(
         settings.throttling_rate_limit()?,

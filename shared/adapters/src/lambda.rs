@@ -163,6 +163,39 @@ impl LambdaAdapter {
     }
 }
 
+impl LambdaAdapter {
+    /// Every function's timeout in seconds (`ListFunctions`), for the exposure audit.
+    pub async fn timeouts(&self) -> PortResult<std::collections::HashMap<FunctionName, u32>> {
+        let mut out = std::collections::HashMap::new();
+        let mut marker: Option<String> = None;
+        loop {
+            self.pacer.wait().await;
+            let page = self
+                .client
+                .list_functions()
+                .set_marker(marker.clone())
+                .max_items(50)
+                .send()
+                .await
+                .map_err(|e| port_error("ListFunctions", "account", e))?;
+            for config in page.functions() {
+                let (Some(Ok(name)), Some(timeout)) = (
+                    config.function_name().map(FunctionName::parse),
+                    config.timeout().and_then(|t| u32::try_from(t).ok()),
+                ) else {
+                    continue;
+                };
+                out.insert(name, timeout);
+            }
+            marker = page.next_marker().map(str::to_string);
+            if marker.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn tags_say_async(tags: &std::collections::BTreeMap<String, String>) -> bool {
     tags.get(ASYNC_TAG)
         .is_some_and(|v| v.eq_ignore_ascii_case("async"))
