@@ -1,0 +1,54 @@
+//! dowguard's alarm responder: receives a CloudWatch alarm state change (from
+//! EventBridge, or wrapped in an SNS notification), validates it strictly, and on
+//! ALARM runs a guard pass over the alarmed target at once, so a surge is throttled
+//! within a minute instead of at the next schedule. On OK it does nothing: recovery
+//! is the evaluator's, after the cool-down. Anything foreign or malformed is
+//! rejected with the reason logged, and changes nothing.
+
+use std::collections::HashSet;
+
+use chrono::{DurationRound, TimeDelta};
+use dowguard_runtime::App;
+use dowguard_runtime::app::summary;
+use dowguard_runtime::emf::{emit, pass_documents};
+use dowguard_runtime::event::{AlarmState, alarm_trigger, check_age};
+use dowguard_runtime::telemetry::diagnostic;
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::{Value, json};
+
+/// The actor named in the audit trail.
+pub const ACTOR: &str = "alarm-responder";
+
+/// Handles one alarm notification.
+pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let now = chrono::Utc::now();
+    let trigger = alarm_trigger(&event.payload, &app.expected())
+        .and_then(|t| check_age(t.time, now, app.config.max_event_age).map(|()| t));
+    let trigger = match trigger {
+        Ok(trigger) => trigger,
+        Err(rejection) => {
+            tracing::warn!(reason = %rejection, "event rejected");
+            return Ok(json!({ "rejected": rejection.to_string() }));
+        }
+    };
+    let target = trigger.target.to_string();
+    if trigger.state == AlarmState::Ok {
+        tracing::info!(target = %target, alarm = %trigger.alarm, "alarm OK: recovery is left to the evaluator");
+        return Ok(json!({ "target": target, "state": "OK", "left_to": "evaluator" }));
+    }
+    let at = trigger
+        .time
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap_or(trigger.time);
+    let only: HashSet<_> = [trigger.target].into();
+    let report = app
+        .guard(ACTOR)
+        .evaluate_with(at, &app.options(Some(only)))
+        .await
+        .map_err(|e| diagnostic("GuardError", &e))?;
+    emit(&pass_documents(&app.config.metrics_namespace, ACTOR, &report));
+    tracing::info!(target = %target, actions = report.outcomes.len(), "alarm pass done");
+    let mut out = summary(&report);
+    out["alarm"] = json!({ "name": trigger.alarm, "target": target, "state": "ALARM" });
+    Ok(out)
+}

@@ -1,0 +1,16 @@
+//! The evaluator's entry point: tracing, configuration and clients once, then the
+//! Lambda runtime loop.
+
+use dowguard_runtime::App;
+use dowguard_runtime::telemetry::{chain, init_tracing};
+use lambda_runtime::{Error, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = App::from_env().await.inspect_err(|e| {
+        tracing::error!(error = %chain(e), "cannot start");
+    })?;
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event| dowguard_evaluator::handle(app, event))).await
+}

@@ -1,0 +1,68 @@
+//! The exact IAM actions each function's role needs, built from the adapters'
+//! per-capability groups ([`dowguard_adapters::permissions`]) and the domain's
+//! action permissions ([`dowguard_domain::ALL_PERMISSIONS`]). The template test
+//! compares the roles SAM generates with these sets, so a wildcard, an extra or a
+//! missing action fails the build.
+
+use std::collections::BTreeSet;
+
+use dowguard_adapters::permissions::{ACCOUNT_CONCURRENCY, ALARM_SYNC, DISCOVERY, GUARD_TABLE, METRICS};
+use dowguard_domain::ALL_PERMISSIONS;
+
+/// What the functions need from the template's own plumbing: the on-failure
+/// destination queue (`sqs:SendMessage`) and, when the deployment brings its own
+/// KMS key for the table, the key's use (`kms:Decrypt`, `kms:GenerateDataKey`).
+pub const PLATFORM: &[&str] = &["sqs:SendMessage", "kms:Decrypt", "kms:GenerateDataKey"];
+
+fn set(groups: &[&[&'static str]]) -> BTreeSet<&'static str> {
+    groups.iter().flat_map(|g| g.iter().copied()).collect()
+}
+
+/// The evaluator: a full pass (discovery, metrics, account concurrency, the
+/// table, every action) plus the alarm sync.
+pub fn evaluator() -> BTreeSet<&'static str> {
+    set(&[
+        DISCOVERY,
+        METRICS,
+        ACCOUNT_CONCURRENCY,
+        GUARD_TABLE,
+        ALL_PERMISSIONS,
+        ALARM_SYNC,
+        PLATFORM,
+    ])
+}
+
+/// The alarm responder: a pass over the alarmed targets; it never touches alarms.
+pub fn alarm_responder() -> BTreeSet<&'static str> {
+    set(&[
+        DISCOVERY,
+        METRICS,
+        ACCOUNT_CONCURRENCY,
+        GUARD_TABLE,
+        ALL_PERMISSIONS,
+        PLATFORM,
+    ])
+}
+
+/// Every function of the template with its role's actions, by logical id.
+pub fn all() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+    vec![("Evaluator", evaluator()), ("AlarmResponder", alarm_responder())]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_role_has_a_wildcard_and_only_the_evaluator_manages_alarms() {
+        for (name, actions) in all() {
+            assert!(actions.iter().all(|a| !a.contains('*')), "{name}");
+            for a in ALL_PERMISSIONS {
+                assert!(actions.contains(a), "{name} lacks {a}");
+            }
+        }
+        assert!(evaluator().contains("cloudwatch:PutMetricAlarm"));
+        assert!(!alarm_responder().contains("cloudwatch:PutMetricAlarm"));
+        assert!(!alarm_responder().contains("cloudwatch:DeleteAlarms"));
+    }
+}
