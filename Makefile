@@ -2,7 +2,8 @@
 #
 #   make setup   check the Rust toolchain and components the repo needs
 #   make lint    rustfmt --check and clippy with warnings as errors
-#   make test    lint, every test, and the check that the invariant tests can fail
+#   make test    lint, every test, the check that the invariant tests can fail, cargo deny
+#   make deny    licences, bans, sources and RustSec advisories of every dependency
 #   make bench   the benchmark figures quoted in the README
 #   make build   release build of the workspace
 #   make demo    the main job, run locally
@@ -18,7 +19,7 @@ HARNESS_REQUIREMENTS := tests/harness/requirements.txt
 # nextest when the machine has it (it does here and in CI), plain cargo test if not.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: help setup lint test test-rust mutations bench build demo clean
+.PHONY: help setup lint test test-rust mutations deny bench build demo clean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
@@ -48,7 +49,31 @@ test-rust: setup
 mutations: setup
 	python3 shared/domain/scripts/mutations.py
 
-test: lint test-rust mutations
+# Dependencies: licences, bans (duplicate versions, wildcards), sources, and RustSec
+# advisories from an offline snapshot of the advisory database. cargo-deny is built
+# from crates.io into .tools once (pinned); the snapshot archive is unpacked where
+# deny.toml's db-path says (the directory name is cargo-deny's for the RustSec URL).
+DENY_VERSION := 0.20.2
+TOOLS := .tools
+ADVISORY_DB_ARCHIVE ?= ../shared/rustsec-advisory-db.tar.gz
+ADVISORY_DBS := target/advisory-dbs
+ADVISORY_DB := $(ADVISORY_DBS)/advisory-db-3157b0e258782691
+
+$(TOOLS)/bin/cargo-deny:
+	$(CARGO) install cargo-deny --locked --quiet --version $(DENY_VERSION) --root $(TOOLS)
+
+$(ADVISORY_DB)/.unpacked: $(ADVISORY_DB_ARCHIVE)
+	@test -f $< || { echo "the RustSec advisory snapshot $< is missing: set ADVISORY_DB_ARCHIVE"; exit 1; }
+	rm -rf $(ADVISORY_DB) $(ADVISORY_DBS)/advisory-db
+	mkdir -p $(ADVISORY_DBS)
+	tar xzf $< -C $(ADVISORY_DBS)
+	mv $(ADVISORY_DBS)/advisory-db $(ADVISORY_DB)
+	touch $@
+
+deny: setup $(TOOLS)/bin/cargo-deny $(ADVISORY_DB)/.unpacked
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(CARGO) deny --offline --locked check --show-stats
+
+test: lint test-rust mutations deny
 
 bench: setup
 	$(CARGO) bench --locked -p dowguard-domain --bench decide -- --noplot
