@@ -7,12 +7,14 @@
 //! Lambdas and the CLI plug in the AWS adapters; tests and the simulator plug in
 //! [`memory`].
 
+pub mod assess;
 pub mod audit;
 pub mod evaluate;
 pub mod executor;
 pub mod memory;
 pub mod ports;
 
+pub use assess::{Assessment, assess};
 pub use audit::{AuditRecord, Outcome};
 pub use evaluate::{Guard, GuardError, PassReport, covered_targets};
 pub use executor::Executor;

@@ -1,0 +1,126 @@
+//! A read-only assessment: the same discover → budgets and states → metrics → decide
+//! as an evaluation pass, stopping before anything is saved or changed. What
+//! `dowguard status` shows, computed by the same core the guard acts on.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use dowguard_domain::{
+    AccountConcurrency, AccountUsage, Budget, BudgetReport, Decision, GuardSettings, GuardState, Inputs,
+    Phase, Prices, Scope, Target, TargetId, TargetKind, decide,
+};
+
+use crate::evaluate::{GuardError, covered_targets};
+use crate::ports::{BudgetStore, Discovery, MetricsRequest, MetricsSource, StateStore, Versioned};
+
+/// Where every budget and guarded target stands, without acting.
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    /// The time of the assessment.
+    pub now: DateTime<Utc>,
+    /// Budgets with their versions, in the store's order.
+    pub budgets: Vec<Versioned<Budget>>,
+    /// Discovered targets with their current limits.
+    pub targets: Vec<Target>,
+    /// Stored guard states.
+    pub states: HashMap<TargetId, GuardState>,
+    /// What the guard would decide now (nothing of it is saved or applied).
+    pub decision: Decision,
+    /// Metrics requested from the provider.
+    pub metrics_requested: u64,
+    /// Whether the provider reported partial data.
+    pub partial_metrics: bool,
+}
+
+impl Assessment {
+    /// The report of one budget.
+    pub fn report(&self, budget: &Budget) -> Option<&BudgetReport> {
+        self.decision.reports.iter().find(|r| r.budget == budget.id)
+    }
+
+    /// The discovered targets a budget covers.
+    pub fn members(&self, budget: &Budget) -> Vec<&Target> {
+        members(budget, &self.targets)
+    }
+
+    /// The target with this id, if discovered.
+    pub fn target(&self, id: &TargetId) -> Option<&Target> {
+        self.targets.iter().find(|t| t.id == *id)
+    }
+
+    /// True when the guard holds any target tighter than its originals.
+    pub fn anything_throttled(&self) -> bool {
+        self.states.values().any(|s| s.phase.is_tightened())
+    }
+}
+
+/// The targets of `targets` that `budget` covers (usage plans only by name).
+pub fn members<'a>(budget: &Budget, targets: &'a [Target]) -> Vec<&'a Target> {
+    targets
+        .iter()
+        .filter(|t| match &budget.scope {
+            Scope::Target(id) => t.id == *id,
+            Scope::Tag { key, value } => {
+                t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value)
+            }
+            Scope::Account => t.id.kind() != TargetKind::UsagePlan,
+        })
+        .collect()
+}
+
+/// Assesses the account at `now`: reads budgets, states, targets and metrics and
+/// runs the core's decision, saving nothing and applying nothing.
+pub async fn assess<S, D, M>(
+    store: &S,
+    discovery: &D,
+    metrics: &M,
+    prices: &Prices,
+    settings: &GuardSettings,
+    now: DateTime<Utc>,
+) -> Result<Assessment, GuardError>
+where
+    S: BudgetStore + StateStore,
+    D: Discovery,
+    M: MetricsSource,
+{
+    let targets = discovery.discover().await.map_err(GuardError::Discovery)?;
+    let budgets = store.list_budgets().await.map_err(GuardError::Store)?;
+    let plain: Vec<Budget> = budgets.iter().map(|v| v.value.clone()).collect();
+    let states = store.load_states().await.map_err(GuardError::Store)?;
+    let detailed = covered_targets(&plain, &targets, &states);
+    let urgent: HashSet<TargetId> = states
+        .iter()
+        .filter(|(_, s)| s.phase != Phase::Normal)
+        .map(|(id, _)| id.clone())
+        .collect();
+    let fetched = metrics
+        .fetch(&MetricsRequest {
+            now,
+            targets: &targets,
+            detailed: &detailed,
+            urgent: &urgent,
+            window_minutes: settings.long_window_minutes + settings.metric_delay_minutes + 1,
+        })
+        .await
+        .map_err(GuardError::Metrics)?;
+    let decision = decide(&Inputs {
+        now,
+        budgets: &plain,
+        targets: &targets,
+        states: &states,
+        metrics: &fetched.by_target,
+        prices,
+        account_usage: AccountUsage::default(),
+        concurrency: AccountConcurrency::default(),
+        settings,
+    });
+    Ok(Assessment {
+        now,
+        budgets,
+        targets,
+        states,
+        decision,
+        metrics_requested: fetched.metrics_requested,
+        partial_metrics: fetched.partial,
+    })
+}
