@@ -1,102 +1,124 @@
-//! The `dowguard` command line. For now it has one subcommand, `simulate`, which
-//! replays a scenario (a TOML file or a built-in name) against the guard and the
-//! baseline strategies and prints what each one cost; budgets, status and audit
-//! subcommands come later.
+//! The `dowguard` command line: budgets for finance owners, `status` and `release`
+//! for on-call engineers, the Denial-of-Wallet exposure `audit` for platform teams,
+//! the guard's own cost, shell completions, and the attack simulator.
+//!
+//! Arguments are parsed here; each command lives in its module of the
+//! `dowguard_cli` library.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use dowguard_sim::{SimError, library, plot};
+use clap::{CommandFactory, Parser, Subcommand};
+use dowguard_cli::context::{Context, Global};
+use dowguard_cli::error::{CliError, CliResult, exit};
+use dowguard_cli::{audit, budgets, guard_cost, release, simulate, status};
+
+const AFTER_HELP: &str = "\
+Configuration:
+  Credentials and region come from the usual AWS places: --profile / AWS_PROFILE,
+  --region / AWS_REGION, AWS_ACCESS_KEY_ID and friends, ~/.aws/config. --endpoint-url
+  (or AWS_ENDPOINT_URL) sends every call elsewhere, e.g. to a local AWS server.
+  The guard's table is --table-name, else DOWGUARD_TABLE, else `dowguard`.
+
+Exit codes:
+  0  success (status: nothing throttled; audit: nothing above --fail-above)
+  1  status: a target is throttled or stopped; audit: an entry point is above --fail-above;
+     simulate --check: an expectation was missed
+  2  invalid input (bad argument or budget field); nothing was written
+  3  conflict: someone changed the budget or state first; nothing was written
+  4  not found: no such budget or target
+  5  AWS or the guard's table failed or refused a call
+
+Examples:
+  dowguard budgets set checkout-daily --scope function:checkout --period day --amount 240 \\
+      --owner finance@example.com --mode enforce
+  dowguard status
+  dowguard release function:checkout --for 2h
+  dowguard audit --fail-above '$50/h'";
 
 /// dowguard: a Denial-of-Wallet guard for serverless applications.
 #[derive(Debug, Parser)]
-#[command(name = "dowguard", version, about)]
+#[command(name = "dowguard", version, about, after_help = AFTER_HELP)]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Set, list, show, remove budgets and read their history.
+    #[command(subcommand)]
+    Budgets(budgets::BudgetsCommand),
+    /// Where every budget stands and what the guard holds (exit 1 if anything is throttled).
+    #[command(after_help = "\
+Examples:
+  dowguard status
+  dowguard status function:checkout
+  dowguard status --output json | jq '.budgets[] | {budget, spent, projected}'
+  dowguard status >/dev/null || page-the-on-call   # exit code 1: something is throttled")]
+    Status {
+        /// Only the budgets covering this target (function:NAME, rest-stage:API/STAGE, …).
+        target: Option<String>,
+    },
+    /// Restore a target's original limits now and hold off re-tightening.
+    Release(release::ReleaseArgs),
+    /// Rank every entry point's Denial-of-Wallet exposure and recommend limits.
+    Audit(audit::AuditArgs),
+    /// What the guard itself costs a month at the current settings.
+    GuardCost(guard_cost::GuardCostArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  dowguard completions bash > /etc/bash_completion.d/dowguard\n  dowguard completions zsh > \"${fpath[1]}/_dowguard\""
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Replay a scenario against dowguard and the baseline strategies.
-    Simulate(SimulateArgs),
-}
-
-#[derive(Debug, clap::Args)]
-struct SimulateArgs {
-    /// A scenario file (TOML) or the name of a built-in scenario.
-    #[arg(required_unless_present_any = ["library", "list"])]
-    scenario: Option<String>,
-    /// Run every built-in scenario and print one table.
-    #[arg(long, conflicts_with = "scenario")]
-    library: bool,
-    /// List the built-in scenarios.
-    #[arg(long)]
-    list: bool,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-    /// Write a plot of cumulative spend vs budget per strategy (SVG).
-    #[arg(long, value_name = "FILE.svg")]
-    plot: Option<PathBuf>,
-    /// Exit with status 1 when a scenario's expectations are missed.
-    #[arg(long)]
-    check: bool,
+    Simulate(simulate::SimulateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Simulate(args) => match simulate(&args) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(hint) = e.hint() {
+                eprintln!("hint: {hint}");
             }
-        },
-    }
+            e.exit_code()
+        }
+    };
+    ExitCode::from(code)
 }
 
-/// Runs the subcommand; `Ok(false)` when `--check` finds a missed expectation.
-fn simulate(args: &SimulateArgs) -> Result<bool, SimError> {
-    if args.list {
-        for (name, _) in library::SCENARIOS {
-            let scenario = library::load(name)?;
-            println!("{name:16} {}", scenario.description);
+fn run(cli: Cli) -> CliResult<u8> {
+    match cli.command {
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "dowguard", &mut std::io::stdout());
+            Ok(exit::OK)
         }
-        return Ok(true);
-    }
-    let reports = if args.library {
-        library::run_all()?.0
-    } else {
-        let name = args.scenario.as_deref().unwrap_or_default();
-        vec![dowguard_sim::run(&library::resolve(name)?)]
-    };
-    if let Some(path) = &args.plot {
-        // With --library the plot is the flood scenario's (the README's picture).
-        let chosen = reports
-            .iter()
-            .find(|r| !args.library || r.scenario == "flood")
-            .or(reports.first());
-        if let Some(report) = chosen {
-            plot::write_svg(report, path)?;
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Output(format!("starting the async runtime: {e}")))?;
+            runtime.block_on(async {
+                let ctx = Context::new(cli.global).await?;
+                match command {
+                    Command::Budgets(c) => budgets::run(&ctx, &c).await.map(|()| exit::OK),
+                    Command::Status { target } => status::run(&ctx, target.as_deref()).await,
+                    Command::Release(args) => release::run(&ctx, &args).await.map(|()| exit::OK),
+                    Command::Audit(args) => audit::run(&ctx, &args).await,
+                    Command::GuardCost(args) => guard_cost::run(&ctx, &args).await.map(|()| exit::OK),
+                    Command::Simulate(_) | Command::Completions { .. } => Ok(exit::OK),
+                }
+            })
         }
     }
-    if args.json {
-        let text = if args.library {
-            serde_json::to_string_pretty(&reports)
-        } else {
-            serde_json::to_string_pretty(&reports[0])
-        }
-        .map_err(|e| SimError::Plot(format!("JSON: {e}")))?;
-        println!("{text}");
-    } else if args.library {
-        print!("{}", dowguard_sim::report::library_table(&reports));
-    } else {
-        print!("{}", reports[0].table());
-    }
-    let all_met = reports.iter().all(|r| r.verdicts().iter().all(|v| v.met));
-    Ok(!args.check || all_met)
 }

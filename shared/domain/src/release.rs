@@ -24,7 +24,7 @@ pub enum ReleaseOutcome {
     /// nothing is written.
     Untouched,
     /// The target is released.
-    Released(Release),
+    Released(Box<Release>),
 }
 
 /// A release: the state to save, then the actions to apply.
@@ -113,11 +113,11 @@ pub fn release(
         },
         Intent::Notify,
     ));
-    ReleaseOutcome::Released(Release {
+    ReleaseOutcome::Released(Box::new(Release {
         state: next,
         originals,
         actions,
-    })
+    }))
 }
 
 /// The changes that take `target` from `from` to `to`, in restore order (reserved

@@ -1,0 +1,278 @@
+//! `dowguard audit`: scan every function, REST and HTTP API stage and usage plan,
+//! and rank their Denial-of-Wallet exposure with the domain's pure pricing
+//! ([`dowguard_domain::exposure`]). The scan is here; the money is in the core.
+
+use std::collections::HashMap;
+
+use dowguard_domain::exposure::{
+    self, Bound, DEFAULT_BUDGET_DOLLARS, EntryPoint, Exposure, ExposureContext, Finding,
+};
+use dowguard_domain::{ApiId, Money, Target, TargetId};
+use dowguard_guard::ports::{BudgetStore, LambdaControl};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::{CliError, CliResult, exit};
+use crate::output::{Format, Table, limits, print_json, print_text};
+
+/// The account concurrency assumed when Lambda's GetAccountSettings does not answer.
+pub const DEFAULT_ACCOUNT_CONCURRENCY: u32 = 1_000;
+
+/// `dowguard audit`
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  dowguard audit
+  dowguard audit --output json > exposure.json
+  dowguard audit --fail-above '$50/h'        # in CI: exit 1 if any entry point could cost more
+  dowguard audit --default-budget 250        # recommend limits for a $250/day budget where none is set")]
+pub struct AuditArgs {
+    /// Exit with code 1 if any entry point's worst case is above this many dollars an hour.
+    #[arg(long, value_name = "$X/h", value_parser = parse_per_hour)]
+    pub fail_above: Option<Money>,
+    /// The daily budget assumed for recommendations where no budget covers a target.
+    #[arg(long, value_name = "DOLLARS", default_value_t = Money::from_dollars(DEFAULT_BUDGET_DOLLARS), value_parser = parse_money)]
+    pub default_budget: Money,
+}
+
+fn parse_money(text: &str) -> Result<Money, String> {
+    Money::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_per_hour(text: &str) -> Result<Money, String> {
+    let trimmed = text.trim();
+    let body = ["/h", "/hour", "/hr"]
+        .iter()
+        .find_map(|s| trimmed.strip_suffix(s))
+        .unwrap_or(trimmed);
+    Money::parse(body).map_err(|e| format!("{e}; write dollars an hour like 50, $50 or $50/h"))
+}
+
+#[derive(Debug, Serialize)]
+struct AuditView {
+    region: String,
+    account_concurrency: u32,
+    account_concurrency_source: &'static str,
+    entry_points: Vec<Ranked>,
+    total_worst_per_hour: Money,
+    fail_above: Option<Money>,
+    above: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Ranked {
+    rank: usize,
+    #[serde(flatten)]
+    exposure: Exposure,
+}
+
+/// Runs the scan; returns the exit code (1 when something is above `--fail-above`).
+pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
+    let account = &ctx.stack.account;
+    let progress = if ctx.format() == Format::Table {
+        ProgressBar::with_draw_target(Some(4), ProgressDrawTarget::stderr())
+    } else {
+        ProgressBar::hidden()
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} scanning [{bar:30}] {pos}/{len} {msg}")
+            .map_err(|e| CliError::Output(e.to_string()))?
+            .progress_chars("=> "),
+    );
+    progress.set_message("Lambda functions");
+    let functions = account.lambda.discover_functions().await?;
+    let timeouts = account.lambda.timeouts().await?;
+    progress.inc(1);
+    progress.set_message("REST APIs and usage plans");
+    let (rest, catalog) = account.rest.discover().await?;
+    progress.inc(1);
+    progress.set_message("HTTP APIs");
+    let http = account.http.discover().await?;
+    progress.inc(1);
+    let mut apis: Vec<(bool, ApiId)> = rest
+        .iter()
+        .chain(&http)
+        .filter_map(|t| match &t.id {
+            TargetId::RestStage(api, _) => Some((true, api.clone())),
+            TargetId::HttpStage(api, _) => Some((false, api.clone())),
+            _ => None,
+        })
+        .collect();
+    apis.sort();
+    apis.dedup();
+    progress.inc_length(apis.len() as u64);
+    let mut open: HashMap<ApiId, Vec<String>> = HashMap::new();
+    for (is_rest, api) in apis {
+        progress.set_message(format!("methods of {api}"));
+        let methods = if is_rest {
+            account.rest.open_methods(&api).await?
+        } else {
+            account.http.open_routes(&api).await?
+        };
+        open.insert(api, methods);
+        progress.inc(1);
+    }
+    progress.set_message("account limits and budgets");
+    let (account_concurrency, source) = match account.account_concurrency().await {
+        Ok(a) => (a.limit, "GetAccountSettings"),
+        Err(_) => (
+            DEFAULT_ACCOUNT_CONCURRENCY,
+            "assumed (GetAccountSettings did not answer)",
+        ),
+    };
+    let budgets = match ctx.stack.store.list_budgets().await {
+        Ok(b) => b.into_iter().map(|v| v.value).collect(),
+        Err(e) => {
+            progress.suspend(|| {
+                eprintln!("note: budgets not read ({e}); recommendations use the default budget")
+            });
+            Vec::new()
+        }
+    };
+    progress.inc(1);
+    progress.finish_and_clear();
+
+    let plan_limits: HashMap<&TargetId, &Target> = rest.iter().map(|t| (&t.id, t)).collect();
+    let mut entries: Vec<EntryPoint> = Vec::new();
+    for t in functions.iter().chain(&rest).chain(&http) {
+        let (timeout_s, open_methods, plans) = match &t.id {
+            TargetId::Function(name) => (timeouts.get(name).copied(), vec![], vec![]),
+            TargetId::RestStage(api, stage) => {
+                let plans = catalog
+                    .plan_stages
+                    .iter()
+                    .filter(|(_, stages)| stages.iter().any(|(a, s)| a == api && s == stage))
+                    .filter_map(|(plan, _)| plan_limits.get(&TargetId::UsagePlan(plan.clone())))
+                    .filter_map(|p| match &p.limits {
+                        dowguard_domain::Limits::UsagePlan { throttle, quota } => Some((*throttle, *quota)),
+                        _ => None,
+                    })
+                    .collect();
+                (None, open.get(api).cloned().unwrap_or_default(), plans)
+            }
+            TargetId::HttpStage(api, _) => (None, open.get(api).cloned().unwrap_or_default(), vec![]),
+            TargetId::UsagePlan(_) => (None, vec![], vec![]),
+        };
+        entries.push(EntryPoint {
+            target: t.clone(),
+            timeout_s,
+            open_methods,
+            plans,
+        });
+    }
+    let ranked = exposure::rank(
+        &entries,
+        &ExposureContext {
+            budgets: &budgets,
+            prices: &ctx.prices,
+            now: ctx.now(),
+            account_concurrency,
+            default_budget: args.default_budget,
+        },
+    );
+    let above = args
+        .fail_above
+        .map_or(0, |bar| ranked.iter().filter(|e| e.worst_per_hour > bar).count());
+    let view = AuditView {
+        region: ctx.prices.region.clone(),
+        account_concurrency,
+        account_concurrency_source: source,
+        total_worst_per_hour: exposure::total_per_hour(&ranked),
+        entry_points: ranked
+            .into_iter()
+            .enumerate()
+            .map(|(i, exposure)| Ranked {
+                rank: i + 1,
+                exposure,
+            })
+            .collect(),
+        fail_above: args.fail_above,
+        above,
+    };
+    match ctx.format() {
+        Format::Json => print_json(&view)?,
+        Format::Table => print_text(&render(&view, args.default_budget))?,
+    }
+    Ok(if above > 0 { exit::FOUND } else { exit::OK })
+}
+
+fn capacity(e: &Exposure) -> String {
+    let unit = match e.kind {
+        dowguard_domain::TargetKind::Function => "concurrent",
+        dowguard_domain::TargetKind::UsagePlan => "rps per key",
+        _ => "rps",
+    };
+    let bound = match e.bound {
+        Bound::OwnLimit => "own limit",
+        Bound::AccountLimit => "account limit",
+    };
+    format!("{} {unit} ({bound})", e.capacity)
+}
+
+fn render(view: &AuditView, default_budget: Money) -> String {
+    let mut out = format!(
+        "Denial-of-Wallet exposure in {} ({} entry points, account concurrency {} from {})\n\n",
+        view.region,
+        view.entry_points.len(),
+        view.account_concurrency,
+        view.account_concurrency_source
+    );
+    let mut table = Table::new(&["#", "ENTRY POINT", "WORST CASE", "AT MOST", "EXPOSURE"]);
+    for r in &view.entry_points {
+        let e = &r.exposure;
+        let findings: Vec<String> = e.findings.iter().map(Finding::describe).collect();
+        table.row(vec![
+            r.rank.to_string(),
+            e.target.to_string(),
+            format!("{}/h", e.worst_per_hour),
+            capacity(e),
+            if findings.is_empty() {
+                "-".into()
+            } else {
+                findings.join("; ")
+            },
+        ]);
+    }
+    out.push_str(&table.render());
+    out.push_str(&format!(
+        "\ntotal worst case (usage plans excluded: their requests are their stages'): {}/h\n\n",
+        view.total_worst_per_hour
+    ));
+    out.push_str("Recommended limits (the worst case capped at the budget's top burn-rate threshold):\n");
+    let mut table = Table::new(&["ENTRY POINT", "SET", "WORST CASE THEN", "FROM BUDGET"]);
+    for r in &view.entry_points {
+        let e = &r.exposure;
+        let basis = match &e.basis.budget {
+            Some(b) => format!("{b}: {} a {} at {}", e.basis.amount, e.basis.period, e.basis.cap),
+            None => format!("default {default_budget} a day at {}", e.basis.cap),
+        };
+        table.row(vec![
+            e.target.to_string(),
+            limits(&e.recommended),
+            format!("{}/h", e.recommended_per_hour),
+            basis,
+        ]);
+    }
+    out.push_str(&table.render());
+    if let Some(bar) = view.fail_above {
+        out.push_str(&format!(
+            "\n{} entry point(s) above {bar}/h{}\n",
+            view.above,
+            if view.above > 0 { " (exit code 1)" } else { "" }
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_above_reads_dollars_an_hour() {
+        assert_eq!(parse_per_hour("$50/h"), Ok(Money::from_dollars(50)));
+        assert_eq!(parse_per_hour("12.5"), Ok(Money::from_cents(1_250)));
+        assert!(parse_per_hour("fifty").is_err());
+    }
+}

@@ -1,0 +1,137 @@
+//! `dowguard guard-cost`: what the guard itself costs a month at the current
+//! settings and target count: CloudWatch metrics requested and alarms (the
+//! domain's [`GuardCost`] model) and the evaluator's own Lambda invocations.
+
+use dowguard_domain::guard_cost::MINUTES_PER_MONTH;
+use dowguard_domain::{Budget, GuardCost, MetricsPlan, Money, Product, TargetKind};
+use dowguard_guard::assess::members;
+use dowguard_guard::ports::{BudgetStore, Discovery};
+use serde::Serialize;
+
+use crate::context::Context;
+use crate::error::CliResult;
+use crate::output::{Format, Table, print_json, print_text};
+
+/// `dowguard guard-cost`
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Examples:
+  dowguard guard-cost
+  dowguard guard-cost --schedule-minutes 5 --all-targets")]
+pub struct GuardCostArgs {
+    /// Minutes between evaluator runs (the EventBridge schedule).
+    #[arg(long, default_value_t = 1, value_name = "MIN")]
+    pub schedule_minutes: u64,
+    /// Minutes between measurements of a target that is not being watched.
+    #[arg(long, default_value_t = MetricsPlan::default().detail_every_minutes, value_name = "MIN")]
+    pub detail_every_minutes: u64,
+    /// Minutes between refreshes of spend-to-date.
+    #[arg(long, default_value_t = MetricsPlan::default().totals_every_minutes, value_name = "MIN")]
+    pub totals_every_minutes: u64,
+    /// The evaluator's memory (MB, arm64).
+    #[arg(long, default_value_t = 256, value_name = "MB")]
+    pub evaluator_memory_mb: u32,
+    /// The evaluator's average run time (ms) per invocation.
+    #[arg(long, default_value_t = 1_000, value_name = "MS")]
+    pub evaluator_ms: u64,
+    /// Count every discovered target, as if an account-wide budget covered them all.
+    #[arg(long)]
+    pub all_targets: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct CostView {
+    functions: u64,
+    stages: u64,
+    evaluator_runs_per_month: u64,
+    metrics_per_month: u64,
+    metrics: Money,
+    alarms: Money,
+    lambda: Money,
+    total: Money,
+}
+
+/// Runs `guard-cost`.
+pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
+    let targets = ctx.stack.account.discover().await?;
+    let budgets: Vec<Budget> = ctx
+        .stack
+        .store
+        .list_budgets()
+        .await?
+        .into_iter()
+        .map(|v| v.value)
+        .collect();
+    let mut guarded: Vec<&dowguard_domain::Target> = if args.all_targets {
+        targets.iter().collect()
+    } else {
+        budgets.iter().flat_map(|b| members(b, &targets)).collect()
+    };
+    guarded.sort_by(|a, b| a.id.cmp(&b.id));
+    guarded.dedup_by(|a, b| a.id == b.id);
+    let functions = guarded
+        .iter()
+        .filter(|t| t.id.kind() == TargetKind::Function)
+        .count() as u64;
+    let stages = guarded.len() as u64 - functions;
+    let plan = MetricsPlan {
+        detail_every_minutes: args.detail_every_minutes,
+        totals_every_minutes: args.totals_every_minutes,
+    };
+    let cw = GuardCost::estimate(functions, stages, args.schedule_minutes, plan);
+    let runs = MINUTES_PER_MONTH / args.schedule_minutes.max(1);
+    let lambda = ctx.prices.cost(Product::LambdaRequests, 0, u128::from(runs))
+        + ctx.prices.cost(
+            Product::LambdaDurationArm,
+            0,
+            u128::from(runs) * u128::from(args.evaluator_memory_mb) * u128::from(args.evaluator_ms),
+        );
+    let view = CostView {
+        functions,
+        stages,
+        evaluator_runs_per_month: runs,
+        metrics_per_month: cw.metrics_per_month,
+        metrics: cw.metrics,
+        alarms: cw.alarms,
+        lambda,
+        total: cw.total() + lambda,
+    };
+    if ctx.format() == Format::Json {
+        return print_json(&view);
+    }
+    let mut out = format!(
+        "The guard's own cost a month for {} guarded target(s): {} function(s), {} API stage(s) or plan(s)\n\
+         evaluator every {} min, targets measured every {} min (every run while watched), totals every {} min\n\n",
+        functions + stages,
+        functions,
+        stages,
+        args.schedule_minutes,
+        args.detail_every_minutes,
+        args.totals_every_minutes
+    );
+    let mut table = Table::new(&["ITEM", "QUANTITY A MONTH", "COST A MONTH"]);
+    table.row(vec![
+        "CloudWatch GetMetricData".into(),
+        format!("{} metrics", view.metrics_per_month),
+        view.metrics.to_string(),
+    ]);
+    table.row(vec![
+        "CloudWatch alarms".into(),
+        format!("{} alarms", functions + stages),
+        view.alarms.to_string(),
+    ]);
+    table.row(vec![
+        "evaluator Lambda (arm64)".into(),
+        format!(
+            "{runs} runs x {} MB x {} ms",
+            args.evaluator_memory_mb, args.evaluator_ms
+        ),
+        view.lambda.to_string(),
+    ]);
+    table.row(vec!["total".into(), String::new(), view.total.to_string()]);
+    out.push_str(&table.render());
+    out.push_str(
+        "\nWithout the free tier; DynamoDB and SNS requests are not counted (cents at these volumes).\n",
+    );
+    print_text(&out)
+}
