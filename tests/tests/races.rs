@@ -42,6 +42,9 @@ fn edge(change: &Change) -> Option<(&'static str, Value, Value)> {
     }
 }
 
+/// One applied change of one limit: when, from, to, by whom.
+type Step = (chrono::DateTime<Utc>, Value, Value, String);
+
 fn json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap()
 }
@@ -135,8 +138,7 @@ async fn two_evaluators_and_an_alarm_responder_at_once_apply_each_change_once() 
         audit.extend(a.stack.store.audit_of_day(day).await.unwrap());
         day = day.succ_opt().unwrap();
     }
-    let mut chains: BTreeMap<(String, &'static str), Vec<(chrono::DateTime<Utc>, Value, Value, String)>> =
-        BTreeMap::new();
+    let mut chains: BTreeMap<(String, &'static str), Vec<Step>> = BTreeMap::new();
     for record in audit.iter().filter(|r| r.outcome == Outcome::Applied) {
         if let Some((limit, from, to)) = edge(&record.action.change) {
             chains
