@@ -215,7 +215,7 @@ fn field<'v>(value: &'v Value, key: &str, path: &'static str) -> Result<&'v Valu
     match value {
         Value::Object(map) => map.get(key).ok_or(Rejection::Missing { field: path }),
         _ => Err(Rejection::WrongType {
-            field: path,
+            field: path.rsplit_once('.').map_or("(event)", |(parent, _)| parent),
             expected: "an object",
         }),
     }

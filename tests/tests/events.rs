@@ -1,0 +1,231 @@
+//! Every event fixture under `tests/fixtures/events` through the validation the
+//! functions run, with the exact outcome each must have.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use dowguard_domain::TargetId;
+use dowguard_runtime::event::{
+    AlarmState, AlarmTrigger, Expected, Rejection, Via, alarm_trigger, parse_json, schedule_tick,
+};
+
+const EXPECTED: Expected<'static> = Expected {
+    account: "123456789012",
+    region: "us-east-1",
+    alarm_prefix: "dowguard-",
+};
+
+type Error = Box<dyn std::error::Error>;
+
+fn load(name: &str) -> Result<Result<serde_json::Value, Rejection>, Error> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/events")
+        .join(name);
+    Ok(parse_json(&std::fs::read(&path)?))
+}
+
+fn time(text: &str) -> Result<DateTime<Utc>, Error> {
+    Ok(DateTime::parse_from_rfc3339(text)?.with_timezone(&Utc))
+}
+
+fn trigger(state: AlarmState, at: &str, via: Via) -> Result<AlarmTrigger, Error> {
+    Ok(AlarmTrigger {
+        alarm: "dowguard-function:checkout".into(),
+        target: TargetId::parse("function:checkout")?,
+        state,
+        time: time(at)?,
+        via,
+    })
+}
+
+fn unexpected(field: &'static str, found: &str, wanted: &str) -> Rejection {
+    Rejection::Unexpected {
+        field,
+        found: found.into(),
+        wanted: wanted.into(),
+    }
+}
+
+#[test]
+fn alarm_fixtures_give_exactly_their_outcome() -> Result<(), Error> {
+    let arn_wanted = "the ARN of the named alarm in this account and region";
+    let cases: Vec<(&str, Result<AlarmTrigger, Rejection>)> = vec![
+        (
+            "alarm-state-change.json",
+            Ok(trigger(
+                AlarmState::Alarm,
+                "2026-11-22T06:01:00Z",
+                Via::EventBridge,
+            )?),
+        ),
+        (
+            "alarm-state-change-ok.json",
+            Ok(trigger(AlarmState::Ok, "2026-11-22T06:01:00Z", Via::EventBridge)?),
+        ),
+        (
+            "sns-alarm.json",
+            Ok(trigger(AlarmState::Alarm, "2026-11-22T06:00:40.989Z", Via::Sns)?),
+        ),
+        (
+            "sns-alarm-ok.json",
+            Ok(trigger(AlarmState::Ok, "2026-11-22T06:00:40.989Z", Via::Sns)?),
+        ),
+        (
+            "alarm-state-change-insufficient-data.json",
+            Err(Rejection::IgnoredState {
+                state: "INSUFFICIENT_DATA".into(),
+            }),
+        ),
+        (
+            "alarm-wrong-source.json",
+            Err(unexpected("source", "aws.events", "\"aws.cloudwatch\"")),
+        ),
+        (
+            "alarm-wrong-detail-type.json",
+            Err(unexpected(
+                "detail-type",
+                "EC2 Instance State-change Notification",
+                "\"CloudWatch Alarm State Change\"",
+            )),
+        ),
+        (
+            "alarm-other-account.json",
+            Err(Rejection::ForeignAccount {
+                found: "999999999999".into(),
+            }),
+        ),
+        (
+            "alarm-other-region.json",
+            Err(Rejection::ForeignRegion {
+                found: "eu-west-1".into(),
+            }),
+        ),
+        (
+            "alarm-arn-other-region.json",
+            Err(Rejection::ForeignRegion {
+                found: "eu-west-1".into(),
+            }),
+        ),
+        (
+            "alarm-not-owned.json",
+            Err(Rejection::NotOwned {
+                alarm: "ServerCpuTooHigh".into(),
+            }),
+        ),
+        (
+            "alarm-arn-mismatch.json",
+            Err(unexpected(
+                "resources[0]",
+                "arn:aws:cloudwatch:us-east-1:123456789012:alarm:dowguard-functio…",
+                arn_wanted,
+            )),
+        ),
+        (
+            "alarm-name-not-a-string.json",
+            Err(Rejection::WrongType {
+                field: "detail.alarmName",
+                expected: "a string",
+            }),
+        ),
+        (
+            "alarm-state-not-an-object.json",
+            Err(Rejection::WrongType {
+                field: "detail.state",
+                expected: "an object",
+            }),
+        ),
+        (
+            "alarm-missing-detail.json",
+            Err(Rejection::Missing { field: "detail" }),
+        ),
+        (
+            "alarm-injection-name.json",
+            Err(Rejection::NotOwned {
+                alarm: "dowguard-function:checkout\\\"; rm -rf / #\\n{\\\"forged\\\":true}".into(),
+            }),
+        ),
+        (
+            "sns-alarm-other-account-topic.json",
+            Err(Rejection::ForeignAccount {
+                found: "999999999999".into(),
+            }),
+        ),
+        (
+            "sns-alarm-other-account-message.json",
+            Err(Rejection::ForeignAccount {
+                found: "999999999999".into(),
+            }),
+        ),
+        ("sns-alarm-message-not-json.json", Err(Rejection::NotJson)),
+        (
+            "sns-alarm-not-owned.json",
+            Err(Rejection::NotOwned {
+                alarm: "ServerCpuTooHigh".into(),
+            }),
+        ),
+        (
+            "sns-two-records.json",
+            Err(unexpected("Records", "2 records", "exactly one record")),
+        ),
+        (
+            "sns-wrong-event-source.json",
+            Err(unexpected("Records[0].EventSource", "aws:sqs", "\"aws:sns\"")),
+        ),
+        (
+            "scheduled-event.json",
+            Err(unexpected("source", "aws.events", "\"aws.cloudwatch\"")),
+        ),
+    ];
+    for (name, want) in cases {
+        let got = load(name)?.and_then(|event| alarm_trigger(&event, &EXPECTED));
+        assert_eq!(got, want, "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn schedule_fixtures_give_exactly_their_outcome() -> Result<(), Error> {
+    let cases: Vec<(&str, Result<DateTime<Utc>, Rejection>)> = vec![
+        ("scheduled-event.json", Ok(time("2026-11-22T06:01:00Z")?)),
+        (
+            "scheduled-event-wrong-source.json",
+            Err(unexpected("source", "aws.ec2", "\"aws.events\"")),
+        ),
+        (
+            "scheduled-event-other-account.json",
+            Err(Rejection::ForeignAccount {
+                found: "999999999999".into(),
+            }),
+        ),
+        (
+            "scheduled-event-bad-time.json",
+            Err(unexpected("time", "yesterday at noon", "an RFC 3339 time")),
+        ),
+        (
+            "alarm-state-change.json",
+            Err(unexpected("source", "aws.cloudwatch", "\"aws.events\"")),
+        ),
+        ("malformed-truncated.json", Err(Rejection::NotJson)),
+    ];
+    for (name, want) in cases {
+        let got = load(name)?
+            .and_then(|event| schedule_tick(&event, &EXPECTED))
+            .map(|t| t.time);
+        assert_eq!(got, want, "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn every_fixture_is_covered_by_a_case() -> Result<(), Error> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/events");
+    let sources = include_str!("events.rs");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        count += 1;
+        assert!(sources.contains(&format!("\"{name}\"")), "{name} has no case");
+    }
+    assert!(count >= 20, "only {count} fixtures");
+    Ok(())
+}
