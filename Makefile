@@ -4,6 +4,7 @@
 #   make lint    rustfmt --check and clippy with warnings as errors
 #   make test    lint, every test, the check that the invariant tests can fail, cargo deny
 #   make deny    licences, bans, sources and RustSec advisories of every dependency
+#   make infra-check  sam validate --lint, cfn-lint (serverless rules), checkov on infra/template.yaml
 #   make bench   the benchmark figures quoted in the README
 #   make build   release build of the workspace
 #   make demo    the main job, run locally
@@ -16,15 +17,23 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 HARNESS_REQUIREMENTS := tests/harness/requirements.txt
+# SAM CLI, aws-sam-translator, cargo-lambda and zig; and the template linters. Two
+# environments because the SAM CLI's boto3 pins conflict with checkov's.
+SAM_VENV := .venv-sam
+SAM_REQUIREMENTS := infra/requirements-sam.txt
+LINT_VENV := .venv-lint
+LINT_REQUIREMENTS := infra/requirements-lint.txt
+# SAM and the translator read a region and credentials even offline; nothing is sent.
+OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 # nextest when the machine has it (it does here and in CI), plain cargo test if not.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: help setup lint test test-rust mutations deny bench build demo clean
+.PHONY: help setup lint test test-rust mutations deny infra-check bench build demo clean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
 
-setup: $(VENV)/.requirements.stamp
+setup: $(VENV)/.requirements.stamp $(SAM_VENV)/.requirements.stamp $(LINT_VENV)/.requirements.stamp
 	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup"; exit 1; }
 	@$(CARGO) --version
 	@$(CARGO) fmt --version >/dev/null || { echo "rustfmt is missing: rustup component add rustfmt"; exit 1; }
@@ -36,6 +45,16 @@ setup: $(VENV)/.requirements.stamp
 $(VENV)/.requirements.stamp: $(HARNESS_REQUIREMENTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(HARNESS_REQUIREMENTS)
+	touch $@
+
+$(SAM_VENV)/.requirements.stamp: $(SAM_REQUIREMENTS)
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	time $(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(SAM_REQUIREMENTS)
+	touch $@
+
+$(LINT_VENV)/.requirements.stamp: $(LINT_REQUIREMENTS)
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	time $(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r $(LINT_REQUIREMENTS)
 	touch $@
 
 lint: setup
@@ -73,7 +92,15 @@ $(ADVISORY_DB)/.unpacked: $(ADVISORY_DB_ARCHIVE)
 deny: setup $(TOOLS)/bin/cargo-deny $(ADVISORY_DB)/.unpacked
 	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(CARGO) deny --offline --locked check --show-stats
 
-test: lint test-rust mutations deny
+# The SAM template: SAM's own validation with cfn-lint, cfn-lint's serverless rules,
+# and checkov. Suppressed findings carry their reasons in the template's Metadata.
+# The exact IAM actions per role are checked by tests/tests/infra.rs (in test-rust).
+infra-check: setup
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/sam validate --lint -t infra/template.yaml
+	$(LINT_VENV)/bin/cfn-lint infra/template.yaml -a cfn_lint_serverless.rules
+	$(LINT_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --compact --quiet
+
+test: lint test-rust mutations deny infra-check
 
 bench: setup
 	$(CARGO) bench --locked -p dowguard-domain --bench decide -- --noplot

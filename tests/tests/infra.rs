@@ -1,0 +1,243 @@
+//! The SAM template's IAM roles, checked against the code: the template is
+//! transformed offline with aws-sam-translator (`tests/harness/sam_translate.py`,
+//! run with `.venv-sam`'s Python from `make setup`), and each function's role must
+//! allow exactly the actions `dowguard_runtime::roles` derives from the adapters'
+//! SDK calls and the domain's action permissions: no wildcard, nothing extra,
+//! nothing missing. Write actions must be scoped by resource or tag condition.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+type Error = Box<dyn std::error::Error>;
+
+/// The managed policies SAM attaches: logs (AWSLambdaBasicExecutionRole) and
+/// X-Ray (`Tracing: Active`). Neither grants a wildcard action.
+const MANAGED: &[&str] = &[
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
+];
+
+/// The only actions AWS does not let a policy scope to a resource.
+const UNSCOPABLE: &[&str] = &[
+    "lambda:ListFunctions",
+    "lambda:GetAccountSettings",
+    "cloudwatch:GetMetricData",
+];
+
+fn root() -> &'static Path {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest)
+}
+
+fn translated() -> Result<Value, Error> {
+    let python: PathBuf = std::env::var_os("DOWGUARD_SAM_PYTHON")
+        .map_or_else(|| root().join(".venv-sam/bin/python"), PathBuf::from);
+    if !python.exists() {
+        return Err(format!("{} is missing: run `make setup`", python.display()).into());
+    }
+    let out = Command::new(&python)
+        .arg(root().join("tests/harness/sam_translate.py"))
+        .arg(root().join("infra/template.yaml"))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("the translator failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Every statement of a policy document, both branches of an `Fn::If` included.
+fn statements(value: &Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| statements(v, out)),
+        Value::Object(map) if map.contains_key("Fn::If") => {
+            if let Some(Value::Array(parts)) = map.get("Fn::If") {
+                parts.iter().skip(1).for_each(|v| statements(v, out));
+            }
+        }
+        Value::Object(map) if map.contains_key("Effect") => out.push(value.clone()),
+        _ => {}
+    }
+}
+
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().flat_map(|v| strings(Some(v))).collect(),
+        Some(other) => vec![other.to_string()],
+        None => vec![],
+    }
+}
+
+/// A function's role: its allowed actions, managed policies, and any problem with
+/// how write actions are scoped.
+#[derive(Debug)]
+struct Role {
+    actions: BTreeSet<String>,
+    managed: BTreeSet<String>,
+    problems: Vec<String>,
+}
+
+fn role_of(template: &Value, function: &str) -> Result<Role, Error> {
+    let resources = &template["Resources"];
+    let role_id = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .ok_or_else(|| format!("{function} has no generated role"))?;
+    let role = &resources[role_id]["Properties"];
+    let mut found = Vec::new();
+    if let Some(policies) = role["Policies"].as_array() {
+        for policy in policies {
+            statements(&policy["PolicyDocument"]["Statement"], &mut found);
+        }
+    }
+    let mut actions = BTreeSet::new();
+    let mut problems = Vec::new();
+    for s in &found {
+        if s["Effect"] != "Allow" {
+            continue;
+        }
+        let acts = strings(s.get("Action"));
+        let everywhere = strings(s.get("Resource")).iter().any(|r| r == "*");
+        for a in &acts {
+            if a.contains('*') {
+                problems.push(format!("wildcard action {a}"));
+            }
+            if everywhere && !UNSCOPABLE.contains(&a.as_str()) {
+                problems.push(format!("{a} on Resource \"*\""));
+            }
+            let write = ["Put", "Delete", "Update", "PATCH"].iter().any(|w| a.contains(w))
+                && (a.starts_with("lambda:") || a.starts_with("apigateway:"));
+            if write && s.get("Condition").is_none() {
+                problems.push(format!("{a} without a tag condition"));
+            }
+        }
+        actions.extend(acts);
+    }
+    Ok(Role {
+        actions,
+        managed: strings(role.get("ManagedPolicyArns")).into_iter().collect(),
+        problems,
+    })
+}
+
+/// Differences between a role and what its function needs, empty when exact.
+fn mismatches(role: &Role, expected: &BTreeSet<&str>) -> Vec<String> {
+    let mut out = role.problems.clone();
+    for a in &role.actions {
+        if !expected.contains(a.as_str()) {
+            out.push(format!("extra action {a}"));
+        }
+    }
+    for a in expected {
+        if !role.actions.contains(*a) {
+            out.push(format!("missing action {a}"));
+        }
+    }
+    let managed: BTreeSet<String> = MANAGED.iter().map(|s| (*s).to_string()).collect();
+    if role.managed != managed {
+        out.push(format!("managed policies {:?}", role.managed));
+    }
+    out
+}
+
+#[test]
+fn each_role_allows_exactly_the_actions_its_function_needs() -> Result<(), Error> {
+    let template = translated()?;
+    for (function, expected) in dowguard_runtime::roles::all() {
+        let role = role_of(&template, function)?;
+        let diff = mismatches(&role, &expected);
+        assert!(diff.is_empty(), "{function}: {diff:?}");
+        println!(
+            "{function}: {}",
+            role.actions.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn the_role_check_fails_on_an_extra_a_missing_or_a_wildcard_permission() -> Result<(), Error> {
+    let template = translated()?;
+    let expected = dowguard_runtime::roles::evaluator();
+    let exact = role_of(&template, "Evaluator")?;
+    assert!(mismatches(&exact, &expected).is_empty());
+
+    let mut extra = role_of(&template, "Evaluator")?;
+    extra.actions.insert("lambda:InvokeFunction".into());
+    assert_eq!(
+        mismatches(&extra, &expected),
+        vec!["extra action lambda:InvokeFunction"]
+    );
+
+    let mut missing = role_of(&template, "Evaluator")?;
+    missing.actions.remove("cloudwatch:PutMetricAlarm");
+    assert_eq!(
+        mismatches(&missing, &expected),
+        vec!["missing action cloudwatch:PutMetricAlarm"]
+    );
+
+    // A wildcard written into the template itself.
+    let mut wild = template.clone();
+    let role_id = wild["Resources"]["Evaluator"]["Properties"]["Role"]["Fn::GetAtt"][0]
+        .as_str()
+        .ok_or("no role")?
+        .to_string();
+    let policies = wild["Resources"][role_id.as_str()]["Properties"]["Policies"]
+        .as_array_mut()
+        .ok_or("no policies")?;
+    policies.push(serde_json::json!({
+        "PolicyName": "Oops",
+        "PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "lambda:*", "Resource": "*"}]}
+    }));
+    let diff = mismatches(&role_of(&wild, "Evaluator")?, &expected);
+    assert!(diff.contains(&"wildcard action lambda:*".to_string()), "{diff:?}");
+    assert!(
+        diff.contains(&"lambda:* on Resource \"*\"".to_string()),
+        "{diff:?}"
+    );
+    assert!(diff.contains(&"extra action lambda:*".to_string()), "{diff:?}");
+    Ok(())
+}
+
+#[test]
+fn the_table_matches_the_key_schema_of_the_store() -> Result<(), Error> {
+    let template = translated()?;
+    let table = &template["Resources"]["GuardTable"]["Properties"];
+    assert_eq!(
+        table["KeySchema"],
+        serde_json::json!([
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"}
+        ])
+    );
+    assert_eq!(
+        table["TimeToLiveSpecification"]["AttributeName"],
+        dowguard_adapters::dynamodb::TTL_ATTRIBUTE
+    );
+    assert_eq!(
+        table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(table["SSESpecification"]["SSEEnabled"], true);
+    Ok(())
+}
+
+#[test]
+fn every_variable_the_functions_read_is_set_or_defaulted_in_the_template() -> Result<(), Error> {
+    let template = translated()?;
+    for function in ["Evaluator", "AlarmResponder"] {
+        let vars = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
+        for name in dowguard_runtime::config::ALL_VARIABLES {
+            let set_by_lambda = *name == "AWS_REGION";
+            let only_evaluator = *name == "DOWGUARD_ALARM_SYNC" && function == "AlarmResponder";
+            assert!(
+                set_by_lambda || only_evaluator || vars.get(*name).is_some(),
+                "{function} does not set {name}"
+            );
+        }
+    }
+    Ok(())
+}
