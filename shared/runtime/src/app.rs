@@ -52,6 +52,7 @@ impl App {
         let mut stack = StackConfig::new(config.table.clone());
         stack.topic_arn.clone_from(&config.topic_arn);
         stack.audit_retention = config.audit_retention;
+        stack.pacing.usage_plan_interval = config.usage_plan_interval;
         Ok(App {
             stack: AwsStack::new(sdk, &stack),
             alarms: CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(sdk), config.alarm_prefix.clone()),

@@ -28,6 +28,9 @@ pub const METRICS_NAMESPACE: &str = "DOWGUARD_METRICS_NAMESPACE";
 /// Whether the evaluator keeps the alarms in step with the budgets.
 pub const ALARM_SYNC: &str = "DOWGUARD_ALARM_SYNC";
 
+/// Least seconds between two UpdateUsagePlan calls (AWS allows about one per 20 s).
+pub const USAGE_PLAN_INTERVAL_SECONDS: &str = "DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS";
+
 /// Every variable, for docs and tests.
 pub const ALL_VARIABLES: &[&str] = &[
     TABLE,
@@ -41,6 +44,7 @@ pub const ALL_VARIABLES: &[&str] = &[
     MAX_EVENT_AGE_MINUTES,
     METRICS_NAMESPACE,
     ALARM_SYNC,
+    USAGE_PLAN_INTERVAL_SECONDS,
 ];
 
 /// A variable that is missing or malformed.
@@ -91,6 +95,8 @@ pub struct Config {
     pub metrics_namespace: String,
     /// [`ALARM_SYNC`], default true.
     pub alarm_sync: bool,
+    /// [`USAGE_PLAN_INTERVAL_SECONDS`], default 20.
+    pub usage_plan_interval: std::time::Duration,
 }
 
 impl Config {
@@ -207,6 +213,14 @@ impl Config {
             )?),
             metrics_namespace,
             alarm_sync: boolean(ALARM_SYNC, true)?,
+            usage_plan_interval: std::time::Duration::from_secs(match get(USAGE_PLAN_INTERVAL_SECONDS) {
+                None => 20,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 300)
+                    .ok_or_else(|| invalid(USAGE_PLAN_INTERVAL_SECONDS, &v, "whole seconds, 0 to 300"))?,
+            }),
         })
     }
 }
@@ -238,6 +252,7 @@ mod tests {
         assert_eq!(c.audit_retention, Duration::days(90));
         assert_eq!(c.max_event_age, Duration::minutes(10));
         assert_eq!(c.metrics_namespace, "Dowguard");
+        assert_eq!(c.usage_plan_interval, std::time::Duration::from_secs(20));
     }
 
     #[test]
@@ -254,6 +269,7 @@ mod tests {
             (MAX_EVENT_AGE_MINUTES, "1440"),
             (METRICS_NAMESPACE, "Team/Dowguard"),
             (ALARM_SYNC, "false"),
+            (USAGE_PLAN_INTERVAL_SECONDS, "0"),
         ])
         .expect("valid");
         assert_eq!(c.mode, Mode::Enforce);
@@ -266,6 +282,7 @@ mod tests {
         assert_eq!(c.audit_retention, Duration::days(30));
         assert_eq!(c.max_event_age, Duration::minutes(1440));
         assert_eq!(c.metrics_namespace, "Team/Dowguard");
+        assert_eq!(c.usage_plan_interval, std::time::Duration::ZERO);
     }
 
     #[test]
@@ -294,6 +311,7 @@ mod tests {
             (TOPIC_ARN, "not-an-arn", "SNS topic ARN"),
             (METRICS_NAMESPACE, "AWS/Lambda", "not starting with AWS/"),
             (REGION, "US EAST", "region code"),
+            (USAGE_PLAN_INTERVAL_SECONDS, "-1", "0 to 300"),
         ];
         for (name, value, hint) in cases {
             let mut pairs: Vec<(&str, &str)> = BASE.iter().copied().filter(|(k, _)| *k != name).collect();

@@ -1,0 +1,221 @@
+//! The Lambda handlers, in process, against the example account in the local AWS
+//! server: the same `handle` functions the binaries run, built from the same
+//! configuration, over real HTTP. (The binaries themselves run under the Lambda
+//! runtime emulator in `make demo`; here the handler is called directly so that each
+//! test costs seconds, not a build.)
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use dowguard_domain::{Limits, TargetId};
+use dowguard_guard::ports::{Discovery, StateStore};
+use dowguard_runtime::{App, Config};
+use dowguard_tests::LocalAws;
+use dowguard_tests::account::{ExampleAccount, TABLE};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn config() -> Result<Config, Error> {
+    let vars: HashMap<&str, &str> = [
+        ("DOWGUARD_TABLE", TABLE),
+        ("DOWGUARD_ACCOUNT_ID", dowguard_tests::ACCOUNT_ID),
+        ("AWS_REGION", dowguard_tests::REGION),
+        ("DOWGUARD_MODE", "enforce"),
+        // The flood is written hours in the past, as in the demo.
+        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "1440"),
+        ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+    ]
+    .into();
+    Ok(Config::from_lookup(|name| {
+        vars.get(name).map(|v| (*v).to_string())
+    })?)
+}
+
+/// A fixture with its time set to `at`.
+fn event(name: &str, at: DateTime<Utc>) -> Result<LambdaEvent<Value>, Error> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/events")
+        .join(name);
+    let mut payload: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    payload["time"] = Value::from(at.to_rfc3339());
+    Ok(LambdaEvent::new(payload, Context::default()))
+}
+
+struct World {
+    aws: LocalAws,
+    app: App,
+    example: ExampleAccount,
+    attack_end: DateTime<Utc>,
+}
+
+impl World {
+    /// The example account, flooded for 10 minutes ending four hours ago.
+    async fn flooded() -> Result<Self, Error> {
+        let aws = LocalAws::start().await?;
+        let now = Utc::now().duration_trunc(Duration::minutes(1))?;
+        let example = ExampleAccount::seed(&aws, now).await?;
+        let attack_end = now - Duration::hours(4);
+        example.flood(&aws, attack_end, 10).await?;
+        let app = App::new(config()?, &aws.sdk_config())?;
+        Ok(World {
+            aws,
+            app,
+            example,
+            attack_end,
+        })
+    }
+
+    async fn limits(&self, id: &str) -> Result<Option<Limits>, Error> {
+        let id = TargetId::parse(id)?;
+        let targets = self.app.stack.account.discover().await?;
+        Ok(targets.into_iter().find(|t| t.id == id).map(|t| t.limits))
+    }
+
+    async fn reserved(&self) -> Result<Option<u32>, Error> {
+        match self.limits("function:checkout").await? {
+            Some(Limits::Function {
+                reserved_concurrency, ..
+            }) => Ok(reserved_concurrency),
+            other => Err(format!("checkout: {other:?}").into()),
+        }
+    }
+
+    async fn stage_throttled(&self) -> Result<bool, Error> {
+        let stage = format!("rest-stage:{}/prod", self.example.api);
+        match self.limits(&stage).await? {
+            Some(Limits::Stage { throttle }) => Ok(throttle.is_some()),
+            other => Err(format!("{stage}: {other:?}").into()),
+        }
+    }
+
+    async fn alarm_names(&self) -> Result<Vec<String>, Error> {
+        Ok(self
+            .app
+            .alarms
+            .list()
+            .await?
+            .into_iter()
+            .map(|a| a.name)
+            .collect())
+    }
+}
+
+#[tokio::test]
+async fn a_scheduled_evaluation_throttles_the_flood_and_syncs_one_alarm_per_target() -> Result<(), Error> {
+    let w = World::flooded().await?;
+    assert_eq!(w.reserved().await?, Some(50));
+    let tick = event("scheduled-event.json", w.attack_end + Duration::minutes(1))?;
+    let out = dowguard_evaluator::handle(&w.app, tick)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert!(out.get("rejected").is_none(), "{out}");
+    assert!(w.reserved().await?.is_some_and(|r| r < 50), "{out}");
+    assert!(w.stage_throttled().await?, "{out}");
+    let mut alarms = w.alarm_names().await?;
+    alarms.sort();
+    assert_eq!(
+        alarms,
+        vec![
+            "dowguard-function:checkout".to_string(),
+            format!("dowguard-rest-stage:{}/prod", w.example.api)
+        ]
+    );
+    assert_eq!(out["alarms"]["put"].as_array().map(Vec::len), Some(2), "{out}");
+    drop(w.aws);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_alarm_event_throttles_its_target_before_the_next_schedule() -> Result<(), Error> {
+    let w = World::flooded().await?;
+    let alarm = event("alarm-state-change.json", w.attack_end + Duration::minutes(1))?;
+    let out = dowguard_alarm_responder::handle(&w.app, alarm)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert_eq!(out["alarm"]["target"], "function:checkout", "{out}");
+    assert!(w.reserved().await?.is_some_and(|r| r < 50), "{out}");
+    assert!(
+        !w.stage_throttled().await?,
+        "the stage's budget is not the alarm's: left to the schedule"
+    );
+    // OK leaves recovery to the evaluator: nothing changes.
+    let reserved = w.reserved().await?;
+    let ok = event("alarm-state-change-ok.json", w.attack_end + Duration::minutes(2))?;
+    let out = dowguard_alarm_responder::handle(&w.app, ok)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert_eq!(out["left_to"], "evaluator", "{out}");
+    assert_eq!(w.reserved().await?, reserved);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_foreign_or_malformed_event_changes_nothing() -> Result<(), Error> {
+    let w = World::flooded().await?;
+    let at = w.attack_end + Duration::minutes(1);
+    for name in [
+        "alarm-other-account.json",
+        "alarm-other-region.json",
+        "alarm-not-owned.json",
+        "alarm-wrong-source.json",
+        "alarm-injection-name.json",
+        "sns-alarm-other-account-topic.json",
+    ] {
+        let out = dowguard_alarm_responder::handle(&w.app, event(name, at)?)
+            .await
+            .map_err(|d| d.error_message)?;
+        assert!(out["rejected"].is_string(), "{name}: {out}");
+    }
+    for name in ["alarm-state-change.json", "scheduled-event-other-account.json"] {
+        let out = dowguard_evaluator::handle(&w.app, event(name, at)?)
+            .await
+            .map_err(|d| d.error_message)?;
+        assert!(out["rejected"].is_string(), "{name}: {out}");
+    }
+    // A scheduled event from last week is a replay: refused.
+    let stale = event("scheduled-event.json", at - Duration::days(7))?;
+    let out = dowguard_evaluator::handle(&w.app, stale)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert!(
+        out["rejected"].as_str().is_some_and(|r| r.contains("too old")),
+        "{out}"
+    );
+
+    assert_eq!(w.reserved().await?, Some(50));
+    assert!(!w.stage_throttled().await?);
+    assert!(
+        w.app.stack.store.load_states().await?.is_empty(),
+        "no state written"
+    );
+    assert!(w.alarm_names().await?.is_empty(), "no alarm synced");
+    Ok(())
+}
+
+#[tokio::test]
+async fn recovery_restores_the_original_limits_exactly() -> Result<(), Error> {
+    let w = World::flooded().await?;
+    let mut at = w.attack_end + Duration::minutes(1);
+    dowguard_evaluator::handle(&w.app, event("scheduled-event.json", at)?)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert!(w.reserved().await?.is_some_and(|r| r < 50));
+    for _ in 0..24 {
+        at += Duration::minutes(5);
+        dowguard_evaluator::handle(&w.app, event("scheduled-event.json", at)?)
+            .await
+            .map_err(|d| d.error_message)?;
+    }
+    assert_eq!(
+        w.limits("function:checkout").await?,
+        Some(Limits::Function {
+            reserved_concurrency: Some(50),
+            async_config: None
+        })
+    );
+    assert!(!w.stage_throttled().await?);
+    Ok(())
+}
