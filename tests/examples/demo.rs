@@ -1,17 +1,138 @@
-//! `make demo`: the guard against a small example account in the local AWS server,
-//! step by step — the account, the budgets, a flood, what the guard saw, decided and
-//! changed, then calm, recovery and the exact restore. Stops everything it started.
+//! `make demo`: the real evaluator and alarm-responder binaries, run by the Lambda
+//! runtime emulator (`cargo lambda watch`) and invoked with AWS event JSON
+//! (`cargo lambda invoke --data-file`), against a small example account in the local
+//! AWS server. It tells the story step by step — the account and its budgets, the
+//! alarms the evaluator derives, a flood, the alarm responder's immediate throttle,
+//! the evaluator's pass, calm, recovery and the exact restore — and stops the
+//! emulator and the server it started, also on failure, within a bounded time.
 
+use std::collections::BTreeMap;
 use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, DurationRound, Utc};
-use dowguard_domain::{Change, Intent, Limits, TargetId};
-use dowguard_guard::ports::{Discovery, StateStore};
-use dowguard_guard::{Outcome, PassReport};
-use dowguard_tests::LocalAws;
-use dowguard_tests::account::{ExampleAccount, LocalGuard};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use dowguard_domain::{Limits, TargetId};
+use dowguard_guard::ports::Discovery;
+use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE};
+use dowguard_tests::{ACCOUNT_ID, LocalAws, REGION};
+use serde_json::Value;
+use tokio::process::{Child, Command};
 
-fn limits(l: &Limits) -> String {
+type DemoResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// The whole demo, builds included, must finish within this.
+const DEMO_TIMEOUT: StdDuration = StdDuration::from_secs(20 * 60);
+/// One invocation, the first one's build included.
+const INVOKE_TIMEOUT: StdDuration = StdDuration::from_secs(15 * 60);
+
+fn root() -> &'static Path {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest)
+}
+
+fn cargo_lambda() -> DemoResult<PathBuf> {
+    let path = std::env::var_os("DOWGUARD_CARGO_LAMBDA")
+        .map_or_else(|| root().join(".venv-sam/bin/cargo-lambda"), PathBuf::from);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!("{} is missing: run `make setup`", path.display()).into())
+    }
+}
+
+/// `cargo lambda watch` in its own process group, stopped (group and all) on drop.
+struct Emulator {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _stopped = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pid}")])
+                .status();
+        }
+        let _killed = self.child.start_kill();
+    }
+}
+
+impl Emulator {
+    async fn start(env_file: &Path, log: &Path) -> DemoResult<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log = std::fs::File::create(log)?;
+        let child = Command::new(cargo_lambda()?)
+            .args(["lambda", "watch", "--ignore-changes", "--locked"])
+            .args([
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &port.to_string(),
+            ])
+            .args(["--timeout", "900"])
+            .arg("--env-file")
+            .arg(env_file)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()?;
+        let emulator = Emulator { child, port };
+        for _ in 0..120 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Ok(emulator);
+            }
+            tokio::time::sleep(StdDuration::from_millis(500)).await;
+        }
+        Err("the Lambda emulator did not listen within 60 s (see target/demo/watch.log)".into())
+    }
+
+    /// Invokes `function` with the event in `data_file` and returns its answer.
+    async fn invoke(&self, function: &str, data_file: &Path) -> DemoResult<Value> {
+        let out = Command::new(cargo_lambda()?)
+            .args(["lambda", "invoke", function, "--output-format", "json"])
+            .args([
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+                &self.port.to_string(),
+            ])
+            .arg("--data-file")
+            .arg(data_file)
+            .current_dir(root())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(INVOKE_TIMEOUT, out)
+            .await
+            .map_err(|_| format!("{function} did not answer within {INVOKE_TIMEOUT:?}"))??;
+        if !out.status.success() {
+            return Err(format!(
+                "{function} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}
+
+/// Writes a fixture with its time set to `at` into the demo's directory.
+fn event_file(dir: &Path, fixture: &str, at: DateTime<Utc>) -> DemoResult<PathBuf> {
+    let source = root().join("tests/fixtures/events").join(fixture);
+    let mut event: Value = serde_json::from_slice(&std::fs::read(source)?)?;
+    event["time"] = Value::from(at.to_rfc3339());
+    let path = dir.join(format!("{}-{}", at.format("%H%M"), fixture));
+    std::fs::write(&path, serde_json::to_vec_pretty(&event)?)?;
+    Ok(path)
+}
+
+fn describe(l: &Limits) -> String {
     match l {
         Limits::Function {
             reserved_concurrency, ..
@@ -35,125 +156,206 @@ fn limits(l: &Limits) -> String {
     }
 }
 
-fn print_pass(title: &str, at: DateTime<Utc>, report: &PassReport) {
-    println!("\n== {title} (pass at {}) ==", at.format("%H:%M UTC"));
-    for r in report.reports() {
-        println!(
-            "  budget {:<15} spent {:>10} of {:>8}  demand {:>8} short / {:>7} long  -> {:?} ({:?})",
-            r.budget.to_string(),
-            r.spent.display_dp(2),
-            r.amount.display_dp(2),
-            r.demand_short.to_string(),
-            r.demand_long.to_string(),
-            r.level,
-            r.rule
-        );
-    }
-    for (action, outcome) in report.results() {
-        if action.intent == Intent::Notify {
-            continue;
-        }
-        let what = match &action.change {
-            Change::ReservedConcurrency { from, to, .. } => {
-                format!("reserved concurrency {from:?} -> {to:?}")
-            }
-            Change::AsyncInvokeConfig { from, to, .. } => format!("async config {from:?} -> {to:?}"),
-            Change::StageThrottle { from, to, .. } => format!(
-                "stage throttle {} -> {}",
-                from.map_or("none".into(), |t| format!("{} rps", t.rate_limit)),
-                to.map_or("none".into(), |t| format!("{} rps", t.rate_limit))
-            ),
-            Change::UsagePlanLimits {
-                from_throttle,
-                to_throttle,
-                ..
-            } => format!(
-                "plan throttle {} -> {}",
-                from_throttle.map_or("none".into(), |t| format!("{} rps", t.rate_limit)),
-                to_throttle.map_or("none".into(), |t| format!("{} rps", t.rate_limit))
-            ),
-            Change::Notify { .. } => continue,
-        };
-        println!(
-            "  {:?} {} {what}  [{}: {}]",
-            action.intent,
-            action.target,
-            action.permission(),
-            outcome.word()
-        );
-        if let Outcome::Failed { error, .. } = outcome {
-            println!("    {error}");
-        }
-    }
-    let notices = report
-        .results()
-        .filter(|(a, _)| a.intent == Intent::Notify)
-        .count();
-    println!(
-        "  {notices} notice(s) published; {} metrics requested",
-        report.metrics_requested
-    );
-}
-
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    println!("Starting the local AWS server (moto, from .venv)...");
-    let aws = LocalAws::start().await.map_err(|e| format!("{e}"))?;
-    let now = Utc::now().duration_trunc(chrono::Duration::minutes(1))?;
-    let example = ExampleAccount::seed(&aws, now).await?;
-    let local = LocalGuard::new(&aws).await?;
-    println!("Example account at {}:", aws.endpoint());
-    for t in local.stack.account.discover().await? {
-        println!("  {:<38} {}", t.id.to_string(), limits(&t.limits));
-    }
-    println!("Budgets: checkout-daily $240/day, shop-daily $50/day, partners-daily $50/day (enforce).");
-
-    let attack_end = now - chrono::Duration::hours(4);
-    println!(
-        "\nA flood from {} to {} UTC: 16M invocations a minute on checkout, 1M requests a minute on shop/prod.",
-        (attack_end - chrono::Duration::minutes(10)).format("%H:%M"),
-        attack_end.format("%H:%M")
-    );
-    example.flood(&aws, attack_end, 10).await?;
-    let guard = local.guard("evaluator");
-    let at = attack_end + chrono::Duration::minutes(1);
-    let report = guard.evaluate(at).await?;
-    print_pass("The evaluator sees the flood", at, &report);
-
-    println!("\nThe flood stops. The evaluator keeps running every 5 minutes:");
-    let mut at = at;
-    for _ in 0..24 {
-        at += chrono::Duration::minutes(5);
-        let report = guard.evaluate(at).await?;
-        if report.results().any(|(a, _)| a.intent != Intent::Notify) {
-            print_pass("Calm for the cool-down", at, &report);
-        }
-    }
-    println!("\nAfter recovery:");
-    let states = local.stack.store.load_states().await?;
-    for t in local.stack.account.discover().await? {
-        let phase = states.get(&t.id).map_or("normal".into(), |s| s.phase.name());
-        println!(
-            "  {:<38} {:<44} state {phase}",
-            t.id.to_string(),
-            limits(&t.limits)
-        );
-    }
-    let checkout = TargetId::parse("function:checkout")?;
-    let restored = local
+async fn limits(local: &LocalGuard) -> DemoResult<BTreeMap<TargetId, Limits>> {
+    Ok(local
         .stack
         .account
         .discover()
         .await?
         .into_iter()
-        .find(|t| t.id == checkout);
-    let exact = restored.is_some_and(|t| {
-        t.limits
-            == Limits::Function {
-                reserved_concurrency: Some(50),
-                async_config: None,
-            }
-    });
+        .map(|t| (t.id, t.limits))
+        .collect())
+}
+
+/// What the function answered, as a few lines.
+fn tell(answer: &Value) {
+    if let Some(why) = answer["rejected"].as_str() {
+        println!("  rejected: {why}");
+        return;
+    }
+    for b in answer["budgets"].as_array().into_iter().flatten() {
+        println!(
+            "  budget {:<15} spent {:>9} of {:>8}  burn {:>8} (short)  -> {} ({})",
+            b["budget"].as_str().unwrap_or("?"),
+            b["spent"].as_str().unwrap_or("?"),
+            b["amount"].as_str().unwrap_or("?"),
+            b["burn_short"].as_str().unwrap_or("?"),
+            b["level"].as_str().unwrap_or("?"),
+            b["rule"].as_str().unwrap_or("?"),
+        );
+    }
+    for a in answer["actions"].as_array().into_iter().flatten() {
+        if a["intent"] == "notify" {
+            continue;
+        }
+        let change = &a["change"];
+        let detail = if change["change"] == "reserved-concurrency" {
+            format!(" {} -> {}", change["from"], change["to"])
+        } else {
+            String::new()
+        };
+        println!(
+            "  {} {} {}{detail}  [{}: {}]",
+            a["intent"].as_str().unwrap_or("?"),
+            a["target"].as_str().unwrap_or("?"),
+            change["change"].as_str().unwrap_or("?"),
+            a["permission"].as_str().unwrap_or("?"),
+            a["outcome"]["outcome"].as_str().unwrap_or("?"),
+        );
+    }
+    let alarms = &answer["alarms"];
+    if let Some(put) = alarms["put"].as_array().filter(|p| !p.is_empty()) {
+        let names: Vec<&str> = put.iter().filter_map(Value::as_str).collect();
+        println!("  alarms created or updated: {}", names.join(", "));
+    }
+}
+
+async fn show_changes(local: &LocalGuard, before: &BTreeMap<TargetId, Limits>) -> DemoResult<()> {
+    println!("  in the local AWS server now:");
+    for (id, now) in limits(local).await? {
+        let was = before.get(&id).map(describe).unwrap_or_default();
+        let is = describe(&now);
+        let mark = if was == is { "" } else { "   <- changed" };
+        println!("    {:<36} {is}{mark}", id.to_string());
+    }
+    Ok(())
+}
+
+async fn run() -> DemoResult<()> {
+    let dir = root().join("target/demo");
+    std::fs::create_dir_all(&dir)?;
+    println!("Starting the local AWS server (moto, from .venv)...");
+    let aws = LocalAws::start().await.map_err(|e| e.to_string())?;
+    let now = Utc::now().duration_trunc(Duration::minutes(1))?;
+    let example = ExampleAccount::seed(&aws, now).await?;
+    let local = LocalGuard::new(&aws).await?;
+    let originals = limits(&local).await?;
+    println!("Example account at {}:", aws.endpoint());
+    for (id, l) in &originals {
+        println!("  {:<38} {}", id.to_string(), describe(l));
+    }
+    println!("Budgets: checkout-daily $240/day, shop-daily $50/day, partners-daily $50/day (enforce).");
+
+    // The topic LocalGuard created (CreateTopic of an existing name returns it).
+    let topic = aws_sdk_sns::Client::new(&aws.sdk_config())
+        .create_topic()
+        .name("dowguard")
+        .send()
+        .await?
+        .topic_arn()
+        .unwrap_or_default()
+        .to_string();
+    let env = [
+        ("DOWGUARD_TABLE", TABLE),
+        ("DOWGUARD_ACCOUNT_ID", ACCOUNT_ID),
+        ("DOWGUARD_TOPIC_ARN", topic.as_str()),
+        ("DOWGUARD_MODE", "enforce"),
+        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "1440"),
+        ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+        ("AWS_REGION", REGION),
+        ("AWS_DEFAULT_REGION", REGION),
+        ("AWS_ENDPOINT_URL", aws.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "AKIDLOCALDEMO"),
+        ("AWS_SECRET_ACCESS_KEY", "local-demo-secret"),
+        ("AWS_LAMBDA_LOG_LEVEL", "warn"),
+    ];
+    let env_file = dir.join("functions.env");
+    let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    std::fs::write(&env_file, lines.join("\n") + "\n")?;
+
+    println!(
+        "\nStarting the Lambda runtime emulator (cargo lambda watch); the first invocation builds the functions..."
+    );
+    let emulator = Emulator::start(&env_file, &dir.join("watch.log")).await?;
+
+    let attack_end = now - Duration::hours(4);
+    let attack_start = attack_end - Duration::minutes(10);
+    let calm = attack_start - Duration::minutes(15);
+    println!(
+        "\n== {} UTC: the scheduled evaluator runs on a calm account and derives one alarm per guarded target ==",
+        calm.format("%H:%M")
+    );
+    let answer = emulator
+        .invoke(
+            "dowguard-evaluator",
+            &event_file(&dir, "scheduled-event.json", calm)?,
+        )
+        .await?;
+    tell(&answer);
+
+    println!(
+        "\n== {} to {} UTC: a flood — 16M invocations a minute on checkout, 1M requests a minute on shop/prod ==",
+        attack_start.format("%H:%M"),
+        attack_end.format("%H:%M")
+    );
+    example.flood(&aws, attack_end, 10).await?;
+
+    let alarm_at = attack_end + Duration::minutes(1);
+    println!(
+        "\n== {} UTC: alarm dowguard-function:checkout goes to ALARM; EventBridge invokes the alarm responder ==",
+        alarm_at.format("%H:%M")
+    );
+    let answer = emulator
+        .invoke(
+            "dowguard-alarm-responder",
+            &event_file(&dir, "alarm-state-change.json", alarm_at)?,
+        )
+        .await?;
+    tell(&answer);
+    show_changes(&local, &originals).await?;
+
+    println!("\n== A forged alarm event from another account reaches the responder ==");
+    let answer = emulator
+        .invoke(
+            "dowguard-alarm-responder",
+            &event_file(&dir, "alarm-other-account.json", alarm_at)?,
+        )
+        .await?;
+    tell(&answer);
+
+    let at = alarm_at + Duration::minutes(1);
+    println!(
+        "\n== {} UTC: the next scheduled evaluation sees the flood on the API too ==",
+        at.format("%H:%M")
+    );
+    let answer = emulator
+        .invoke(
+            "dowguard-evaluator",
+            &event_file(&dir, "scheduled-event.json", at)?,
+        )
+        .await?;
+    tell(&answer);
+    show_changes(&local, &originals).await?;
+
+    println!(
+        "\n== The flood has stopped. The evaluator runs every 5 minutes (passes that change something are shown) =="
+    );
+    let mut at = at;
+    for _ in 0..24 {
+        at += Duration::minutes(5);
+        let answer = emulator
+            .invoke(
+                "dowguard-evaluator",
+                &event_file(&dir, "scheduled-event.json", at)?,
+            )
+            .await?;
+        let changed = answer["actions"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["intent"] != "notify"));
+        if changed {
+            println!("-- {} UTC --", at.format("%H:%M"));
+            tell(&answer);
+        }
+    }
+    drop(emulator);
+    println!("\nLambda emulator stopped.");
+
+    let after = limits(&local).await?;
+    println!("\nAfter recovery, in the local AWS server:");
+    for (id, l) in &after {
+        println!("  {:<38} {}", id.to_string(), describe(l));
+    }
+    let exact = after == originals;
     println!(
         "\nOriginal limits restored exactly: {}",
         if exact { "yes" } else { "NO" }
@@ -164,5 +366,18 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         Ok(())
     } else {
         Err("the originals were not restored".into())
+    }
+}
+
+#[tokio::main]
+async fn main() -> DemoResult<()> {
+    // Leaving `run` early (timeout, Ctrl-C, error) drops the emulator and the
+    // server, which stops them.
+    tokio::select! {
+        outcome = tokio::time::timeout(DEMO_TIMEOUT, run()) => match outcome {
+            Ok(result) => result,
+            Err(_) => Err(format!("the demo did not finish within {DEMO_TIMEOUT:?}; everything it started is stopped").into()),
+        },
+        _ = tokio::signal::ctrl_c() => Err("interrupted; everything the demo started is stopped".into()),
     }
 }
