@@ -6,7 +6,7 @@
 #   make deny    licences, bans, sources and RustSec advisories of every dependency
 #   make infra-check  sam validate --lint, cfn-lint (serverless rules), checkov on infra/template.yaml
 #   make bench   the benchmark figures quoted in the README
-#   make build   release build of the workspace
+#   make build   the two Lambda bootstraps for arm64 as zips (cargo lambda), with their sizes
 #   make demo    the main job, run locally
 
 SHELL := bash
@@ -110,8 +110,13 @@ bench: setup
 	@$(PYTHON) -c 'import json; e = json.load(open("target/criterion/decide/10k_targets_1h_windows/new/estimates.json")); \
 	  print(f"decide pass, 10,000 targets x 60 one-minute windows: {e[\"mean\"][\"point_estimate\"] / 1e6:.2f} ms (target: <= 10 ms)")'
 
+# What `sam build` deploys: each function's `bootstrap` for provided.al2023 on arm64,
+# cross-built with cargo-lambda and zig from .venv-sam, zipped in target/lambda/NAME/.
 build: setup
-	$(CARGO) build --workspace --release --locked
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --locked \
+	  -p dowguard-evaluator -p dowguard-alarm-responder --output-format zip
+	@for zip in target/lambda/*/bootstrap.zip; do \
+	  printf '%-48s %6s KiB\n' "$$zip" "$$(( $$(stat -c %s "$$zip") / 1024 ))"; done
 
 demo: setup
 	$(CARGO) run --locked -q -p dowguard-tests --example demo
