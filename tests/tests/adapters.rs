@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
-use chrono::{DurationRound, TimeZone, Utc};
+use chrono::{DurationRound, Utc};
 use dowguard_adapters::AwsAccount;
 use dowguard_adapters::apigateway::RestAdapter;
 use dowguard_adapters::apigatewayv2::HttpAdapter;
@@ -26,8 +26,8 @@ use dowguard_domain::{
 };
 use dowguard_guard::FailureKind;
 use dowguard_guard::ports::{
-    AuditLog, BudgetStore, Discovery, LambdaControl, MetricsRequest, Notifier, StageControl, StateStore,
-    UsagePlanControl,
+    AuditLog, BudgetStore, Discovery, FetchedMetrics, LambdaControl, MetricsRequest, Notifier, StageControl,
+    StateStore, UsagePlanControl,
 };
 use dowguard_tests::LocalAws;
 use dowguard_tests::fixtures::{create_function, create_http_api, create_rest_api, create_usage_plan};
@@ -469,40 +469,70 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
 #[tokio::test]
 async fn metrics_are_fetched_per_minute_and_counted() {
     let aws = LocalAws::start().await.unwrap();
-    let config = aws.sdk_config();
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
     let now = Utc::now().duration_trunc(chrono::Duration::minutes(1)).unwrap();
-    for (metric, value, unit) in [
-        ("Invocations", 120.0, StandardUnit::Count),
-        ("Duration", 6_000.0, StandardUnit::Milliseconds),
-    ] {
-        for minutes_ago in 1..=3 {
-            cloudwatch
-                .put_metric_data()
-                .namespace("AWS/Lambda")
-                .metric_data(
-                    MetricDatum::builder()
-                        .metric_name(metric)
-                        .dimensions(
-                            Dimension::builder()
-                                .name("FunctionName")
-                                .value("checkout")
-                                .build(),
-                        )
-                        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                            (now - chrono::Duration::minutes(minutes_ago)).timestamp(),
-                        ))
-                        .value(value)
-                        .unit(unit.clone())
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
-        }
+    for minutes_ago in 1..=3 {
+        put_checkout_minute(
+            &cloudwatch,
+            now - chrono::Duration::minutes(minutes_ago),
+            120.0,
+            50.0,
+        )
+        .await;
     }
     let metrics = CloudWatchMetrics::new(cloudwatch, MetricsPlan::default());
-    let target = dowguard_domain::Target {
+    let fetched = fetch_checkout(&metrics, now).await;
+    let minutes = &fetched.by_target[&checkout_target().id].minutes;
+    assert_eq!(minutes.len(), 3, "{minutes:?}");
+    assert!(
+        minutes
+            .iter()
+            .all(|m| m.usage.requests == 120 && m.usage.duration_ms == 6_000)
+    );
+    assert!(fetched.metrics_requested >= 2);
+}
+
+/// Between two refreshes of the hourly spend-to-date (every 60 minutes), a pass's
+/// one-minute detail must reach back to where the cached total ends: a flood that
+/// fell between the two would otherwise count as no spend.
+#[tokio::test]
+async fn spend_to_date_has_no_gap_between_the_cached_total_and_the_minutes() {
+    let aws = LocalAws::start().await.unwrap();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
+    let hour = Utc::now().duration_trunc(chrono::Duration::hours(1)).unwrap() - chrono::Duration::hours(3);
+    for m in 10..=20 {
+        put_checkout_minute(&cloudwatch, hour + chrono::Duration::minutes(m), 1_000.0, 100.0).await;
+    }
+    let metrics = CloudWatchMetrics::new(cloudwatch, MetricsPlan::default());
+    let id = checkout_target().id;
+    // The first pass fetches the total through the previous hour, the second comes
+    // 58 minutes later, before the next refresh of the total.
+    for at in [22, 80] {
+        let now = hour + chrono::Duration::minutes(at);
+        let fetched = fetch_checkout(&metrics, now).await;
+        let got = &fetched.by_target[&id];
+        let total = got
+            .to_date
+            .iter()
+            .find(|p| p.period == dowguard_domain::Period::Month)
+            .expect("a month-to-date total");
+        let after: u64 = got
+            .minutes
+            .iter()
+            .filter(|m| m.minute > total.through_minute)
+            .map(|m| m.usage.requests)
+            .sum();
+        assert_eq!(
+            total.usage.requests + after,
+            11_000,
+            "pass at minute {at}: total through {} plus the minutes after it",
+            total.through_minute
+        );
+    }
+}
+
+fn checkout_target() -> dowguard_domain::Target {
+    dowguard_domain::Target {
         id: TargetId::parse("function:checkout").unwrap(),
         spec: dowguard_domain::TargetSpec::Function {
             memory_mb: 512,
@@ -511,31 +541,62 @@ async fn metrics_are_fetched_per_minute_and_counted() {
         },
         tags: Default::default(),
         limits: Limits::unset(dowguard_domain::TargetKind::Function),
-    };
-    let targets = [target.clone()];
-    let detailed: HashSet<TargetId> = [target.id.clone()].into();
-    let fetched = metrics
+    }
+}
+
+/// One minute of `function:checkout`: `invocations` of `ms` milliseconds each.
+async fn put_checkout_minute(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    at: chrono::DateTime<Utc>,
+    invocations: f64,
+    ms: f64,
+) {
+    for (metric, value, unit) in [
+        ("Invocations", invocations, StandardUnit::Count),
+        ("Duration", invocations * ms, StandardUnit::Milliseconds),
+    ] {
+        cloudwatch
+            .put_metric_data()
+            .namespace("AWS/Lambda")
+            .metric_data(
+                MetricDatum::builder()
+                    .metric_name(metric)
+                    .dimensions(
+                        Dimension::builder()
+                            .name("FunctionName")
+                            .value("checkout")
+                            .build(),
+                    )
+                    .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                        at.timestamp(),
+                    ))
+                    .value(value)
+                    .unit(unit)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// One urgent fetch of `function:checkout` at `now`.
+async fn fetch_checkout(metrics: &CloudWatchMetrics, now: chrono::DateTime<Utc>) -> FetchedMetrics {
+    let targets = [checkout_target()];
+    let detailed: HashSet<TargetId> = [targets[0].id.clone()].into();
+    metrics
         .fetch_with(
             &MetricsRequest {
                 now,
                 targets: &targets,
                 detailed: &detailed,
-                urgent: &HashSet::new(),
+                urgent: &detailed,
                 window_minutes: 63,
             },
             &Default::default(),
         )
         .await
-        .unwrap();
-    let minutes = &fetched.by_target[&target.id].minutes;
-    assert_eq!(minutes.len(), 3, "{minutes:?}");
-    assert!(
-        minutes
-            .iter()
-            .all(|m| m.usage.requests == 120 && m.usage.duration_ms == 6_000)
-    );
-    assert!(fetched.metrics_requested >= 2);
-    let _ = Utc.timestamp_opt(0, 0);
+        .unwrap()
 }
 
 #[tokio::test]

@@ -180,8 +180,20 @@ impl CloudWatchMetrics {
         };
         let mut fetched = FetchedMetrics::default();
 
-        // One-minute detail for the last `window_minutes`.
-        let window_start = now - Duration::minutes(request.window_minutes);
+        // One-minute detail for the last `window_minutes`, and further back if a
+        // target's cached spend-to-date ends earlier: minutes between the two would
+        // otherwise count as no spend at all. (Datapoints are free; only metrics
+        // requested are billed, so the longer window costs nothing.)
+        let window_start = {
+            let cache = lock(&self.cache);
+            detail_due
+                .iter()
+                .filter(|t| !totals_due.iter().any(|d| d.id == t.id))
+                .filter_map(|t| cache.get(&t.id))
+                .filter_map(|c| c.totals.iter().map(|p| p.through_minute).min())
+                .filter_map(|through| DateTime::<Utc>::from_timestamp((through + 1) * 60, 0))
+                .fold(now - Duration::minutes(request.window_minutes), DateTime::min)
+        };
         let detail_plan = plan(&detail_due, catalog, request.urgent, 60);
         let (detail, requested, partial) = self.run(&detail_plan, window_start, now).await?;
         fetched.metrics_requested += requested;
