@@ -476,7 +476,7 @@ async fn metrics_are_fetched_per_minute_and_counted() {
             &cloudwatch,
             now - chrono::Duration::minutes(minutes_ago),
             120.0,
-            50.0,
+            6_000.0,
         )
         .await;
     }
@@ -501,7 +501,13 @@ async fn spend_to_date_has_no_gap_between_the_cached_total_and_the_minutes() {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
     let hour = Utc::now().duration_trunc(chrono::Duration::hours(1)).unwrap() - chrono::Duration::hours(3);
     for m in 10..=20 {
-        put_checkout_minute(&cloudwatch, hour + chrono::Duration::minutes(m), 1_000.0, 100.0).await;
+        put_checkout_minute(
+            &cloudwatch,
+            hour + chrono::Duration::minutes(m),
+            1_000.0,
+            100_000.0,
+        )
+        .await;
     }
     let metrics = CloudWatchMetrics::new(cloudwatch, MetricsPlan::default());
     let id = checkout_target().id;
@@ -544,16 +550,16 @@ fn checkout_target() -> dowguard_domain::Target {
     }
 }
 
-/// One minute of `function:checkout`: `invocations` of `ms` milliseconds each.
+/// One minute of `function:checkout`: `invocations` lasting `duration_ms` in all.
 async fn put_checkout_minute(
     cloudwatch: &aws_sdk_cloudwatch::Client,
     at: chrono::DateTime<Utc>,
     invocations: f64,
-    ms: f64,
+    duration_ms: f64,
 ) {
     for (metric, value, unit) in [
         ("Invocations", invocations, StandardUnit::Count),
-        ("Duration", invocations * ms, StandardUnit::Milliseconds),
+        ("Duration", duration_ms, StandardUnit::Milliseconds),
     ] {
         cloudwatch
             .put_metric_data()
