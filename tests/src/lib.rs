@@ -170,25 +170,10 @@ impl LocalAws {
         &self.endpoint
     }
 
-    /// SDK configuration for this server: region `us-east-1`, static test
-    /// credentials, the server's endpoint for every service, and a small retry
-    /// budget so that a failing call fails fast.
+    /// SDK configuration for this server: see [`sdk_config_for`].
     #[must_use]
     pub fn sdk_config(&self) -> SdkConfig {
-        let credentials =
-            Credentials::new("AKIDLOCALTEST", "local-test-secret", None, None, "dowguard-tests");
-        SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(SharedCredentialsProvider::new(credentials))
-            .endpoint_url(&self.endpoint)
-            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(OPERATION_TIMEOUT)
-                    .build(),
-            )
-            .build()
+        sdk_config_for(&self.endpoint)
     }
 
     /// Clears every resource on the server (`POST /moto-api/reset`).
@@ -255,6 +240,26 @@ async fn post_empty(authority: &str, path: &str) -> std::io::Result<String> {
         .and_then(|status_line| status_line.split_whitespace().nth(1))
         .unwrap_or("no status line");
     Ok(status.to_owned())
+}
+
+/// SDK configuration for a server at `endpoint`: region `us-east-1`, static test
+/// credentials, that endpoint for every service, and a small retry budget so that a
+/// failing call fails fast. Built without reading the environment or `~/.aws`.
+#[must_use]
+pub fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    let credentials = Credentials::new("AKIDLOCALTEST", "local-test-secret", None, None, "dowguard-tests");
+    SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .endpoint_url(endpoint)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .build()
 }
 
 #[cfg(test)]

@@ -219,3 +219,72 @@ async fn recovery_restores_the_original_limits_exactly() -> Result<(), Error> {
     assert!(!w.stage_throttled().await?);
     Ok(())
 }
+
+/// A burst of alarm events (a flapping alarm, EventBridge retries, a flood) cannot
+/// multiply the responder's passes: one pass per target a minute, the rest skipped
+/// before any AWS call, and the target's limit changed once.
+#[tokio::test]
+async fn a_burst_of_alarm_events_runs_one_pass_per_target_a_minute() -> Result<(), Error> {
+    let w = World::flooded().await?;
+    let (mut passes, mut skipped) = (0, 0);
+    for _ in 0..BURST {
+        let alarm = event("alarm-state-change.json", w.attack_end)?;
+        let out = dowguard_alarm_responder::handle(&w.app, alarm)
+            .await
+            .map_err(|d| d.error_message)?;
+        assert!(out.get("rejected").is_none(), "{out}");
+        if out.get("skipped").is_some() {
+            skipped += 1;
+        } else {
+            passes += 1;
+        }
+    }
+    // The burst takes well under a minute; crossing one minute boundary allows two.
+    assert!((1..=2).contains(&passes), "{passes} passes for {BURST} events");
+    assert_eq!(passes + skipped, BURST);
+    assert!(
+        w.reserved().await?.is_some_and(|r| r < 50),
+        "the first pass acted"
+    );
+    let audit = w.app.stack.store.audit_of_day(w.attack_end.date_naive()).await?;
+    let changes = audit
+        .iter()
+        .filter(|r| {
+            r.outcome == dowguard_guard::Outcome::Applied
+                && r.action.change.permission() == "lambda:PutFunctionConcurrency"
+        })
+        .count();
+    assert_eq!(changes, 1, "one change to checkout's concurrency: {audit:#?}");
+    println!("alarm responder: {BURST} alarm events, {passes} pass(es), {skipped} skipped, {changes} change");
+    Ok(())
+}
+
+const BURST: usize = 200;
+
+/// A flood of forged or foreign events is refused before anything is called: the
+/// responder here talks to an endpoint where nothing listens, so a single AWS call
+/// would fail the handler.
+#[tokio::test]
+async fn a_flood_of_foreign_events_is_refused_without_a_single_aws_call() -> Result<(), Error> {
+    let app = App::new(config()?, &dowguard_tests::sdk_config_for("http://127.0.0.1:9"))?;
+    let foreign = [
+        "alarm-other-account.json",
+        "alarm-other-region.json",
+        "alarm-not-owned.json",
+        "alarm-wrong-source.json",
+        "alarm-injection-name.json",
+        "sns-alarm-other-account-topic.json",
+    ];
+    let mut refused = 0;
+    for round in 0..100 {
+        for name in foreign {
+            let out = dowguard_alarm_responder::handle(&app, event(name, Utc::now())?)
+                .await
+                .map_err(|d| format!("round {round}, {name}: {}", d.error_message))?;
+            assert!(out.get("rejected").is_some(), "{name}: {out}");
+            refused += 1;
+        }
+    }
+    println!("alarm responder: {refused} foreign events refused, 0 AWS calls");
+    Ok(())
+}

@@ -36,6 +36,10 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
         tracing::info!(target = %target, alarm = %trigger.alarm, "alarm OK: recovery is left to the evaluator");
         return Ok(json!({ "target": target, "state": "OK", "left_to": "evaluator" }));
     }
+    if !app.limiter.admit(&trigger.target, now) {
+        tracing::info!(target = %target, alarm = %trigger.alarm, "a pass over this target already ran this minute");
+        return Ok(json!({ "target": target, "skipped": "a pass over this target already ran this minute" }));
+    }
     let at = trigger
         .time
         .duration_trunc(TimeDelta::minutes(1))

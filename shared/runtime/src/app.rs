@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError};
 use crate::event::Expected;
+use crate::limit::PassLimiter;
 
 /// Why a function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +40,8 @@ pub struct App {
     pub prices: Prices,
     /// The guard's tunables.
     pub settings: GuardSettings,
+    /// The alarm responder's rate limit.
+    pub limiter: PassLimiter,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             alarms: CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(sdk), config.alarm_prefix.clone()),
             prices,
             settings: GuardSettings::default(),
+            limiter: PassLimiter::default(),
             config,
         })
     }

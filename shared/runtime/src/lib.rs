@@ -17,6 +17,7 @@ pub mod app;
 pub mod config;
 pub mod emf;
 pub mod event;
+pub mod limit;
 pub mod roles;
 pub mod telemetry;
 
