@@ -81,23 +81,25 @@ impl ExampleAccount {
     /// Any CloudWatch error.
     pub async fn flood(&self, aws: &LocalAws, end: DateTime<Utc>, minutes: i64) -> FixtureResult<()> {
         let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
+        let function = [("FunctionName", "checkout")];
+        let stage = [("ApiName", "shop"), ("Stage", "prod")];
+        let (mut lambda, mut api) = (Vec::new(), Vec::new());
         for m in 1..=minutes {
             let at = end - chrono::Duration::minutes(m);
-            let function = [("FunctionName", "checkout")];
-            let stage = [("ApiName", "shop"), ("Stage", "prod")];
-            cloudwatch
-                .put_metric_data()
-                .namespace("AWS/Lambda")
-                .metric_data(datum("Invocations", &function, at, 16_000_000.0))
-                .metric_data(datum("Duration", &function, at, 1_600_000_000.0))
-                .send()
-                .await?;
-            cloudwatch
-                .put_metric_data()
-                .namespace("AWS/ApiGateway")
-                .metric_data(datum("Count", &stage, at, 1_000_000.0))
-                .send()
-                .await?;
+            lambda.push(datum("Invocations", &function, at, 16_000_000.0));
+            lambda.push(datum("Duration", &function, at, 1_600_000_000.0));
+            api.push(datum("Count", &stage, at, 1_000_000.0));
+        }
+        // One call per namespace (PutMetricData takes up to 1,000 datapoints).
+        for (namespace, data) in [("AWS/Lambda", lambda), ("AWS/ApiGateway", api)] {
+            for chunk in data.chunks(1_000) {
+                cloudwatch
+                    .put_metric_data()
+                    .namespace(namespace)
+                    .set_metric_data(Some(chunk.to_vec()))
+                    .send()
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -133,8 +135,17 @@ impl LocalGuard {
     ///
     /// Any SDK or price-book error.
     pub async fn new(aws: &LocalAws) -> FixtureResult<Self> {
-        let config = aws.sdk_config();
-        let topic = aws_sdk_sns::Client::new(&config)
+        Self::with_config(&aws.sdk_config()).await
+    }
+
+    /// The same, with every client built from `config` (e.g. pointed through a
+    /// fault-injecting proxy).
+    ///
+    /// # Errors
+    ///
+    /// Any SDK or price-book error.
+    pub async fn with_config(config: &aws_config::SdkConfig) -> FixtureResult<Self> {
+        let topic = aws_sdk_sns::Client::new(config)
             .create_topic()
             .name("dowguard")
             .send()
@@ -143,7 +154,7 @@ impl LocalGuard {
         stack.topic_arn = topic.topic_arn().map(str::to_string);
         stack.pacing = local_pacing();
         Ok(LocalGuard {
-            stack: AwsStack::new(&config, &stack),
+            stack: AwsStack::new(config, &stack),
             prices: PriceBook::bundled()?.prices("us-east-1", false)?,
             settings: GuardSettings::default(),
         })
