@@ -1,6 +1,6 @@
 //! `make demo`: the real evaluator and alarm-responder binaries, run by the Lambda
 //! runtime emulator (`cargo lambda watch`) and invoked with AWS event JSON
-//! (`cargo lambda invoke --data-file`), against a small example account in the local
+//! (`cargo lambda invoke`), against a small example account in the local
 //! AWS server. It tells the story step by step — the account and its budgets, the
 //! alarms the evaluator derives, a flood, the alarm responder's immediate throttle,
 //! the evaluator's pass, calm, recovery and the exact restore — and stops the
@@ -8,129 +8,20 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{Duration, DurationRound, Utc};
 use dowguard_domain::{Limits, TargetId};
 use dowguard_guard::ports::Discovery;
 use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE};
+use dowguard_tests::emulator::{Emulator, fixture_at, root};
 use dowguard_tests::{ACCOUNT_ID, LocalAws, REGION};
 use serde_json::Value;
-use tokio::process::{Child, Command};
 
 type DemoResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// The whole demo, builds included, must finish within this.
 const DEMO_TIMEOUT: StdDuration = StdDuration::from_secs(20 * 60);
-/// One invocation, the first one's build included.
-const INVOKE_TIMEOUT: StdDuration = StdDuration::from_secs(15 * 60);
-
-fn root() -> &'static Path {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest)
-}
-
-fn cargo_lambda() -> DemoResult<PathBuf> {
-    let path = std::env::var_os("DOWGUARD_CARGO_LAMBDA")
-        .map_or_else(|| root().join(".venv-sam/bin/cargo-lambda"), PathBuf::from);
-    if path.exists() {
-        Ok(path)
-    } else {
-        Err(format!("{} is missing: run `make setup`", path.display()).into())
-    }
-}
-
-/// `cargo lambda watch` in its own process group, stopped (group and all) on drop.
-struct Emulator {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _stopped = std::process::Command::new("kill")
-                .args(["-TERM", "--", &format!("-{pid}")])
-                .status();
-        }
-        let _killed = self.child.start_kill();
-    }
-}
-
-impl Emulator {
-    async fn start(env_file: &Path, log: &Path) -> DemoResult<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let log = std::fs::File::create(log)?;
-        let child = Command::new(cargo_lambda()?)
-            .args(["lambda", "watch", "--ignore-changes", "--locked"])
-            .args([
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-                &port.to_string(),
-            ])
-            .args(["--timeout", "900"])
-            .arg("--env-file")
-            .arg(env_file)
-            .current_dir(root())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()?;
-        let emulator = Emulator { child, port };
-        for _ in 0..120 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Ok(emulator);
-            }
-            tokio::time::sleep(StdDuration::from_millis(500)).await;
-        }
-        Err("the Lambda emulator did not listen within 60 s (see target/demo/watch.log)".into())
-    }
-
-    /// Invokes `function` with the event in `data_file` and returns its answer.
-    async fn invoke(&self, function: &str, data_file: &Path) -> DemoResult<Value> {
-        let out = Command::new(cargo_lambda()?)
-            .args(["lambda", "invoke", function, "--output-format", "json"])
-            .args([
-                "--invoke-address",
-                "127.0.0.1",
-                "--invoke-port",
-                &self.port.to_string(),
-            ])
-            .arg("--data-file")
-            .arg(data_file)
-            .current_dir(root())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(INVOKE_TIMEOUT, out)
-            .await
-            .map_err(|_| format!("{function} did not answer within {INVOKE_TIMEOUT:?}"))??;
-        if !out.status.success() {
-            return Err(format!(
-                "{function} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .into());
-        }
-        Ok(serde_json::from_slice(&out.stdout)?)
-    }
-}
-
-/// Writes a fixture with its time set to `at` into the demo's directory.
-fn event_file(dir: &Path, fixture: &str, at: DateTime<Utc>) -> DemoResult<PathBuf> {
-    let source = root().join("tests/fixtures/events").join(fixture);
-    let mut event: Value = serde_json::from_slice(&std::fs::read(source)?)?;
-    event["time"] = Value::from(at.to_rfc3339());
-    let path = dir.join(format!("{}-{}", at.format("%H%M"), fixture));
-    std::fs::write(&path, serde_json::to_vec_pretty(&event)?)?;
-    Ok(path)
-}
 
 fn describe(l: &Limits) -> String {
     match l {
@@ -259,14 +150,13 @@ async fn run() -> DemoResult<()> {
         ("AWS_SECRET_ACCESS_KEY", "local-demo-secret"),
         ("AWS_LAMBDA_LOG_LEVEL", "warn"),
     ];
-    let env_file = dir.join("functions.env");
-    let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    std::fs::write(&env_file, lines.join("\n") + "\n")?;
 
     println!(
         "\nStarting the Lambda runtime emulator (cargo lambda watch); the first invocation builds the functions..."
     );
-    let emulator = Emulator::start(&env_file, &dir.join("watch.log")).await?;
+    let emulator = Emulator::start(&env, Some(&dir.join("watch.log")))
+        .await
+        .map_err(|e| format!("{e} (see target/demo/watch.log)"))?;
 
     let attack_end = now - Duration::hours(4);
     let attack_start = attack_end - Duration::minutes(10);
@@ -276,10 +166,7 @@ async fn run() -> DemoResult<()> {
         calm.format("%H:%M")
     );
     let answer = emulator
-        .invoke(
-            "dowguard-evaluator",
-            &event_file(&dir, "scheduled-event.json", calm)?,
-        )
+        .invoke("dowguard-evaluator", &fixture_at("scheduled-event.json", calm)?)
         .await?;
     tell(&answer);
 
@@ -298,7 +185,7 @@ async fn run() -> DemoResult<()> {
     let answer = emulator
         .invoke(
             "dowguard-alarm-responder",
-            &event_file(&dir, "alarm-state-change.json", alarm_at)?,
+            &fixture_at("alarm-state-change.json", alarm_at)?,
         )
         .await?;
     tell(&answer);
@@ -308,7 +195,7 @@ async fn run() -> DemoResult<()> {
     let answer = emulator
         .invoke(
             "dowguard-alarm-responder",
-            &event_file(&dir, "alarm-other-account.json", alarm_at)?,
+            &fixture_at("alarm-other-account.json", alarm_at)?,
         )
         .await?;
     tell(&answer);
@@ -319,10 +206,7 @@ async fn run() -> DemoResult<()> {
         at.format("%H:%M")
     );
     let answer = emulator
-        .invoke(
-            "dowguard-evaluator",
-            &event_file(&dir, "scheduled-event.json", at)?,
-        )
+        .invoke("dowguard-evaluator", &fixture_at("scheduled-event.json", at)?)
         .await?;
     tell(&answer);
     show_changes(&local, &originals).await?;
@@ -334,10 +218,7 @@ async fn run() -> DemoResult<()> {
     for _ in 0..24 {
         at += Duration::minutes(5);
         let answer = emulator
-            .invoke(
-                "dowguard-evaluator",
-                &event_file(&dir, "scheduled-event.json", at)?,
-            )
+            .invoke("dowguard-evaluator", &fixture_at("scheduled-event.json", at)?)
             .await?;
         let changed = answer["actions"]
             .as_array()

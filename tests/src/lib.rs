@@ -8,6 +8,7 @@
 //! it exits as soon as its standard input closes.
 
 pub mod account;
+pub mod emulator;
 pub mod fixtures;
 
 use std::fmt;
