@@ -7,21 +7,19 @@
     reason = "tests fail loudly on bad fixtures"
 )]
 
+mod support;
+
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use dowguard_domain::{
-    Arch, Budget, BudgetSpec, Floors, GuardSettings, Intent, Limits, MinuteUsage, PriceBook, Prices, Target,
-    TargetId, TargetMetrics, TargetSpec, Usage, epoch_minute,
+    Arch, Budget, GuardSettings, Intent, Limits, Prices, Target, TargetId, TargetMetrics, TargetSpec,
 };
 use dowguard_guard::evaluate::PassOptions;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::BudgetStore;
 use dowguard_guard::{Guard, Outcome, PassReport};
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).single().unwrap()
-}
+use support::t0;
 
 fn function(name: &str, tags: &[(&str, &str)]) -> Target {
     Target {
@@ -43,36 +41,12 @@ fn function(name: &str, tags: &[(&str, &str)]) -> Target {
 }
 
 fn budget(id: &str, scope: &str) -> Budget {
-    Budget::parse(BudgetSpec {
-        id: id.into(),
-        scope: scope.into(),
-        period: "day".into(),
-        amount: "240".into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })
-    .unwrap()
+    support::budget(id, scope, "240", "enforce")
 }
 
+/// An hour of 20 million requests a minute of 100 ms each.
 fn flood(now: DateTime<Utc>) -> TargetMetrics {
-    let last = epoch_minute(now) - 1;
-    TargetMetrics {
-        minutes: (0..60)
-            .map(|k| MinuteUsage {
-                minute: last - 59 + k,
-                usage: Usage {
-                    requests: 20_000_000,
-                    throttled: 0,
-                    duration_ms: 2_000_000_000,
-                },
-            })
-            .collect(),
-        to_date: vec![],
-    }
+    support::traffic(now, 20_000_000)
 }
 
 struct World {
@@ -108,9 +82,7 @@ impl World {
         World {
             store,
             cloud,
-            prices: PriceBook::bundled()
-                .and_then(|b| b.prices("us-east-1", false))
-                .unwrap(),
+            prices: support::prices(),
             settings: GuardSettings::default(),
         }
     }
