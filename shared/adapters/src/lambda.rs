@@ -3,7 +3,7 @@
 //! plane (about 15 requests a second) politely.
 
 use aws_sdk_lambda::Client;
-use aws_sdk_lambda::types::Architecture;
+use aws_sdk_lambda::types::{Architecture, FunctionConfiguration};
 use dowguard_domain::{
     AccountConcurrency, Arch, AsyncConfig, FunctionName, Limits, Target, TargetId, TargetSpec,
 };
@@ -89,24 +89,7 @@ impl LambdaAdapter {
 
     /// Every function with its memory, architecture, tags and current limits.
     pub async fn discover_functions(&self) -> PortResult<Vec<Target>> {
-        let mut configs = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            self.pacer.wait().await;
-            let page = self
-                .client
-                .list_functions()
-                .set_marker(marker.clone())
-                .max_items(50)
-                .send()
-                .await
-                .map_err(|e| port_error("ListFunctions", "account", e))?;
-            configs.extend(page.functions().iter().cloned());
-            marker = page.next_marker().map(str::to_string);
-            if marker.is_none() {
-                break;
-            }
-        }
+        let configs = self.list_functions().await?;
         let mut targets = Vec::with_capacity(configs.len());
         for config in configs {
             let Some(name) = config.function_name() else {
@@ -167,6 +150,21 @@ impl LambdaAdapter {
     /// Every function's timeout in seconds (`ListFunctions`), for the exposure audit.
     pub async fn timeouts(&self) -> PortResult<std::collections::HashMap<FunctionName, u32>> {
         let mut out = std::collections::HashMap::new();
+        for config in self.list_functions().await? {
+            let (Some(Ok(name)), Some(timeout)) = (
+                config.function_name().map(FunctionName::parse),
+                config.timeout().and_then(|t| u32::try_from(t).ok()),
+            ) else {
+                continue;
+            };
+            out.insert(name, timeout);
+        }
+        Ok(out)
+    }
+
+    /// Every function's configuration, following every page of `ListFunctions`.
+    async fn list_functions(&self) -> PortResult<Vec<FunctionConfiguration>> {
+        let mut configs = Vec::new();
         let mut marker: Option<String> = None;
         loop {
             self.pacer.wait().await;
@@ -178,21 +176,12 @@ impl LambdaAdapter {
                 .send()
                 .await
                 .map_err(|e| port_error("ListFunctions", "account", e))?;
-            for config in page.functions() {
-                let (Some(Ok(name)), Some(timeout)) = (
-                    config.function_name().map(FunctionName::parse),
-                    config.timeout().and_then(|t| u32::try_from(t).ok()),
-                ) else {
-                    continue;
-                };
-                out.insert(name, timeout);
-            }
+            configs.extend(page.functions().iter().cloned());
             marker = page.next_marker().map(str::to_string);
             if marker.is_none() {
-                break;
+                return Ok(configs);
             }
         }
-        Ok(out)
     }
 }
 
