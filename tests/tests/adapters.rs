@@ -213,6 +213,19 @@ async fn audit_records_are_written_with_an_expiry_and_read_back() {
     let back = store.audit_of_day(at.date_naive()).await.unwrap();
     assert_eq!(back.len(), 30, "more than one batch of 25");
     assert_eq!(back[0], records[0]);
+    // Another pass at the same moment, about the same target (the alarm responder
+    // beside the evaluator): its record is kept beside the first one, not over it.
+    let other = dowguard_guard::AuditRecord {
+        actor: "alarm-responder".into(),
+        outcome: dowguard_guard::Outcome::Skipped {
+            why: "the state changed first".into(),
+        },
+        ..records[0].clone()
+    };
+    store.record(std::slice::from_ref(&other)).await.unwrap();
+    let back = store.audit_of_day(at.date_naive()).await.unwrap();
+    assert_eq!(back.len(), 31, "no record overwritten");
+    assert!(back.contains(&other) && back.contains(&records[0]));
 }
 
 #[tokio::test]

@@ -484,6 +484,14 @@ impl DynamoStore {
     }
 }
 
+/// A 64-bit digest of a record's JSON (SipHash with fixed keys: stable for a build).
+fn digest(json: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    json.hash(&mut hasher);
+    hasher.finish()
+}
+
 impl AuditLog for DynamoStore {
     async fn record(&self, records: &[AuditRecord]) -> PortResult<()> {
         let mut requests = Vec::with_capacity(records.len());
@@ -495,10 +503,15 @@ impl AuditLog for DynamoStore {
                 (PK.to_string(), s(format!("AUDIT#{}", record.at.date_naive()))),
                 (
                     SK.to_string(),
+                    // Two passes at the same minute (the evaluator and the alarm
+                    // responder) write records for the same target at the same time:
+                    // the record's own digest keeps them apart, and a retried write of
+                    // the same record lands on the same key instead of doubling it.
                     s(format!(
-                        "{}#{}#{i:04}",
+                        "{}#{}#{i:04}#{:016x}",
                         record.at.to_rfc3339_opts(SecondsFormat::Nanos, true),
-                        record.target
+                        record.target,
+                        digest(&json)
                     )),
                 ),
                 ("target".to_string(), s(record.target.to_string())),
