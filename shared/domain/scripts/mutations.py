@@ -26,7 +26,8 @@ MUTATIONS = [
     ("the unreserved minimum holds", "decide.rs",
      "if delta <= 0 || *pool - delta >= minimum {", "if true {"),
     ("deciding twice adds no action (dry-run convergence)", "decide.rs",
-     "} else if apply && prev.mode == Mode::Enforce {", "} else if prev.mode == Mode::Enforce || !apply {"),
+     "} else if apply && prev.mode == Mode::Enforce && prev.since < now {",
+     "} else if prev.mode == Mode::Enforce || !apply {"),
     ("money never loses a cent", "pricebook.rs",
      "let billable = seg_end - start - free_overlap;", "let billable = (seg_end - start - free_overlap) / 10 * 10;"),
 ]

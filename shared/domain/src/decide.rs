@@ -917,8 +917,12 @@ fn step_target(
             format!("{} → recovering: restoring original limits", prev_phase.name()),
             rule,
         ));
-    } else if apply && prev.mode == Mode::Enforce {
-        // Converge: limits should be what the state says they are.
+    } else if apply && prev.mode == Mode::Enforce && prev.since < now {
+        // Converge: limits should be what the state says they are. Not in the
+        // minute the state was written: another pass (the alarm responder beside
+        // the evaluator) may be applying that very change right now, and applying
+        // it twice is what convergence must never do. A change that really failed
+        // is applied on the next minute's pass.
         let want = match next.phase {
             Phase::Throttled { .. } | Phase::Stopped => next.applied.as_ref().map(|l| (l, Intent::Tighten)),
             Phase::Recovering => next

@@ -241,3 +241,22 @@ async fn the_store_refuses_to_replace_a_held_targets_restore_point() {
     assert_eq!(err.kind, FailureKind::Refused);
     assert_eq!(f.store.state(&id()), Some(original));
 }
+
+#[tokio::test]
+async fn a_change_written_this_minute_is_not_sent_again_by_a_second_pass_that_minute() {
+    let f = Fixture::new("enforce").await;
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    // The first pass stores its state and its change fails (or is still in flight).
+    f.cloud
+        .fail_next("PutFunctionConcurrency", FailureKind::Unavailable);
+    f.pass(t0()).await;
+    assert_eq!(f.cloud.calls().len(), 1);
+    // Another pass in the same minute (the alarm responder beside the evaluator)
+    // must not send the same change a second time.
+    f.pass(t0()).await;
+    assert_eq!(f.cloud.calls().len(), 1, "{:?}", f.cloud.calls());
+    // The next minute's pass converges.
+    f.pass(t0() + Duration::minutes(1)).await;
+    assert_eq!(f.cloud.calls().len(), 2, "{:?}", f.cloud.calls());
+    assert_ne!(f.cloud.limits(&id()), Some(checkout().limits));
+}
