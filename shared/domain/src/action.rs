@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::budget::{BudgetId, BurnRate, Mode};
 use crate::money::Money;
 use crate::state::Level;
-use crate::target::{AsyncConfig, FunctionName, Quota, TargetId, Throttle, UsagePlanId};
+use crate::target::{AsyncConfig, FunctionName, Limits, Quota, TargetId, Throttle, UsagePlanId};
 
 /// Every IAM permission an action can need, for policy checks.
 pub const ALL_PERMISSIONS: &[&str] = &[
@@ -192,5 +192,69 @@ impl Action {
     /// The IAM permission the action needs.
     pub fn permission(&self) -> &'static str {
         self.change.permission()
+    }
+}
+
+/// The changes that take `target` from limits `from` to `to`: none for what is
+/// equal, a usage plan's throttle and quota in one update. For a function, the async
+/// settings come first when tightening (a backlog queued by the new limit already
+/// expires) and last when restoring.
+pub fn limit_changes(target: &TargetId, from: &Limits, to: &Limits, intent: Intent) -> Vec<Change> {
+    match (target, from, to) {
+        (
+            TargetId::Function(function),
+            Limits::Function {
+                reserved_concurrency: r0,
+                async_config: a0,
+            },
+            Limits::Function {
+                reserved_concurrency: r1,
+                async_config: a1,
+            },
+        ) => {
+            let async_change = (a0 != a1).then(|| Change::AsyncInvokeConfig {
+                function: function.clone(),
+                from: *a0,
+                to: *a1,
+            });
+            let reserved_change = (r0 != r1).then(|| Change::ReservedConcurrency {
+                function: function.clone(),
+                from: *r0,
+                to: *r1,
+            });
+            let ordered = if intent == Intent::Restore {
+                [reserved_change, async_change]
+            } else {
+                [async_change, reserved_change]
+            };
+            ordered.into_iter().flatten().collect()
+        }
+        (
+            stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
+            Limits::Stage { throttle: t0 },
+            Limits::Stage { throttle: t1 },
+        ) if t0 != t1 => vec![Change::StageThrottle {
+            stage: stage.clone(),
+            from: *t0,
+            to: *t1,
+        }],
+        (
+            TargetId::UsagePlan(plan),
+            Limits::UsagePlan {
+                throttle: t0,
+                quota: q0,
+            },
+            Limits::UsagePlan {
+                throttle: t1,
+                quota: q1,
+            },
+        ) if t0 != t1 || q0 != q1 => vec![Change::UsagePlanLimits {
+            plan: plan.clone(),
+            from_throttle: *t0,
+            to_throttle: *t1,
+            from_quota: *q0,
+            to_quota: *q1,
+        }],
+        _ => Vec::new(),
     }
 }

@@ -11,7 +11,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::action::{Action, Change, Intent, Reason, Rule};
+use crate::action::{Action, Change, Intent, Reason, Rule, limit_changes};
 use crate::budget::{Budget, BudgetId, BurnRate, Floors, Mode, Period, Scope};
 use crate::money::Money;
 use crate::pricebook::{Prices, Product, UnitPrice};
@@ -1214,69 +1214,7 @@ fn push_changes(
             reason: reason.clone(),
         });
     };
-    match (&target.id, from, to) {
-        (
-            TargetId::Function(function),
-            Limits::Function {
-                reserved_concurrency: r0,
-                async_config: a0,
-            },
-            Limits::Function {
-                reserved_concurrency: r1,
-                async_config: a1,
-            },
-        ) => {
-            // Async settings first when tightening, so a backlog queued by the new
-            // limit already expires; last when restoring.
-            let async_change = (a0 != a1).then(|| Change::AsyncInvokeConfig {
-                function: function.clone(),
-                from: *a0,
-                to: *a1,
-            });
-            let reserved_change = (r0 != r1).then(|| Change::ReservedConcurrency {
-                function: function.clone(),
-                from: *r0,
-                to: *r1,
-            });
-            let ordered = if intent == Intent::Restore {
-                [reserved_change, async_change]
-            } else {
-                [async_change, reserved_change]
-            };
-            for change in ordered.into_iter().flatten() {
-                push(change);
-            }
-        }
-        (
-            stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
-            Limits::Stage { throttle: t0 },
-            Limits::Stage { throttle: t1 },
-        ) if t0 != t1 => {
-            push(Change::StageThrottle {
-                stage: stage.clone(),
-                from: *t0,
-                to: *t1,
-            });
-        }
-        (
-            TargetId::UsagePlan(plan),
-            Limits::UsagePlan {
-                throttle: t0,
-                quota: q0,
-            },
-            Limits::UsagePlan {
-                throttle: t1,
-                quota: q1,
-            },
-        ) if t0 != t1 || q0 != q1 => {
-            push(Change::UsagePlanLimits {
-                plan: plan.clone(),
-                from_throttle: *t0,
-                to_throttle: *t1,
-                from_quota: *q0,
-                to_quota: *q1,
-            });
-        }
-        _ => {}
+    for change in limit_changes(&target.id, from, to, intent) {
+        push(change);
     }
 }

@@ -19,7 +19,7 @@ pub mod state;
 pub mod target;
 pub mod usage;
 
-pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule};
+pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule, limit_changes};
 pub use alarm::{
     AlarmPlan, DesiredAlarm, ExistingAlarm, alarm_name, desired_alarms, plan_alarms, target_of_alarm,
 };

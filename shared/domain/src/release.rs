@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::action::{Action, Change, Intent, Reason, Rule};
+use crate::action::{Action, Change, Intent, Reason, Rule, limit_changes};
 use crate::budget::{BurnRate, Mode};
 use crate::money::Money;
 use crate::state::{GuardState, Level, Phase};
@@ -123,63 +123,7 @@ pub fn release(
 /// The changes that take `target` from `from` to `to`, in restore order (reserved
 /// concurrency before the async config; a usage plan in one update).
 pub fn restore_changes(target: &TargetId, from: &Limits, to: &Limits) -> Vec<Change> {
-    let mut out = Vec::new();
-    match (target, from, to) {
-        (
-            TargetId::Function(function),
-            Limits::Function {
-                reserved_concurrency: r0,
-                async_config: a0,
-            },
-            Limits::Function {
-                reserved_concurrency: r1,
-                async_config: a1,
-            },
-        ) => {
-            if r0 != r1 {
-                out.push(Change::ReservedConcurrency {
-                    function: function.clone(),
-                    from: *r0,
-                    to: *r1,
-                });
-            }
-            if a0 != a1 {
-                out.push(Change::AsyncInvokeConfig {
-                    function: function.clone(),
-                    from: *a0,
-                    to: *a1,
-                });
-            }
-        }
-        (
-            stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
-            Limits::Stage { throttle: t0 },
-            Limits::Stage { throttle: t1 },
-        ) if t0 != t1 => out.push(Change::StageThrottle {
-            stage: stage.clone(),
-            from: *t0,
-            to: *t1,
-        }),
-        (
-            TargetId::UsagePlan(plan),
-            Limits::UsagePlan {
-                throttle: t0,
-                quota: q0,
-            },
-            Limits::UsagePlan {
-                throttle: t1,
-                quota: q1,
-            },
-        ) if t0 != t1 || q0 != q1 => out.push(Change::UsagePlanLimits {
-            plan: plan.clone(),
-            from_throttle: *t0,
-            to_throttle: *t1,
-            from_quota: *q0,
-            to_quota: *q1,
-        }),
-        _ => {}
-    }
-    out
+    limit_changes(target, from, to, Intent::Restore)
 }
 
 #[cfg(test)]
