@@ -12,7 +12,6 @@ use std::time::Duration as StdDuration;
 
 use chrono::{Duration, DurationRound, Utc};
 use dowguard_domain::{Limits, TargetId};
-use dowguard_guard::ports::Discovery;
 use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE};
 use dowguard_tests::emulator::{Emulator, fixture_at, root};
 use dowguard_tests::{ACCOUNT_ID, LocalAws, REGION};
@@ -45,17 +44,6 @@ fn describe(l: &Limits) -> String {
                 .to_lowercase())
         ),
     }
-}
-
-async fn limits(local: &LocalGuard) -> DemoResult<BTreeMap<TargetId, Limits>> {
-    Ok(local
-        .stack
-        .account
-        .discover()
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.limits))
-        .collect())
 }
 
 /// What the function answered, as a few lines.
@@ -103,7 +91,7 @@ fn tell(answer: &Value) {
 
 async fn show_changes(local: &LocalGuard, before: &BTreeMap<TargetId, Limits>) -> DemoResult<()> {
     println!("  in the local AWS server now:");
-    for (id, now) in limits(local).await? {
+    for (id, now) in local.limits().await? {
         let was = before.get(&id).map(describe).unwrap_or_default();
         let is = describe(&now);
         let mark = if was == is { "" } else { "   <- changed" };
@@ -120,7 +108,7 @@ async fn run() -> DemoResult<()> {
     let now = Utc::now().duration_trunc(Duration::minutes(1))?;
     let example = ExampleAccount::seed(&aws, now).await?;
     let local = LocalGuard::new(&aws).await?;
-    let originals = limits(&local).await?;
+    let originals = local.limits().await?;
     println!("Example account at {}:", aws.endpoint());
     for (id, l) in &originals {
         println!("  {:<38} {}", id.to_string(), describe(l));
@@ -231,7 +219,7 @@ async fn run() -> DemoResult<()> {
     drop(emulator);
     println!("\nLambda emulator stopped.");
 
-    let after = limits(&local).await?;
+    let after = local.limits().await?;
     println!("\nAfter recovery, in the local AWS server:");
     for (id, l) in &after {
         println!("  {:<38} {}", id.to_string(), describe(l));

@@ -160,6 +160,25 @@ impl LocalGuard {
         })
     }
 
+    /// Every target's live limits, read back through discovery.
+    ///
+    /// # Errors
+    ///
+    /// Any discovery error.
+    pub async fn limits(
+        &self,
+    ) -> FixtureResult<std::collections::BTreeMap<dowguard_domain::TargetId, dowguard_domain::Limits>> {
+        use dowguard_guard::ports::Discovery;
+        Ok(self
+            .stack
+            .account
+            .discover()
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.limits))
+            .collect())
+    }
+
     /// The guard over these adapters, acting as `actor`.
     pub fn guard<'a>(&'a self, actor: &'a str) -> AwsGuard<'a> {
         self.stack.guard(actor, &self.prices, &self.settings)

@@ -293,15 +293,7 @@ impl Rig {
         let example = ExampleAccount::seed(&self.aws, times.now).await.unwrap();
         example.flood(&self.aws, times.attack_end, 10).await.unwrap();
         let guard = LocalGuard::with_config(&self.config).await.unwrap();
-        let originals = guard
-            .stack
-            .account
-            .discover()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.id, t.limits))
-            .collect();
+        let originals = guard.limits().await.unwrap();
         (guard, originals)
     }
 

@@ -67,15 +67,7 @@ async fn two_evaluators_and_an_alarm_responder_at_once_apply_each_change_once() 
         b.guard("evaluator-b"),
         r.guard("alarm-responder"),
     );
-    let originals: BTreeMap<TargetId, _> = a
-        .stack
-        .account
-        .discover()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| (t.id, t.limits))
-        .collect();
+    let originals = a.limits().await.unwrap();
     let checkout = TargetId::parse("function:checkout").unwrap();
     let alarmed = HashSet::from([checkout.clone()]);
 
