@@ -91,6 +91,17 @@ pub struct UnitPrice {
 impl UnitPrice {
     /// The cost of `units` at this unit price.
     pub fn cost(self, units: u128) -> Money {
+        // Most quantities a pass prices fit 64-bit arithmetic, which is much faster;
+        // for non-negative figures it gives the same whole pico-dollars.
+        if let (Ok(u), Ok(n), Ok(d)) = (
+            u64::try_from(units),
+            u64::try_from(self.numerator),
+            u64::try_from(self.denominator),
+        ) && d > 0
+            && let Some(product) = u.checked_mul(n)
+        {
+            return Money::from_picos(i128::from(product / d));
+        }
         let units = i128::try_from(units).unwrap_or(i128::MAX);
         Money::from_picos(div(units.saturating_mul(self.numerator), self.denominator))
     }
@@ -493,6 +504,21 @@ fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The 64-bit shortcut prices exactly as the 128-bit arithmetic does.
+        #[test]
+        fn unit_cost_shortcut_agrees_with_wide_arithmetic(
+            units in prop_oneof![0u128..1_000_000, 0u128..=u128::from(u64::MAX), any::<u128>()],
+            numerator in prop_oneof![0i128..1_000_000_000, 0i128..=i128::from(u64::MAX)],
+            denominator in prop_oneof![Just(1i128), Just(1_024_000), 1i128..=i128::from(u64::MAX)],
+        ) {
+            let price = UnitPrice { numerator, denominator };
+            let wide = i128::try_from(units).unwrap_or(i128::MAX).saturating_mul(numerator) / denominator;
+            prop_assert_eq!(price.cost(units), Money::from_picos(wide));
+        }
+    }
 
     fn us_east_1() -> Prices {
         PriceBook::bundled()
