@@ -28,6 +28,8 @@ MUTATIONS = [
     ("deciding twice adds no action (dry-run convergence)", "decide.rs",
      "} else if apply && prev.mode == Mode::Enforce && prev.since < now {",
      "} else if prev.mode == Mode::Enforce || !apply {"),
+    ("window sums count every minute exactly once", "usage.rs",
+     "while at > 0 && all[at - 1].minute >= from {", "while at > 1 && all[at - 1].minute >= from {"),
     ("money never loses a cent", "pricebook.rs",
      "let billable = seg_end - start - free_overlap;", "let billable = (seg_end - start - free_overlap) / 10 * 10;"),
 ]

@@ -170,26 +170,12 @@ impl TargetMetrics {
         };
         let day_from = from_total(Period::Day, day_start, &mut out.day);
         let month_from = from_total(Period::Month, month_start, &mut out.month);
-        let upto = self.minutes.partition_point(|m| m.minute <= end);
-        if !self.minutes.is_sorted_by_key(|m| m.minute) {
-            // Out-of-order input: one plain pass.
-            for m in self.minutes.iter().filter(|m| m.minute <= end) {
-                for (usage, from) in [
-                    (&mut out.short, short_from),
-                    (&mut out.long, long_from),
-                    (&mut out.day, day_from),
-                    (&mut out.month, month_from),
-                ] {
-                    if m.minute >= from {
-                        usage.add(&m.usage);
-                    }
-                }
-            }
-            return out;
+        let all = &self.minutes;
+        if !all.is_sorted_by_key(|m| m.minute) {
+            return self.windows_unsorted(end, [short_from, long_from, day_from, month_from], out);
         }
-        // Sorted: sum each stretch between window starts once, newest first, and let
-        // every window take the running total at its own start.
-        let minutes = &self.minutes[..upto];
+        // Walk back from the newest minute at or before `end`: each window, latest
+        // start first, takes the running total where the walk passes its start.
         let mut starts = [
             (short_from, 0usize),
             (long_from, 1),
@@ -197,21 +183,39 @@ impl TargetMetrics {
             (month_from, 3),
         ];
         starts.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
-        let mut running = Usage::default();
-        let mut hi = minutes.len();
         let mut found = [Usage::default(); 4];
+        let mut running = Usage::default();
+        let mut at = all.len();
+        while at > 0 && all[at - 1].minute > end {
+            at -= 1;
+        }
         for (from, which) in starts {
-            let lo = minutes[..hi].partition_point(|m| m.minute < from);
-            for m in &minutes[lo..hi] {
-                running.add(&m.usage);
+            while at > 0 && all[at - 1].minute >= from {
+                at -= 1;
+                running.add(&all[at].usage);
             }
-            hi = lo;
             found[which] = running;
         }
         out.short = found[0];
         out.long = found[1];
         out.day.add(&found[2]);
         out.month.add(&found[3]);
+        out
+    }
+
+    /// [`TargetMetrics::windows`] for minutes out of order: one plain pass, adding
+    /// each minute to every window it falls in.
+    fn windows_unsorted(&self, end: i64, from: [i64; 4], mut out: Windows) -> Windows {
+        for m in self.minutes.iter().filter(|m| m.minute <= end) {
+            for (usage, from) in [&mut out.short, &mut out.long, &mut out.day, &mut out.month]
+                .into_iter()
+                .zip(from)
+            {
+                if m.minute >= from {
+                    usage.add(&m.usage);
+                }
+            }
+        }
         out
     }
 }

@@ -387,3 +387,57 @@ fn period_bounds_cover_every_minute_exactly_once() {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..config() })]
+
+    /// The one-walk window sums equal separate sums over the same minutes, whatever
+    /// the order, gaps, duplicates and period totals of the input.
+    #[test]
+    fn window_sums_agree_with_separate_sums(
+        mut minutes in prop::collection::vec((0i64..300, 0u64..1_000, 0u64..50, 0u64..100_000), 0..120),
+        shuffle in any::<bool>(),
+        end in 0i64..320,
+        short in 1i64..30,
+        long in 1i64..200,
+        day_offset in 0i64..300,
+        month_offset in 0i64..300,
+        totals in prop::collection::vec((any::<bool>(), any::<bool>(), 0i64..320, 0u64..1_000), 0..4),
+    ) {
+        use dowguard_domain::{MinuteUsage, PeriodUsage, TargetMetrics, Usage};
+        let base = epoch_minute(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().expect("t"));
+        if !shuffle {
+            minutes.sort_by_key(|m| m.0);
+        }
+        let at = |minute: i64| Utc.timestamp_opt((base + minute) * 60, 0).single().expect("t");
+        let (day_start, month_start) = (at(day_offset), at(month_offset.min(day_offset)));
+        let metrics = TargetMetrics {
+            minutes: minutes
+                .iter()
+                .map(|&(minute, requests, throttled, duration_ms)| MinuteUsage {
+                    minute: base + minute,
+                    usage: Usage { requests, throttled, duration_ms },
+                })
+                .collect(),
+            to_date: totals
+                .iter()
+                .map(|&(day, matching, through, requests)| {
+                    let start = if day { day_start } else { month_start };
+                    PeriodUsage {
+                        period: if day { Period::Day } else { Period::Month },
+                        start: if matching { start } else { start - Duration::days(1) },
+                        through_minute: base + through,
+                        usage: Usage { requests, ..Usage::default() },
+                    }
+                })
+                .collect(),
+        };
+        let end = base + end;
+        let (short_from, long_from) = (end - short + 1, end - long + 1);
+        let w = metrics.windows(end, short_from, long_from, day_start, month_start);
+        prop_assert_eq!(w.short, metrics.sum(short_from, end));
+        prop_assert_eq!(w.long, metrics.sum(long_from, end));
+        prop_assert_eq!(w.day, metrics.to_date(Period::Day, day_start, end));
+        prop_assert_eq!(w.month, metrics.to_date(Period::Month, month_start, end));
+    }
+}
