@@ -6,7 +6,7 @@
 //! action; a change that did not happen is decided again (convergence).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -117,9 +117,40 @@ impl Default for AccountConcurrency {
     }
 }
 
+/// Per-target data a pass reads (metrics, states): a map by target id, or a slice
+/// in the order of [`Inputs::targets`] for a caller that keeps its data that way and
+/// so spares the pass a lookup per target.
+pub trait ByTarget<V> {
+    /// The entry of the target at `index` of `Inputs::targets`, whose id is `id`.
+    fn for_target(&self, index: usize, id: &TargetId) -> Option<&V>;
+    /// True when no target has an entry.
+    fn is_empty(&self) -> bool;
+}
+
+impl<V, S: BuildHasher> ByTarget<V> for HashMap<TargetId, V, S> {
+    fn for_target(&self, _: usize, id: &TargetId) -> Option<&V> {
+        self.get(id)
+    }
+
+    fn is_empty(&self) -> bool {
+        HashMap::is_empty(self)
+    }
+}
+
+impl<V> ByTarget<V> for [Option<V>] {
+    fn for_target(&self, index: usize, _: &TargetId) -> Option<&V> {
+        self.get(index).and_then(Option::as_ref)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.iter().all(Option::is_none)
+    }
+}
+
 /// Everything one decision pass reads.
-#[derive(Debug, Clone, Copy)]
-pub struct Inputs<'a> {
+#[derive(Debug)]
+pub struct Inputs<'a, G: ?Sized = HashMap<TargetId, GuardState>, M: ?Sized = HashMap<TargetId, TargetMetrics>>
+{
     /// The time of the pass.
     pub now: DateTime<Utc>,
     /// All budgets.
@@ -127,9 +158,9 @@ pub struct Inputs<'a> {
     /// All discovered targets with their current limits.
     pub targets: &'a [Target],
     /// Guard states by target (absent = never acted on).
-    pub states: &'a HashMap<TargetId, GuardState>,
+    pub states: &'a G,
     /// Metrics by target (absent = no traffic).
-    pub metrics: &'a HashMap<TargetId, TargetMetrics>,
+    pub metrics: &'a M,
     /// Prices of the deployment's region.
     pub prices: &'a Prices,
     /// The account's month-to-date usage (volume tiers, free tier).
@@ -139,6 +170,15 @@ pub struct Inputs<'a> {
     /// Tunables.
     pub settings: &'a GuardSettings,
 }
+
+// Every field is a reference or a plain value, whatever the containers are.
+impl<G: ?Sized, M: ?Sized> Clone for Inputs<'_, G, M> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<G: ?Sized, M: ?Sized> Copy for Inputs<'_, G, M> {}
 
 /// Where one budget stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,7 +391,11 @@ fn burn(spend: Money, window_s: i64, allowance: Money, horizon_s: i64) -> BurnRa
 }
 
 /// Decides one pass. See the module docs for the contract.
-pub fn decide(inputs: &Inputs<'_>) -> Decision {
+pub fn decide<G, M>(inputs: &Inputs<'_, G, M>) -> Decision
+where
+    G: ByTarget<GuardState> + ?Sized,
+    M: ByTarget<TargetMetrics> + ?Sized,
+{
     let settings = inputs.settings;
     let now = inputs.now;
     let end = epoch_minute(now) - 1 - settings.metric_delay_minutes;
@@ -363,28 +407,45 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     let (day_start, month_start) = (day_bounds.0, month_bounds.0);
 
     let empty = TargetMetrics::default();
-    let index: HashMap<&TargetId, usize, BuildHasherDefault<FxHasher>> = inputs
-        .targets
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (&t.id, i))
-        .collect();
+    // Only budgets scoped to one target need the index; build it when one does.
+    let index: HashMap<&TargetId, usize, BuildHasherDefault<FxHasher>> =
+        if inputs.budgets.iter().any(|b| matches!(b.scope, Scope::Target(_))) {
+            inputs
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (&t.id, i))
+                .collect()
+        } else {
+            HashMap::default()
+        };
+    // Each target's state, looked up once for the whole pass.
+    let states: Vec<Option<&GuardState>> = if inputs.states.is_empty() {
+        vec![None; inputs.targets.len()]
+    } else {
+        inputs
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| inputs.states.for_target(i, &t.id))
+            .collect()
+    };
 
     // 1. Price each target once.
     let figures: Vec<Figures> = inputs
         .targets
         .iter()
-        .map(|t| {
-            let m = inputs.metrics.get(&t.id).unwrap_or(&empty);
+        .zip(&states)
+        .enumerate()
+        .map(|(i, (t, state))| {
+            let m = inputs.metrics.for_target(i, &t.id).unwrap_or(&empty);
             let w = m.windows(end, short_from, long_from, day_start, month_start);
             let (short, long) = (w.short, w.long);
             let avg_ms = long.duration_ms.checked_div(long.requests).unwrap_or(0);
             let fallback = if avg_ms > 0 {
                 avg_ms
             } else {
-                inputs
-                    .states
-                    .get(&t.id)
+                state
                     .map(|s| s.avg_duration_ms)
                     .filter(|ms| *ms > 0)
                     .unwrap_or(settings.default_avg_duration_ms)
@@ -394,11 +455,21 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             } else {
                 0
             };
+            let short_cost = units.cost(&t.spec, &short);
+            let long_cost = units.cost(&t.spec, &long);
+            // Demand equals usage when nothing was throttled: price it once.
+            let demand = |usage: &Usage, cost: Money| {
+                if usage.throttled == 0 {
+                    cost
+                } else {
+                    units.cost(&t.spec, &usage.demand(fallback))
+                }
+            };
             Figures {
-                short: units.cost(&t.spec, &short),
-                long: units.cost(&t.spec, &long),
-                short_demand: units.cost(&t.spec, &short.demand(fallback)),
-                long_demand: units.cost(&t.spec, &long.demand(fallback)),
+                short: short_cost,
+                long: long_cost,
+                short_demand: demand(&short, short_cost),
+                long_demand: demand(&long, long_cost),
                 day: units.cost(&t.spec, &w.day),
                 month: units.cost(&t.spec, &w.month),
                 avg_ms,
@@ -614,11 +685,15 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     };
     let mut pool = i64::from(inputs.concurrency.unreserved_now);
     let minimum = i64::from(inputs.concurrency.unreserved_minimum);
-    let mut order: Vec<usize> = (0..inputs.targets.len()).collect();
+    // A target the guard never acted on that every budget finds on pace has nothing
+    // to step: its fresh state stays as it is, and no action follows.
+    let mut order: Vec<usize> = (0..inputs.targets.len())
+        .filter(|&i| states[i].is_some() || wishes[i].as_ref().is_some_and(|w| w.level > Level::Normal))
+        .collect();
     order.sort_by(|a, b| figures[*b].short_demand.cmp(&figures[*a].short_demand));
     for i in order {
         let target = &inputs.targets[i];
-        let prev_state = inputs.states.get(&target.id);
+        let prev_state = states[i];
         let Some(wish) = wishes[i].take() else {
             // Not covered by any budget: a held target is released; otherwise nothing.
             if let Some(prev) = prev_state
@@ -664,8 +739,8 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn step_target(
-    inputs: &Inputs<'_>,
+fn step_target<G: ?Sized, M: ?Sized>(
+    inputs: &Inputs<'_, G, M>,
     judged: &[Judged],
     target: &Target,
     figures: &Figures,
@@ -1036,8 +1111,8 @@ fn reserve_from_pool(
 
 /// The limits for `level`, never looser than the original or (when escalating) than
 /// the previous level, never below the floors.
-fn limits_for(
-    inputs: &Inputs<'_>,
+fn limits_for<G: ?Sized, M: ?Sized>(
+    inputs: &Inputs<'_, G, M>,
     target: &Target,
     figures: &Figures,
     wish: &Wish,

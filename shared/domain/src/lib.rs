@@ -26,7 +26,7 @@ pub use alarm::{
 pub use budget::{
     Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds,
 };
-pub use decide::{AccountConcurrency, BudgetReport, Decision, GuardSettings, Inputs, decide};
+pub use decide::{AccountConcurrency, BudgetReport, ByTarget, Decision, GuardSettings, Inputs, decide};
 pub use guard_cost::{GuardCost, MetricsPlan};
 pub use money::{Money, MoneyError};
 pub use pricebook::{PriceBook, PriceBookError, Prices, Product};

@@ -176,8 +176,10 @@ impl World {
         }
     }
 
+    /// Decides with the states and metrics in maps, and again with them in slices
+    /// in target order; the two must agree.
     pub fn decide(&self) -> Decision {
-        decide(&Inputs {
+        let by_map = decide(&Inputs {
             now: self.now,
             budgets: &self.budgets,
             targets: &self.targets,
@@ -187,7 +189,33 @@ impl World {
             account_usage: AccountUsage::default(),
             concurrency: self.concurrency,
             settings: &self.settings,
-        })
+        });
+        let states: Vec<Option<GuardState>> = self
+            .targets
+            .iter()
+            .map(|t| self.states.get(&t.id).cloned())
+            .collect();
+        let metrics: Vec<Option<TargetMetrics>> = self
+            .targets
+            .iter()
+            .map(|t| self.metrics.get(&t.id).cloned())
+            .collect();
+        let by_slice = decide(&Inputs {
+            now: self.now,
+            budgets: &self.budgets,
+            targets: &self.targets,
+            states: states.as_slice(),
+            metrics: metrics.as_slice(),
+            prices: &self.prices,
+            account_usage: AccountUsage::default(),
+            concurrency: self.concurrency,
+            settings: &self.settings,
+        });
+        assert_eq!(
+            by_map, by_slice,
+            "deciding from slices differs from deciding from maps"
+        );
+        by_map
     }
 
     /// Persists the states, then applies the actions marked `apply`.
