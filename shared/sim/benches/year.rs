@@ -110,12 +110,13 @@ fn main() -> ExitCode {
             dg.spend,
             dg.overspend,
         );
-        if interval == 5 && elapsed.as_secs() >= 10 {
+        if elapsed.as_secs() >= 10 {
+            println!("MISSED: a year of 100 targets at the {interval}-minute schedule took 10 s or more");
             slow = true;
         }
     }
-    if slow {
-        println!("MISSED: a year of 100 targets at the 5-minute schedule took 10 s or more");
+    if !slow {
+        println!("target met: a year of 100 targets simulates in under 10 s at either schedule");
     }
     ExitCode::SUCCESS
 }

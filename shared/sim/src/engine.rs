@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Arch, Budget, Change, GuardCost, GuardState, Inputs, Intent, Limits,
-    MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Prices, Product, Scope, Target, TargetId,
+    MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Phase, Prices, Product, Scope, Target, TargetId,
     TargetKind, TargetMetrics, TargetSpec, Throttle, Usage, decide, epoch_minute,
 };
 use rust_decimal::Decimal;
@@ -273,82 +273,102 @@ pub(crate) struct Outcome {
     pub(crate) anomaly: Option<(u32, String)>,
 }
 
-/// The metrics the simulated CloudWatch holds for the dowguard strategy: the last
-/// stretch of one-minute datapoints per target, plus period-to-date totals of the
-/// minutes trimmed away (so the core never sums a month of minutes).
+/// The metrics the simulated CloudWatch holds for the dowguard strategy: one-minute
+/// datapoints per target, and period-to-date totals of every minute before the long
+/// window (so the core sums no more minutes than its windows need, and never a month).
 struct Store {
-    metrics: HashMap<TargetId, TargetMetrics>,
-    pending: Vec<Vec<MinuteUsage>>,
-    /// Totals of trimmed minutes: (day start, month start, day usage, month usage).
-    trimmed: Vec<Option<(i64, i64, Usage, Usage)>>,
-    keep: usize,
+    /// Per target, in the order of the targets (every target has a series).
+    metrics: Vec<Option<TargetMetrics>>,
+    /// Per target: how many of its oldest datapoints the totals already hold.
+    folded: Vec<usize>,
+    /// Per target: the day and month (first minutes) its totals are for.
+    periods: Vec<Option<(i64, i64)>>,
     /// The month (first minute, first minute of the next) last looked up.
     month: (i64, i64),
 }
 
+/// Folded datapoints are dropped in batches of this many, so that dropping them
+/// moves the rest of a series rarely.
+const DROP_BATCH: usize = 32;
+
 impl Store {
-    fn new(targets: &[Target], keep: usize) -> Store {
+    fn new(targets: &[Target]) -> Store {
         Store {
-            metrics: targets
-                .iter()
-                .map(|t| (t.id.clone(), TargetMetrics::default()))
-                .collect(),
-            pending: vec![Vec::new(); targets.len()],
-            trimmed: vec![None; targets.len()],
-            keep,
+            metrics: vec![Some(TargetMetrics::default()); targets.len()],
+            folded: vec![0; targets.len()],
+            periods: vec![None; targets.len()],
             month: (0, 0),
         }
     }
 
-    fn flush(&mut self, targets: &[Target]) {
-        for (i, target) in targets.iter().enumerate() {
-            if self.pending[i].is_empty() {
-                continue;
-            }
-            let Some(series) = self.metrics.get_mut(&target.id) else {
-                continue;
-            };
-            series.minutes.append(&mut self.pending[i]);
-            if series.minutes.len() < self.keep + 16 {
-                continue;
-            }
-            let cut = series.minutes.len() - self.keep;
-            let first_kept = series.minutes[cut].minute;
-            let slot = &mut self.trimmed[i];
-            for m in series.minutes.drain(..cut) {
-                let day = m.minute.div_euclid(1_440) * 1_440;
+    /// Folds every minute up to `through`
+    /// into the period-to-date totals.
+    fn flush(&mut self, through: i64) {
+        for (i, series) in self.metrics.iter_mut().enumerate() {
+            let Some(series) = series else { continue };
+            let folded = &mut self.folded[i];
+            let before = *folded;
+            for m in series.minutes[*folded..]
+                .iter()
+                .take_while(|m| m.minute <= through)
+            {
                 if !(self.month.0..self.month.1).contains(&m.minute) {
                     self.month = month_range(m.minute);
                 }
-                let month = self.month.0;
-                let totals = slot.get_or_insert((day, month, Usage::default(), Usage::default()));
-                if totals.0 != day {
-                    totals.0 = day;
-                    totals.2 = Usage::default();
-                }
-                if totals.1 != month {
-                    totals.1 = month;
-                    totals.3 = Usage::default();
-                }
-                totals.2.add(&m.usage);
-                totals.3.add(&m.usage);
+                let day = m.minute.div_euclid(1_440) * 1_440;
+                fold(&mut series.to_date, &mut self.periods[i], (day, self.month.0), m);
+                *folded += 1;
             }
-            series.to_date.clear();
-            if let Some((day, month, day_usage, month_usage)) = *slot {
-                for (period, start, usage) in
-                    [(Period::Day, day, day_usage), (Period::Month, month, month_usage)]
-                {
-                    if let Some(start) = minute_time(start) {
-                        series.to_date.push(PeriodUsage {
-                            period,
-                            start,
-                            through_minute: first_kept - 1,
-                            usage,
-                        });
-                    }
-                }
+            if *folded == before {
+                // Nothing new folded: the totals still end where they did.
+                continue;
+            }
+            for total in &mut series.to_date {
+                total.through_minute = through;
+            }
+            if *folded >= DROP_BATCH {
+                series.minutes.drain(..*folded);
+                *folded = 0;
             }
         }
+    }
+}
+
+/// Adds one minute to a series' day and month totals (`to_date[0]` and `[1]`),
+/// starting a new total when the minute opens a new day or month.
+fn fold(
+    to_date: &mut Vec<PeriodUsage>,
+    periods: &mut Option<(i64, i64)>,
+    (day, month): (i64, i64),
+    m: &MinuteUsage,
+) {
+    let known = periods.filter(|_| to_date.len() == 2);
+    if known != Some((day, month)) {
+        let fresh = |period, first| {
+            minute_time(first).map(|start| PeriodUsage {
+                period,
+                start,
+                through_minute: m.minute - 1,
+                usage: Usage::default(),
+            })
+        };
+        let same_month = known.is_some_and(|k| k.1 == month);
+        match (fresh(Period::Day, day), same_month) {
+            (Some(total), true) => to_date[0] = total,
+            (Some(total), false) if let Some(month_total) = fresh(Period::Month, month) => {
+                to_date.clear();
+                to_date.extend([total, month_total]);
+            }
+            _ => {
+                to_date.clear();
+                *periods = None;
+                return;
+            }
+        }
+        *periods = Some((day, month));
+    }
+    for total in to_date.iter_mut() {
+        total.usage.add(&m.usage);
     }
 }
 
@@ -389,7 +409,10 @@ struct World<'a> {
     anomaly_alert: Option<(u32, String)>,
     anomaly_checked: bool,
     store: Option<Store>,
-    states: HashMap<TargetId, GuardState>,
+    /// The epoch minute the scenario starts at.
+    first_minute: i64,
+    /// Per target, in the order of the targets.
+    states: Vec<Option<GuardState>>,
     first_action: Option<u32>,
     first_reason: Option<String>,
     tightenings: u64,
@@ -430,15 +453,7 @@ impl<'a> World<'a> {
                 acted: false,
             })
             .collect();
-        let keep = usize::try_from(
-            sc.guard.settings.long_window_minutes
-                + sc.guard.settings.short_window_minutes
-                + sc.guard.settings.metric_delay_minutes
-                + i64::from(sc.guard.interval_minutes)
-                + 10,
-        )
-        .unwrap_or(120);
-        let store = (strategy == Strategy::Dowguard).then(|| Store::new(&targets, keep));
+        let store = (strategy == Strategy::Dowguard).then(|| Store::new(&targets));
         let kill_threshold = if strategy == Strategy::KillSwitch {
             kill_thresholds(sc, &targets)
         } else {
@@ -464,7 +479,8 @@ impl<'a> World<'a> {
             anomaly_alert: None,
             anomaly_checked: false,
             store,
-            states: HashMap::new(),
+            first_minute: epoch_minute(sc.start),
+            states: vec![None; targets.len()],
             first_action: None,
             first_reason: None,
             tightenings: 0,
@@ -682,11 +698,11 @@ impl<'a> World<'a> {
         self.usage[i] = usage;
         self.cost[i] = cost;
         self.legit_rejected_now[i] = self.tallies[i].legit_rejected - legit_rejected_before;
-        if let Some(store) = &mut self.store
+        if let Some(Some(series)) = self.store.as_mut().and_then(|s| s.metrics.get_mut(i))
             && (usage.requests > 0 || usage.throttled > 0)
         {
-            store.pending[i].push(MinuteUsage {
-                minute: epoch_minute(self.sc.start) + i64::from(m),
+            series.minutes.push(MinuteUsage {
+                minute: self.first_minute + i64::from(m),
                 usage,
             });
         }
@@ -827,8 +843,11 @@ impl<'a> World<'a> {
 
     fn dowguard(&mut self, m: u32) {
         let Some(store) = &mut self.store else { return };
-        store.flush(&self.targets);
         let now = self.sc.start + Duration::minutes(i64::from(m) + 1);
+        let settings = &self.sc.guard.settings;
+        // The minute before the pass's long window (see `decide`).
+        let through = epoch_minute(now) - 1 - settings.metric_delay_minutes - settings.long_window_minutes;
+        store.flush(through);
         let reserved: u32 = self
             .targets
             .iter()
@@ -850,8 +869,8 @@ impl<'a> World<'a> {
             now,
             budgets: &self.sc.budgets,
             targets: &self.targets,
-            states: &self.states,
-            metrics: &store.metrics,
+            states: self.states.as_slice(),
+            metrics: store.metrics.as_slice(),
             prices: &self.sc.prices,
             account_usage: self.account,
             concurrency,
@@ -863,12 +882,14 @@ impl<'a> World<'a> {
         let plan = self.sc.guard.metrics_plan;
         self.measured.resize(self.targets.len(), (None, None));
         let minute = i64::from(m);
-        for (t, (detail, totals)) in self.targets.iter().zip(self.measured.iter_mut()) {
-            let phase = self
-                .states
-                .get(&t.id)
-                .map_or(dowguard_domain::Phase::Normal, |s| s.phase);
-            let watched = phase != dowguard_domain::Phase::Normal;
+        for ((t, (detail, totals)), state) in self
+            .targets
+            .iter()
+            .zip(self.measured.iter_mut())
+            .zip(&self.states)
+        {
+            let phase = state.as_ref().map_or(Phase::Normal, |s| s.phase);
+            let watched = phase != Phase::Normal;
             if plan.detail_due(minute, *detail, watched) {
                 self.metrics_requested +=
                     MetricsPlan::metrics_per_measurement(t.id.kind(), phase.is_tightened());
@@ -881,7 +902,9 @@ impl<'a> World<'a> {
         }
         // Persist the states first, then apply the actions.
         for (id, state) in decision.states {
-            self.states.insert(id, state);
+            if let Some(&i) = self.index.get(&id) {
+                self.states[i] = Some(state);
+            }
         }
         for action in &decision.actions {
             match action.intent {
