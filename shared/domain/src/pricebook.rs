@@ -507,6 +507,8 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
         /// The 64-bit shortcut prices exactly as the 128-bit arithmetic does.
         #[test]
         fn unit_cost_shortcut_agrees_with_wide_arithmetic(
