@@ -102,6 +102,41 @@ fn budget_levels_follow_both_windows_and_the_fast_lane() {
 }
 
 #[test]
+fn spend_above_the_watch_threshold_watches_with_one_notice_and_changes_no_limit() {
+    let mut world = checkout(None);
+    let f = id("function:checkout");
+    world.history(&f, 60, at(3));
+    let first = world.decide();
+    assert_eq!(first.reports[0].level, Level::Watch, "{:#?}", first.reports);
+    assert!(changes(&first).is_empty(), "{:#?}", first.actions);
+    let state = first
+        .states
+        .iter()
+        .find(|(t, _)| *t == f)
+        .map(|(_, s)| s)
+        .expect("a never-acted target starts watching");
+    assert_eq!(state.phase, Phase::Watching);
+    assert!(state.restore_point.is_none(), "watching captures nothing: {state:#?}");
+    let notices: Vec<_> = first
+        .actions
+        .iter()
+        .filter(|a| a.intent == Intent::Notify && a.target == f)
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:#?}");
+    let Change::Notify { subject, .. } = &notices[0].change else {
+        panic!("a notice: {:?}", notices[0].change);
+    };
+    assert!(subject.contains("watch threshold"), "{subject}");
+    // The next pass at the same pace keeps watching and says nothing new.
+    world.commit(&first);
+    world.now += Duration::minutes(1);
+    world.history(&f, 60, at(3));
+    let second = world.decide();
+    assert!(second.actions.is_empty(), "{:#?}", second.actions);
+    assert_eq!(world.state(&f).map(|s| s.phase), Some(Phase::Watching));
+}
+
+#[test]
 fn flood_is_throttled_on_the_first_pass_that_sees_it_and_the_original_is_kept() {
     let world = flooded(checkout(None), 100);
     let decision = world.decide();
