@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
-use crate::budget::{Budget, BudgetId, Scope};
+use crate::budget::{Budget, BudgetId};
 use crate::pricebook::{Prices, Product};
 use crate::target::{Arch, Target, TargetId, TargetKind, TargetSpec};
 
@@ -125,16 +125,6 @@ pub fn threshold_per_minute(
         .max(1)
 }
 
-fn covers(budget: &Budget, target: &Target) -> bool {
-    match &budget.scope {
-        Scope::Target(id) => *id == target.id,
-        Scope::Tag { key, value } => {
-            target.id.kind() != TargetKind::UsagePlan && target.tags.get(key) == Some(value)
-        }
-        Scope::Account => target.id.kind() != TargetKind::UsagePlan,
-    }
-}
-
 /// The alarms that should exist: one per target some unprotected budget covers
 /// (usage plans excepted: CloudWatch has no per-plan request metric, and their
 /// stages carry alarms of their own), at the lowest threshold among those budgets.
@@ -153,7 +143,7 @@ pub fn desired_alarms(
             continue;
         }
         let cost = request_cost(&target.spec, prices, avg_duration_ms);
-        for budget in budgets.iter().filter(|b| !b.protected && covers(b, target)) {
+        for budget in budgets.iter().filter(|b| !b.protected && b.scope.covers(target)) {
             let multiple = budget
                 .thresholds
                 .levels()

@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::money::Money;
-use crate::target::{IdError, TargetId};
+use crate::target::{IdError, Target, TargetId, TargetKind};
 
 /// The largest budget amount accepted; anything above is treated as a typo.
 pub const MAX_BUDGET_DOLLARS: i64 = 100_000_000;
@@ -127,6 +127,22 @@ impl Scope {
                 format!("{e}. A scope is `account`, `tag:KEY=VALUE` or a target"),
             )
         })
+    }
+
+    /// True when the scope covers `target`: its own target; for a tag or the account,
+    /// every matching target but a usage plan (whose stages already count its requests).
+    #[inline]
+    pub fn covers(&self, target: &Target) -> bool {
+        match self {
+            Scope::Target(id) => *id == target.id,
+            // A target carries few tags: comparing each (length first) is cheaper
+            // than the map's ordered search.
+            Scope::Tag { key, value } => {
+                target.id.kind() != TargetKind::UsagePlan
+                    && target.tags.iter().any(|(k, v)| k == key && v == value)
+            }
+            Scope::Account => target.id.kind() != TargetKind::UsagePlan,
+        }
     }
 }
 

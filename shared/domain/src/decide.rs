@@ -16,9 +16,7 @@ use crate::budget::{Budget, BudgetId, BurnRate, Floors, Mode, Period, Scope};
 use crate::money::Money;
 use crate::pricebook::{Prices, Product, UnitPrice};
 use crate::state::{GuardState, Level, Phase, RestorePoint};
-use crate::target::{
-    Arch, AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle,
-};
+use crate::target::{Arch, AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetSpec, Throttle};
 use crate::usage::{AccountUsage, TargetMetrics, Usage, epoch_minute};
 
 /// Tunables of the guard, with defaults that suit one-minute metrics.
@@ -492,20 +490,12 @@ where
                 Some(i) => members.push(*i),
                 None => missing = true,
             },
-            Scope::Tag { key, value } => members.extend(
+            Scope::Tag { .. } | Scope::Account => members.extend(
                 inputs
                     .targets
                     .iter()
                     .enumerate()
-                    .filter(|(_, t)| t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value))
-                    .map(|(i, _)| i),
-            ),
-            Scope::Account => members.extend(
-                inputs
-                    .targets
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.id.kind() != TargetKind::UsagePlan)
+                    .filter(|(_, t)| budget.scope.covers(t))
                     .map(|(i, _)| i),
             ),
         }

@@ -198,14 +198,7 @@ fn covering<'a>(target: &Target, budgets: &'a [Budget], all: &[EntryPoint]) -> O
     let members = |scope: &Scope| -> i128 {
         let n = all
             .iter()
-            .filter(|e| {
-                e.target.id.kind() != TargetKind::UsagePlan
-                    && match scope {
-                        Scope::Tag { key, value } => e.target.tags.get(key) == Some(value),
-                        Scope::Account => true,
-                        Scope::Target(id) => *id == e.target.id,
-                    }
-            })
+            .filter(|e| e.target.id.kind() != TargetKind::UsagePlan && scope.covers(&e.target))
             .count();
         i128::try_from(n.max(1)).unwrap_or(1)
     };

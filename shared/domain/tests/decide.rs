@@ -116,7 +116,10 @@ fn spend_above_the_watch_threshold_watches_with_one_notice_and_changes_no_limit(
         .map(|(_, s)| s)
         .expect("a never-acted target starts watching");
     assert_eq!(state.phase, Phase::Watching);
-    assert!(state.restore_point.is_none(), "watching captures nothing: {state:#?}");
+    assert!(
+        state.restore_point.is_none(),
+        "watching captures nothing: {state:#?}"
+    );
     let notices: Vec<_> = first
         .actions
         .iter()
