@@ -135,11 +135,8 @@ impl Scope {
     pub fn covers(&self, target: &Target) -> bool {
         match self {
             Scope::Target(id) => *id == target.id,
-            // A target carries few tags: comparing each (length first) is cheaper
-            // than the map's ordered search.
             Scope::Tag { key, value } => {
-                target.id.kind() != TargetKind::UsagePlan
-                    && target.tags.iter().any(|(k, v)| k == key && v == value)
+                target.id.kind() != TargetKind::UsagePlan && target.tags.get(key) == Some(value)
             }
             Scope::Account => target.id.kind() != TargetKind::UsagePlan,
         }
