@@ -129,7 +129,7 @@ async fn run() -> DemoResult<()> {
         ("DOWGUARD_ACCOUNT_ID", ACCOUNT_ID),
         ("DOWGUARD_TOPIC_ARN", topic.as_str()),
         ("DOWGUARD_MODE", "enforce"),
-        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "1440"),
+        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
         ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
         ("AWS_REGION", REGION),
         ("AWS_DEFAULT_REGION", REGION),
@@ -146,7 +146,7 @@ async fn run() -> DemoResult<()> {
         .await
         .map_err(|e| format!("{e} (see target/demo/watch.log)"))?;
 
-    let attack_end = now - Duration::hours(4);
+    let attack_end = dowguard_tests::account::attack_end_before(now);
     let attack_start = attack_end - Duration::minutes(10);
     let calm = attack_start - Duration::minutes(15);
     println!(

@@ -105,6 +105,22 @@ impl ExampleAccount {
     }
 }
 
+/// When the example's flood ends: the latest 03:00 UTC at least three hours before
+/// `now`. What a flood does to a day budget depends on how much of the day is left
+/// to pay for it; early in the day, the example function's level-3 allowance is
+/// well below its reservation of 50, whatever the hour the tests or the demo run.
+/// (Four hours before `now` would make the outcome depend on the hour of the run.)
+/// The flood is then between 3 and 27 hours old, so the Lambda handlers must
+/// accept events up to two days old (`DOWGUARD_MAX_EVENT_AGE_MINUTES=2880`).
+pub fn attack_end_before(now: DateTime<Utc>) -> DateTime<Utc> {
+    let three = now.date_naive().and_hms_opt(3, 0, 0).map_or(now, |t| t.and_utc());
+    if three > now - chrono::Duration::hours(3) {
+        three - chrono::Duration::days(1)
+    } else {
+        three
+    }
+}
+
 fn datum(name: &str, dims: &[(&str, &str)], at: DateTime<Utc>, value: f64) -> MetricDatum {
     let mut d = MetricDatum::builder()
         .metric_name(name)
@@ -190,5 +206,30 @@ pub fn local_pacing() -> Pacing {
     Pacing {
         usage_plan_interval: Duration::from_millis(10),
         ..Pacing::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone, Timelike, Utc};
+
+    use super::attack_end_before;
+
+    #[test]
+    fn the_flood_ends_at_three_between_three_and_twenty_seven_hours_before_now() {
+        let midnight = Utc
+            .with_ymd_and_hms(2026, 12, 1, 0, 0, 0)
+            .single()
+            .expect("a valid time");
+        for minutes in (0..24 * 60).step_by(7) {
+            let now = midnight + Duration::minutes(minutes);
+            let end = attack_end_before(now);
+            assert_eq!((end.hour(), end.minute()), (3, 0), "now {now}: {end}");
+            let age = now - end;
+            assert!(
+                age >= Duration::hours(3) && age < Duration::hours(27),
+                "now {now}: {end} is {age} old"
+            );
+        }
     }
 }

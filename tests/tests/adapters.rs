@@ -512,7 +512,9 @@ async fn metrics_are_fetched_per_minute_and_counted() {
 async fn spend_to_date_has_no_gap_between_the_cached_total_and_the_minutes() {
     let aws = LocalAws::start().await.unwrap();
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
-    let hour = Utc::now().duration_trunc(chrono::Duration::hours(1)).unwrap() - chrono::Duration::hours(3);
+    // A fixed hour well inside a day and a month: the passes below must not cross
+    // into the next period, whatever the hour the test runs.
+    let hour = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 20, 9, 0, 0).unwrap();
     for m in 10..=20 {
         put_checkout_minute(
             &cloudwatch,

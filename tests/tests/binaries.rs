@@ -20,14 +20,14 @@ async fn the_binaries_throttle_a_flood_and_reject_a_foreign_event() -> Result<()
     let now = Utc::now().duration_trunc(Duration::minutes(1))?;
     let example = ExampleAccount::seed(&aws, now).await?;
     let local = LocalGuard::new(&aws).await?;
-    let attack_end = now - Duration::hours(4);
+    let attack_end = dowguard_tests::account::attack_end_before(now);
     example.flood(&aws, attack_end, 10).await?;
     let emulator = Emulator::start(
         &[
             ("DOWGUARD_TABLE", TABLE),
             ("DOWGUARD_ACCOUNT_ID", ACCOUNT_ID),
             ("DOWGUARD_MODE", "enforce"),
-            ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "1440"),
+            ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
             ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
             ("AWS_REGION", REGION),
             ("AWS_ENDPOINT_URL", aws.endpoint()),

@@ -256,7 +256,7 @@ struct Rig {
     config: aws_config::SdkConfig,
 }
 
-/// The timeline every case shares: a flood ending four hours ago, two passes.
+/// The timeline every case shares: a flood ending early in the day, two passes.
 #[derive(Debug, Clone, Copy)]
 struct Times {
     now: DateTime<Utc>,
@@ -343,7 +343,7 @@ struct Clean {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_of_an_acting_pass_can_fail_at_the_wire_without_harm() {
     let now = Utc::now().duration_trunc(chrono::Duration::minutes(1)).unwrap();
-    let attack_end = now - chrono::Duration::hours(4);
+    let attack_end = dowguard_tests::account::attack_end_before(now);
     let first = attack_end + chrono::Duration::minutes(1);
     let times = Times {
         now,

@@ -25,7 +25,7 @@ fn config() -> Result<Config, Error> {
         ("AWS_REGION", dowguard_tests::REGION),
         ("DOWGUARD_MODE", "enforce"),
         // The flood is written hours in the past, as in the demo.
-        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "1440"),
+        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
         ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
     ]
     .into();
@@ -52,12 +52,12 @@ struct World {
 }
 
 impl World {
-    /// The example account, flooded for 10 minutes ending four hours ago.
+    /// The example account, flooded for 10 minutes ending early in the day.
     async fn flooded() -> Result<Self, Error> {
         let aws = LocalAws::start().await?;
         let now = Utc::now().duration_trunc(Duration::minutes(1))?;
         let example = ExampleAccount::seed(&aws, now).await?;
-        let attack_end = now - Duration::hours(4);
+        let attack_end = dowguard_tests::account::attack_end_before(now);
         example.flood(&aws, attack_end, 10).await?;
         let app = App::new(config()?, &aws.sdk_config())?;
         Ok(World {

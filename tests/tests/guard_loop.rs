@@ -23,8 +23,8 @@ async fn an_attack_is_throttled_in_the_account_and_the_originals_come_back_exact
     let now = Utc::now().duration_trunc(chrono::Duration::minutes(1)).unwrap();
     let example = ExampleAccount::seed(&aws, now).await.unwrap();
     let (api, plan) = (&example.api, &example.plan);
-    // An attack four hours ago: ten minutes at about 100× each budget's pace.
-    let attack_end = now - chrono::Duration::hours(4);
+    // An attack early in the day: ten minutes at about 100× each budget's pace.
+    let attack_end = dowguard_tests::account::attack_end_before(now);
     example.flood(&aws, attack_end, 10).await.unwrap();
     let local = LocalGuard::new(&aws).await.unwrap();
     let guard = local.guard("evaluator");

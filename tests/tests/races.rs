@@ -54,7 +54,7 @@ async fn two_evaluators_and_an_alarm_responder_at_once_apply_each_change_once() 
     let aws = LocalAws::start().await.unwrap();
     let now = Utc::now().duration_trunc(chrono::Duration::minutes(1)).unwrap();
     let example = ExampleAccount::seed(&aws, now).await.unwrap();
-    let attack_end = now - chrono::Duration::hours(4);
+    let attack_end = dowguard_tests::account::attack_end_before(now);
     example.flood(&aws, attack_end, 10).await.unwrap();
     // Three processes, each with its own clients, as three Lambdas would have.
     let (a, b, r) = (
