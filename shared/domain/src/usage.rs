@@ -142,9 +142,10 @@ pub struct Windows {
 }
 
 impl TargetMetrics {
-    /// Sums every window a decision needs in a single pass over the minutes (in any
-    /// order), each ending at minute `end`; the day and month use the matching
-    /// period-to-date total as [`TargetMetrics::to_date`] does.
+    /// Sums every window a decision needs, each ending at minute `end`, in one walk
+    /// back from the newest minute (minutes out of order take one plain pass
+    /// instead); the day and month use the matching period-to-date total as
+    /// [`TargetMetrics::to_date`] does.
     pub fn windows(
         &self,
         end: i64,
