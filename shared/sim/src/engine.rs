@@ -301,8 +301,7 @@ impl Store {
         }
     }
 
-    /// Folds every minute up to `through`
-    /// into the period-to-date totals.
+    /// Folds every minute up to `through` into the period-to-date totals.
     fn flush(&mut self, through: i64) {
         for (i, series) in self.metrics.iter_mut().enumerate() {
             let Some(series) = series else { continue };
