@@ -103,6 +103,17 @@ impl World {
     }
 }
 
+/// Alarm events this deployment must refuse: another account, region or owner, a
+/// wrong source, an injected name, an SNS topic of another account.
+const FOREIGN: [&str; 6] = [
+    "alarm-other-account.json",
+    "alarm-other-region.json",
+    "alarm-not-owned.json",
+    "alarm-wrong-source.json",
+    "alarm-injection-name.json",
+    "sns-alarm-other-account-topic.json",
+];
+
 #[tokio::test]
 async fn a_scheduled_evaluation_throttles_the_flood_and_syncs_one_alarm_per_target() -> Result<(), Error> {
     let w = World::flooded().await?;
@@ -156,14 +167,7 @@ async fn an_alarm_event_throttles_its_target_before_the_next_schedule() -> Resul
 async fn a_foreign_or_malformed_event_changes_nothing() -> Result<(), Error> {
     let w = World::flooded().await?;
     let at = w.attack_end + Duration::minutes(1);
-    for name in [
-        "alarm-other-account.json",
-        "alarm-other-region.json",
-        "alarm-not-owned.json",
-        "alarm-wrong-source.json",
-        "alarm-injection-name.json",
-        "sns-alarm-other-account-topic.json",
-    ] {
+    for name in FOREIGN {
         let out = dowguard_alarm_responder::handle(&w.app, event(name, at)?)
             .await
             .map_err(|d| d.error_message)?;
@@ -267,17 +271,9 @@ const BURST: usize = 200;
 #[tokio::test]
 async fn a_flood_of_foreign_events_is_refused_without_a_single_aws_call() -> Result<(), Error> {
     let app = App::new(config()?, &dowguard_tests::sdk_config_for("http://127.0.0.1:9"))?;
-    let foreign = [
-        "alarm-other-account.json",
-        "alarm-other-region.json",
-        "alarm-not-owned.json",
-        "alarm-wrong-source.json",
-        "alarm-injection-name.json",
-        "sns-alarm-other-account-topic.json",
-    ];
     let mut refused = 0;
     for round in 0..100 {
-        for name in foreign {
+        for name in FOREIGN {
             let out = dowguard_alarm_responder::handle(&app, event(name, Utc::now())?)
                 .await
                 .map_err(|d| format!("round {round}, {name}: {}", d.error_message))?;

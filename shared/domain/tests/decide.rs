@@ -109,12 +109,7 @@ fn spend_above_the_watch_threshold_watches_with_one_notice_and_changes_no_limit(
     let first = world.decide();
     assert_eq!(first.reports[0].level, Level::Watch, "{:#?}", first.reports);
     assert!(changes(&first).is_empty(), "{:#?}", first.actions);
-    let state = first
-        .states
-        .iter()
-        .find(|(t, _)| *t == f)
-        .map(|(_, s)| s)
-        .expect("a never-acted target starts watching");
+    let state = written_state(&first, &f).expect("a never-acted target starts watching");
     assert_eq!(state.phase, Phase::Watching);
     assert!(
         state.restore_point.is_none(),
@@ -168,12 +163,7 @@ fn flood_is_throttled_on_the_first_pass_that_sees_it_and_the_original_is_kept() 
         i128::from(*limit) * per_busy_second <= remaining_per_s,
         "limit {limit} spends too fast"
     );
-    let state = decision
-        .states
-        .iter()
-        .find(|(t, _)| *t == f)
-        .map(|(_, s)| s)
-        .expect("state written");
+    let state = written_state(&decision, &f).expect("state written");
     assert_eq!(state.phase, Phase::Throttled { level: 3 });
     let rp = state.restore_point.as_ref().expect("restore point captured");
     assert_eq!(rp.limits, world.limits(&f));

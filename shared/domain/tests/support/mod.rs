@@ -279,6 +279,11 @@ pub fn changes(decision: &Decision) -> Vec<&Action> {
         .collect()
 }
 
+/// The state the decision writes for `target`, if any.
+pub fn written_state<'a>(decision: &'a Decision, target: &TargetId) -> Option<&'a GuardState> {
+    decision.states.iter().find(|(t, _)| t == target).map(|(_, s)| s)
+}
+
 pub fn tightens(decision: &Decision) -> Vec<&Action> {
     decision
         .actions
