@@ -22,13 +22,19 @@ pub const EMPTY_ZIP: [u8; 22] = [
 /// The trust policy of a Lambda execution role.
 pub const LAMBDA_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
-/// Creates an execution role and a 512 MB function `name` using it; returns its ARN.
+/// The tag that lets the guard's roles change a resource
+/// (`aws:ResourceTag/dowguard-guarded = true` in the template's write permissions).
+/// Every resource the fixtures create carries it unless a test says otherwise.
+pub const GUARDED: (&str, &str) = ("dowguard-guarded", "true");
+
+/// Creates an execution role and a 512 MB function `name` using it, tagged
+/// [`GUARDED`]; returns its ARN.
 ///
 /// # Errors
 ///
 /// Any SDK error from IAM or Lambda.
 pub async fn create_function(aws: &LocalAws, name: &str) -> FixtureResult<String> {
-    create_function_with(aws, name, 512, &[]).await
+    create_function_with(aws, name, 512, &[GUARDED]).await
 }
 
 /// Creates a function with the given memory and tags; returns its ARN.
@@ -68,15 +74,20 @@ pub async fn create_function_with(
     Ok(function.function_arn().ok_or("function without arn")?.to_owned())
 }
 
-/// Creates a REST API `name` with one `GET /` mock method, deploys it to `stage`;
-/// returns the API id.
+/// Creates a REST API `name` tagged [`GUARDED`] (its stages inherit the tag for
+/// IAM), with one `GET /` mock method, deploys it to `stage`; returns the API id.
 ///
 /// # Errors
 ///
 /// Any SDK error from API Gateway.
 pub async fn create_rest_api(aws: &LocalAws, name: &str, stage: &str) -> FixtureResult<String> {
     let client = aws_sdk_apigateway::Client::new(&aws.sdk_config());
-    let api = client.create_rest_api().name(name).send().await?;
+    let api = client
+        .create_rest_api()
+        .name(name)
+        .tags(GUARDED.0, GUARDED.1)
+        .send()
+        .await?;
     let api_id = api.id().ok_or("api without id")?.to_owned();
     let resources = client.get_resources().rest_api_id(&api_id).send().await?;
     let root = resources
@@ -111,8 +122,8 @@ pub async fn create_rest_api(aws: &LocalAws, name: &str, stage: &str) -> Fixture
     Ok(api_id)
 }
 
-/// Creates a usage plan over `api_id`/`stage` with a 100 rps / 200 burst throttle
-/// and a 10,000-a-day quota; returns its id.
+/// Creates a usage plan over `api_id`/`stage`, tagged [`GUARDED`], with a 100 rps /
+/// 200 burst throttle and a 10,000-a-day quota; returns its id.
 ///
 /// # Errors
 ///
@@ -122,6 +133,7 @@ pub async fn create_usage_plan(aws: &LocalAws, api_id: &str, stage: &str) -> Fix
     let plan = client
         .create_usage_plan()
         .name(format!("{api_id}-{stage}-partners"))
+        .tags(GUARDED.0, GUARDED.1)
         .throttle(
             ThrottleSettings::builder()
                 .rate_limit(100.0)
@@ -145,7 +157,8 @@ pub async fn create_usage_plan(aws: &LocalAws, api_id: &str, stage: &str) -> Fix
     Ok(plan.id().ok_or("usage plan without id")?.to_owned())
 }
 
-/// Creates an HTTP API `name` with a stage whose default route is throttled at
+/// Creates an HTTP API `name` with a stage, tagged [`GUARDED`] itself (HTTP API
+/// stages do not inherit their API's tags), whose default route is throttled at
 /// 50 rps / 100 burst; returns the API id.
 ///
 /// # Errors
@@ -164,6 +177,7 @@ pub async fn create_http_api(aws: &LocalAws, name: &str, stage: &str) -> Fixture
         .create_stage()
         .api_id(&api_id)
         .stage_name(stage)
+        .tags(GUARDED.0, GUARDED.1)
         .default_route_settings(
             RouteSettings::builder()
                 .throttling_rate_limit(50.0)
