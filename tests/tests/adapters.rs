@@ -234,7 +234,7 @@ async fn lambda_limits_are_set_read_back_and_removed() {
     let config = aws.sdk_config();
     create_function(&aws, "checkout").await.unwrap();
     let client = aws_sdk_lambda::Client::new(&config);
-    let lambda = LambdaAdapter::new(client.clone(), 15, 100);
+    let lambda = LambdaAdapter::new(client.clone(), 15);
     let f = FunctionName::parse("checkout").unwrap();
 
     lambda.set_reserved_concurrency(&f, Some(30)).await.unwrap();
@@ -316,7 +316,7 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
         .await
         .unwrap();
     let account = AwsAccount::new(
-        LambdaAdapter::new(lambda, 15, 100),
+        LambdaAdapter::new(lambda, 15),
         RestAdapter::new(
             aws_sdk_apigateway::Client::new(&config),
             10,
@@ -562,6 +562,8 @@ fn checkout_target() -> dowguard_domain::Target {
         },
         tags: Default::default(),
         limits: Limits::unset(dowguard_domain::TargetKind::Function),
+        guarded: true,
+        usage_plans: Default::default(),
     }
 }
 

@@ -51,7 +51,6 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
     if app.config.alarm_sync {
         let synced = match app.stack.store.list_budgets().await {
             Ok(budgets) => {
-                let budgets: Vec<_> = budgets.into_iter().map(|v| v.value).collect();
                 let avg = app.settings.default_avg_duration_ms;
                 app.alarms
                     .sync(&app.stack.account, &budgets, &app.prices, at, avg)

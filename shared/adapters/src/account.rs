@@ -4,10 +4,11 @@
 use std::sync::RwLock;
 
 use dowguard_domain::{
-    AccountConcurrency, AsyncConfig, FunctionName, Quota, Target, TargetId, Throttle, UsagePlanId,
+    AccountConcurrency, AsyncConfig, FunctionName, Quota, TargetId, TargetKind, Throttle, UsagePlanId,
 };
 use dowguard_guard::ports::{
-    Discovery, FetchedMetrics, LambdaControl, MetricsRequest, MetricsSource, StageControl, UsagePlanControl,
+    Discovered, Discovery, FetchedMetrics, LambdaControl, MetricsRequest, MetricsSource, StageControl,
+    Unlisted, UsagePlanControl,
 };
 use dowguard_guard::{FailureKind, PortError, PortResult};
 
@@ -47,7 +48,8 @@ impl AwsAccount {
         }
     }
 
-    fn catalog(&self) -> RestCatalog {
+    /// What the last discovery learnt about REST APIs (names, usage plans' stages).
+    pub fn catalog(&self) -> RestCatalog {
         self.catalog
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -56,16 +58,44 @@ impl AwsAccount {
 }
 
 impl Discovery for AwsAccount {
-    async fn discover(&self) -> PortResult<Vec<Target>> {
-        let mut targets = self.lambda.discover_functions().await?;
-        let (rest, catalog) = self.rest.discover().await?;
-        targets.extend(rest);
-        targets.extend(self.http.discover().await?);
-        *self
-            .catalog
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
-        Ok(targets)
+    /// Lists each service on its own (Lambda beside API Gateway, which REST and HTTP
+    /// APIs share): one that cannot be listed (an SCP that denies it, a partial
+    /// outage) is reported with its error, and the others are still returned.
+    async fn discover(&self) -> PortResult<Discovered> {
+        let (functions, (rest, http)) = tokio::join!(self.lambda.discover_functions(), async {
+            (self.rest.discover().await, self.http.discover().await)
+        });
+        let mut found = Discovered::default();
+        match functions {
+            Ok(targets) => found.targets.extend(targets),
+            Err(e) => found
+                .unlisted
+                .push(Unlisted::new("Lambda functions", &[TargetKind::Function], &e)),
+        }
+        match rest {
+            Ok((targets, catalog)) => {
+                found.targets.extend(targets);
+                *self
+                    .catalog
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
+            }
+            Err(e) => found.unlisted.push(Unlisted::new(
+                "REST API stages and usage plans",
+                &[TargetKind::RestStage, TargetKind::UsagePlan],
+                &e,
+            )),
+        }
+        match http {
+            Ok(targets) => found.targets.extend(targets),
+            Err(e) => found
+                .unlisted
+                .push(Unlisted::new("HTTP API stages", &[TargetKind::HttpStage], &e)),
+        }
+        for unlisted in &found.unlisted {
+            tracing::warn!(what = %unlisted.what, error = %unlisted.error, "could not list; the rest of the account is still guarded");
+        }
+        Ok(found)
     }
 }
 

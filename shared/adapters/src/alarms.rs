@@ -8,8 +8,12 @@
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Statistic};
 use chrono::{DateTime, Utc};
-use dowguard_domain::{AlarmPlan, Budget, DesiredAlarm, ExistingAlarm, Prices, desired_alarms, plan_alarms};
+use dowguard_domain::{
+    AlarmPlan, Budget, DesiredAlarm, ExistingAlarm, Prices, TargetKind, desired_alarms, plan_alarms,
+};
 use dowguard_guard::PortResult;
+use dowguard_guard::Versioned;
+use dowguard_guard::ports::{Discovery, Listed};
 
 use crate::account::AwsAccount;
 use crate::cloudwatch::{Field, MetricKey, metrics_of};
@@ -139,25 +143,37 @@ impl CloudWatchAlarms {
 
     /// Brings the alarms in step with `budgets`: discovers the account's targets,
     /// derives the alarms that should exist, and puts or deletes the difference.
+    /// While a stored budget is unreadable nothing is deleted: the alarm may be its.
     pub async fn sync(
         &self,
         account: &AwsAccount,
-        budgets: &[Budget],
+        listed: &Listed<Vec<Versioned<Budget>>>,
         prices: &Prices,
         now: DateTime<Utc>,
         avg_duration_ms: u64,
     ) -> PortResult<AlarmSyncReport> {
-        let mut targets = account.lambda.discover_functions().await?;
-        let (rest, catalog) = account.rest.discover().await?;
-        targets.extend(rest);
-        targets.extend(account.http.discover().await?);
-        let desired = desired_alarms(&self.prefix, budgets, &targets, prices, now, avg_duration_ms);
+        let budgets: Vec<Budget> = listed.items.iter().map(|v| v.value.clone()).collect();
+        let budgets = budgets.as_slice();
+        let discovered = account.discover().await?;
+        let catalog = account.catalog();
+        let targets = &discovered.targets;
+        let unlisted: Vec<TargetKind> = discovered
+            .unlisted
+            .iter()
+            .flat_map(|u| u.kinds.iter().copied())
+            .collect();
+        let desired = desired_alarms(&self.prefix, budgets, targets, prices, now, avg_duration_ms);
         let existing = self.list().await?;
         let AlarmPlan {
             put,
             delete,
             unchanged,
-        } = plan_alarms(&self.prefix, &desired, &existing);
+        } = plan_alarms(&self.prefix, &desired, &existing, &unlisted);
+        let delete = if listed.unreadable.is_empty() {
+            delete
+        } else {
+            Vec::new()
+        };
         let mut report = AlarmSyncReport {
             unchanged,
             ..AlarmSyncReport::default()

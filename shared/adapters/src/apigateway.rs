@@ -10,6 +10,7 @@ use aws_sdk_apigateway::Client;
 use aws_sdk_apigateway::types::{Op, PatchOperation, QuotaPeriodType};
 use dowguard_domain::{
     ApiId, Limits, Quota, QuotaPeriod, StageName, Target, TargetId, TargetSpec, Throttle, UsagePlanId,
+    tags_allow_guard,
 };
 use dowguard_guard::ports::{StageControl, UsagePlanControl};
 use dowguard_guard::{PortError, PortResult};
@@ -27,10 +28,38 @@ const UNTHROTTLED: &str = "-1";
 /// API metrics by API *name*, and a usage plan's traffic is its stages' traffic.
 #[derive(Debug, Clone, Default)]
 pub struct RestCatalog {
-    /// API id → API name.
+    /// API id → the API's name as CloudWatch's `ApiName` dimension carries it.
     pub api_names: HashMap<ApiId, String>,
     /// Usage plan → the REST stages it covers.
     pub plan_stages: HashMap<UsagePlanId, Vec<(ApiId, StageName)>>,
+}
+
+/// The `ApiName` dimension CloudWatch gives a REST API's metrics: API Gateway
+/// removes non-ASCII characters from the name, and uses the API id when nothing is
+/// left ("Amazon API Gateway dimensions and metrics").
+pub fn metric_api_name(name: &str, api: &ApiId) -> String {
+    let ascii: String = name.chars().filter(char::is_ascii).collect();
+    if ascii.is_empty() { api.to_string() } else { ascii }
+}
+
+impl RestCatalog {
+    /// The other REST APIs with the same name as `api`. CloudWatch's `AWS/ApiGateway`
+    /// metrics of a REST API carry its `ApiName` and `Stage` as dimensions, not its
+    /// id ("Amazon API Gateway dimensions and metrics"), so APIs that share a name
+    /// share one series and their traffic cannot be told apart.
+    pub fn sharing_name(&self, api: &ApiId) -> Vec<&ApiId> {
+        let Some(name) = self.api_names.get(api) else {
+            return Vec::new();
+        };
+        let mut others: Vec<&ApiId> = self
+            .api_names
+            .iter()
+            .filter(|(id, n)| *id != api && *n == name)
+            .map(|(id, _)| id)
+            .collect();
+        others.sort();
+        others
+    }
 }
 
 /// REST APIs and usage plans through the SDK.
@@ -77,9 +106,10 @@ impl RestAdapter {
                 let Some(Ok(api_id)) = api.id().map(ApiId::parse) else {
                     continue;
                 };
-                catalog
-                    .api_names
-                    .insert(api_id.clone(), api.name().unwrap_or_default().to_string());
+                catalog.api_names.insert(
+                    api_id.clone(),
+                    metric_api_name(api.name().unwrap_or_default(), &api_id),
+                );
                 self.stage_pacer.wait().await;
                 let stages = self
                     .client
@@ -96,6 +126,9 @@ impl RestAdapter {
                         .method_settings()
                         .and_then(|m| m.get(DEFAULT_METHOD))
                         .and_then(|s| throttle_of(s.throttling_rate_limit(), s.throttling_burst_limit()));
+                    // A stage inherits its REST API's tags for attribute-based access
+                    // control, its own tags winning ("API Gateway resources that can be
+                    // tagged"): these are the tags IAM's `aws:ResourceTag` sees.
                     let mut tags: BTreeMap<String, String> = api
                         .tags()
                         .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -103,12 +136,15 @@ impl RestAdapter {
                     if let Some(stage_tags) = stage.tags() {
                         tags.extend(stage_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
                     }
-                    targets.push(Target {
-                        id: TargetId::RestStage(api_id.clone(), name),
-                        spec: TargetSpec::RestStage,
+                    let guarded = tags_allow_guard(&tags);
+                    let mut target = Target::new(
+                        TargetId::RestStage(api_id.clone(), name),
+                        TargetSpec::RestStage,
                         tags,
-                        limits: Limits::Stage { throttle },
-                    });
+                        Limits::Stage { throttle },
+                    );
+                    target.guarded = guarded;
+                    targets.push(target);
                 }
             }
             position = page.position().map(str::to_string);
@@ -158,19 +194,33 @@ impl RestAdapter {
                     })
                     .collect();
                 catalog.plan_stages.insert(id.clone(), stages);
-                targets.push(Target {
-                    id: TargetId::UsagePlan(id),
-                    spec: TargetSpec::UsagePlan,
-                    tags: plan
-                        .tags()
-                        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                        .unwrap_or_default(),
-                    limits: Limits::UsagePlan { throttle, quota },
-                });
+                let tags: BTreeMap<String, String> = plan
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                let guarded = tags_allow_guard(&tags);
+                let mut target = Target::new(
+                    TargetId::UsagePlan(id),
+                    TargetSpec::UsagePlan,
+                    tags,
+                    Limits::UsagePlan { throttle, quota },
+                );
+                target.guarded = guarded;
+                targets.push(target);
             }
             position = page.position().map(str::to_string);
             if position.is_none() {
                 break;
+            }
+        }
+        // Each stage learns the plans that include it: a plan's budget covers them.
+        for (plan, stages) in &catalog.plan_stages {
+            for target in &mut targets {
+                if let TargetId::RestStage(api, stage) = &target.id
+                    && stages.iter().any(|(a, s)| a == api && s == stage)
+                {
+                    target.usage_plans.insert(plan.clone());
+                }
             }
         }
         Ok((targets, catalog))

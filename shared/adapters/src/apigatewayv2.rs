@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::types::{ProtocolType, RouteSettings};
-use dowguard_domain::{ApiId, Limits, StageName, Target, TargetId, TargetSpec, Throttle};
+use dowguard_domain::{ApiId, Limits, StageName, Target, TargetId, TargetSpec, Throttle, tags_allow_guard};
 use dowguard_guard::ports::StageControl;
 use dowguard_guard::{FailureKind, PortError, PortResult};
 use rust_decimal::prelude::ToPrimitive;
@@ -77,16 +77,23 @@ impl HttpAdapter {
                             continue;
                         };
                         let throttle = stage.default_route_settings().and_then(route_throttle);
+                        // IAM sees an HTTP API stage's own tags only: V2 resources do
+                        // not inherit their API's ("API Gateway resources that can be
+                        // tagged"). The API's tags still count for tag-group budgets.
+                        let own: BTreeMap<String, String> = stage
+                            .tags()
+                            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                            .unwrap_or_default();
                         let mut tags = api_tags.clone();
-                        if let Some(t) = stage.tags() {
-                            tags.extend(t.iter().map(|(k, v)| (k.clone(), v.clone())));
-                        }
-                        targets.push(Target {
-                            id: TargetId::HttpStage(api_id.clone(), name),
-                            spec: TargetSpec::HttpStage,
+                        tags.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        let mut target = Target::new(
+                            TargetId::HttpStage(api_id.clone(), name),
+                            TargetSpec::HttpStage,
                             tags,
-                            limits: Limits::Stage { throttle },
-                        });
+                            Limits::Stage { throttle },
+                        );
+                        target.guarded = tags_allow_guard(&own);
+                        targets.push(target);
                     }
                     stage_token = stages.next_token().map(str::to_string);
                     if stage_token.is_none() {

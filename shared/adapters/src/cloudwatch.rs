@@ -11,7 +11,7 @@
 //! the core adds the fresh one-minute points. The cadence and the metric counts are
 //! [`dowguard_domain::MetricsPlan`], the same model the cost figures use.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use aws_sdk_cloudwatch::Client;
@@ -19,8 +19,7 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_domain::{
-    MetricsPlan, MinuteUsage, Period, PeriodUsage, Target, TargetId, TargetMetrics, TargetSpec, Usage,
-    epoch_minute,
+    MetricsPlan, MinuteUsage, Period, PeriodUsage, Target, TargetId, TargetMetrics, Usage, epoch_minute,
 };
 use dowguard_guard::PortResult;
 use dowguard_guard::ports::{FetchedMetrics, MetricsRequest};
@@ -96,15 +95,35 @@ pub fn metrics_of(target: &Target, catalog: &RestCatalog, held: bool) -> Vec<(Me
             },
             Field::Requests,
         )],
-        (TargetId::UsagePlan(plan), TargetSpec::UsagePlan) => catalog
-            .plan_stages
-            .get(plan)
-            .into_iter()
-            .flatten()
-            .map(|(api, stage)| (rest(api, stage.as_str()), Field::Requests))
-            .collect(),
+        // A usage plan has no request metric of its own: its money is its stages',
+        // which a plan's budget covers, so measuring it again would count it twice.
         (TargetId::UsagePlan(_), _) => vec![],
     }
+}
+
+/// Why a target's metrics cannot be read or attributed to it, if they cannot: a
+/// REST API the catalogue does not name (its `ApiName` dimension is unknown), or
+/// one whose name it shares with another REST API (CloudWatch then holds one
+/// series for both). Such a target is not measured; the pass reports the gap and
+/// holds the budgets that cover it.
+pub fn unmeasurable(target: &Target, catalog: &RestCatalog) -> Option<String> {
+    let TargetId::RestStage(api, _) = &target.id else {
+        return None;
+    };
+    let Some(name) = catalog.api_names.get(api) else {
+        return Some(format!(
+            "REST API {api} was not listed, so the name CloudWatch keys its metrics by is unknown: not measured"
+        ));
+    };
+    let others = catalog.sharing_name(api);
+    if others.is_empty() {
+        return None;
+    }
+    let others: Vec<String> = others.iter().map(ToString::to_string).collect();
+    Some(format!(
+        "REST API {api} shares its CloudWatch ApiName \"{name}\" with {}: their requests are one series and cannot be told apart, so it is not measured; give each REST API its own name",
+        others.join(", ")
+    ))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -156,21 +175,32 @@ impl CloudWatchMetrics {
     ) -> PortResult<FetchedMetrics> {
         let now = request.now;
         let minute = epoch_minute(now);
+        let mut gaps: BTreeMap<TargetId, String> = BTreeMap::new();
+        let measured: Vec<&Target> = request
+            .targets
+            .iter()
+            .filter(|t| request.detailed.contains(&t.id))
+            .filter(|t| match unmeasurable(t, catalog) {
+                Some(why) => {
+                    gaps.insert(t.id.clone(), why);
+                    false
+                }
+                None => true,
+            })
+            .collect();
         let (detail_due, totals_due): (Vec<&Target>, Vec<&Target>) = {
             let cache = lock(&self.cache);
-            let detail = request
-                .targets
+            let detail = measured
                 .iter()
-                .filter(|t| request.detailed.contains(&t.id))
+                .copied()
                 .filter(|t| {
                     let last = cache.get(&t.id).and_then(|c| c.detail_at);
                     self.plan.detail_due(minute, last, request.urgent.contains(&t.id))
                 })
                 .collect();
-            let totals = request
-                .targets
+            let totals = measured
                 .iter()
-                .filter(|t| request.detailed.contains(&t.id))
+                .copied()
                 .filter(|t| {
                     self.plan
                         .totals_due(minute, cache.get(&t.id).and_then(|c| c.totals_at))
@@ -178,7 +208,10 @@ impl CloudWatchMetrics {
                 .collect();
             (detail, totals)
         };
-        let mut fetched = FetchedMetrics::default();
+        let mut fetched = FetchedMetrics {
+            gaps,
+            ..FetchedMetrics::default()
+        };
 
         // One-minute detail for the last `window_minutes`, and further back if a
         // target's cached spend-to-date ends earlier: minutes between the two would
@@ -197,7 +230,7 @@ impl CloudWatchMetrics {
         let detail_plan = plan(&detail_due, catalog, request.urgent, 60);
         let (detail, requested, partial) = self.run(&detail_plan, window_start, now).await?;
         fetched.metrics_requested += requested;
-        fetched.partial |= partial;
+        fetched.note_partial(&partial);
 
         // Hourly sums from the month's start to the current hour, for spend-to-date.
         let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
@@ -207,10 +240,10 @@ impl CloudWatchMetrics {
         let (hourly, requested, partial) = if month_start < hour {
             self.run(&totals_plan, month_start, hour).await?
         } else {
-            (HashMap::new(), 0, false)
+            (HashMap::new(), 0, Vec::new())
         };
         fetched.metrics_requested += requested;
-        fetched.partial |= partial;
+        fetched.note_partial(&partial);
 
         let mut cache = lock(&self.cache);
         for t in &detail_due {
@@ -245,11 +278,7 @@ impl CloudWatchMetrics {
             ];
             entry.totals_at = Some(minute);
         }
-        for t in request
-            .targets
-            .iter()
-            .filter(|t| request.detailed.contains(&t.id))
-        {
+        for t in &measured {
             if let Some(c) = cache.get(&t.id) {
                 fetched.by_target.insert(
                     t.id.clone(),
@@ -264,15 +293,15 @@ impl CloudWatchMetrics {
     }
 
     /// Runs a plan over `[start, end)`; returns points per target, the number of
-    /// metrics requested and whether any result was partial.
+    /// metrics requested and the targets a partial result concerns, with the metric.
     async fn run(
         &self,
         planned: &[Planned],
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> PortResult<(HashMap<TargetId, Vec<MinuteUsage>>, u64, bool)> {
+    ) -> PortResult<(HashMap<TargetId, Vec<MinuteUsage>>, u64, Vec<(TargetId, String)>)> {
         let mut per_target: HashMap<TargetId, HashMap<i64, Usage>> = HashMap::new();
-        let mut partial = false;
+        let mut partial: Vec<(TargetId, String)> = Vec::new();
         let mut requested = 0u64;
         for (chunk_index, chunk) in planned.chunks(MAX_QUERIES_PER_CALL).enumerate() {
             let queries: Vec<MetricDataQuery> = chunk
@@ -294,10 +323,8 @@ impl CloudWatchMetrics {
                     .send()
                     .await
                     .map_err(|e| port_error("GetMetricData", format!("{} queries", queries.len()), e))?;
+                let last_page = out.next_token().is_none();
                 for result in out.metric_data_results() {
-                    if result.status_code() == Some(&StatusCode::PartialData) {
-                        partial = true;
-                    }
                     let Some(index) = result
                         .id()
                         .and_then(|id| id.rsplit('x').next())
@@ -306,6 +333,12 @@ impl CloudWatchMetrics {
                         continue;
                     };
                     let Some(p) = chunk.get(index) else { continue };
+                    // PartialData with a NextToken only means "more on the next page".
+                    if last_page && result.status_code() == Some(&StatusCode::PartialData) {
+                        for (target, _) in &p.readers {
+                            partial.push((target.clone(), p.key.name.to_string()));
+                        }
+                    }
                     for (ts, value) in result.timestamps().iter().zip(result.values()) {
                         let minute = ts.secs().div_euclid(60);
                         let amount = count_of(*value);
@@ -397,7 +430,53 @@ fn query(id: &str, p: &Planned) -> MetricDataQuery {
 
 #[cfg(test)]
 mod tests {
+    use dowguard_domain::{ApiId, Limits, TargetKind, TargetSpec};
+
     use super::*;
+    use crate::apigateway::metric_api_name;
+
+    fn rest_stage(api: &str) -> Target {
+        Target::new(
+            TargetId::parse(&format!("rest-stage:{api}/prod")).unwrap_or_else(|e| panic!("{e}")),
+            TargetSpec::RestStage,
+            Default::default(),
+            Limits::unset(TargetKind::RestStage),
+        )
+    }
+
+    fn api(id: &str) -> ApiId {
+        ApiId::parse(id).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn rest_apis_that_share_a_metric_name_or_have_none_known_are_not_measured() {
+        let mut catalog = RestCatalog::default();
+        catalog
+            .api_names
+            .insert(api("aaa"), metric_api_name("shop", &api("aaa")));
+        catalog
+            .api_names
+            .insert(api("bbb"), metric_api_name("shop", &api("bbb")));
+        // API Gateway drops non-ASCII characters from ApiName: "shop✓" is "shop" too.
+        catalog
+            .api_names
+            .insert(api("ccc"), metric_api_name("shop\u{2713}", &api("ccc")));
+        catalog
+            .api_names
+            .insert(api("ddd"), metric_api_name("orders", &api("ddd")));
+        // A name with no ASCII at all is replaced by the API id.
+        catalog.api_names.insert(
+            api("eee"),
+            metric_api_name("\u{30b7}\u{30e7}\u{30c3}\u{30d7}", &api("eee")),
+        );
+        let shared = unmeasurable(&rest_stage("aaa"), &catalog).expect("ambiguous");
+        assert!(shared.contains("bbb") && shared.contains("ccc"), "{shared}");
+        assert_eq!(unmeasurable(&rest_stage("ddd"), &catalog), None);
+        assert_eq!(catalog.api_names[&api("eee")], "eee");
+        assert_eq!(unmeasurable(&rest_stage("eee"), &catalog), None);
+        let unknown = unmeasurable(&rest_stage("fff"), &catalog).expect("unknown");
+        assert!(unknown.contains("not listed"), "{unknown}");
+    }
 
     #[test]
     fn counts_round_up_and_ignore_nonsense() {
@@ -418,14 +497,29 @@ mod tests {
             },
             tags: Default::default(),
             limits: dowguard_domain::Limits::unset(dowguard_domain::TargetKind::Function),
+            guarded: true,
+            usage_plans: Default::default(),
         };
         let stage = Target {
             id: TargetId::parse("http-stage:abc/live").unwrap_or_else(|e| panic!("{e}")),
             spec: TargetSpec::HttpStage,
             tags: Default::default(),
             limits: dowguard_domain::Limits::unset(dowguard_domain::TargetKind::HttpStage),
+            guarded: true,
+            usage_plans: Default::default(),
         };
-        for (target, held) in [(&function, false), (&function, true), (&stage, false)] {
+        let plan = Target::new(
+            TargetId::parse("usage-plan:p1").unwrap_or_else(|e| panic!("{e}")),
+            TargetSpec::UsagePlan,
+            Default::default(),
+            dowguard_domain::Limits::unset(dowguard_domain::TargetKind::UsagePlan),
+        );
+        for (target, held) in [
+            (&function, false),
+            (&function, true),
+            (&stage, false),
+            (&plan, false),
+        ] {
             let planned = metrics_of(target, &RestCatalog::default(), held).len() as u64;
             assert_eq!(
                 planned,

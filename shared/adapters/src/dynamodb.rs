@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use dowguard_domain::{Budget, BudgetId, BudgetSpec, GuardState, Phase, TargetId};
-use dowguard_guard::ports::{AuditLog, BudgetChange, BudgetStore, StateStore};
+use dowguard_guard::ports::{AuditLog, BudgetChange, BudgetStore, Listed, StateStore, UnreadableItem};
 use dowguard_guard::{AuditRecord, FailureKind, PortError, PortResult, Versioned};
 
 use crate::error::{invalid, port_error};
@@ -20,6 +20,8 @@ const PK: &str = "pk";
 const SK: &str = "sk";
 const BUDGETS: &str = "BUDGETS";
 const STATES: &str = "STATES";
+/// Attempts at writing a batch of audit records whose items DynamoDB left unprocessed.
+pub const AUDIT_ATTEMPTS: u32 = 5;
 /// The attribute DynamoDB's TTL reads on audit items.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -232,13 +234,27 @@ fn parse_budget(item: &HashMap<String, AttributeValue>) -> PortResult<Versioned<
     })
 }
 
+/// The key of a stored item, for reports: `PARTITION/SORT`.
+fn item_key(partition: &str, item: &HashMap<String, AttributeValue>) -> String {
+    format!("{partition}/{}", get_s(item, SK).unwrap_or("(no sort key)"))
+}
+
 impl BudgetStore for DynamoStore {
-    async fn list_budgets(&self) -> PortResult<Vec<Versioned<Budget>>> {
-        self.query_all("Query", BUDGETS)
-            .await?
-            .iter()
-            .map(parse_budget)
-            .collect()
+    /// Every budget; an item that cannot be read (a field missing, a spec that no
+    /// longer parses or validates) is reported, never skipped and never fatal.
+    async fn list_budgets(&self) -> PortResult<Listed<Vec<Versioned<Budget>>>> {
+        let mut listed: Listed<Vec<Versioned<Budget>>> = Listed::default();
+        for item in self.query_all("Query", BUDGETS).await? {
+            match parse_budget(&item) {
+                Ok(budget) => listed.items.push(budget),
+                Err(e) => listed.unreadable.push(UnreadableItem {
+                    key: item_key(BUDGETS, &item),
+                    target: None,
+                    why: e.message,
+                }),
+            }
+        }
+        Ok(listed)
     }
 
     async fn put_budget(
@@ -366,21 +382,38 @@ impl BudgetStore for DynamoStore {
 }
 
 impl StateStore for DynamoStore {
-    async fn load_states(&self) -> PortResult<HashMap<TargetId, GuardState>> {
+    /// Every state; an item that cannot be read (no target in its key, no state,
+    /// a state that no longer parses) is reported with its target where the key
+    /// still names one, never skipped and never fatal.
+    async fn load_states(&self) -> PortResult<Listed<HashMap<TargetId, GuardState>>> {
         let items = self.query_all("Query", STATES).await?;
-        let mut out = HashMap::with_capacity(items.len());
+        let mut listed = Listed {
+            items: HashMap::with_capacity(items.len()),
+            unreadable: Vec::new(),
+        };
         for item in items {
-            let (Some(key), Some(json)) = (get_s(&item, SK), get_s(&item, "state")) else {
-                continue;
+            let target = get_s(&item, SK).and_then(|k| TargetId::parse(k.trim_start_matches("S#")).ok());
+            let read = match (target, get_s(&item, "state")) {
+                (None, _) => Err((None, "its key names no target".to_string())),
+                (Some(t), None) => Err((Some(t), "it has no state".to_string())),
+                (Some(t), Some(json)) => match serde_json::from_str::<GuardState>(json) {
+                    Ok(state) => Ok((t, state)),
+                    Err(e) => Err((Some(t), format!("stored state unreadable: {e}"))),
+                },
             };
-            let target = TargetId::parse(key.trim_start_matches("S#"))
-                .map_err(|e| invalid("Query", key, format!("stored target unreadable: {e}")))?;
-            let mut state: GuardState = serde_json::from_str(json)
-                .map_err(|e| invalid("Query", key, format!("stored state unreadable: {e}")))?;
-            state.version = get_n(&item, "version").unwrap_or(0);
-            out.insert(target, state);
+            match read {
+                Ok((target, mut state)) => {
+                    state.version = get_n(&item, "version").unwrap_or(0);
+                    listed.items.insert(target, state);
+                }
+                Err((target, why)) => listed.unreadable.push(UnreadableItem {
+                    key: item_key(STATES, &item),
+                    target,
+                    why,
+                }),
+            }
         }
-        Ok(out)
+        Ok(listed)
     }
 
     async fn save_state(&self, target: &TargetId, state: &GuardState) -> PortResult<u64> {
@@ -526,7 +559,11 @@ impl AuditLog for DynamoStore {
         }
         for chunk in requests.chunks(25) {
             let mut pending = chunk.to_vec();
-            for attempt in 0..5 {
+            for attempt in 0..AUDIT_ATTEMPTS {
+                if attempt > 0 {
+                    // Back off before a retry, never after the last attempt.
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
                 let out = self
                     .client
                     .batch_write_item()
@@ -542,7 +579,6 @@ impl AuditLog for DynamoStore {
                 if pending.is_empty() {
                     break;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
             }
             if !pending.is_empty() {
                 return Err(PortError::new(
@@ -550,7 +586,7 @@ impl AuditLog for DynamoStore {
                     format!("{} audit", self.table),
                     FailureKind::Throttled,
                     format!(
-                        "{} audit records still unprocessed after 5 attempts",
+                        "{} audit records still unprocessed after {AUDIT_ATTEMPTS} attempts",
                         pending.len()
                     ),
                 ));

@@ -6,6 +6,7 @@ use aws_sdk_lambda::Client;
 use aws_sdk_lambda::types::{Architecture, FunctionConfiguration};
 use dowguard_domain::{
     AccountConcurrency, Arch, AsyncConfig, FunctionName, Limits, Target, TargetId, TargetSpec,
+    tags_allow_guard,
 };
 use dowguard_guard::ports::LambdaControl;
 use dowguard_guard::{FailureKind, PortResult};
@@ -22,17 +23,14 @@ pub const ASYNC_TAG: &str = "dowguard:invocation";
 pub struct LambdaAdapter {
     client: Client,
     pacer: Pacer,
-    unreserved_minimum: u32,
 }
 
 impl LambdaAdapter {
-    /// An adapter pacing calls to `per_second` and assuming the account must keep
-    /// `unreserved_minimum` unreserved (100 for most accounts).
-    pub fn new(client: Client, per_second: u32, unreserved_minimum: u32) -> Self {
+    /// An adapter pacing calls to `per_second`.
+    pub fn new(client: Client, per_second: u32) -> Self {
         LambdaAdapter {
             client,
             pacer: Pacer::per_second(per_second),
-            unreserved_minimum,
         }
     }
 
@@ -131,16 +129,20 @@ impl LambdaAdapter {
                 reserved_concurrency: self.reserved_concurrency(&function).await?,
                 async_config: self.async_config(&function).await?,
             };
-            targets.push(Target {
-                id: TargetId::Function(function),
-                spec: TargetSpec::Function {
+            // IAM's `aws:ResourceTag` sees the function's own tags.
+            let guarded = tags_allow_guard(&tags);
+            let mut target = Target::new(
+                TargetId::Function(function),
+                TargetSpec::Function {
                     memory_mb,
                     arch,
                     async_invoked,
                 },
                 tags,
                 limits,
-            });
+            );
+            target.guarded = guarded;
+            targets.push(target);
         }
         Ok(targets)
     }
@@ -211,11 +213,9 @@ impl LambdaControl for LambdaAdapter {
             .unreserved_concurrent_executions()
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(total);
-        Ok(AccountConcurrency {
-            limit: total,
-            unreserved_minimum: self.unreserved_minimum,
-            unreserved_now: unreserved,
-        })
+        // The minimum the account must keep follows from its limit (100, or all of
+        // a smaller limit): never assumed.
+        Ok(AccountConcurrency::from_settings(total, unreserved))
     }
 
     async fn set_reserved_concurrency(&self, function: &FunctionName, value: Option<u32>) -> PortResult<()> {

@@ -16,14 +16,11 @@ use crate::dynamodb::DynamoStore;
 use crate::lambda::LambdaAdapter;
 use crate::sns::SnsNotifier;
 
-/// Client-side pacing of the control planes, and the account's own figures the
-/// adapters need before they can ask AWS.
+/// Client-side pacing of the control planes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
     /// Lambda control-plane calls per second (AWS: about 15 shared per account).
     pub lambda_per_second: u32,
-    /// The unreserved concurrency the account must keep (AWS: 100, some accounts 50).
-    pub unreserved_minimum: u32,
     /// API Gateway calls per second other than UpdateUsagePlan (AWS: about 10).
     pub apigateway_per_second: u32,
     /// The least time between two UpdateUsagePlan calls (AWS: about 20 s).
@@ -35,7 +32,6 @@ impl Default for Pacing {
     fn default() -> Self {
         Pacing {
             lambda_per_second: 10,
-            unreserved_minimum: 100,
             apigateway_per_second: 8,
             usage_plan_interval: Duration::from_secs(20),
         }
@@ -96,11 +92,7 @@ impl AwsStack {
                 config.audit_retention,
             ),
             account: AwsAccount::new(
-                LambdaAdapter::new(
-                    aws_sdk_lambda::Client::new(sdk),
-                    pacing.lambda_per_second,
-                    pacing.unreserved_minimum,
-                ),
+                LambdaAdapter::new(aws_sdk_lambda::Client::new(sdk), pacing.lambda_per_second),
                 RestAdapter::new(
                     aws_sdk_apigateway::Client::new(sdk),
                     pacing.apigateway_per_second,

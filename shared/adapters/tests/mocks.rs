@@ -46,12 +46,40 @@ async fn account_concurrency_comes_from_get_account_settings() {
             .build()
     });
     let client = mock_client!(aws_sdk_lambda, [&rule]);
-    let lambda = LambdaAdapter::new(client, 1_000, 100);
+    let lambda = LambdaAdapter::new(client, 1_000);
     let figures = lambda.account_concurrency().await.unwrap();
     assert_eq!(
         (figures.limit, figures.unreserved_now, figures.unreserved_minimum),
         (1_000, 640, 100)
     );
+}
+
+#[tokio::test]
+async fn a_small_account_must_keep_its_whole_limit_unreserved() {
+    use aws_sdk_lambda::operation::get_account_settings::GetAccountSettingsOutput;
+    use aws_sdk_lambda::types::AccountLimit;
+    for (limit, minimum) in [(10, 10), (50, 50)] {
+        let rule = mock!(aws_sdk_lambda::Client::get_account_settings).then_output(move || {
+            GetAccountSettingsOutput::builder()
+                .account_limit(
+                    AccountLimit::builder()
+                        .concurrent_executions(limit)
+                        .unreserved_concurrent_executions(limit)
+                        .build(),
+                )
+                .build()
+        });
+        let client = mock_client!(aws_sdk_lambda, [&rule]);
+        let figures = LambdaAdapter::new(client, 1_000)
+            .account_concurrency()
+            .await
+            .unwrap();
+        assert_eq!(
+            (figures.limit, figures.unreserved_minimum),
+            (u32::try_from(limit).unwrap(), minimum),
+            "an account limited to {limit} cannot keep 100 unreserved"
+        );
+    }
 }
 
 #[tokio::test]
@@ -110,7 +138,7 @@ async fn function_discovery_follows_every_page() {
         RuleMode::MatchAny,
         [&first, &second, &tags, &concurrency, &no_config]
     );
-    let targets = LambdaAdapter::new(client, 1_000, 100)
+    let targets = LambdaAdapter::new(client, 1_000)
         .discover_functions()
         .await
         .unwrap();
@@ -156,7 +184,7 @@ async fn throttled_calls_are_retried_with_backoff_then_succeed() {
             .with_max_attempts(3)
             .with_initial_backoff(Duration::from_millis(1))
     ));
-    let lambda = LambdaAdapter::new(client, 1_000, 100);
+    let lambda = LambdaAdapter::new(client, 1_000);
     lambda
         .set_reserved_concurrency(&function("checkout"), Some(5))
         .await
@@ -179,7 +207,7 @@ async fn persistent_throttling_is_reported_as_throttled_naming_the_call_and_func
             .with_max_attempts(2)
             .with_initial_backoff(Duration::from_millis(1))
     ));
-    let err = LambdaAdapter::new(client, 1_000, 100)
+    let err = LambdaAdapter::new(client, 1_000)
         .set_reserved_concurrency(&function("checkout"), Some(5))
         .await
         .expect_err("throttled");
@@ -253,7 +281,7 @@ async fn a_call_that_never_answers_times_out_as_unavailable() {
                 .build(),
         )
         .build();
-    let lambda = LambdaAdapter::new(aws_sdk_lambda::Client::from_conf(config), 1_000, 100);
+    let lambda = LambdaAdapter::new(aws_sdk_lambda::Client::from_conf(config), 1_000);
     let started = std::time::Instant::now();
     let err = lambda
         .set_reserved_concurrency(&function("checkout"), None)
@@ -309,6 +337,8 @@ async fn metric_pages_are_followed_and_partial_data_is_reported() {
         },
         tags: Default::default(),
         limits: Limits::unset(dowguard_domain::TargetKind::Function),
+        guarded: true,
+        usage_plans: Default::default(),
     };
     let targets = [target.clone()];
     let detailed: HashSet<TargetId> = [target.id.clone()].into();

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use dowguard_domain::exposure::{
     self, Bound, DEFAULT_BUDGET_DOLLARS, EntryPoint, Exposure, ExposureContext, Finding,
 };
-use dowguard_domain::{ApiId, Money, Target, TargetId};
-use dowguard_guard::ports::{BudgetStore, LambdaControl};
+use dowguard_domain::{ApiId, Money, Target, TargetId, TargetKind};
+use dowguard_guard::ports::{BudgetStore, Discovery, LambdaControl, Unlisted, UnreadableItem};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -58,6 +58,9 @@ struct AuditView {
     total_worst_per_hour: Money,
     fail_above: Option<Money>,
     above: usize,
+    /// What could not be read; the entry points there are missing from the ranking.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unread: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,19 +83,31 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
             .map_err(|e| CliError::Output(e.to_string()))?
             .progress_chars("=> "),
     );
-    progress.set_message("Lambda functions");
-    let functions = account.lambda.discover_functions().await?;
-    let timeouts = account.lambda.timeouts().await?;
-    progress.inc(1);
-    progress.set_message("REST APIs and usage plans");
-    let (rest, catalog) = account.rest.discover().await?;
-    progress.inc(1);
-    progress.set_message("HTTP APIs");
-    let http = account.http.discover().await?;
-    progress.inc(1);
-    let mut apis: Vec<(bool, ApiId)> = rest
+    // Each service on its own: one that cannot be read is a line of the report,
+    // never the end of the audit.
+    let mut unread: Vec<String> = Vec::new();
+    progress.set_message("Lambda functions, REST and HTTP APIs, usage plans");
+    let discovered = account.discover().await?;
+    unread.extend(discovered.unlisted.iter().map(Unlisted::line));
+    let catalog = account.catalog();
+    progress.inc(2);
+    progress.set_message("function timeouts");
+    let timeouts = if discovered
+        .unlisted
         .iter()
-        .chain(&http)
+        .any(|u| u.kinds.contains(&TargetKind::Function))
+    {
+        HashMap::new()
+    } else {
+        account.lambda.timeouts().await.unwrap_or_else(|e| {
+            unread.push(format!("function timeouts could not be read: {e}"));
+            HashMap::new()
+        })
+    };
+    progress.inc(1);
+    let targets = discovered.targets;
+    let mut apis: Vec<(bool, ApiId)> = targets
+        .iter()
         .filter_map(|t| match &t.id {
             TargetId::RestStage(api, _) => Some((true, api.clone())),
             TargetId::HttpStage(api, _) => Some((false, api.clone())),
@@ -106,11 +121,16 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
     for (is_rest, api) in apis {
         progress.set_message(format!("methods of {api}"));
         let methods = if is_rest {
-            account.rest.open_methods(&api).await?
+            account.rest.open_methods(&api).await
         } else {
-            account.http.open_routes(&api).await?
+            account.http.open_routes(&api).await
         };
-        open.insert(api, methods);
+        match methods {
+            Ok(methods) => {
+                open.insert(api, methods);
+            }
+            Err(e) => unread.push(format!("the methods of API {api} could not be read: {e}")),
+        }
         progress.inc(1);
     }
     progress.set_message("account limits and budgets");
@@ -122,7 +142,10 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
         ),
     };
     let budgets = match ctx.stack.store.list_budgets().await {
-        Ok(b) => b.into_iter().map(|v| v.value).collect(),
+        Ok(listed) => {
+            unread.extend(listed.unreadable.iter().map(UnreadableItem::line));
+            listed.items.into_iter().map(|v| v.value).collect()
+        }
         Err(e) => {
             progress.suspend(|| {
                 eprintln!("note: budgets not read ({e}); recommendations use the default budget")
@@ -133,9 +156,13 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
     progress.inc(1);
     progress.finish_and_clear();
 
-    let plan_limits: HashMap<&TargetId, &Target> = rest.iter().map(|t| (&t.id, t)).collect();
+    let plan_limits: HashMap<&TargetId, &Target> = targets
+        .iter()
+        .filter(|t| t.id.kind() == TargetKind::UsagePlan)
+        .map(|t| (&t.id, t))
+        .collect();
     let mut entries: Vec<EntryPoint> = Vec::new();
-    for t in functions.iter().chain(&rest).chain(&http) {
+    for t in &targets {
         let (timeout_s, open_methods, plans) = match &t.id {
             TargetId::Function(name) => (timeouts.get(name).copied(), vec![], vec![]),
             TargetId::RestStage(api, stage) => {
@@ -189,6 +216,7 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
             .collect(),
         fail_above: args.fail_above,
         above,
+        unread,
     };
     match ctx.format() {
         Format::Json => print_json(&view)?,
@@ -255,6 +283,12 @@ fn render(view: &AuditView, default_budget: Money) -> String {
         ]);
     }
     out.push_str(&table.render());
+    if !view.unread.is_empty() {
+        out.push_str("\nCould not read (entry points there are missing above):\n");
+        for line in &view.unread {
+            out.push_str(&format!("  - {line}\n"));
+        }
+    }
     if let Some(bar) = view.fail_above {
         out.push_str(&format!(
             "\n{} entry point(s) above {bar}/h{}\n",

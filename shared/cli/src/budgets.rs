@@ -146,13 +146,20 @@ fn parse_id(id: &str) -> CliResult<BudgetId> {
 }
 
 async fn find(ctx: &Context, id: &BudgetId) -> CliResult<Option<Versioned<Budget>>> {
-    Ok(ctx
-        .stack
-        .store
-        .list_budgets()
-        .await?
-        .into_iter()
-        .find(|b| b.value.id == *id))
+    let listed = ctx.stack.store.list_budgets().await?;
+    if let Some(found) = listed.items.into_iter().find(|b| b.value.id == *id) {
+        return Ok(Some(found));
+    }
+    // A stored budget of that name that can no longer be read must not be taken for
+    // a missing one (and overwritten as new).
+    let key = format!("B#{id}");
+    if let Some(item) = listed.unreadable.iter().find(|u| u.key.ends_with(&key)) {
+        return Err(CliError::Invalid(format!(
+            "budget {id} is stored but unreadable ({}): fix or remove that item in the table first",
+            item.why
+        )));
+    }
+    Ok(None)
 }
 
 async fn set(ctx: &Context, args: &SetArgs) -> CliResult<()> {
@@ -275,7 +282,11 @@ async fn set(ctx: &Context, args: &SetArgs) -> CliResult<()> {
 }
 
 async fn list(ctx: &Context) -> CliResult<()> {
-    let mut budgets = ctx.stack.store.list_budgets().await?;
+    let listed = ctx.stack.store.list_budgets().await?;
+    for item in &listed.unreadable {
+        eprintln!("warning: {}", item.line());
+    }
+    let mut budgets = listed.items;
     budgets.sort_by(|a, b| a.value.id.cmp(&b.value.id));
     if ctx.format() == Format::Json {
         return print_json(&budgets.iter().map(view).collect::<Vec<_>>());

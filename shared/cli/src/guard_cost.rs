@@ -59,6 +59,7 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         .store
         .list_budgets()
         .await?
+        .items
         .into_iter()
         .map(|v| v.value)
         .collect();

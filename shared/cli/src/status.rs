@@ -24,6 +24,9 @@ struct TargetView {
     limits_now: Option<Limits>,
     originals: Option<Limits>,
     last_action: Option<ActionView>,
+    /// Why the guard may not change it, when it may not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_guardable: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,6 +44,9 @@ struct BudgetStatus {
     demand_long: dowguard_domain::BurnRate,
     level: String,
     targets: Vec<TargetView>,
+    /// Why the figures may be incomplete: the guard holds this budget's targets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gaps: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -51,6 +57,10 @@ struct StatusView {
     /// Targets the guard holds that no budget covers any more.
     unbudgeted: Vec<TargetView>,
     partial_metrics: bool,
+    /// What could not be read: services not listed, unreadable stored items,
+    /// partial or ambiguous metrics.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    gaps: Vec<String>,
 }
 
 fn target_view(
@@ -69,6 +79,9 @@ fn target_view(
             .and_then(|s| s.restore_point.as_ref())
             .map(|rp| rp.limits.clone()),
         last_action: last.get(id).cloned(),
+        not_guardable: target
+            .filter(|t| !t.guarded)
+            .map(|t| dowguard_domain::decide::unguarded_why(t.id.kind()).to_string()),
     }
 }
 
@@ -152,6 +165,7 @@ pub async fn run(ctx: &Context, filter: Option<&str>) -> CliResult<u8> {
             demand_long: report.demand_long,
             level: level(report.level),
             targets,
+            gaps: report.gaps.clone(),
         });
     }
     let mut unbudgeted: Vec<TargetView> = assessment
@@ -187,6 +201,7 @@ pub async fn run(ctx: &Context, filter: Option<&str>) -> CliResult<u8> {
         budgets,
         unbudgeted,
         partial_metrics: assessment.partial_metrics,
+        gaps: assessment.gaps.lines(),
     };
     match ctx.format() {
         Format::Json => print_json(&view)?,
@@ -209,6 +224,9 @@ fn targets_table(targets: &[TargetView]) -> String {
     }
     let mut out: String = table.render().lines().map(|l| format!("  {l}\n")).collect();
     for t in targets {
+        if let Some(why) = &t.not_guardable {
+            out.push_str(&format!("  {}: not guardable: {why}\n", t.target));
+        }
         if let Some(a) = &t.last_action {
             out.push_str(&format!(
                 "  last action on {} at {} by {}: {} ({})\n    why: {}\n",
@@ -245,6 +263,15 @@ fn render(view: &StatusView) -> String {
             burn(b.demand_short),
             burn(b.demand_long)
         ));
+        if !b.gaps.is_empty() {
+            out.push_str(
+                "  figures may be incomplete, so its targets are held (never relaxed):
+",
+            );
+            for g in &b.gaps {
+                out.push_str(&format!("    - {g}\n"));
+            }
+        }
         out.push_str(&targets_table(&b.targets));
         out.push('\n');
     }
@@ -253,7 +280,12 @@ fn render(view: &StatusView) -> String {
         out.push_str(&targets_table(&view.unbudgeted));
         out.push('\n');
     }
-    if view.partial_metrics {
+    if !view.gaps.is_empty() {
+        out.push_str("could not read everything:\n");
+        for g in &view.gaps {
+            out.push_str(&format!("  - {g}\n"));
+        }
+    } else if view.partial_metrics {
         out.push_str("note: CloudWatch returned partial data; figures may be low\n");
     }
     out.push_str(if view.throttled {

@@ -110,6 +110,8 @@ fn bench_decide(c: &mut Criterion) {
             spec,
             tags,
             limits,
+            guarded: true,
+            usage_plans: Default::default(),
         });
     }
     budgets.push(budget(
@@ -128,6 +130,7 @@ fn bench_decide(c: &mut Criterion) {
         metrics: &metrics,
         prices: &prices,
         account_usage: AccountUsage::default(),
+        gaps: &dowguard_domain::Gaps::NONE,
         concurrency: AccountConcurrency {
             limit: 100_000,
             unreserved_minimum: 100,

@@ -127,6 +127,8 @@ pub enum Rule {
     Protected,
     /// The account's unreserved concurrency minimum blocks the change.
     UnreservedMinimum,
+    /// The target lacks the `dowguard-guarded=true` tag IAM checks: reported, never throttled.
+    NotGuarded,
 }
 
 /// The figures behind a decision.

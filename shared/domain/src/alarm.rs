@@ -125,9 +125,11 @@ pub fn threshold_per_minute(
         .max(1)
 }
 
-/// The alarms that should exist: one per target some unprotected budget covers
-/// (usage plans excepted: CloudWatch has no per-plan request metric, and their
-/// stages carry alarms of their own), at the lowest threshold among those budgets.
+/// The alarms that should exist: one per target the guard may change that some
+/// unprotected budget covers (usage plans excepted: CloudWatch has no per-plan
+/// request metric, and their stages carry alarms of their own; a target without the
+/// guard's tag gets none, since an alarm could only wake a responder that may not
+/// act on it), at the lowest threshold among those budgets.
 /// A budget's alarm fires at its first throttle level (4× by default).
 pub fn desired_alarms(
     prefix: &str,
@@ -139,7 +141,7 @@ pub fn desired_alarms(
 ) -> Vec<DesiredAlarm> {
     let mut out: BTreeMap<String, DesiredAlarm> = BTreeMap::new();
     for target in targets {
-        if target.id.kind() == TargetKind::UsagePlan {
+        if target.id.kind() == TargetKind::UsagePlan || !target.guarded {
             continue;
         }
         let cost = request_cost(&target.spec, prices, avg_duration_ms);
@@ -173,8 +175,14 @@ pub fn desired_alarms(
 }
 
 /// The puts and deletes that turn `existing` into `desired`. Only names under
-/// `prefix` are ever deleted.
-pub fn plan_alarms(prefix: &str, desired: &[DesiredAlarm], existing: &[ExistingAlarm]) -> AlarmPlan {
+/// `prefix` are ever deleted, and never the alarm of a target whose kind could not
+/// be listed (`unlisted`): its absence from `desired` says nothing.
+pub fn plan_alarms(
+    prefix: &str,
+    desired: &[DesiredAlarm],
+    existing: &[ExistingAlarm],
+    unlisted: &[TargetKind],
+) -> AlarmPlan {
     let have: HashMap<&str, u64> = existing
         .iter()
         .map(|a| (a.name.as_str(), a.requests_per_minute))
@@ -191,6 +199,7 @@ pub fn plan_alarms(prefix: &str, desired: &[DesiredAlarm], existing: &[ExistingA
     plan.delete = existing
         .iter()
         .filter(|a| a.name.starts_with(prefix) && !wanted.contains(a.name.as_str()))
+        .filter(|a| target_of_alarm(prefix, &a.name).is_none_or(|t| !unlisted.contains(&t.kind())))
         .map(|a| a.name.clone())
         .collect();
     plan
@@ -239,6 +248,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
                 .collect::<BTreeMap<_, _>>(),
+            guarded: true,
+            usage_plans: Default::default(),
         }
     }
 
@@ -373,7 +384,7 @@ mod tests {
                 requests_per_minute: 5,
             },
         ];
-        let plan = plan_alarms("dowguard-", &desired, &existing);
+        let plan = plan_alarms("dowguard-", &desired, &existing, &[]);
         assert_eq!(plan.put, desired);
         assert_eq!(plan.delete, vec!["dowguard-function:gone".to_string()]);
         assert_eq!(plan.unchanged, 0);
@@ -382,8 +393,40 @@ mod tests {
             name: "dowguard-function:checkout".into(),
             requests_per_minute: 100,
         }];
-        let plan = plan_alarms("dowguard-", &desired, &settled);
+        let plan = plan_alarms("dowguard-", &desired, &settled, &[]);
         assert!(plan.put.is_empty() && plan.delete.is_empty());
         assert_eq!(plan.unchanged, 1);
+    }
+
+    #[test]
+    fn a_target_the_guard_may_not_change_gets_no_alarm() {
+        let mut untagged = target(
+            "function:checkout",
+            TargetSpec::Function {
+                memory_mb: 512,
+                arch: Arch::X86_64,
+                async_invoked: false,
+            },
+            &[],
+        );
+        untagged.guarded = false;
+        let budgets = [budget("b", "function:checkout", "day", "50", false)];
+        assert!(desired_alarms("dowguard-", &budgets, &[untagged], &prices(), now(), 1_000).is_empty());
+    }
+
+    #[test]
+    fn the_alarm_of_a_target_whose_service_could_not_be_listed_is_kept() {
+        let existing = vec![
+            ExistingAlarm {
+                name: "dowguard-http-stage:h1/live".into(),
+                requests_per_minute: 5,
+            },
+            ExistingAlarm {
+                name: "dowguard-function:gone".into(),
+                requests_per_minute: 5,
+            },
+        ];
+        let plan = plan_alarms("dowguard-", &[], &existing, &[TargetKind::HttpStage]);
+        assert_eq!(plan.delete, vec!["dowguard-function:gone".to_string()]);
     }
 }

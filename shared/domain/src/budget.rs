@@ -129,11 +129,16 @@ impl Scope {
         })
     }
 
-    /// True when the scope covers `target`: its own target; for a tag or the account,
-    /// every matching target but a usage plan (whose stages already count its requests).
+    /// True when the scope covers `target`: its own target (a usage plan also covers
+    /// the REST stages it includes, whose throttles cap its money); for a tag or the
+    /// account, every matching target but a usage plan (whose stages already count its
+    /// requests).
     #[inline]
     pub fn covers(&self, target: &Target) -> bool {
         match self {
+            Scope::Target(id @ TargetId::UsagePlan(plan)) => {
+                *id == target.id || target.usage_plans.contains(plan)
+            }
             Scope::Target(id) => *id == target.id,
             Scope::Tag { key, value } => {
                 target.id.kind() != TargetKind::UsagePlan && target.tags.get(key) == Some(value)

@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Change, Intent, Reason, Rule, limit_changes};
 use crate::budget::{Budget, BudgetId, BurnRate, Floors, Mode, Period, Scope};
+use crate::gaps::Gaps;
 use crate::money::Money;
 use crate::pricebook::{Prices, Product, UnitPrice};
 use crate::state::{GuardState, Level, Phase, RestorePoint};
-use crate::target::{Arch, AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetSpec, Throttle};
+use crate::target::{
+    Arch, AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle,
+};
 use crate::usage::{AccountUsage, TargetMetrics, Usage, epoch_minute};
 
 /// Tunables of the guard, with defaults that suit one-minute metrics.
@@ -99,10 +102,33 @@ impl GuardSettings {
 pub struct AccountConcurrency {
     /// The account's concurrent executions limit.
     pub limit: u32,
-    /// Unreserved concurrency the account must keep (100 for most accounts).
+    /// Unreserved concurrency the account must keep: 100, or the whole limit on an
+    /// account whose limit is smaller ([`AccountConcurrency::from_settings`]).
     pub unreserved_minimum: u32,
     /// Unreserved concurrency available now.
     pub unreserved_now: u32,
+}
+
+impl AccountConcurrency {
+    /// The most unreserved concurrency Lambda ever requires an account to keep.
+    /// The PutFunctionConcurrency API reference: "you can reserve concurrency for as
+    /// many functions as you like, as long as you leave at least 100 simultaneous
+    /// executions unreserved". An account whose whole limit is below 100 (new
+    /// accounts start at 10 or 50) must keep all of it: AWS refuses with
+    /// "decreases account's UnreservedConcurrentExecution below its minimum value of
+    /// [50]" on such an account.
+    pub const MAX_UNRESERVED_MINIMUM: u32 = 100;
+
+    /// The figures of `GetAccountSettings` (`AccountLimit.ConcurrentExecutions` and
+    /// `UnreservedConcurrentExecutions`), with the minimum the account must keep
+    /// derived from its limit: 100, or the whole limit when that is smaller.
+    pub fn from_settings(limit: u32, unreserved_now: u32) -> Self {
+        AccountConcurrency {
+            limit,
+            unreserved_minimum: limit.min(Self::MAX_UNRESERVED_MINIMUM),
+            unreserved_now,
+        }
+    }
 }
 
 impl Default for AccountConcurrency {
@@ -165,6 +191,8 @@ pub struct Inputs<'a, G: ?Sized = HashMap<TargetId, GuardState>, M: ?Sized = Has
     pub account_usage: AccountUsage,
     /// The account's concurrency figures.
     pub concurrency: AccountConcurrency,
+    /// What the pass could not see: a budget with a gap never relaxes its members.
+    pub gaps: &'a Gaps,
     /// Tunables.
     pub settings: &'a GuardSettings,
 }
@@ -209,6 +237,11 @@ pub struct BudgetReport {
     pub targets: usize,
     /// A target scope that discovery did not find (budget covers nothing).
     pub missing_target: bool,
+    /// Why the figures may be incomplete this pass (a service not listed, partial or
+    /// ambiguous metrics, unreadable stored items); while any is, the budget's
+    /// members are held where they are: never relaxed or restored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<String>,
 }
 
 /// The outcome of one decision pass.
@@ -486,19 +519,37 @@ where
         members.clear();
         let mut missing = false;
         match &budget.scope {
-            Scope::Target(id) => match index.get(id) {
+            // A usage plan also covers its stages: found by the scope's own rule.
+            Scope::Target(id) if id.kind() != TargetKind::UsagePlan => match index.get(id) {
                 Some(i) => members.push(*i),
                 None => missing = true,
             },
-            Scope::Tag { .. } | Scope::Account => members.extend(
-                inputs
-                    .targets
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| budget.scope.covers(t))
-                    .map(|(i, _)| i),
-            ),
+            scope => {
+                members.extend(
+                    inputs
+                        .targets
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| scope.covers(t))
+                        .map(|(i, _)| i),
+                );
+                if let Scope::Target(id) = scope {
+                    missing = !members.iter().any(|&i| inputs.targets[i].id == *id);
+                }
+            }
         }
+        let budget_gaps = if inputs.gaps.is_empty() {
+            Vec::new()
+        } else {
+            let mut g = inputs.gaps.stored.clone();
+            g.extend(
+                inputs
+                    .gaps
+                    .of_budget(budget, members.iter().map(|&i| &inputs.targets[i])),
+            );
+            g
+        };
+        let hold = !budget_gaps.is_empty();
         let (start, period_end) = match budget.period {
             Period::Day => day_bounds,
             Period::Month => month_bounds,
@@ -557,7 +608,7 @@ where
             .unwrap_or(thresholds.watch())
             .scale(settings.hysteresis_millionths)
             .min(thresholds.watch());
-        let calm = remaining.is_positive() && demand_short < calm_bar && demand_long < calm_bar;
+        let calm = !hold && remaining.is_positive() && demand_short < calm_bar && demand_long < calm_bar;
         let reason = Reason {
             budget: Some(budget.id.clone()),
             rule,
@@ -583,6 +634,7 @@ where
             rule,
             targets: members.len(),
             missing_target: missing,
+            gaps: budget_gaps,
         });
 
         // Which members the level applies to: all of a one-target budget; for a
@@ -639,17 +691,20 @@ where
             if wish.mode == Mode::Enforce && budget.mode == Mode::DryRun {
                 continue;
             }
-            let contributes = contributors.as_ref().is_none_or(|c| c.binary_search(&i).is_ok());
+            // A usage plan has no spend of its own (its stages carry it): it takes
+            // the budget's whole allowance, per API key, whenever the budget throttles.
+            let plan = inputs.targets[i].id.kind() == TargetKind::UsagePlan;
+            let contributes = plan || contributors.as_ref().is_none_or(|c| c.binary_search(&i).is_ok());
             let my_level = if contributes {
                 level
             } else {
                 level.min(Level::Watch)
             };
-            if contributes {
+            if contributes || hold {
                 wish.calm &= calm;
             }
             if my_level >= Level::Throttle(1) {
-                let share = if shared_demand.is_positive() && members.len() > 1 {
+                let share = if !plan && shared_demand.is_positive() && members.len() > 1 {
                     Money::from_picos(allowance_total)
                         .mul_div(figures[i].short_demand.picos(), shared_demand.picos())
                         .unwrap_or(Money::ZERO)
@@ -674,11 +729,18 @@ where
         ..Decision::default()
     };
     let mut pool = i64::from(inputs.concurrency.unreserved_now);
-    let minimum = i64::from(inputs.concurrency.unreserved_minimum);
+    // The unreserved minimum and the account's limit, for the pool's rule.
+    let minimum = (
+        i64::from(inputs.concurrency.unreserved_minimum),
+        i64::from(inputs.concurrency.limit),
+    );
     // A target the guard never acted on that every budget finds on pace has nothing
     // to step: its fresh state stays as it is, and no action follows.
+    // A target whose stored state cannot be read is left untouched: stepping it from a
+    // fresh state could capture its tightened limits as the originals.
     let mut order: Vec<usize> = (0..inputs.targets.len())
         .filter(|&i| states[i].is_some() || wishes[i].as_ref().is_some_and(|w| w.level > Level::Normal))
+        .filter(|&i| inputs.gaps.states.is_empty() || !inputs.gaps.states.contains_key(&inputs.targets[i].id))
         .collect();
     order.sort_by(|a, b| figures[*b].short_demand.cmp(&figures[*a].short_demand));
     for i in order {
@@ -686,8 +748,10 @@ where
         let prev_state = states[i];
         let Some(wish) = wishes[i].take() else {
             // Not covered by any budget: a held target is released; otherwise nothing.
+            // While a stored budget is unreadable, it may be the one covering it: hold.
             if let Some(prev) = prev_state
                 && (prev.phase.is_tightened() || prev.phase == Phase::Recovering)
+                && inputs.gaps.stored.is_empty()
             {
                 let mut w = Wish::new();
                 w.mode = prev.mode;
@@ -737,7 +801,7 @@ fn step_target<G: ?Sized, M: ?Sized>(
     prev_state: Option<&GuardState>,
     mut wish: Wish,
     pool: &mut i64,
-    minimum: i64,
+    minimum: (i64, i64),
     out: &mut Decision,
 ) {
     let now = inputs.now;
@@ -788,6 +852,16 @@ fn step_target<G: ?Sized, M: ?Sized>(
         wish.level = Level::Watch;
         if !prev_phase.is_tightened() && prev_phase != Phase::Watching {
             notes.push(("over budget but protected: not throttled".into(), Rule::Protected));
+        }
+    }
+    // A target the guard's role may not change is reported, never throttled.
+    if !target.guarded && wish.level >= Level::Throttle(1) {
+        wish.level = Level::Watch;
+        if !prev_phase.is_tightened() && prev_phase != Phase::Watching {
+            notes.push((
+                format!("over budget but {}", unguarded_why(target.id.kind())),
+                Rule::NotGuarded,
+            ));
         }
     }
     let held = prev.hold_until.is_some_and(|until| now < until);
@@ -982,7 +1056,7 @@ fn step_target<G: ?Sized, M: ?Sized>(
             format!("{} → recovering: restoring original limits", prev_phase.name()),
             rule,
         ));
-    } else if apply && prev.mode == Mode::Enforce && prev.since < now {
+    } else if apply && target.guarded && prev.mode == Mode::Enforce && prev.since < now {
         // Converge: limits should be what the state says they are. Not in the
         // minute the state was written: another pass (the alarm responder beside
         // the evaluator) may be applying that very change right now, and applying
@@ -1046,6 +1120,21 @@ fn step_target<G: ?Sized, M: ?Sized>(
     out.actions.extend(actions);
 }
 
+/// Why a target without the guard's tag cannot be throttled, for its kind.
+pub fn unguarded_why(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::HttpStage => {
+            "the stage itself is not tagged dowguard-guarded=true (HTTP API stages do not inherit their API's tags): the guard may not change it"
+        }
+        TargetKind::RestStage => {
+            "neither the stage nor its REST API is tagged dowguard-guarded=true: the guard may not change it"
+        }
+        TargetKind::Function | TargetKind::UsagePlan => {
+            "not tagged dowguard-guarded=true: the guard may not change it"
+        }
+    }
+}
+
 /// Keeps the account's unreserved concurrency at or above its minimum: a reservation
 /// that would break it is lowered (never below the floor) or not made.
 fn reserve_from_pool(
@@ -1053,7 +1142,7 @@ fn reserve_from_pool(
     limits: &mut Limits,
     wish: &Wish,
     pool: &mut i64,
-    minimum: i64,
+    (minimum, limit): (i64, i64),
     notes: &mut Vec<(String, Rule)>,
 ) {
     let (
@@ -1078,7 +1167,10 @@ fn reserve_from_pool(
     let room = (*pool - minimum).max(0);
     let fits = held_now + room;
     let floor = i64::from(wish.floors.concurrency);
-    if fits >= floor {
+    // What is left would be a reservation of 0 on a function that draws on the pool:
+    // a stop where only a throttle was asked. That is the stop level's decision.
+    let would_stop = fits == 0 && current.is_none();
+    if fits >= floor && !would_stop {
         notes.push((
             format!("reserved concurrency lowered from {planned} to {fits} to keep {minimum} unreserved"),
             Rule::UnreservedMinimum,
@@ -1086,8 +1178,20 @@ fn reserve_from_pool(
         *planned = u32::try_from(fits).unwrap_or(0);
         *pool -= fits - held_now;
     } else {
+        let why = if limit <= minimum {
+            format!(
+                "the pool is too small to throttle by reservation: the account's concurrency limit is {limit} and it must keep {minimum} unreserved, so only a stop (reserving 0) can hold this function"
+            )
+        } else if would_stop {
+            format!(
+                "the pool is too small to throttle by reservation: {} of the account's unreserved concurrency is left and it must keep {minimum}, so only a stop (reserving 0) can hold this function",
+                (*pool).max(0)
+            )
+        } else {
+            format!("the account must keep {minimum} unreserved and the floor is {floor}")
+        };
         notes.push((
-            format!("cannot reserve {planned}: the account must keep {minimum} unreserved and the floor is {floor}"),
+            format!("cannot reserve {planned}: {why}"),
             Rule::UnreservedMinimum,
         ));
         if let Limits::Function {

@@ -20,6 +20,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, BudgetId, BurnRate, Floors, Period, Scope, Thresholds};
+use crate::decide::unguarded_why;
 use crate::money::Money;
 use crate::pricebook::{Prices, Product, UnitPrice};
 use crate::target::{Arch, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle};
@@ -77,6 +78,12 @@ pub enum Finding {
         /// MB.
         mb: u32,
     },
+    /// The guard may not change it: the `dowguard-guarded=true` tag is missing where
+    /// IAM reads it, so a budget can watch it but never throttle it.
+    NotGuarded {
+        /// Why, for its kind of target.
+        why: String,
+    },
 }
 
 impl Finding {
@@ -93,6 +100,7 @@ impl Finding {
             }
             Finding::LongTimeout { seconds } => format!("timeout {seconds} s"),
             Finding::LargeMemory { mb } => format!("memory {mb} MB"),
+            Finding::NotGuarded { why } => format!("not guardable: {why}"),
         }
     }
 }
@@ -274,6 +282,11 @@ fn assess(entry: &EntryPoint, all: &[EntryPoint], ctx: &ExposureContext<'_>) -> 
         .unwrap_or(Money::ZERO);
 
     let mut findings = Vec::new();
+    if !target.guarded {
+        findings.push(Finding::NotGuarded {
+            why: unguarded_why(target.id.kind()).to_string(),
+        });
+    }
     let (capacity, bound, worst, recommended, recommended_per_hour) = match (&target.spec, &target.limits) {
         (
             TargetSpec::Function { memory_mb, arch, .. },
@@ -452,6 +465,8 @@ mod tests {
                 spec,
                 tags: BTreeMap::new(),
                 limits,
+                guarded: true,
+                usage_plans: Default::default(),
             },
             timeout_s: None,
             open_methods: vec![],

@@ -39,11 +39,12 @@ impl Default for MetricsPlan {
 impl MetricsPlan {
     /// Metrics one measurement of a target requests: Lambda `Invocations` and
     /// `Duration` (plus `Throttles` while the guard holds it), an API stage's `Count`,
-    /// a usage plan's stages' `Count` (one per stage; one assumed here).
+    /// and none for a usage plan (its money is its stages', measured as stages).
     pub fn metrics_per_measurement(kind: TargetKind, held: bool) -> u64 {
         match kind {
             TargetKind::Function => 2 + u64::from(held),
-            TargetKind::RestStage | TargetKind::HttpStage | TargetKind::UsagePlan => 1,
+            TargetKind::RestStage | TargetKind::HttpStage => 1,
+            TargetKind::UsagePlan => 0,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod alarm;
 pub mod budget;
 pub mod decide;
 pub mod exposure;
+pub mod gaps;
 pub mod guard_cost;
 pub mod money;
 pub mod pricebook;
@@ -27,13 +28,14 @@ pub use budget::{
     Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds,
 };
 pub use decide::{AccountConcurrency, BudgetReport, ByTarget, Decision, GuardSettings, Inputs, decide};
+pub use gaps::Gaps;
 pub use guard_cost::{GuardCost, MetricsPlan};
 pub use money::{Money, MoneyError};
 pub use pricebook::{PriceBook, PriceBookError, Prices, Product};
 pub use release::{Release, ReleaseOutcome, release};
 pub use state::{GuardState, Level, Phase, RestorePoint};
 pub use target::{
-    ApiId, Arch, AsyncConfig, FunctionName, IdError, Limits, Quota, QuotaPeriod, StageName, Target, TargetId,
-    TargetKind, TargetSpec, Throttle, UsagePlanId,
+    ApiId, Arch, AsyncConfig, FunctionName, GUARD_TAG, GUARD_TAG_VALUE, IdError, Limits, Quota, QuotaPeriod,
+    StageName, Target, TargetId, TargetKind, TargetSpec, Throttle, UsagePlanId, tags_allow_guard,
 };
 pub use usage::{AccountUsage, MinuteUsage, PeriodUsage, TargetMetrics, Usage, epoch_minute};

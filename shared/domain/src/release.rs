@@ -160,6 +160,8 @@ mod tests {
                 reserved_concurrency: reserved,
                 async_config,
             },
+            guarded: true,
+            usage_plans: Default::default(),
         }
     }
 
@@ -275,6 +277,8 @@ mod tests {
             limits: Limits::Stage {
                 throttle: Some(throttle(5, 5)),
             },
+            guarded: true,
+            usage_plans: Default::default(),
         };
         let original = Limits::Stage { throttle: None };
         let state = held(original, stage.limits.clone(), Mode::Enforce);
@@ -391,6 +395,7 @@ mod tests {
                 metrics: &metric_map,
                 prices: &prices,
                 account_usage: AccountUsage::default(),
+                gaps: &crate::gaps::Gaps::NONE,
                 concurrency: crate::AccountConcurrency::default(),
                 settings: &settings,
             })

@@ -4,7 +4,7 @@
 //! Identifiers are parsed, never assumed: `function:NAME` (or a Lambda function ARN),
 //! `rest-stage:API_ID/STAGE`, `http-stage:API_ID/STAGE` and `usage-plan:PLAN_ID`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -393,6 +393,23 @@ impl Limits {
     }
 }
 
+/// The tag key that lets the guard change a resource. The SAM template's write
+/// permissions carry the condition `aws:ResourceTag/dowguard-guarded = true`, so AWS
+/// refuses the guard's changes to a resource whose tags, as IAM reads them, lack it.
+pub const GUARD_TAG: &str = "dowguard-guarded";
+
+/// The value [`GUARD_TAG`] must have. IAM's `StringEquals` is case-sensitive.
+pub const GUARD_TAG_VALUE: &str = "true";
+
+/// True when `tags` (the tags IAM evaluates on a resource) allow the guard's writes.
+pub fn tags_allow_guard(tags: &BTreeMap<String, String>) -> bool {
+    tags.get(GUARD_TAG).is_some_and(|v| v == GUARD_TAG_VALUE)
+}
+
+fn yes() -> bool {
+    true
+}
+
 /// A discovered target: identity, shape, tags and current limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
@@ -400,11 +417,38 @@ pub struct Target {
     pub id: TargetId,
     /// Shape (memory, architecture, API type).
     pub spec: TargetSpec,
-    /// Resource tags.
+    /// Resource tags, for tag-group budgets. A stage also carries its API's tags here.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
     /// The limits the target has right now.
     pub limits: Limits,
+    /// Whether the guard may change the target: the tags IAM evaluates on the
+    /// resource itself carry `dowguard-guarded=true`. A REST API stage inherits its
+    /// API's tags for that purpose; an HTTP API stage does not (AWS: "API Gateway
+    /// resources that can be tagged"). A target the guard may not change is
+    /// measured, priced and reported, and never throttled.
+    #[serde(default = "yes")]
+    pub guarded: bool,
+    /// For a REST API stage, the usage plans whose API stages include it. A budget
+    /// on a usage plan covers these stages: AWS applies a plan's throttle and quota
+    /// per API key, as targets it does not promise to keep, so the stage throttle is
+    /// what caps the plan's money.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub usage_plans: BTreeSet<UsagePlanId>,
+}
+
+impl Target {
+    /// A target the guard may change, in no usage plan.
+    pub fn new(id: TargetId, spec: TargetSpec, tags: BTreeMap<String, String>, limits: Limits) -> Self {
+        Target {
+            id,
+            spec,
+            tags,
+            limits,
+            guarded: true,
+            usage_plans: BTreeSet::new(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AccountUsage, Budget, BudgetReport, Decision, GuardSettings, GuardState, Inputs,
-    Phase, Prices, Scope, Target, TargetId, TargetKind, decide,
+    AccountConcurrency, AccountUsage, Budget, BudgetReport, Decision, Gaps, GuardSettings, GuardState,
+    Inputs, Phase, Prices, Target, TargetId, decide,
 };
 
-use crate::evaluate::{GuardError, covered_targets};
+use crate::evaluate::{GuardError, covered_targets, gaps_of};
 use crate::ports::{BudgetStore, Discovery, MetricsRequest, MetricsSource, StateStore, Versioned};
 
 /// Where every budget and guarded target stands, without acting.
@@ -30,6 +30,9 @@ pub struct Assessment {
     pub metrics_requested: u64,
     /// Whether the provider reported partial data.
     pub partial_metrics: bool,
+    /// What could not be seen: services not listed, unreadable stored items,
+    /// partial or ambiguous metrics.
+    pub gaps: Gaps,
 }
 
 impl Assessment {
@@ -56,16 +59,7 @@ impl Assessment {
 
 /// The targets of `targets` that `budget` covers (usage plans only by name).
 pub fn members<'a>(budget: &Budget, targets: &'a [Target]) -> Vec<&'a Target> {
-    targets
-        .iter()
-        .filter(|t| match &budget.scope {
-            Scope::Target(id) => t.id == *id,
-            Scope::Tag { key, value } => {
-                t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value)
-            }
-            Scope::Account => t.id.kind() != TargetKind::UsagePlan,
-        })
-        .collect()
+    targets.iter().filter(|t| budget.scope.covers(t)).collect()
 }
 
 /// Assesses the account at `now`: reads budgets, states, targets and metrics and
@@ -83,10 +77,12 @@ where
     D: Discovery,
     M: MetricsSource,
 {
-    let targets = discovery.discover().await.map_err(GuardError::Discovery)?;
-    let budgets = store.list_budgets().await.map_err(GuardError::Store)?;
-    let plain: Vec<Budget> = budgets.iter().map(|v| v.value.clone()).collect();
-    let states = store.load_states().await.map_err(GuardError::Store)?;
+    let discovered = discovery.discover().await.map_err(GuardError::Discovery)?;
+    let listed_budgets = store.list_budgets().await.map_err(GuardError::Store)?;
+    let plain: Vec<Budget> = listed_budgets.iter().map(|v| v.value.clone()).collect();
+    let listed_states = store.load_states().await.map_err(GuardError::Store)?;
+    let targets = discovered.targets.clone();
+    let states = listed_states.items.clone();
     let detailed = covered_targets(&plain, &targets, &states);
     let urgent: HashSet<TargetId> = states
         .iter()
@@ -103,6 +99,7 @@ where
         })
         .await
         .map_err(GuardError::Metrics)?;
+    let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, &fetched);
     let decision = decide(&Inputs {
         now,
         budgets: &plain,
@@ -112,15 +109,17 @@ where
         prices,
         account_usage: AccountUsage::default(),
         concurrency: AccountConcurrency::default(),
+        gaps: &gaps,
         settings,
     });
     Ok(Assessment {
         now,
-        budgets,
+        budgets: listed_budgets.items,
         targets,
         states,
         decision,
         metrics_requested: fetched.metrics_requested,
         partial_metrics: fetched.partial,
+        gaps,
     })
 }

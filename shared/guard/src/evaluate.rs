@@ -7,15 +7,16 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AccountUsage, Action, Budget, BudgetReport, Decision, GuardSettings, Inputs, Mode,
-    Prices, Scope, Target, TargetId, TargetKind, decide,
+    AccountConcurrency, AccountUsage, Action, Budget, BudgetReport, Decision, Gaps, GuardSettings,
+    GuardState, Inputs, Mode, Prices, Scope, Target, TargetId, TargetKind, decide,
 };
 
 use crate::audit::{AuditRecord, Outcome};
 use crate::executor::Executor;
 use crate::ports::{
-    AuditLog, BudgetStore, Discovery, FailureKind, LambdaControl, MetricsRequest, MetricsSource, Notifier,
-    PortError, StageControl, StateStore, UsagePlanControl,
+    AuditLog, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, LambdaControl, Listed,
+    MetricsRequest, MetricsSource, Notifier, PortError, StageControl, StateStore, UsagePlanControl,
+    Versioned,
 };
 
 /// Why a pass could not run at all.
@@ -52,6 +53,9 @@ pub struct PassReport {
     pub metrics_requested: u64,
     /// Whether the metrics provider reported partial data.
     pub partial_metrics: bool,
+    /// What the pass could not see (services not listed, unreadable stored items,
+    /// partial or ambiguous metrics): budgets with a gap held their members.
+    pub gaps: Gaps,
 }
 
 impl PassReport {
@@ -89,11 +93,9 @@ fn closure(only: &HashSet<TargetId>, budgets: &[Budget], targets: Vec<Target>) -
             if chosen[i] {
                 continue;
             }
-            let covered: Vec<&Target> = targets.iter().filter(|t| covers(budget, t)).collect();
-            let touches = match &budget.scope {
-                Scope::Target(id) => members.contains(id),
-                _ => covered.iter().any(|t| members.contains(&t.id)),
-            };
+            let covered: Vec<&Target> = targets.iter().filter(|t| budget.scope.covers(t)).collect();
+            let own = matches!(&budget.scope, Scope::Target(id) if members.contains(id));
+            let touches = own || covered.iter().any(|t| members.contains(&t.id));
             if touches {
                 chosen[i] = true;
                 grew = true;
@@ -114,14 +116,34 @@ fn closure(only: &HashSet<TargetId>, budgets: &[Budget], targets: Vec<Target>) -
     (kept_budgets, kept_targets)
 }
 
-fn covers(budget: &Budget, target: &Target) -> bool {
-    match &budget.scope {
-        Scope::Target(id) => *id == target.id,
-        Scope::Account => target.id.kind() != TargetKind::UsagePlan,
-        Scope::Tag { key, value } => {
-            target.id.kind() != TargetKind::UsagePlan && target.tags.get(key) == Some(value)
+/// What a pass could not see, from what discovery, the store and the metrics
+/// source reported.
+pub fn gaps_of(
+    discovered: &Discovered,
+    budgets: &Listed<Vec<Versioned<Budget>>>,
+    states: &Listed<HashMap<TargetId, GuardState>>,
+    fetched: &FetchedMetrics,
+) -> Gaps {
+    let mut gaps = Gaps::default();
+    for unlisted in &discovered.unlisted {
+        for kind in &unlisted.kinds {
+            gaps.kinds.insert(*kind, unlisted.line());
         }
     }
+    for item in budgets.unreadable.iter().chain(&states.unreadable) {
+        match &item.target {
+            Some(target) => {
+                gaps.states.insert(target.clone(), item.line());
+            }
+            None => gaps.stored.push(item.line()),
+        }
+    }
+    gaps.figures
+        .extend(fetched.gaps.iter().map(|(t, why)| (t.clone(), why.clone())));
+    for line in gaps.lines() {
+        tracing::warn!(gap = %line, "the pass could not see everything; budgets with a gap hold their targets");
+    }
+    gaps
 }
 
 /// The guard: the ports it acts through and the figures it decides with.
@@ -190,21 +212,17 @@ where
         now: DateTime<Utc>,
         options: &PassOptions,
     ) -> Result<PassReport, GuardError> {
-        let all_targets = self.discovery.discover().await.map_err(GuardError::Discovery)?;
-        let mut budgets: Vec<Budget> = self
-            .store
-            .list_budgets()
-            .await
-            .map_err(GuardError::Store)?
-            .into_iter()
-            .map(|v| v.value)
-            .collect();
+        let discovered = self.discovery.discover().await.map_err(GuardError::Discovery)?;
+        let listed_budgets = self.store.list_budgets().await.map_err(GuardError::Store)?;
+        let listed_states = self.store.load_states().await.map_err(GuardError::Store)?;
+        let mut budgets: Vec<Budget> = listed_budgets.items.iter().map(|v| v.value.clone()).collect();
         if options.dry_run_only {
             for budget in &mut budgets {
                 budget.mode = Mode::DryRun;
             }
         }
-        let mut states = self.store.load_states().await.map_err(GuardError::Store)?;
+        let mut states = listed_states.items.clone();
+        let all_targets = discovered.targets.clone();
         let targets = match &options.only {
             None => all_targets,
             Some(only) => {
@@ -246,6 +264,7 @@ where
         } else {
             AccountConcurrency::default()
         };
+        let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, &fetched);
         let decision = decide(&Inputs {
             now,
             budgets: &budgets,
@@ -255,6 +274,7 @@ where
             prices: self.prices,
             account_usage: AccountUsage::default(),
             concurrency,
+            gaps: &gaps,
             settings: self.settings,
         });
 
@@ -306,6 +326,7 @@ where
             conflicts,
             metrics_requested: fetched.metrics_requested,
             partial_metrics: fetched.partial,
+            gaps,
         })
     }
 }
@@ -323,23 +344,15 @@ pub fn covered_targets(
         .map(|(id, _)| id.clone())
         .collect();
     for budget in budgets {
-        match &budget.scope {
-            Scope::Target(id) => {
-                out.insert(id.clone());
-            }
-            Scope::Account => out.extend(
-                targets
-                    .iter()
-                    .filter(|t| t.id.kind() != TargetKind::UsagePlan)
-                    .map(|t| t.id.clone()),
-            ),
-            Scope::Tag { key, value } => out.extend(
-                targets
-                    .iter()
-                    .filter(|t| t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value))
-                    .map(|t| t.id.clone()),
-            ),
+        if let Scope::Target(id) = &budget.scope {
+            out.insert(id.clone());
         }
+        out.extend(
+            targets
+                .iter()
+                .filter(|t| budget.scope.covers(t))
+                .map(|t| t.id.clone()),
+        );
     }
     out
 }

@@ -8,14 +8,14 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Limits, Phase, Quota,
-    Target, TargetId, TargetMetrics, Throttle, UsagePlanId,
+    Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
 };
 
 use crate::audit::AuditRecord;
 use crate::ports::{
-    AuditLog, BudgetChange, BudgetStore, Discovery, FailureKind, FetchedMetrics, LambdaControl,
-    MetricsRequest, MetricsSource, Notifier, PortError, PortResult, StageControl, StateStore,
-    UsagePlanControl, Versioned,
+    AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, LambdaControl,
+    Listed, MetricsRequest, MetricsSource, Notifier, PortError, PortResult, StageControl, StateStore,
+    Unlisted, UnreadableItem, UsagePlanControl, Versioned,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -36,6 +36,8 @@ pub struct StoreData {
     pub audit: Vec<AuditRecord>,
     /// Operations that fail once, with the kind of failure.
     pub fail_next: HashMap<&'static str, FailureKind>,
+    /// Stored items that cannot be read (reported by every listing).
+    pub unreadable: Vec<UnreadableItem>,
 }
 
 /// Budgets, states and audit trail in memory.
@@ -70,10 +72,18 @@ fn injected(data: &mut StoreData, operation: &'static str, resource: &str) -> Po
 }
 
 impl BudgetStore for MemoryStore {
-    async fn list_budgets(&self) -> PortResult<Vec<Versioned<Budget>>> {
+    async fn list_budgets(&self) -> PortResult<Listed<Vec<Versioned<Budget>>>> {
         let mut data = lock(&self.data);
         injected(&mut data, "ListBudgets", "budgets")?;
-        Ok(data.budgets.values().cloned().collect())
+        Ok(Listed {
+            items: data.budgets.values().cloned().collect(),
+            unreadable: data
+                .unreadable
+                .iter()
+                .filter(|u| u.target.is_none())
+                .cloned()
+                .collect(),
+        })
     }
 
     async fn put_budget(
@@ -173,10 +183,18 @@ pub fn restore_point_kept(stored: Option<&GuardState>, new: &GuardState) -> bool
 }
 
 impl StateStore for MemoryStore {
-    async fn load_states(&self) -> PortResult<HashMap<TargetId, GuardState>> {
+    async fn load_states(&self) -> PortResult<Listed<HashMap<TargetId, GuardState>>> {
         let mut data = lock(&self.data);
         injected(&mut data, "LoadStates", "states")?;
-        Ok(data.states.clone())
+        Ok(Listed {
+            items: data.states.clone(),
+            unreadable: data
+                .unreadable
+                .iter()
+                .filter(|u| u.target.is_some())
+                .cloned()
+                .collect(),
+        })
     }
 
     async fn save_state(&self, target: &TargetId, state: &GuardState) -> PortResult<u64> {
@@ -243,6 +261,8 @@ pub struct CloudData {
     pub calls: Vec<String>,
     /// Operations that fail once, with the kind of failure.
     pub fail_next: HashMap<&'static str, FailureKind>,
+    /// Kinds of target whose service cannot be listed, with the error.
+    pub unlisted: Vec<(TargetKind, PortError)>,
 }
 
 /// An account in memory: targets, metrics, controls and notices.
@@ -331,10 +351,18 @@ fn injected_cloud(data: &mut CloudData, operation: &'static str, resource: &str)
 }
 
 impl Discovery for MemoryCloud {
-    async fn discover(&self) -> PortResult<Vec<Target>> {
+    async fn discover(&self) -> PortResult<Discovered> {
         let mut data = lock(&self.data);
         injected_cloud(&mut data, "Discover", "account")?;
-        Ok(data.targets.clone())
+        let hidden = |t: &Target| data.unlisted.iter().any(|(kind, _)| t.id.kind() == *kind);
+        Ok(Discovered {
+            targets: data.targets.iter().filter(|t| !hidden(t)).cloned().collect(),
+            unlisted: data
+                .unlisted
+                .iter()
+                .map(|(kind, e)| Unlisted::new(kind.prefix(), &[*kind], e))
+                .collect(),
+        })
     }
 }
 
@@ -352,6 +380,7 @@ impl MetricsSource for MemoryCloud {
             metrics_requested: by_target.len() as u64 * 3,
             by_target,
             partial: false,
+            gaps: Default::default(),
         })
     }
 }

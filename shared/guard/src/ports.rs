@@ -2,14 +2,15 @@
 //! per capability, speaking only domain types. AWS adapters implement them with the
 //! SDK; [`crate::memory`] implements them in memory for tests and the simulator.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Quota, Target, TargetId,
-    TargetMetrics, Throttle, UsagePlanId,
+    TargetKind, TargetMetrics, Throttle, UsagePlanId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -100,10 +101,122 @@ pub struct Versioned<T> {
     pub version: u64,
 }
 
+/// A part of the account that could not be listed, and why: its targets are absent
+/// from the pass, and every budget that could cover them holds its members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unlisted {
+    /// What could not be listed, for people (e.g. `HTTP API stages`).
+    pub what: String,
+    /// The kinds of target it holds.
+    pub kinds: Vec<TargetKind>,
+    /// The kind of failure.
+    pub failure: FailureKind,
+    /// The error, with the call and the resource.
+    pub error: String,
+}
+
+impl Unlisted {
+    /// The services behind `kinds` could not be listed because of `error`.
+    pub fn new(what: &str, kinds: &[TargetKind], error: &PortError) -> Self {
+        Unlisted {
+            what: what.to_string(),
+            kinds: kinds.to_vec(),
+            failure: error.kind,
+            error: error.to_string(),
+        }
+    }
+
+    /// One line for people.
+    pub fn line(&self) -> String {
+        format!("{} could not be listed: {}", self.what, self.error)
+    }
+}
+
+/// What discovery found: every target of the services it could list, and the
+/// services it could not. Reads as the slice of targets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// The targets, with tags and current limits.
+    pub targets: Vec<Target>,
+    /// What could not be listed.
+    pub unlisted: Vec<Unlisted>,
+}
+
+impl From<Vec<Target>> for Discovered {
+    fn from(targets: Vec<Target>) -> Self {
+        Discovered {
+            targets,
+            unlisted: Vec::new(),
+        }
+    }
+}
+
+impl Deref for Discovered {
+    type Target = [Target];
+    fn deref(&self) -> &[Target] {
+        &self.targets
+    }
+}
+
+impl IntoIterator for Discovered {
+    type Item = Target;
+    type IntoIter = std::vec::IntoIter<Target>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.targets.into_iter()
+    }
+}
+
 /// Lists the account's targets with their current limits.
 pub trait Discovery: Send + Sync {
-    /// Every function, REST/HTTP API stage and usage plan, with tags and limits.
-    fn discover(&self) -> impl Future<Output = PortResult<Vec<Target>>> + Send;
+    /// Every function, REST/HTTP API stage and usage plan, with tags and limits,
+    /// service by service: a service that cannot be listed is reported in
+    /// [`Discovered::unlisted`] and the others are still returned.
+    fn discover(&self) -> impl Future<Output = PortResult<Discovered>> + Send;
+}
+
+/// A stored item that could not be read (a field missing, a value that no longer
+/// parses): reported, never silently skipped, and never a reason to drop the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableItem {
+    /// The item's key in the store.
+    pub key: String,
+    /// The target it belongs to, when the key still says.
+    pub target: Option<TargetId>,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+impl UnreadableItem {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        format!("stored item {} is unreadable: {}", self.key, self.why)
+    }
+}
+
+/// Items read from a store, and the ones that could not be read. Reads as the items.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listed<C> {
+    /// What could be read.
+    pub items: C,
+    /// What could not.
+    pub unreadable: Vec<UnreadableItem>,
+}
+
+impl<C> Listed<C> {
+    /// Everything read, nothing unreadable.
+    pub fn complete(items: C) -> Self {
+        Listed {
+            items,
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+impl<C> Deref for Listed<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        &self.items
+    }
 }
 
 /// What metrics one pass asks for.
@@ -131,6 +244,20 @@ pub struct FetchedMetrics {
     pub metrics_requested: u64,
     /// True if the provider said some data was incomplete.
     pub partial: bool,
+    /// Targets whose figures are partial or cannot be attributed to them, with why.
+    pub gaps: BTreeMap<TargetId, String>,
+}
+
+impl FetchedMetrics {
+    /// Records that the provider returned partial data for `metric` of each target.
+    pub fn note_partial(&mut self, partial: &[(TargetId, String)]) {
+        for (target, metric) in partial {
+            self.partial = true;
+            self.gaps.entry(target.clone()).or_insert_with(|| {
+                format!("CloudWatch returned partial data for {metric}: its spend may be higher than shown")
+            });
+        }
+    }
 }
 
 /// Reads invocation metrics.
@@ -154,8 +281,8 @@ pub struct BudgetChange {
 
 /// Budgets, with optimistic locking and a history of changes.
 pub trait BudgetStore: Send + Sync {
-    /// All budgets.
-    fn list_budgets(&self) -> impl Future<Output = PortResult<Vec<Versioned<Budget>>>> + Send;
+    /// All budgets that can be read, and those that cannot.
+    fn list_budgets(&self) -> impl Future<Output = PortResult<Listed<Vec<Versioned<Budget>>>>> + Send;
     /// Writes a budget. `expected` is the version the writer read (`None`: the
     /// budget must not exist yet); a stale version fails with [`FailureKind::Conflict`].
     fn put_budget(
@@ -179,8 +306,9 @@ pub trait BudgetStore: Send + Sync {
 
 /// Guard states and their restore points.
 pub trait StateStore: Send + Sync {
-    /// Every stored state (with `version` set from the store).
-    fn load_states(&self) -> impl Future<Output = PortResult<HashMap<TargetId, GuardState>>> + Send;
+    /// Every stored state that can be read (with `version` set from the store), and
+    /// those that cannot.
+    fn load_states(&self) -> impl Future<Output = PortResult<Listed<HashMap<TargetId, GuardState>>>> + Send;
     /// Writes a state if the stored version still equals `state.version` (0: none
     /// stored). A stored restore point is never replaced by a different one while
     /// the stored phase holds the target. Returns the new version.

@@ -39,8 +39,8 @@ use dowguard_domain::{
 };
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::{
-    AuditLog, BudgetChange, BudgetStore, Discovery, FetchedMetrics, LambdaControl, MetricsRequest,
-    MetricsSource, Notifier, StageControl, StateStore, UsagePlanControl, Versioned,
+    AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FetchedMetrics, LambdaControl, Listed,
+    MetricsRequest, MetricsSource, Notifier, StageControl, StateStore, UsagePlanControl, Versioned,
 };
 use dowguard_guard::{AuditRecord, FailureKind, Guard, PortError, PortResult};
 use support::{budget, checkout, partners, prices, shop, t0, thumbnails, traffic_of};
@@ -135,7 +135,7 @@ impl Faulty<'_> {
 }
 
 impl BudgetStore for Faulty<'_> {
-    async fn list_budgets(&self) -> PortResult<Vec<Versioned<dowguard_domain::Budget>>> {
+    async fn list_budgets(&self) -> PortResult<Listed<Vec<Versioned<dowguard_domain::Budget>>>> {
         self.gate("ListBudgets", self.store.list_budgets()).await
     }
     async fn put_budget(
@@ -164,7 +164,7 @@ impl BudgetStore for Faulty<'_> {
 }
 
 impl StateStore for Faulty<'_> {
-    async fn load_states(&self) -> PortResult<HashMap<TargetId, dowguard_domain::GuardState>> {
+    async fn load_states(&self) -> PortResult<Listed<HashMap<TargetId, dowguard_domain::GuardState>>> {
         self.gate("LoadStates", self.store.load_states()).await
     }
     async fn save_state(&self, target: &TargetId, state: &dowguard_domain::GuardState) -> PortResult<u64> {
@@ -179,7 +179,7 @@ impl AuditLog for Faulty<'_> {
 }
 
 impl Discovery for Faulty<'_> {
-    async fn discover(&self) -> PortResult<Vec<Target>> {
+    async fn discover(&self) -> PortResult<Discovered> {
         self.gate("Discover", self.cloud.discover()).await
     }
 }

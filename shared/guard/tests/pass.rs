@@ -10,10 +10,12 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use dowguard_domain::{Budget, BudgetId, Change, GuardSettings, Intent, Limits, Phase, Prices, TargetId};
+use dowguard_domain::{
+    Budget, BudgetId, Change, GuardSettings, Intent, Limits, Phase, Prices, TargetId, TargetKind,
+};
 use dowguard_guard::memory::{MemoryCloud, MemoryStore, restore_point_kept};
-use dowguard_guard::ports::{BudgetStore, StateStore};
-use dowguard_guard::{FailureKind, Guard, Outcome, PassReport};
+use dowguard_guard::ports::{BudgetStore, StateStore, UnreadableItem};
+use dowguard_guard::{FailureKind, Guard, Outcome, PassReport, PortError};
 use support::{checkout, prices, t0, traffic};
 
 fn budget(mode: &str) -> Budget {
@@ -259,4 +261,107 @@ async fn a_change_written_this_minute_is_not_sent_again_by_a_second_pass_that_mi
     f.pass(t0() + Duration::minutes(1)).await;
     assert_eq!(f.cloud.calls().len(), 2, "{:?}", f.cloud.calls());
     assert_ne!(f.cloud.limits(&id()), Some(checkout().limits));
+}
+
+fn unavailable(operation: &'static str) -> PortError {
+    PortError::new(
+        operation,
+        "account",
+        FailureKind::Refused,
+        "denied by a service control policy",
+    )
+}
+
+#[tokio::test]
+async fn a_service_that_cannot_be_listed_leaves_the_rest_guarded_and_reported() {
+    let f = Fixture::new("enforce").await;
+    let http = support::http_stage();
+    f.cloud.data.lock().unwrap().targets.push(http.clone());
+    f.cloud
+        .data
+        .lock()
+        .unwrap()
+        .unlisted
+        .push((TargetKind::HttpStage, unavailable("GetApis")));
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    let report = f.pass(t0()).await;
+    assert_eq!(report.targets, 1, "the function is still discovered");
+    assert!(
+        f.store.state(&id()).is_some_and(|s| s.phase.is_tightened()),
+        "and still guarded"
+    );
+    let why = report.gaps.kinds.get(&TargetKind::HttpStage).expect("reported");
+    assert!(
+        why.contains("GetApis") && why.contains("service control policy"),
+        "{why}"
+    );
+    assert!(
+        f.store.state(&http.id).is_none(),
+        "nothing is decided about what could not be seen"
+    );
+}
+
+#[tokio::test]
+async fn an_account_budget_holds_its_targets_while_a_service_cannot_be_listed() {
+    let f = Fixture::new("enforce").await;
+    f.store
+        .put_budget(
+            &support::budget("all", "account", "240", "enforce"),
+            None,
+            "test",
+            t0(),
+        )
+        .await
+        .unwrap();
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    f.pass(t0()).await;
+    f.cloud
+        .data
+        .lock()
+        .unwrap()
+        .unlisted
+        .push((TargetKind::HttpStage, unavailable("GetApis")));
+    let mut now = t0();
+    for _ in 0..240 {
+        now += Duration::minutes(1);
+        f.cloud.set_metrics(&id(), traffic(now, CALM));
+        let report = f.pass(now).await;
+        assert!(
+            report.results().all(|(a, _)| a.intent != Intent::Restore),
+            "no restore while the account budget cannot see everything"
+        );
+    }
+    assert!(f.store.state(&id()).is_some_and(|s| s.phase.is_tightened()));
+    f.cloud.data.lock().unwrap().unlisted.clear();
+    for _ in 0..60 {
+        now += Duration::minutes(1);
+        f.cloud.set_metrics(&id(), traffic(now, CALM));
+        f.pass(now).await;
+    }
+    assert_eq!(
+        f.cloud.limits(&id()),
+        Some(checkout().limits),
+        "restored once whole again"
+    );
+}
+
+#[tokio::test]
+async fn unreadable_stored_items_are_reported_and_their_target_is_left_alone() {
+    let f = Fixture::new("enforce").await;
+    f.store.data.lock().unwrap().unreadable.push(UnreadableItem {
+        key: "STATES/S#function:checkout".into(),
+        target: Some(id()),
+        why: "stored state unreadable: missing field `phase`".into(),
+    });
+    f.store.data.lock().unwrap().unreadable.push(UnreadableItem {
+        key: "BUDGETS/B#old".into(),
+        target: None,
+        why: "budget item without spec".into(),
+    });
+    f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
+    let report = f.pass(t0()).await;
+    assert!(f.cloud.calls().is_empty(), "{:?}", f.cloud.calls());
+    assert!(report.gaps.states[&id()].contains("missing field"));
+    assert_eq!(report.gaps.stored.len(), 1, "{:?}", report.gaps);
+    assert!(!report.decision.reports[0].gaps.is_empty());
 }

@@ -37,6 +37,8 @@ fn function(name: &str, tags: &[(&str, &str)]) -> Target {
             reserved_concurrency: Some(500),
             async_config: None,
         },
+        guarded: true,
+        usage_plans: Default::default(),
     }
 }
 

@@ -135,6 +135,7 @@ pub fn summary(report: &PassReport) -> Value {
         "budgets": budgets,
         "actions": actions,
         "metrics_requested": report.metrics_requested,
+        "gaps": report.gaps.lines(),
     })
 }
 

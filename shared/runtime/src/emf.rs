@@ -80,12 +80,15 @@ pub fn budget_document(namespace: &str, timestamp_ms: i64, r: &BudgetReport) -> 
                 json!(burn_percent(r.demand_short)),
             ),
             ("Level", "None", json!(level_number(r.level))),
+            ("Gaps", "Count", json!(r.gaps.len())),
         ],
     )
 }
 
 /// The EMF documents of one pass: each budget's figures, then the pass's own
-/// (targets, actions applied / skipped / failed, metrics requested, conflicts).
+/// (targets, actions applied / skipped / failed, metrics requested, conflicts,
+/// and what could not be read: services not listed, unreadable stored items,
+/// targets with partial or ambiguous metrics).
 pub fn pass_documents(namespace: &str, function: &str, report: &PassReport) -> Vec<Value> {
     let ts = report.now.timestamp_millis();
     let mut out: Vec<Value> = report
@@ -110,6 +113,13 @@ pub fn pass_documents(namespace: &str, function: &str, report: &PassReport) -> V
             ("ActionsFailed", "Count", json!(failed)),
             ("MetricsRequested", "Count", json!(report.metrics_requested)),
             ("Conflicts", "Count", json!(report.conflicts.len())),
+            ("ServicesUnlisted", "Count", json!(report.gaps.kinds.len())),
+            (
+                "ItemsUnreadable",
+                "Count",
+                json!(report.gaps.states.len() + report.gaps.stored.len()),
+            ),
+            ("TargetsPartial", "Count", json!(report.gaps.figures.len())),
         ],
     ));
     out
@@ -125,7 +135,9 @@ pub fn emit(documents: &[Value]) {
 #[cfg(test)]
 mod tests {
     use chrono::{TimeZone, Utc};
-    use dowguard_domain::{BudgetId, BurnRate, Decision, Mode, Period, Rule};
+    use std::collections::BTreeMap;
+
+    use dowguard_domain::{BudgetId, BurnRate, Decision, Gaps, Mode, Period, Rule, TargetId, TargetKind};
 
     use super::*;
 
@@ -145,6 +157,7 @@ mod tests {
             rule: Rule::FastLane,
             targets: 1,
             missing_target: false,
+            gaps: vec!["HTTP API stages could not be listed".into()],
         }
     }
 
@@ -171,7 +184,8 @@ mod tests {
         for name in &names {
             assert!(doc[*name].is_i64() || doc[*name].is_u64(), "{name} is an integer");
         }
-        assert_eq!(names.len(), 7);
+        assert_eq!(doc["Gaps"], 1);
+        assert_eq!(names.len(), 8);
     }
 
     #[test]
@@ -194,7 +208,15 @@ mod tests {
             ],
             conflicts: vec![],
             metrics_requested: 42,
-            partial_metrics: false,
+            partial_metrics: true,
+            gaps: Gaps {
+                kinds: BTreeMap::from([(TargetKind::HttpStage, "GetApis failed".into())]),
+                figures: BTreeMap::from([(
+                    TargetId::parse("rest-stage:abc/prod").expect("id"),
+                    "partial".into(),
+                )]),
+                ..Gaps::default()
+            },
         };
         let docs = pass_documents("Dowguard", "evaluator", &pass);
         assert_eq!(docs.len(), 2);
@@ -205,6 +227,9 @@ mod tests {
         assert_eq!(own["ActionsSkipped"], 1);
         assert_eq!(own["ActionsFailed"], 0);
         assert_eq!(own["MetricsRequested"], 42);
+        assert_eq!(own["ServicesUnlisted"], 1);
+        assert_eq!(own["ItemsUnreadable"], 0);
+        assert_eq!(own["TargetsPartial"], 1);
     }
 
     #[test]

@@ -858,11 +858,10 @@ impl<'a> World<'a> {
                 _ => 0,
             })
             .sum();
-        let concurrency = AccountConcurrency {
-            limit: self.sc.account_concurrency,
-            unreserved_minimum: 100.min(self.sc.account_concurrency),
-            unreserved_now: self.sc.account_concurrency.saturating_sub(reserved),
-        };
+        let concurrency = AccountConcurrency::from_settings(
+            self.sc.account_concurrency,
+            self.sc.account_concurrency.saturating_sub(reserved),
+        );
         let clock = std::time::Instant::now();
         let decision = decide(&Inputs {
             now,
@@ -873,6 +872,7 @@ impl<'a> World<'a> {
             prices: &self.sc.prices,
             account_usage: self.account,
             concurrency,
+            gaps: &dowguard_domain::Gaps::NONE,
             settings: &self.sc.guard.settings,
         });
         self.decide_time += clock.elapsed();

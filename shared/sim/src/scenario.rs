@@ -644,6 +644,8 @@ fn targets(raw: &[TargetFile], account_concurrency: u32) -> Result<Vec<SimTarget
                     spec,
                     tags: t.tags.clone(),
                     limits,
+                    guarded: true,
+                    usage_plans: Default::default(),
                 },
                 avg_duration_ms,
                 max_concurrency: t

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AccountUsage, Action, Arch, Budget, BudgetSpec, Change, Decision, Floors,
+    AccountConcurrency, AccountUsage, Action, Arch, Budget, BudgetSpec, Change, Decision, Floors, Gaps,
     GuardSettings, GuardState, Inputs, Intent, Limits, MinuteUsage, PriceBook, Prices, Target, TargetId,
     TargetMetrics, TargetSpec, Throttle, Usage, decide, epoch_minute,
 };
@@ -65,6 +65,8 @@ pub fn function(name: &str, memory_mb: u32, async_invoked: bool, reserved: Optio
             reserved_concurrency: reserved,
             async_config: None,
         },
+        guarded: true,
+        usage_plans: Default::default(),
     }
 }
 
@@ -79,6 +81,8 @@ pub fn rest_stage(api: &str, stage: &str, throttle: Option<(u32, u32)>) -> Targe
                 burst_limit: burst,
             }),
         },
+        guarded: true,
+        usage_plans: Default::default(),
     }
 }
 
@@ -98,6 +102,7 @@ pub struct World {
     pub prices: Prices,
     pub settings: GuardSettings,
     pub concurrency: AccountConcurrency,
+    pub gaps: Gaps,
     pub log: Vec<Decision>,
 }
 
@@ -112,6 +117,7 @@ impl World {
             prices: prices(),
             settings: GuardSettings::default(),
             concurrency: AccountConcurrency::default(),
+            gaps: Gaps::default(),
             log: vec![],
         }
     }
@@ -188,6 +194,7 @@ impl World {
             prices: &self.prices,
             account_usage: AccountUsage::default(),
             concurrency: self.concurrency,
+            gaps: &self.gaps,
             settings: &self.settings,
         });
         let states: Vec<Option<GuardState>> = self
@@ -209,6 +216,7 @@ impl World {
             prices: &self.prices,
             account_usage: AccountUsage::default(),
             concurrency: self.concurrency,
+            gaps: &self.gaps,
             settings: &self.settings,
         });
         assert_eq!(

@@ -38,6 +38,8 @@ pub(crate) fn checkout() -> Target {
             reserved_concurrency: Some(500),
             async_config: None,
         },
+        guarded: true,
+        usage_plans: Default::default(),
     }
 }
 
@@ -59,7 +61,19 @@ pub(crate) fn thumbnails() -> Target {
                 max_retry_attempts: Some(2),
             }),
         },
+        guarded: true,
+        usage_plans: Default::default(),
     }
+}
+
+/// `http-stage:orders/live` without a stage throttle.
+pub(crate) fn http_stage() -> Target {
+    Target::new(
+        TargetId::parse("http-stage:orders/live").unwrap(),
+        TargetSpec::HttpStage,
+        BTreeMap::new(),
+        Limits::Stage { throttle: None },
+    )
 }
 
 /// `rest-stage:shop/prod` with a 2,000 rps / 4,000 burst stage throttle.
@@ -74,6 +88,8 @@ pub(crate) fn shop() -> Target {
                 burst_limit: 4_000,
             }),
         },
+        guarded: true,
+        usage_plans: Default::default(),
     }
 }
 
@@ -94,6 +110,8 @@ pub(crate) fn partners() -> Target {
                 offset: 0,
             }),
         },
+        guarded: true,
+        usage_plans: Default::default(),
     }
 }
 
