@@ -203,7 +203,11 @@ fn alarm_fixtures_give_exactly_their_outcome() -> Result<(), Error> {
 
 #[test]
 fn sns_wrapped_alarms_are_refused_when_the_deployment_lists_no_topic() -> Result<(), Error> {
-    for name in ["sns-alarm.json", "sns-alarm-ok.json", "sns-alarm-unlisted-topic.json"] {
+    for name in [
+        "sns-alarm.json",
+        "sns-alarm-ok.json",
+        "sns-alarm-unlisted-topic.json",
+    ] {
         let got = load(name)?.and_then(|event| alarm_trigger(&event, &expected(&[])));
         assert_eq!(got, Err(Rejection::SnsNotAccepted), "{name}");
         assert!(
