@@ -45,6 +45,10 @@ pub const PLAN_SLOT: &str = "UpdateUsagePlan";
 /// is not used, and the slot is asked for again.
 pub const PLAN_SLOT_GRANT_LATENCY: Duration = Duration::from_secs(1);
 
+/// How many slot lengths a usage-plan update waits for the slot at most: two other
+/// processes waiting for it too may each take it first once.
+pub const PLAN_SLOT_MAX_WAIT: u32 = 3;
+
 /// REST APIs and usage plans through the SDK.
 #[derive(Debug)]
 pub struct RestAdapter {
@@ -80,15 +84,16 @@ impl RestAdapter {
         self
     }
 
-    /// Waits until this process holds the account-wide usage-plan slot, at most two
-    /// slot lengths; longer means other processes keep it busy, and the change is
-    /// reported as throttled for the next pass to try again.
+    /// Waits until this process holds the account-wide usage-plan slot, at most
+    /// [`PLAN_SLOT_MAX_WAIT`] slot lengths (63 s with the default 20 s interval);
+    /// longer means other processes keep it busy, and the change is reported as
+    /// throttled for the next pass to try again.
     async fn wait_for_plan_slot(&self, plan: &UsagePlanId) -> PortResult<()> {
         let Some(slot) = self.plan_slot.as_ref().filter(|_| !self.plan_interval.is_zero()) else {
             return Ok(());
         };
         let length = self.plan_interval + PLAN_SLOT_GRANT_LATENCY;
-        let give_up = Instant::now() + length * 2;
+        let give_up = Instant::now() + length * PLAN_SLOT_MAX_WAIT;
         loop {
             let asked = Instant::now();
             match slot.take_slot(PLAN_SLOT, length, Utc::now()).await? {
