@@ -131,6 +131,14 @@ async fn run() -> DemoResult<()> {
         ("DOWGUARD_MODE", "enforce"),
         ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
         ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+        // The story's calm half hour is replayed in seconds: more passes a minute
+        // than a deployment's cap of 6 allows.
+        ("DOWGUARD_MAX_PASSES_PER_MINUTE", "100"),
+        // The rule the scheduled fixture comes from, pinned as the template pins it.
+        (
+            "DOWGUARD_SCHEDULE_RULE_ARN",
+            "arn:aws:events:us-east-1:123456789012:rule/dowguard-evaluator-schedule",
+        ),
         ("AWS_REGION", REGION),
         ("AWS_DEFAULT_REGION", REGION),
         ("AWS_ENDPOINT_URL", aws.endpoint()),

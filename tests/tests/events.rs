@@ -9,11 +9,22 @@ use dowguard_runtime::event::{
     AlarmState, AlarmTrigger, Expected, Rejection, Via, alarm_trigger, parse_json, schedule_tick,
 };
 
-const EXPECTED: Expected<'static> = Expected {
-    account: "123456789012",
-    region: "us-east-1",
-    alarm_prefix: "dowguard-",
-};
+/// The deployment's schedule rule, as the template names it.
+const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/dowguard-evaluator-schedule";
+
+/// The SNS topic the deployment takes alarm notifications from.
+const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:dowguard-alarms";
+
+/// What this deployment expects, with `topics` listed and the schedule rule pinned.
+fn expected(topics: &[String]) -> Expected<'_> {
+    Expected {
+        account: "123456789012",
+        region: "us-east-1",
+        alarm_prefix: "dowguard-",
+        schedule_rule: Some(RULE),
+        alarm_topics: topics,
+    }
+}
 
 type Error = Box<dyn std::error::Error>;
 
@@ -172,14 +183,43 @@ fn alarm_fixtures_give_exactly_their_outcome() -> Result<(), Error> {
             Err(unexpected("Records[0].EventSource", "aws:sqs", "\"aws:sns\"")),
         ),
         (
+            "sns-alarm-unlisted-topic.json",
+            Err(Rejection::UnlistedTopic {
+                topic: "arn:aws:sns:us-east-1:123456789012:other-team-alarms".into(),
+            }),
+        ),
+        (
             "scheduled-event.json",
             Err(unexpected("source", "aws.events", "\"aws.cloudwatch\"")),
         ),
     ];
+    let topics = [TOPIC.to_string()];
     for (name, want) in cases {
-        let got = load(name)?.and_then(|event| alarm_trigger(&event, &EXPECTED));
+        let got = load(name)?.and_then(|event| alarm_trigger(&event, &expected(&topics)));
         assert_eq!(got, want, "{name}");
     }
+    Ok(())
+}
+
+#[test]
+fn sns_wrapped_alarms_are_refused_when_the_deployment_lists_no_topic() -> Result<(), Error> {
+    for name in [
+        "sns-alarm.json",
+        "sns-alarm-ok.json",
+        "sns-alarm-unlisted-topic.json",
+    ] {
+        let got = load(name)?.and_then(|event| alarm_trigger(&event, &expected(&[])));
+        assert_eq!(got, Err(Rejection::SnsNotAccepted), "{name}");
+        assert!(
+            Rejection::SnsNotAccepted
+                .to_string()
+                .contains("DOWGUARD_ALARM_TOPIC_ARNS"),
+            "the refusal names the variable"
+        );
+    }
+    // The EventBridge path does not depend on the list.
+    let got = load("alarm-state-change.json")?.and_then(|event| alarm_trigger(&event, &expected(&[])));
+    assert!(got.is_ok(), "{got:?}");
     Ok(())
 }
 
@@ -206,13 +246,38 @@ fn schedule_fixtures_give_exactly_their_outcome() -> Result<(), Error> {
             Err(unexpected("source", "aws.cloudwatch", "\"aws.events\"")),
         ),
         ("malformed-truncated.json", Err(Rejection::NotJson)),
+        (
+            "scheduled-event-other-rule.json",
+            Err(Rejection::ForeignRule {
+                found: "arn:aws:events:us-east-1:123456789012:rule/nightly-report".into(),
+            }),
+        ),
     ];
     for (name, want) in cases {
         let got = load(name)?
-            .and_then(|event| schedule_tick(&event, &EXPECTED))
+            .and_then(|event| schedule_tick(&event, &expected(&[])))
             .map(|t| t.time);
         assert_eq!(got, want, "{name}");
     }
+    Ok(())
+}
+
+#[test]
+fn a_schedule_from_another_rule_is_refused_only_when_the_rule_is_pinned() -> Result<(), Error> {
+    let refused = load("scheduled-event-other-rule.json")?.and_then(|e| schedule_tick(&e, &expected(&[])));
+    let Err(rejection) = refused else {
+        return Err("a schedule from another rule was accepted".into());
+    };
+    assert!(
+        rejection.to_string().contains("DOWGUARD_SCHEDULE_RULE_ARN"),
+        "{rejection}"
+    );
+    let unpinned = Expected {
+        schedule_rule: None,
+        ..expected(&[])
+    };
+    let got = load("scheduled-event-other-rule.json")?.and_then(|e| schedule_tick(&e, &unpinned));
+    assert_eq!(got.map(|t| t.time), Ok(time("2026-11-22T06:01:00Z")?));
     Ok(())
 }
 

@@ -19,7 +19,13 @@ use serde_json::Value;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn config() -> Result<Config, Error> {
-    let vars: HashMap<&str, &str> = [
+    // These tests run many passes a minute; the cap has its own test.
+    config_with(&[("DOWGUARD_MAX_PASSES_PER_MINUTE", "1000")])
+}
+
+/// The deployment's configuration, with `extra` variables set or replaced.
+fn config_with(extra: &[(&str, &str)]) -> Result<Config, Error> {
+    let mut vars: HashMap<&str, &str> = [
         ("DOWGUARD_TABLE", TABLE),
         ("DOWGUARD_ACCOUNT_ID", dowguard_tests::ACCOUNT_ID),
         ("AWS_REGION", dowguard_tests::REGION),
@@ -27,12 +33,22 @@ fn config() -> Result<Config, Error> {
         // The flood is written hours in the past, as in the demo.
         ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
         ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+        // The rule and the topic the fixtures come from.
+        ("DOWGUARD_SCHEDULE_RULE_ARN", SCHEDULE_RULE),
+        (
+            "DOWGUARD_ALARM_TOPIC_ARNS",
+            "arn:aws:sns:us-east-1:123456789012:dowguard-alarms",
+        ),
     ]
     .into();
+    vars.extend(extra.iter().copied());
     Ok(Config::from_lookup(|name| {
         vars.get(name).map(|v| (*v).to_string())
     })?)
 }
+
+/// The schedule rule of `scheduled-event.json`.
+const SCHEDULE_RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/dowguard-evaluator-schedule";
 
 /// A fixture with its time set to `at`.
 fn event(name: &str, at: DateTime<Utc>) -> Result<LambdaEvent<Value>, Error> {
@@ -42,6 +58,20 @@ fn event(name: &str, at: DateTime<Utc>) -> Result<LambdaEvent<Value>, Error> {
     let mut payload: Value = serde_json::from_slice(&std::fs::read(path)?)?;
     payload["time"] = Value::from(at.to_rfc3339());
     Ok(LambdaEvent::new(payload, Context::default()))
+}
+
+/// A fixture as Lambda hands it over: with a request id and a deadline
+/// `timeout` from now, as the evaluator's 120 s timeout gives it.
+fn invocation(
+    name: &str,
+    at: DateTime<Utc>,
+    request_id: &str,
+    timeout: Duration,
+) -> Result<LambdaEvent<Value>, Error> {
+    let mut e = event(name, at)?;
+    e.context.request_id = request_id.to_string();
+    e.context.deadline = u64::try_from((Utc::now() + timeout).timestamp_millis())?;
+    Ok(e)
 }
 
 struct World {
@@ -104,14 +134,16 @@ impl World {
 }
 
 /// Alarm events this deployment must refuse: another account, region or owner, a
-/// wrong source, an injected name, an SNS topic of another account.
-const FOREIGN: [&str; 6] = [
+/// wrong source, an injected name, an SNS topic of another account or one the
+/// deployment does not list.
+const FOREIGN: [&str; 7] = [
     "alarm-other-account.json",
     "alarm-other-region.json",
     "alarm-not-owned.json",
     "alarm-wrong-source.json",
     "alarm-injection-name.json",
     "sns-alarm-other-account-topic.json",
+    "sns-alarm-unlisted-topic.json",
 ];
 
 #[tokio::test]
@@ -173,7 +205,11 @@ async fn a_foreign_or_malformed_event_changes_nothing() -> Result<(), Error> {
             .map_err(|d| d.error_message)?;
         assert!(out["rejected"].is_string(), "{name}: {out}");
     }
-    for name in ["alarm-state-change.json", "scheduled-event-other-account.json"] {
+    for name in [
+        "alarm-state-change.json",
+        "scheduled-event-other-account.json",
+        "scheduled-event-other-rule.json",
+    ] {
         let out = dowguard_evaluator::handle(&w.app, event(name, at)?)
             .await
             .map_err(|d| d.error_message)?;
@@ -282,5 +318,180 @@ async fn a_flood_of_foreign_events_is_refused_without_a_single_aws_call() -> Res
         }
     }
     println!("alarm responder: {refused} foreign events refused, 0 AWS calls");
+    Ok(())
+}
+
+/// The evaluator's single flight without reserved concurrency: two invocations at
+/// once (two instances, as Lambda would run them) run one pass; the other skips,
+/// saying until when the lease is held. Once the lease is given back, the next
+/// invocation runs a pass.
+#[tokio::test]
+async fn two_evaluator_invocations_at_once_run_one_pass_and_the_other_skips() -> Result<(), Error> {
+    let w = World::flooded().await?;
+    let other = App::new(config()?, &w.aws.sdk_config())?;
+    let at = w.attack_end + Duration::minutes(1);
+    let timeout = Duration::seconds(120);
+    let (a, b) = tokio::join!(
+        dowguard_evaluator::handle(
+            &w.app,
+            invocation("scheduled-event.json", at, "request-a", timeout)?
+        ),
+        dowguard_evaluator::handle(
+            &other,
+            invocation("scheduled-event.json", at, "request-b", timeout)?
+        ),
+    );
+    let outs = [a.map_err(|d| d.error_message)?, b.map_err(|d| d.error_message)?];
+    let passes = outs.iter().filter(|o| o.get("pass_at").is_some()).count();
+    let skips: Vec<&str> = outs.iter().filter_map(|o| o["skipped"].as_str()).collect();
+    assert_eq!((passes, skips.len()), (1, 1), "{outs:?}");
+    assert!(
+        skips[0].starts_with("another evaluator pass holds the lease until 20"),
+        "{}",
+        skips[0]
+    );
+    assert!(w.reserved().await?.is_some_and(|r| r < 50), "the one pass acted");
+
+    // The lease was given back: the next invocation runs a pass at once.
+    let next = invocation(
+        "scheduled-event.json",
+        at + Duration::minutes(1),
+        "request-c",
+        timeout,
+    )?;
+    let out = dowguard_evaluator::handle(&other, next)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert!(out.get("pass_at").is_some(), "{out}");
+    Ok(())
+}
+
+/// A holder that crashed (or timed out) never gives its lease back: it expires at
+/// the holder's deadline, and the next evaluator takes it over. One still within its
+/// deadline is respected, and cannot be given back by anyone else.
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_a_live_one_is_respected() -> Result<(), Error> {
+    let w = World::flooded().await?;
+    let leases = &w.app.stack.leases;
+    let now = Utc::now();
+    let crashed = now - Duration::seconds(1);
+    assert_eq!(
+        leases
+            .acquire("evaluator", "crashed", crashed, crashed - Duration::seconds(120))
+            .await?,
+        Ok(())
+    );
+    let at = w.attack_end + Duration::minutes(1);
+    let out = dowguard_evaluator::handle(
+        &w.app,
+        invocation("scheduled-event.json", at, "after-crash", Duration::seconds(120))?,
+    )
+    .await
+    .map_err(|d| d.error_message)?;
+    assert!(out.get("pass_at").is_some(), "an expired lease blocks: {out}");
+
+    let until = Utc::now() + Duration::seconds(90);
+    assert_eq!(
+        leases.acquire("evaluator", "live", until, Utc::now()).await?,
+        Ok(())
+    );
+    let out = dowguard_evaluator::handle(
+        &w.app,
+        invocation("scheduled-event.json", at, "second", Duration::seconds(120))?,
+    )
+    .await
+    .map_err(|d| d.error_message)?;
+    let shown = until.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(
+        out["skipped"].as_str(),
+        Some(format!("another evaluator pass holds the lease until {shown}").as_str()),
+        "{out}"
+    );
+    assert!(
+        !leases.release("evaluator", "someone-else").await?,
+        "released by another"
+    );
+    assert!(leases.release("evaluator", "live").await?);
+    Ok(())
+}
+
+/// Anyone allowed `lambda:InvokeFunction` can send valid events at will. A burst of
+/// scheduled and alarm events across three instances of each function runs at most
+/// the deployment's cap of passes in a minute (counted in the table); the rest are
+/// refused with the reason, before any other call.
+#[tokio::test]
+async fn a_burst_across_evaluators_and_responders_runs_at_most_the_cap_of_passes_a_minute()
+-> Result<(), Error> {
+    const CAP: usize = 3;
+    let w = World::flooded().await?;
+    let cap = CAP.to_string();
+    let mut apps = Vec::new();
+    for _ in 0..3 {
+        apps.push(App::new(
+            config_with(&[("DOWGUARD_MAX_PASSES_PER_MINUTE", cap.as_str())])?,
+            &w.aws.sdk_config(),
+        )?);
+    }
+    let at = w.attack_end + Duration::minutes(1);
+    let first_minute = dowguard_domain::epoch_minute(Utc::now());
+    let (mut passes, mut refused) = (0, 0);
+    for round in 0..4 {
+        for (i, app) in apps.iter().enumerate() {
+            let tick = invocation(
+                "scheduled-event.json",
+                at,
+                &format!("tick-{round}-{i}"),
+                Duration::seconds(120),
+            )?;
+            let alarm = event("alarm-state-change.json", at)?;
+            for out in [
+                dowguard_evaluator::handle(app, tick).await,
+                dowguard_alarm_responder::handle(app, alarm).await,
+            ] {
+                let out = out.map_err(|d| d.error_message)?;
+                assert!(out.get("rejected").is_none(), "{out}");
+                if out.get("pass_at").is_some() {
+                    passes += 1;
+                } else if let Some(why) = out["refused"].as_str() {
+                    assert!(why.contains("DOWGUARD_MAX_PASSES_PER_MINUTE"), "{why}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    let last_minute = dowguard_domain::epoch_minute(Utc::now());
+    let minutes = usize::try_from(last_minute - first_minute + 1)?;
+    assert!(
+        passes <= CAP * minutes,
+        "{passes} passes in {minutes} minute(s) with a cap of {CAP} a minute"
+    );
+    assert!(refused > 0, "nothing was refused");
+    // The table counted exactly the passes that ran, none above the cap.
+    let dynamo = aws_sdk_dynamodb::Client::new(&w.aws.sdk_config());
+    let mut counted = 0;
+    for minute in first_minute..=last_minute {
+        let item = dynamo
+            .get_item()
+            .table_name(TABLE)
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("LEASE".into()))
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("PASSES#{minute}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await?;
+        let count: usize = item
+            .item()
+            .and_then(|i| i.get("count"))
+            .and_then(|v| v.as_n().ok())
+            .map_or(Ok(0), |n| n.parse())?;
+        assert!(count <= CAP, "minute {minute}: {count} passes");
+        counted += count;
+    }
+    assert_eq!(counted, passes, "the table counts every pass that ran");
+    println!(
+        "pass cap: 24 valid events on 3 instances each, {passes} passes, {refused} refused (cap {CAP} a minute)"
+    );
     Ok(())
 }

@@ -232,12 +232,108 @@ fn every_variable_the_functions_read_is_set_or_defaulted_in_the_template() -> Re
         let vars = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
         for name in dowguard_runtime::config::ALL_VARIABLES {
             let set_by_lambda = *name == "AWS_REGION";
-            let only_evaluator = *name == "DOWGUARD_ALARM_SYNC" && function == "AlarmResponder";
+            let only_evaluator = [
+                dowguard_runtime::config::ALARM_SYNC,
+                dowguard_runtime::config::SCHEDULE_RULE_ARN,
+            ]
+            .contains(name)
+                && function == "AlarmResponder";
             assert!(
                 set_by_lambda || only_evaluator || vars.get(*name).is_some(),
                 "{function} does not set {name}"
             );
         }
+        // `true` is refused at start; `false` is the default without it.
+        assert!(
+            vars.get(dowguard_runtime::config::FREE_TIER).is_none(),
+            "{function} sets the refused free-tier switch"
+        );
     }
+    Ok(())
+}
+
+/// A parameter's value: the one given, else the template's default.
+fn parameter(template: &Value, name: &str, given: &[(&str, &str)]) -> Option<Value> {
+    given
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| Value::from(*v))
+        .or_else(|| template["Parameters"][name].get("Default").cloned())
+}
+
+/// Resolves `value` as CloudFormation would for the parameter values `given`:
+/// `Ref` to a parameter, the conditions (`Fn::Equals`, `Fn::Not`, `Condition`) and
+/// `Fn::If`. `None` is `AWS::NoValue`: the property is absent.
+fn resolve(template: &Value, value: &Value, given: &[(&str, &str)]) -> Option<Value> {
+    let Value::Object(map) = value else {
+        return Some(value.clone());
+    };
+    if let Some(Value::String(name)) = map.get("Ref") {
+        return (name != "AWS::NoValue").then(|| parameter(template, name, given))?;
+    }
+    if let Some(Value::String(name)) = map.get("Condition") {
+        return resolve(template, &template["Conditions"][name.as_str()], given);
+    }
+    if let Some(Value::Array(parts)) = map.get("Fn::Equals") {
+        let [a, b] = parts.as_slice() else { return None };
+        return Some(Value::Bool(
+            resolve(template, a, given) == resolve(template, b, given),
+        ));
+    }
+    if let Some(Value::Array(parts)) = map.get("Fn::Not") {
+        let [c] = parts.as_slice() else { return None };
+        return Some(Value::Bool(resolve(template, c, given)? != Value::Bool(true)));
+    }
+    if let Some(Value::Array(parts)) = map.get("Fn::If") {
+        let [Value::String(condition), then, otherwise] = parts.as_slice() else {
+            return None;
+        };
+        let holds =
+            resolve(template, &template["Conditions"][condition.as_str()], given) == Some(Value::Bool(true));
+        return resolve(template, if holds { then } else { otherwise }, given);
+    }
+    Some(value.clone())
+}
+
+/// On an account whose concurrency limit is 10 or 50, a reservation that takes the
+/// unreserved pool below its minimum fails the deployment: the reservation is off
+/// unless the deployment turns it on.
+#[test]
+fn the_guards_own_concurrency_is_reserved_only_when_the_parameter_turns_it_on() -> Result<(), Error> {
+    let template = translated()?;
+    for (function, reserved) in [("Evaluator", 1), ("AlarmResponder", 2)] {
+        let property = &template["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
+        assert_eq!(
+            resolve(&template, property, &[]),
+            None,
+            "{function}: reserved by default"
+        );
+        assert_eq!(
+            resolve(&template, property, &[("ReserveConcurrency", "false")]),
+            None,
+            "{function}"
+        );
+        assert_eq!(
+            resolve(&template, property, &[("ReserveConcurrency", "true")]),
+            Some(Value::from(reserved)),
+            "{function}: not reserved with the parameter on"
+        );
+    }
+    Ok(())
+}
+
+/// The evaluator pins scheduled events to the rule the template creates for it.
+#[test]
+fn the_evaluator_pins_the_schedule_rule_the_template_creates() -> Result<(), Error> {
+    let template = translated()?;
+    let rule = &template["Resources"]["EvaluatorTick"];
+    assert_eq!(rule["Type"], "AWS::Events::Rule");
+    let name = resolve(&template, &rule["Properties"]["Name"], &[]).ok_or("the rule has no name")?;
+    assert_eq!(name, "dowguard-evaluator-schedule");
+    let vars = &template["Resources"]["Evaluator"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        vars[dowguard_runtime::config::SCHEDULE_RULE_ARN]["Fn::Sub"],
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${ScheduleRuleName}"
+    );
     Ok(())
 }

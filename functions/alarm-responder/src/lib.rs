@@ -3,7 +3,9 @@
 //! ALARM runs a guard pass over the alarmed target at once, so a surge is throttled
 //! within a minute instead of at the next schedule. On OK it does nothing: recovery
 //! is the evaluator's, after the cool-down. Anything foreign or malformed is
-//! rejected with the reason logged, and changes nothing.
+//! rejected with the reason logged, and changes nothing. A pass runs only if this
+//! instance ran none over the target this minute and the deployment's cap on passes
+//! a minute admits it (`dowguard_runtime::admission`).
 
 use std::collections::HashSet;
 
@@ -39,6 +41,14 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
     if !app.limiter.admit(&trigger.target, now) {
         tracing::info!(target = %target, alarm = %trigger.alarm, "a pass over this target already ran this minute");
         return Ok(json!({ "target": target, "skipped": "a pass over this target already ran this minute" }));
+    }
+    if let Err(refused) = app
+        .admit_pass(now)
+        .await
+        .map_err(|e| diagnostic("AdmissionError", &e))?
+    {
+        tracing::warn!(target = %target, alarm = %trigger.alarm, reason = %refused, "pass refused");
+        return Ok(json!({ "target": target, "refused": refused }));
     }
     let at = trigger
         .time

@@ -4,10 +4,15 @@
 //! alarms in step with the budgets. The alarm sync is a step of this function, not
 //! a function of its own: it needs the same discovery and budgets, runs on the same
 //! schedule, and one role with `cloudwatch:PutMetricAlarm` is one fewer to audit.
+//!
+//! One pass at a time: the evaluator takes a lease in the table before its pass and
+//! gives it back after (a second evaluator skips), and every pass counts against
+//! the deployment's cap on passes a minute (`dowguard_runtime::admission`).
 
-use chrono::{DurationRound, TimeDelta};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use dowguard_guard::ports::BudgetStore;
 use dowguard_runtime::App;
+use dowguard_runtime::admission::EVALUATOR_LEASE;
 use dowguard_runtime::app::{alarm_summary, summary};
 use dowguard_runtime::emf::{emit, pass_documents};
 use dowguard_runtime::event::{check_age, schedule_tick};
@@ -19,10 +24,11 @@ use serde_json::{Value, json};
 pub const ACTOR: &str = "evaluator";
 
 /// Handles one scheduled event. A rejected event is logged and answered without
-/// acting; a pass that cannot run is an error for the runtime (and the
-/// on-failure destination).
+/// acting; so is a pass skipped because another holds the lease, or refused by the
+/// cap; a pass that cannot run is an error for the runtime (and the on-failure
+/// destination).
 pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let now = chrono::Utc::now();
+    let now = Utc::now();
     let tick = schedule_tick(&event.payload, &app.expected())
         .and_then(|t| check_age(t.time, now, app.config.max_event_age).map(|()| t));
     let tick = match tick {
@@ -32,10 +38,33 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
             return Ok(json!({ "rejected": rejection.to_string() }));
         }
     };
+    let lease = match app.take_lease(EVALUATOR_LEASE, &event.context, now).await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(held)) => {
+            tracing::info!(reason = %held, "pass skipped");
+            return Ok(json!({ "skipped": held }));
+        }
+        Err(e) => return Err(diagnostic("LeaseError", &e)),
+    };
     let at = tick
         .time
         .duration_trunc(TimeDelta::minutes(1))
         .unwrap_or(tick.time);
+    let out = admitted_pass(app, at, now).await;
+    app.release(lease).await;
+    out
+}
+
+/// The pass at `at` and the alarm sync, if the deployment's cap admits a pass now.
+async fn admitted_pass(app: &App, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Value, Diagnostic> {
+    if let Err(refused) = app
+        .admit_pass(now)
+        .await
+        .map_err(|e| diagnostic("AdmissionError", &e))?
+    {
+        tracing::warn!(reason = %refused, "pass refused");
+        return Ok(json!({ "refused": refused }));
+    }
     let report = app
         .guard(ACTOR)
         .evaluate_with(at, &app.options(None))

@@ -1,22 +1,25 @@
 //! API Gateway REST APIs: stage throttles (`UpdateStage` on the `/*/*` method
 //! settings), usage plans (`UpdateUsagePlan`, every change to a plan in one call,
-//! paced to about one call per 20 seconds per account), and their discovery.
+//! paced to about one call per 20 seconds per account: within the process, and
+//! across processes through a slot in the guard's table), and their discovery.
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::Client;
 use aws_sdk_apigateway::types::{Op, PatchOperation, QuotaPeriodType};
+use chrono::Utc;
 use dowguard_domain::{
     ApiId, Limits, Quota, QuotaPeriod, StageName, Target, TargetId, TargetSpec, Throttle, UsagePlanId,
     tags_allow_guard,
 };
 use dowguard_guard::ports::{StageControl, UsagePlanControl};
-use dowguard_guard::{PortError, PortResult};
+use dowguard_guard::{FailureKind, PortError, PortResult};
 use rust_decimal::Decimal;
 
 use crate::error::{invalid, port_error};
+use crate::lease::TableLeases;
 use crate::pace::Pacer;
 
 /// The method-settings key of a stage's default throttle.
@@ -61,6 +64,18 @@ impl RestCatalog {
         others
     }
 }
+/// The name of the account-wide `UpdateUsagePlan` slot in the guard's table.
+pub const PLAN_SLOT: &str = "UpdateUsagePlan";
+
+/// The longest a slot's grant may take to come back and still be used. The slot
+/// is taken for the interval plus this, so a process whose call starts up to this
+/// late after asking is still an interval ahead of the next taker; a slower grant
+/// is not used, and the slot is asked for again.
+pub const PLAN_SLOT_GRANT_LATENCY: Duration = Duration::from_secs(1);
+
+/// How many slot lengths a usage-plan update waits for the slot at most: two other
+/// processes waiting for it too may each take it first once.
+pub const PLAN_SLOT_MAX_WAIT: u32 = 3;
 
 /// REST APIs and usage plans through the SDK.
 #[derive(Debug)]
@@ -68,16 +83,63 @@ pub struct RestAdapter {
     client: Client,
     stage_pacer: Pacer,
     plan_pacer: Pacer,
+    plan_interval: Duration,
+    plan_slot: Option<TableLeases>,
 }
 
 impl RestAdapter {
     /// Paces stage calls to `per_second` and usage-plan updates to one per
-    /// `plan_interval`.
+    /// `plan_interval` in this process.
     pub fn new(client: Client, per_second: u32, plan_interval: Duration) -> Self {
         RestAdapter {
             client,
             stage_pacer: Pacer::per_second(per_second),
             plan_pacer: Pacer::new(plan_interval),
+            plan_interval,
+            plan_slot: None,
+        }
+    }
+
+    /// Also paces usage-plan updates across processes: before each
+    /// `UpdateUsagePlan` the adapter takes the account-wide slot [`PLAN_SLOT`] in
+    /// the guard's table, so every process built with the same table keeps AWS's
+    /// "about one `UpdateUsagePlan` per 20 seconds per account" ("Amazon API Gateway
+    /// quotas", API Gateway quotas for creating, deploying and managing an API)
+    /// between them, not only within itself. An interval of zero turns it off.
+    #[must_use]
+    pub fn with_plan_slot(mut self, leases: TableLeases) -> Self {
+        self.plan_slot = Some(leases);
+        self
+    }
+
+    /// Waits until this process holds the account-wide usage-plan slot, at most
+    /// [`PLAN_SLOT_MAX_WAIT`] slot lengths (63 s with the default 20 s interval);
+    /// longer means other processes keep it busy, and the change is reported as
+    /// throttled for the next pass to try again.
+    async fn wait_for_plan_slot(&self, plan: &UsagePlanId) -> PortResult<()> {
+        let Some(slot) = self.plan_slot.as_ref().filter(|_| !self.plan_interval.is_zero()) else {
+            return Ok(());
+        };
+        let length = self.plan_interval + PLAN_SLOT_GRANT_LATENCY;
+        let give_up = Instant::now() + length * PLAN_SLOT_MAX_WAIT;
+        loop {
+            let asked = Instant::now();
+            match slot.take_slot(PLAN_SLOT, length, Utc::now()).await? {
+                Ok(()) if asked.elapsed() <= PLAN_SLOT_GRANT_LATENCY => return Ok(()),
+                Ok(()) => {}
+                Err(wait) if Instant::now() + wait <= give_up => tokio::time::sleep(wait).await,
+                Err(wait) => {
+                    return Err(PortError::new(
+                        "UpdateUsagePlan",
+                        format!("usage-plan:{plan}"),
+                        FailureKind::Throttled,
+                        format!(
+                            "the account's UpdateUsagePlan slot is taken by other processes for {} ms more; the next pass tries again",
+                            wait.as_millis()
+                        ),
+                    ));
+                }
+            }
         }
     }
 
@@ -376,6 +438,7 @@ impl UsagePlanControl for RestAdapter {
             ));
         }
         self.plan_pacer.wait().await;
+        self.wait_for_plan_slot(plan).await?;
         self.client
             .update_usage_plan()
             .usage_plan_id(plan.as_str())

@@ -7,6 +7,7 @@
 //! | [`cloudwatch`] | CloudWatch `GetMetricData` | metrics source, guard-cost model |
 //! | [`alarms`] | CloudWatch alarms | one alarm per guarded target, kept in step with the budgets |
 //! | [`dynamodb`] | DynamoDB | budget store, state store, audit log |
+//! | [`lease`] | DynamoDB | the evaluator's lease, the pass counter, account-wide pacing slots |
 //! | [`lambda`] | Lambda | concurrency and async-config control, function discovery |
 //! | [`apigateway`] | API Gateway (REST) | stage throttles, usage plans, discovery |
 //! | [`apigatewayv2`] | API Gateway (HTTP APIs) | stage throttles, discovery |
@@ -23,6 +24,7 @@ pub mod cloudwatch;
 pub mod dynamodb;
 pub mod error;
 pub mod lambda;
+pub mod lease;
 pub mod pace;
 pub mod permissions;
 pub mod sns;

@@ -71,6 +71,8 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ),
     ("dynamodb", "create_table", &["dynamodb:CreateTable"]),
     ("dynamodb", "update_time_to_live", &["dynamodb:UpdateTimeToLive"]),
+    ("lease", "put_item", &["dynamodb:PutItem"]),
+    ("lease", "update_item", &["dynamodb:UpdateItem"]),
     ("sns", "publish", &["sns:Publish"]),
 ];
 
@@ -94,6 +96,13 @@ pub const ACCOUNT_CONCURRENCY: &[&str] = &["lambda:GetAccountSettings"];
 /// (`Query`), states written (`PutItem`), audit records appended (`BatchWriteItem`).
 pub const GUARD_TABLE: &[&str] = &["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"];
 
+/// What the guard's processes agree through in its table
+/// ([`crate::lease::TableLeases`]): the evaluator's lease is taken with a
+/// conditional `PutItem` and given back with a conditional `UpdateItem`; the
+/// deployment-wide pass counter is an `UpdateItem` (`ADD` below a cap); the
+/// account-wide `UpdateUsagePlan` slot is a conditional `PutItem`.
+pub const LEASES: &[&str] = &["dynamodb:PutItem", "dynamodb:UpdateItem"];
+
 /// Alarm sync ([`crate::alarms::CloudWatchAlarms::sync`]).
 pub const ALARM_SYNC: &[&str] = &[
     "cloudwatch:DescribeAlarms",
@@ -112,6 +121,7 @@ mod tests {
         ("cloudwatch", include_str!("cloudwatch.rs")),
         ("alarms", include_str!("alarms.rs")),
         ("dynamodb", include_str!("dynamodb.rs")),
+        ("lease", include_str!("lease.rs")),
         ("sns", include_str!("sns.rs")),
     ];
 
@@ -167,6 +177,7 @@ mod tests {
             .chain(METRICS)
             .chain(ACCOUNT_CONCURRENCY)
             .chain(GUARD_TABLE)
+            .chain(LEASES)
             .chain(ALARM_SYNC)
         {
             assert!(

@@ -14,6 +14,7 @@ use crate::apigatewayv2::HttpAdapter;
 use crate::cloudwatch::CloudWatchMetrics;
 use crate::dynamodb::DynamoStore;
 use crate::lambda::LambdaAdapter;
+use crate::lease::TableLeases;
 use crate::sns::SnsNotifier;
 
 /// Client-side pacing of the control planes.
@@ -23,7 +24,8 @@ pub struct Pacing {
     pub lambda_per_second: u32,
     /// API Gateway calls per second other than UpdateUsagePlan (AWS: about 10).
     pub apigateway_per_second: u32,
-    /// The least time between two UpdateUsagePlan calls (AWS: about 20 s).
+    /// The least time between two UpdateUsagePlan calls (AWS: about 20 s), in this
+    /// process and, through the table's slot, across every process of the stack.
     pub usage_plan_interval: Duration,
 }
 
@@ -75,6 +77,8 @@ pub struct AwsStack {
     pub account: AwsAccount,
     /// Notices.
     pub notifier: SnsNotifier,
+    /// Leases, the pass counter and the account-wide pacing slots, in the table.
+    pub leases: TableLeases,
 }
 
 /// The guard over an [`AwsStack`].
@@ -85,19 +89,18 @@ impl AwsStack {
     /// Builds every client and adapter from one SDK configuration.
     pub fn new(sdk: &SdkConfig, config: &StackConfig) -> Self {
         let pacing = config.pacing;
+        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let leases = TableLeases::new(dynamo.clone(), config.table.clone());
         AwsStack {
-            store: DynamoStore::new(
-                aws_sdk_dynamodb::Client::new(sdk),
-                config.table.clone(),
-                config.audit_retention,
-            ),
+            store: DynamoStore::new(dynamo, config.table.clone(), config.audit_retention),
             account: AwsAccount::new(
                 LambdaAdapter::new(aws_sdk_lambda::Client::new(sdk), pacing.lambda_per_second),
                 RestAdapter::new(
                     aws_sdk_apigateway::Client::new(sdk),
                     pacing.apigateway_per_second,
                     pacing.usage_plan_interval,
-                ),
+                )
+                .with_plan_slot(leases.clone()),
                 HttpAdapter::new(
                     aws_sdk_apigatewayv2::Client::new(sdk),
                     pacing.apigateway_per_second,
@@ -105,6 +108,7 @@ impl AwsStack {
                 CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(sdk), config.metrics_plan),
             ),
             notifier: SnsNotifier::new(aws_sdk_sns::Client::new(sdk), config.topic_arn.clone()),
+            leases,
         }
     }
 

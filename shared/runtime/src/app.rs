@@ -51,7 +51,9 @@ impl App {
     ///
     /// [`AppError::Prices`] when the price book lacks the region.
     pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, AppError> {
-        let prices = PriceBook::bundled()?.prices(&config.region, config.free_tier)?;
+        // The free tier is never counted: `DOWGUARD_FREE_TIER=true` is refused
+        // (config::FREE_TIER_REFUSAL says why).
+        let prices = PriceBook::bundled()?.prices(&config.region, false)?;
         let mut stack = StackConfig::new(config.table.clone());
         stack.topic_arn.clone_from(&config.topic_arn);
         stack.audit_retention = config.audit_retention;
@@ -83,6 +85,8 @@ impl App {
             account: &self.config.account_id,
             region: &self.config.region,
             alarm_prefix: &self.config.alarm_prefix,
+            schedule_rule: self.config.schedule_rule_arn.as_deref(),
+            alarm_topics: &self.config.alarm_topic_arns,
         }
     }
 

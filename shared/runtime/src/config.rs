@@ -17,7 +17,8 @@ pub const REGION: &str = "AWS_REGION";
 pub const MODE: &str = "DOWGUARD_MODE";
 /// The name prefix of the alarms dowguard owns.
 pub const ALARM_PREFIX: &str = "DOWGUARD_ALARM_PREFIX";
-/// Whether the monthly free tier is counted.
+/// Whether the monthly free tier is counted: read only to refuse `true` (see
+/// [`ConfigError::Refused`]), so it is not in [`ALL_VARIABLES`].
 pub const FREE_TIER: &str = "DOWGUARD_FREE_TIER";
 /// Days audit records are kept.
 pub const AUDIT_RETENTION_DAYS: &str = "DOWGUARD_AUDIT_RETENTION_DAYS";
@@ -30,6 +31,14 @@ pub const ALARM_SYNC: &str = "DOWGUARD_ALARM_SYNC";
 
 /// Least seconds between two UpdateUsagePlan calls (AWS allows about one per 20 s).
 pub const USAGE_PLAN_INTERVAL_SECONDS: &str = "DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS";
+/// The ARN of the evaluator's schedule rule: scheduled events from any other rule
+/// are rejected.
+pub const SCHEDULE_RULE_ARN: &str = "DOWGUARD_SCHEDULE_RULE_ARN";
+/// The SNS topics whose alarm notifications the alarm responder accepts,
+/// comma-separated; none means SNS-wrapped alarms are refused.
+pub const ALARM_TOPIC_ARNS: &str = "DOWGUARD_ALARM_TOPIC_ARNS";
+/// The most passes the whole deployment runs in one minute.
+pub const MAX_PASSES_PER_MINUTE: &str = "DOWGUARD_MAX_PASSES_PER_MINUTE";
 
 /// Every variable, for docs and tests.
 pub const ALL_VARIABLES: &[&str] = &[
@@ -39,13 +48,21 @@ pub const ALL_VARIABLES: &[&str] = &[
     REGION,
     MODE,
     ALARM_PREFIX,
-    FREE_TIER,
     AUDIT_RETENTION_DAYS,
     MAX_EVENT_AGE_MINUTES,
     METRICS_NAMESPACE,
     ALARM_SYNC,
     USAGE_PLAN_INTERVAL_SECONDS,
+    SCHEDULE_RULE_ARN,
+    ALARM_TOPIC_ARNS,
+    MAX_PASSES_PER_MINUTE,
 ];
+
+/// Why [`FREE_TIER`]`=true` is refused, and what to do instead.
+pub const FREE_TIER_REFUSAL: &str = "the free tier covers the whole account's month-to-date usage, which the guard \
+     cannot read cheaply; priced from zero usage, every unit would fall inside the free tier and the guard \
+     would see $0 of spend. Leave it false (or unset): prices then err on the high side by at most the \
+     free tier's value";
 
 /// A variable that is missing or malformed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,6 +85,16 @@ pub enum ConfigError {
         /// What it should hold.
         hint: &'static str,
     },
+    /// A variable is set to a value the functions understand but refuse.
+    #[error("environment variable {name}={value:?} is refused: {reason}")]
+    Refused {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// Why, and what to do instead.
+        reason: &'static str,
+    },
 }
 
 /// The configuration of every dowguard function.
@@ -85,8 +112,6 @@ pub struct Config {
     pub mode: Mode,
     /// [`ALARM_PREFIX`], default `dowguard-`.
     pub alarm_prefix: String,
-    /// [`FREE_TIER`], default false.
-    pub free_tier: bool,
     /// [`AUDIT_RETENTION_DAYS`], default 90.
     pub audit_retention: Duration,
     /// [`MAX_EVENT_AGE_MINUTES`], default 10.
@@ -97,6 +122,40 @@ pub struct Config {
     pub alarm_sync: bool,
     /// [`USAGE_PLAN_INTERVAL_SECONDS`], default 20.
     pub usage_plan_interval: std::time::Duration,
+    /// [`SCHEDULE_RULE_ARN`], default none (scheduled events from any rule of the
+    /// account and region are accepted).
+    pub schedule_rule_arn: Option<String>,
+    /// [`ALARM_TOPIC_ARNS`], default none (SNS-wrapped alarms are refused).
+    pub alarm_topic_arns: Vec<String>,
+    /// [`MAX_PASSES_PER_MINUTE`], default [`DEFAULT_MAX_PASSES_PER_MINUTE`].
+    pub max_passes_per_minute: u32,
+}
+
+/// The default of [`MAX_PASSES_PER_MINUTE`]: the evaluator's one pass a minute and
+/// room for five alarm passes.
+pub const DEFAULT_MAX_PASSES_PER_MINUTE: u32 = 6;
+
+/// True if `arn` is `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` with that service,
+/// region and account, and a resource that `resource_ok` accepts.
+fn arn_of(arn: &str, service: &str, region: &str, account: &str, resource_ok: impl Fn(&str) -> bool) -> bool {
+    match arn.splitn(6, ':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, s, r, a, resource] => {
+            ["aws", "aws-cn", "aws-us-gov"].contains(partition)
+                && *s == service
+                && *r == region
+                && *a == account
+                && resource_ok(resource)
+        }
+        _ => false,
+    }
+}
+
+/// 1 to `max` letters, digits, or characters of `extra`.
+fn name_ok(name: &str, max: usize, extra: &str) -> bool {
+    (1..=max).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
 }
 
 impl Config {
@@ -196,6 +255,55 @@ impl Config {
         {
             return Err(invalid(METRICS_NAMESPACE, &metrics_namespace, namespace_hint));
         }
+        if let Some(value) = get(FREE_TIER) {
+            match value.as_str() {
+                "false" | "0" | "no" => {}
+                "true" | "1" | "yes" => {
+                    return Err(ConfigError::Refused {
+                        name: FREE_TIER,
+                        value,
+                        reason: FREE_TIER_REFUSAL,
+                    });
+                }
+                other => return Err(invalid(FREE_TIER, other, "false (true is refused)")),
+            }
+        }
+        let rule_hint = "the ARN of the evaluator's EventBridge rule in this account and region, \
+                         arn:aws:events:REGION:ACCOUNT:rule/NAME";
+        let schedule_rule_arn = match get(SCHEDULE_RULE_ARN) {
+            None => None,
+            Some(arn)
+                if arn_of(&arn, "events", &region, &account_id, |r| {
+                    r.strip_prefix("rule/").is_some_and(|n| name_ok(n, 64, ".-_"))
+                }) =>
+            {
+                Some(arn)
+            }
+            Some(other) => return Err(invalid(SCHEDULE_RULE_ARN, &other, rule_hint)),
+        };
+        let topics_hint = "comma-separated SNS topic ARNs of this account and region, \
+                           arn:aws:sns:REGION:ACCOUNT:NAME";
+        let mut alarm_topic_arns = Vec::new();
+        for arn in get(ALARM_TOPIC_ARNS)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+        {
+            if arn.is_empty() {
+                continue;
+            }
+            if !arn_of(arn, "sns", &region, &account_id, |n| name_ok(n, 256, "-_.")) {
+                return Err(invalid(ALARM_TOPIC_ARNS, arn, topics_hint));
+            }
+            alarm_topic_arns.push(arn.to_string());
+        }
+        let max_passes_per_minute = u32::try_from(number(
+            MAX_PASSES_PER_MINUTE,
+            i64::from(DEFAULT_MAX_PASSES_PER_MINUTE),
+            1_000,
+            "whole passes a minute, 1 to 1000",
+        )?)
+        .unwrap_or(DEFAULT_MAX_PASSES_PER_MINUTE);
         Ok(Config {
             table,
             topic_arn,
@@ -203,7 +311,6 @@ impl Config {
             region,
             mode,
             alarm_prefix,
-            free_tier: boolean(FREE_TIER, false)?,
             audit_retention: Duration::days(number(AUDIT_RETENTION_DAYS, 90, 3650, "whole days, 1 to 3650")?),
             max_event_age: Duration::minutes(number(
                 MAX_EVENT_AGE_MINUTES,
@@ -221,6 +328,9 @@ impl Config {
                     .filter(|n| *n <= 300)
                     .ok_or_else(|| invalid(USAGE_PLAN_INTERVAL_SECONDS, &v, "whole seconds, 0 to 300"))?,
             }),
+            schedule_rule_arn,
+            alarm_topic_arns,
+            max_passes_per_minute,
         })
     }
 }
@@ -248,11 +358,14 @@ mod tests {
         assert_eq!(c.mode, Mode::DryRun);
         assert_eq!(c.alarm_prefix, "dowguard-");
         assert_eq!(c.topic_arn, None);
-        assert!(!c.free_tier && c.alarm_sync);
+        assert!(c.alarm_sync);
         assert_eq!(c.audit_retention, Duration::days(90));
         assert_eq!(c.max_event_age, Duration::minutes(10));
         assert_eq!(c.metrics_namespace, "Dowguard");
         assert_eq!(c.usage_plan_interval, std::time::Duration::from_secs(20));
+        assert_eq!(c.schedule_rule_arn, None);
+        assert!(c.alarm_topic_arns.is_empty(), "SNS-wrapped alarms refused");
+        assert_eq!(c.max_passes_per_minute, 6);
     }
 
     #[test]
@@ -264,12 +377,21 @@ mod tests {
             (TOPIC_ARN, "arn:aws:sns:eu-west-1:210987654321:dowguard"),
             (MODE, "enforce"),
             (ALARM_PREFIX, "dg-"),
-            (FREE_TIER, "true"),
+            (FREE_TIER, "false"),
             (AUDIT_RETENTION_DAYS, "30"),
             (MAX_EVENT_AGE_MINUTES, "1440"),
             (METRICS_NAMESPACE, "Team/Dowguard"),
             (ALARM_SYNC, "false"),
             (USAGE_PLAN_INTERVAL_SECONDS, "0"),
+            (
+                SCHEDULE_RULE_ARN,
+                "arn:aws:events:eu-west-1:210987654321:rule/dowguard-evaluator-schedule",
+            ),
+            (
+                ALARM_TOPIC_ARNS,
+                " arn:aws:sns:eu-west-1:210987654321:alarms , arn:aws:sns:eu-west-1:210987654321:more.fifo,",
+            ),
+            (MAX_PASSES_PER_MINUTE, "12"),
         ])
         .expect("valid");
         assert_eq!(c.mode, Mode::Enforce);
@@ -278,11 +400,53 @@ mod tests {
             Some("arn:aws:sns:eu-west-1:210987654321:dowguard")
         );
         assert_eq!(c.alarm_prefix, "dg-");
-        assert!(c.free_tier && !c.alarm_sync);
+        assert!(!c.alarm_sync);
         assert_eq!(c.audit_retention, Duration::days(30));
         assert_eq!(c.max_event_age, Duration::minutes(1440));
         assert_eq!(c.metrics_namespace, "Team/Dowguard");
         assert_eq!(c.usage_plan_interval, std::time::Duration::ZERO);
+        assert_eq!(
+            c.schedule_rule_arn.as_deref(),
+            Some("arn:aws:events:eu-west-1:210987654321:rule/dowguard-evaluator-schedule")
+        );
+        assert_eq!(
+            c.alarm_topic_arns,
+            vec![
+                "arn:aws:sns:eu-west-1:210987654321:alarms".to_string(),
+                "arn:aws:sns:eu-west-1:210987654321:more.fifo".to_string()
+            ]
+        );
+        assert_eq!(c.max_passes_per_minute, 12);
+    }
+
+    #[test]
+    fn the_free_tier_is_refused_naming_the_variable_why_and_what_to_do() {
+        for value in ["true", "1", "yes"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((FREE_TIER, value));
+            let err = env(&pairs).expect_err(value);
+            assert!(
+                matches!(err, ConfigError::Refused { name: FREE_TIER, .. }),
+                "{err}"
+            );
+            let text = err.to_string();
+            for needed in [
+                FREE_TIER,
+                "is refused",
+                "whole account's month-to-date usage",
+                "$0 of spend",
+                "Leave it false",
+                "err on the high side by at most the free tier's value",
+            ] {
+                assert!(text.contains(needed), "{needed:?} missing from: {text}");
+            }
+        }
+        for fine in ["false", "0", "no", ""] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((FREE_TIER, fine));
+            assert!(env(&pairs).is_ok(), "{fine:?}");
+        }
+        assert!(env(BASE).is_ok(), "unset");
     }
 
     #[test]
@@ -304,7 +468,23 @@ mod tests {
             (ACCOUNT_ID, "12345", "12-digit"),
             (TABLE, "a b", "table name"),
             (MODE, "yolo", "dry-run or enforce"),
-            (FREE_TIER, "maybe", "true or false"),
+            (FREE_TIER, "maybe", "false (true is refused)"),
+            (
+                SCHEDULE_RULE_ARN,
+                "dowguard-evaluator-schedule",
+                "rule in this account and region",
+            ),
+            (
+                SCHEDULE_RULE_ARN,
+                "arn:aws:events:us-east-1:999999999999:rule/dowguard",
+                "rule in this account and region",
+            ),
+            (
+                ALARM_TOPIC_ARNS,
+                "arn:aws:sns:us-east-1:123456789012:ok,arn:aws:sns:eu-west-1:123456789012:elsewhere",
+                "SNS topic ARNs of this account and region",
+            ),
+            (MAX_PASSES_PER_MINUTE, "0", "1 to 1000"),
             (AUDIT_RETENTION_DAYS, "0", "1 to 3650"),
             (MAX_EVENT_AGE_MINUTES, "ten", "1 to 10080"),
             (ALARM_PREFIX, "bad prefix*", "letters"),

@@ -11,15 +11,18 @@
 //! - an SNS event with exactly one record whose `Message` is a CloudWatch alarm
 //!   notification ([`alarm_trigger`] again).
 //!
-//! Each must come from the deployment's account and region and, for alarms, name an
-//! alarm under dowguard's prefix that maps to a target. Anything else is a
-//! [`Rejection`] that says why.
+//! Each must come from the deployment's account and region; a scheduled event from
+//! the deployment's schedule rule (when it names one); an SNS-wrapped alarm from a
+//! topic the deployment lists; and an alarm must be one under dowguard's prefix that
+//! maps to a target. Anything else is a [`Rejection`] that says why.
 
 use std::fmt;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use dowguard_domain::{TargetId, target_of_alarm};
 use serde_json::Value;
+
+use crate::config::{ALARM_TOPIC_ARNS, SCHEDULE_RULE_ARN};
 
 /// The largest event accepted, in bytes (EventBridge's own limit is 256 KB).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -36,7 +39,8 @@ pub const SCHEDULE_SOURCE: &str = "aws.events";
 /// The EventBridge detail-type of schedules.
 pub const SCHEDULE_DETAIL_TYPE: &str = "Scheduled Event";
 
-/// What an event must match: the deployment's account, region and alarm prefix.
+/// What an event must match: the deployment's account, region and alarm prefix,
+/// its schedule rule, and the SNS topics it takes alarms from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expected<'a> {
     /// 12-digit account id.
@@ -45,6 +49,12 @@ pub struct Expected<'a> {
     pub region: &'a str,
     /// The alarm-name prefix dowguard owns.
     pub alarm_prefix: &'a str,
+    /// The ARN of the evaluator's schedule rule: a scheduled event's `resources` must
+    /// be exactly this ARN. `None` accepts any rule of the account and region.
+    pub schedule_rule: Option<&'a str>,
+    /// The SNS topics whose alarm notifications are accepted; none refuses every
+    /// SNS-wrapped alarm.
+    pub alarm_topics: &'a [String],
 }
 
 /// The alarm states dowguard acts on.
@@ -148,6 +158,18 @@ pub enum Rejection {
         /// The event's time.
         time: DateTime<Utc>,
     },
+    /// A scheduled event from a rule other than the deployment's schedule rule.
+    ForeignRule {
+        /// The rule ARN found, escaped and cut.
+        found: String,
+    },
+    /// An SNS-wrapped alarm while the deployment lists no topic to take them from.
+    SnsNotAccepted,
+    /// An SNS-wrapped alarm from a topic the deployment does not list.
+    UnlistedTopic {
+        /// The topic ARN found, escaped and cut.
+        topic: String,
+    },
 }
 
 /// Escapes and cuts a value for a message.
@@ -193,6 +215,18 @@ impl fmt::Display for Rejection {
             }
             Rejection::Stale { time } => write!(f, "event time {time} is too old to act on"),
             Rejection::FromTheFuture { time } => write!(f, "event time {time} is in the future"),
+            Rejection::ForeignRule { found } => write!(
+                f,
+                "scheduled event from rule \"{found}\", not this deployment's schedule rule ({SCHEDULE_RULE_ARN})"
+            ),
+            Rejection::SnsNotAccepted => write!(
+                f,
+                "SNS-wrapped alarms are refused: this deployment lists no topic in {ALARM_TOPIC_ARNS}"
+            ),
+            Rejection::UnlistedTopic { topic } => write!(
+                f,
+                "alarm from SNS topic \"{topic}\", which is not listed in {ALARM_TOPIC_ARNS}"
+            ),
         }
     }
 }
@@ -292,6 +326,30 @@ fn envelope(
 /// A [`Rejection`] saying which check failed.
 pub fn schedule_tick(event: &Value, expected: &Expected<'_>) -> Result<ScheduleTick, Rejection> {
     let time = envelope(event, expected, SCHEDULE_SOURCE, SCHEDULE_DETAIL_TYPE)?;
+    if let Some(rule) = expected.schedule_rule {
+        // A rule's scheduled event names the rule's ARN as its only resource
+        // ("Using AWS Lambda with Amazon EventBridge (CloudWatch Events)").
+        let resources = field(event, "resources", "resources")?
+            .as_array()
+            .ok_or(Rejection::WrongType {
+                field: "resources",
+                expected: "an array",
+            })?;
+        let [arn] = resources.as_slice() else {
+            return Err(Rejection::Unexpected {
+                field: "resources",
+                found: format!("{} entries", resources.len()),
+                wanted: "exactly the schedule rule's ARN".into(),
+            });
+        };
+        let arn = arn.as_str().ok_or(Rejection::WrongType {
+            field: "resources[0]",
+            expected: "a string",
+        })?;
+        if arn != rule {
+            return Err(Rejection::ForeignRule { found: shown(arn) });
+        }
+    }
     Ok(ScheduleTick { time })
 }
 
@@ -396,6 +454,9 @@ fn eventbridge_alarm(event: &Value, expected: &Expected<'_>) -> Result<AlarmTrig
 }
 
 fn sns_alarm(event: &Value, expected: &Expected<'_>) -> Result<AlarmTrigger, Rejection> {
+    if expected.alarm_topics.is_empty() {
+        return Err(Rejection::SnsNotAccepted);
+    }
     let records = field(event, "Records", "Records")?
         .as_array()
         .ok_or(Rejection::WrongType {
@@ -422,6 +483,9 @@ fn sns_alarm(event: &Value, expected: &Expected<'_>) -> Result<AlarmTrigger, Rej
                 wanted: "an SNS topic ARN".into(),
             });
         }
+    }
+    if !expected.alarm_topics.iter().any(|t| t == topic) {
+        return Err(Rejection::UnlistedTopic { topic: shown(topic) });
     }
     let raw = text(sns, "Message", "Records[0].Sns.Message")?;
     let message = parse_json(raw.as_bytes())?;
@@ -477,6 +541,8 @@ mod tests {
         account: "123456789012",
         region: "us-east-1",
         alarm_prefix: "dowguard-",
+        schedule_rule: None,
+        alarm_topics: &[],
     };
 
     #[test]

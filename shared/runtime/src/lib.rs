@@ -1,6 +1,8 @@
 //! What dowguard's Lambdas share, so that each handler stays a few lines long:
 //!
 //! - [`app`]: what a function builds once at start, and the summary it returns.
+//! - [`admission`]: which passes may run: the evaluator's lease and the
+//!   deployment-wide cap on passes a minute, both in the guard's table.
 //! - [`config`]: the environment parsed once into a typed [`Config`]; a missing or
 //!   bad variable names itself in the error.
 //! - [`telemetry`]: JSON logs through `tracing`, and errors turned into the Lambda
@@ -13,6 +15,7 @@
 //! - [`roles`]: the exact IAM actions each function's role needs, derived from the
 //!   adapters' calls and the domain's actions, for the template checks.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod emf;

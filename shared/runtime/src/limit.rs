@@ -2,9 +2,9 @@
 //! one process. CloudWatch metrics have one-minute resolution, so a second pass over
 //! the same target in the same minute would see the same figures and decide the same
 //! thing: dropping it loses nothing, and a burst of alarm events (a flapping alarm,
-//! EventBridge retries) cannot multiply the guard's own calls and cost. With the
-//! function's reserved concurrency of 2, that is at most two passes per target a
-//! minute, whatever arrives.
+//! EventBridge retries) cannot multiply the guard's own calls and cost. It costs no
+//! call; the deployment-wide cap on passes a minute (`crate::admission`) bounds what
+//! many instances together can run.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

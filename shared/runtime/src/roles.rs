@@ -6,7 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use dowguard_adapters::permissions::{ACCOUNT_CONCURRENCY, ALARM_SYNC, DISCOVERY, GUARD_TABLE, METRICS};
+use dowguard_adapters::permissions::{
+    ACCOUNT_CONCURRENCY, ALARM_SYNC, DISCOVERY, GUARD_TABLE, LEASES, METRICS,
+};
 use dowguard_domain::ALL_PERMISSIONS;
 
 /// What the functions need from the template's own plumbing: the on-failure
@@ -18,10 +20,12 @@ fn set(groups: &[&[&'static str]]) -> BTreeSet<&'static str> {
     groups.iter().flat_map(|g| g.iter().copied()).collect()
 }
 
-/// The evaluator: a full pass (discovery, metrics, account concurrency, the
-/// table, every action) plus the alarm sync.
+/// The evaluator: its lease and the pass cap, a full pass (discovery, metrics,
+/// account concurrency, the table, every action, the usage-plan slot) plus the
+/// alarm sync.
 pub fn evaluator() -> BTreeSet<&'static str> {
     set(&[
+        LEASES,
         DISCOVERY,
         METRICS,
         ACCOUNT_CONCURRENCY,
@@ -32,9 +36,11 @@ pub fn evaluator() -> BTreeSet<&'static str> {
     ])
 }
 
-/// The alarm responder: a pass over the alarmed targets; it never touches alarms.
+/// The alarm responder: the pass cap, then a pass over the alarmed targets (with
+/// the usage-plan slot); it never touches alarms.
 pub fn alarm_responder() -> BTreeSet<&'static str> {
     set(&[
+        LEASES,
         DISCOVERY,
         METRICS,
         ACCOUNT_CONCURRENCY,
@@ -64,5 +70,11 @@ mod tests {
         assert!(evaluator().contains("cloudwatch:PutMetricAlarm"));
         assert!(!alarm_responder().contains("cloudwatch:PutMetricAlarm"));
         assert!(!alarm_responder().contains("cloudwatch:DeleteAlarms"));
+        for (name, actions) in all() {
+            assert!(
+                actions.contains("dynamodb:UpdateItem"),
+                "{name}: the pass counter needs UpdateItem"
+            );
+        }
     }
 }

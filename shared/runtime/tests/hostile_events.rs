@@ -15,11 +15,22 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
 
-const EXPECTED: Expected<'static> = Expected {
-    account: "123456789012",
-    region: "us-east-1",
-    alarm_prefix: "dowguard-",
-};
+/// The deployment's schedule rule.
+const RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/dowguard-schedule";
+
+/// The one SNS topic the deployment takes alarms from.
+static TOPICS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| vec!["arn:aws:sns:us-east-1:123456789012:dowguard-alarms".to_string()]);
+
+fn expected() -> Expected<'static> {
+    Expected {
+        account: "123456789012",
+        region: "us-east-1",
+        alarm_prefix: "dowguard-",
+        schedule_rule: Some(RULE),
+        alarm_topics: TOPICS.as_slice(),
+    }
+}
 
 const CASES: u32 = 3_000;
 
@@ -41,6 +52,10 @@ const NASTY: &[&str] = &[
     "aws.cloudwatch ",
     "INSUFFICIENT_DATA",
     "alarm",
+    "arn:aws:sns:us-east-1:123456789012:other-team-alarms",
+    "arn:aws:sns:us-east-1:123456789012:dowguard-alarms",
+    "arn:aws:events:us-east-1:123456789012:rule/nightly-report",
+    "arn:aws:events:us-east-1:123456789012:rule/dowguard-schedule",
     "1970-01-01T00:00:00Z",
     "9999-12-31T23:59:59Z",
     "not a time",
@@ -97,7 +112,7 @@ fn schedule() -> Value {
         "account": "123456789012",
         "time": "2026-11-22T06:01:00Z",
         "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/dowguard-schedule"],
+        "resources": [RULE],
         "detail": {}
     })
 }
@@ -160,7 +175,8 @@ fn replace(doc: &mut Value, path: &[&str], with: Value) {
     *at = with;
 }
 
-/// An event: a valid one of each kind with one part replaced, or anything at all.
+/// An event: a valid one of each kind (EventBridge alarm, SNS alarm, schedule) with
+/// one part replaced, or anything at all.
 fn event() -> impl Strategy<Value = Value> {
     let name = prop_oneof![
         Just("dowguard-function:checkout".to_string()),
@@ -172,15 +188,15 @@ fn event() -> impl Strategy<Value = Value> {
         (
             name,
             prop::sample::select(&["ALARM", "OK", "INSUFFICIENT_DATA", ""][..]),
-            any::<bool>(),
+            0_u8..3,
             prop::sample::select(PATHS),
             prop::option::of(value()),
         )
-            .prop_map(|(name, state, via_sns, path, with)| {
-                let mut doc = if via_sns {
-                    sns_alarm(&name, state)
-                } else {
-                    eventbridge_alarm(&name, state)
+            .prop_map(|(name, state, kind, path, with)| {
+                let mut doc = match kind {
+                    0 => eventbridge_alarm(&name, state),
+                    1 => sns_alarm(&name, state),
+                    _ => schedule(),
                 };
                 if let Some(with) = with {
                     replace(&mut doc, path, with);
@@ -215,28 +231,43 @@ fn runner() -> TestRunner {
 
 #[test]
 fn arbitrary_events_never_panic_and_only_our_own_alarms_are_accepted() {
-    let (accepted, refused) = (Cell::new(0_u32), Cell::new(0_u32));
+    let (accepted, refused, ticks) = (Cell::new(0_u32), Cell::new(0_u32), Cell::new(0_u32));
     runner()
         .run(&event(), |doc| {
-            match alarm_trigger(&doc, &EXPECTED) {
+            match alarm_trigger(&doc, &expected()) {
                 Ok(t) => {
                     accepted.set(accepted.get() + 1);
-                    prop_assert!(t.alarm.starts_with(EXPECTED.alarm_prefix), "{}", t.alarm);
+                    prop_assert!(t.alarm.starts_with(expected().alarm_prefix), "{}", t.alarm);
                     prop_assert_eq!(format!("dowguard-{}", t.target), t.alarm.clone());
                     prop_assert!(matches!(t.state, AlarmState::Alarm | AlarmState::Ok));
+                    if let Some(topic) = doc.pointer("/Records/0/Sns/TopicArn") {
+                        prop_assert!(
+                            TOPICS.iter().any(|listed| topic == listed.as_str()),
+                            "an SNS alarm from an unlisted topic {topic} was accepted"
+                        );
+                    }
                 }
                 Err(r) => {
                     refused.set(refused.get() + 1);
                     check_rejection(&r);
                 }
             }
-            if let Err(r) = schedule_tick(&doc, &EXPECTED) {
-                check_rejection(&r);
+            match schedule_tick(&doc, &expected()) {
+                Ok(_) => {
+                    ticks.set(ticks.get() + 1);
+                    prop_assert_eq!(
+                        doc.get("resources"),
+                        Some(&json!([RULE])),
+                        "a tick from another rule was accepted"
+                    );
+                }
+                Err(r) => check_rejection(&r),
             }
             Ok(())
         })
         .unwrap();
     assert!(accepted.get() > 0, "the generator never produced a valid alarm");
+    assert!(ticks.get() > 0, "the generator never produced a valid schedule");
     assert!(refused.get() > accepted.get());
     println!(
         "hostile events: {CASES} alarm/schedule events, {} accepted, {} refused with a reason",
@@ -261,31 +292,43 @@ fn arbitrary_bytes_never_panic() {
 #[test]
 fn foreign_accounts_regions_and_alarms_are_refused_by_name() {
     let ours = eventbridge_alarm("dowguard-function:checkout", "ALARM");
-    assert!(alarm_trigger(&ours, &EXPECTED).is_ok());
-    assert!(alarm_trigger(&sns_alarm("dowguard-function:checkout", "ALARM"), &EXPECTED).is_ok());
+    assert!(alarm_trigger(&ours, &expected()).is_ok());
+    assert!(alarm_trigger(&sns_alarm("dowguard-function:checkout", "ALARM"), &expected()).is_ok());
     let mut foreign = ours.clone();
     foreign["account"] = json!("999999999999");
     assert!(matches!(
-        alarm_trigger(&foreign, &EXPECTED),
+        alarm_trigger(&foreign, &expected()),
         Err(Rejection::ForeignAccount { .. })
     ));
     let mut elsewhere = ours.clone();
     elsewhere["region"] = json!("eu-west-1");
     assert!(matches!(
-        alarm_trigger(&elsewhere, &EXPECTED),
+        alarm_trigger(&elsewhere, &expected()),
         Err(Rejection::ForeignRegion { .. })
     ));
     let theirs = eventbridge_alarm("billing-alarm", "ALARM");
     assert!(matches!(
-        alarm_trigger(&theirs, &EXPECTED),
+        alarm_trigger(&theirs, &expected()),
         Err(Rejection::NotOwned { .. })
     ));
     let injected = eventbridge_alarm("dowguard-function:checkout\n{\"level\":\"ERROR\"}", "ALARM");
-    let refused = alarm_trigger(&injected, &EXPECTED).unwrap_err();
+    let refused = alarm_trigger(&injected, &expected()).unwrap_err();
     check_rejection(&refused);
-    assert!(schedule_tick(&schedule(), &EXPECTED).is_ok());
+    assert!(schedule_tick(&schedule(), &expected()).is_ok());
+    let mut other_rule = schedule();
+    other_rule["resources"] = json!(["arn:aws:events:us-east-1:123456789012:rule/nightly-report"]);
+    assert!(matches!(
+        schedule_tick(&other_rule, &expected()),
+        Err(Rejection::ForeignRule { .. })
+    ));
+    let mut unlisted = sns_alarm("dowguard-function:checkout", "ALARM");
+    unlisted["Records"][0]["Sns"]["TopicArn"] = json!("arn:aws:sns:us-east-1:123456789012:other-team-alarms");
+    assert!(matches!(
+        alarm_trigger(&unlisted, &expected()),
+        Err(Rejection::UnlistedTopic { .. })
+    ));
     assert!(
-        schedule_tick(&ours, &EXPECTED).is_err(),
+        schedule_tick(&ours, &expected()).is_err(),
         "an alarm is not a schedule tick"
     );
 }
@@ -308,5 +351,5 @@ fn huge_and_deeply_nested_payloads_are_refused_without_panic() {
     assert_eq!(parse_json(nested.as_bytes()), Err(Rejection::NotJson));
     let mut wrapped = sns_alarm("dowguard-function:checkout", "ALARM");
     wrapped["Records"][0]["Sns"]["Message"] = json!(format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)));
-    check_rejection(&alarm_trigger(&wrapped, &EXPECTED).unwrap_err());
+    check_rejection(&alarm_trigger(&wrapped, &expected()).unwrap_err());
 }
