@@ -91,8 +91,15 @@ pub const METRICS: &[&str] = &["cloudwatch:GetMetricData"];
 pub const ACCOUNT_CONCURRENCY: &[&str] = &["lambda:GetAccountSettings"];
 
 /// What one evaluation pass needs of the guard's table: budgets and states read
-/// (`Query`), states written (`PutItem`), audit records appended (`BatchWriteItem`).
-pub const GUARD_TABLE: &[&str] = &["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"];
+/// (`Query`), states written (`PutItem`), a state whose conditional write lost read
+/// back to tell a lost race from a refused restore point (`GetItem`, in
+/// `DynamoStore::load_one`), audit records appended (`BatchWriteItem`).
+pub const GUARD_TABLE: &[&str] = &[
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+];
 
 /// Alarm sync ([`crate::alarms::CloudWatchAlarms::sync`]).
 pub const ALARM_SYNC: &[&str] = &[
