@@ -10,6 +10,8 @@
 pub mod account;
 pub mod emulator;
 pub mod fixtures;
+pub mod iam;
+pub mod template;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

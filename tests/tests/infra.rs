@@ -1,14 +1,15 @@
 //! The SAM template's IAM roles, checked against the code: the template is
-//! transformed offline with aws-sam-translator (`tests/harness/sam_translate.py`,
-//! run with `.venv-sam`'s Python from `make setup`), and each function's role must
-//! allow exactly the actions `dowguard_runtime::roles` derives from the adapters'
-//! SDK calls and the domain's action permissions: no wildcard, nothing extra,
-//! nothing missing. Write actions must be scoped by resource or tag condition.
+//! transformed offline with aws-sam-translator (`dowguard_tests::template`), and
+//! each function's role must allow exactly the actions `dowguard_runtime::roles`
+//! lists from the adapters' SDK calls and the domain's action permissions: no
+//! wildcard, nothing extra, nothing missing. Write actions must be scoped by
+//! resource or tag condition. That list is documentation kept honest; the proof
+//! that every call a function makes is allowed, resource and tag conditions
+//! included, is `iam_observed.rs`, from the calls themselves.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use dowguard_tests::template::{role_id, statements, strings, translated};
 use serde_json::Value;
 
 type Error = Box<dyn std::error::Error>;
@@ -27,51 +28,6 @@ const UNSCOPABLE: &[&str] = &[
     "cloudwatch:GetMetricData",
 ];
 
-fn root() -> &'static Path {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest)
-}
-
-fn translated() -> Result<Value, Error> {
-    let python: PathBuf = std::env::var_os("DOWGUARD_SAM_PYTHON")
-        .map_or_else(|| root().join(".venv-sam/bin/python"), PathBuf::from);
-    if !python.exists() {
-        return Err(format!("{} is missing: run `make setup`", python.display()).into());
-    }
-    let out = Command::new(&python)
-        .arg(root().join("tests/harness/sam_translate.py"))
-        .arg(root().join("infra/template.yaml"))
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("the translator failed: {}", String::from_utf8_lossy(&out.stderr)).into());
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-/// Every statement of a policy document, both branches of an `Fn::If` included.
-fn statements(value: &Value, out: &mut Vec<Value>) {
-    match value {
-        Value::Array(items) => items.iter().for_each(|v| statements(v, out)),
-        Value::Object(map) if map.contains_key("Fn::If") => {
-            if let Some(Value::Array(parts)) = map.get("Fn::If") {
-                parts.iter().skip(1).for_each(|v| statements(v, out));
-            }
-        }
-        Value::Object(map) if map.contains_key("Effect") => out.push(value.clone()),
-        _ => {}
-    }
-}
-
-fn strings(value: Option<&Value>) -> Vec<String> {
-    match value {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items.iter().flat_map(|v| strings(Some(v))).collect(),
-        Some(other) => vec![other.to_string()],
-        None => vec![],
-    }
-}
-
 /// A function's role: its allowed actions, managed policies, and any problem with
 /// how write actions are scoped.
 #[derive(Debug)]
@@ -82,11 +38,7 @@ struct Role {
 }
 
 fn role_of(template: &Value, function: &str) -> Result<Role, Error> {
-    let resources = &template["Resources"];
-    let role_id = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
-        .as_str()
-        .ok_or_else(|| format!("{function} has no generated role"))?;
-    let role = &resources[role_id]["Properties"];
+    let role = &template["Resources"][role_id(template, function)?]["Properties"];
     let mut found = Vec::new();
     if let Some(policies) = role["Policies"].as_array() {
         for policy in policies {
@@ -181,10 +133,7 @@ fn the_role_check_fails_on_an_extra_a_missing_or_a_wildcard_permission() -> Resu
 
     // A wildcard written into the template itself.
     let mut wild = template.clone();
-    let role_id = wild["Resources"]["Evaluator"]["Properties"]["Role"]["Fn::GetAtt"][0]
-        .as_str()
-        .ok_or("no role")?
-        .to_string();
+    let role_id = role_id(&wild, "Evaluator")?.to_string();
     let policies = wild["Resources"][role_id.as_str()]["Properties"]["Policies"]
         .as_array_mut()
         .ok_or("no policies")?;

@@ -31,4 +31,4 @@ pub mod sns;
 pub mod stack;
 
 pub use account::AwsAccount;
-pub use stack::{AwsStack, StackConfig};
+pub use stack::{AwsStack, Interceptors, StackConfig};

@@ -93,8 +93,15 @@ pub const METRICS: &[&str] = &["cloudwatch:GetMetricData"];
 pub const ACCOUNT_CONCURRENCY: &[&str] = &["lambda:GetAccountSettings"];
 
 /// What one evaluation pass needs of the guard's table: budgets and states read
-/// (`Query`), states written (`PutItem`), audit records appended (`BatchWriteItem`).
-pub const GUARD_TABLE: &[&str] = &["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"];
+/// (`Query`), states written (`PutItem`), a state whose conditional write lost read
+/// back to tell a lost race from a refused restore point (`GetItem`, in
+/// `DynamoStore::load_one`), audit records appended (`BatchWriteItem`).
+pub const GUARD_TABLE: &[&str] = &[
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+];
 
 /// What the guard's processes agree through in its table
 /// ([`crate::lease::TableLeases`]): the evaluator's lease is taken with a

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use dowguard_domain::{GuardSettings, MetricsPlan, Prices};
 use dowguard_guard::Guard;
 
@@ -40,8 +41,67 @@ impl Default for Pacing {
     }
 }
 
+/// SDK interceptors installed on every client the guard builds, in order. Empty by
+/// default, and then each client is exactly the one `Client::new(sdk)` builds; the
+/// tests install recorders here to see every call the guard makes.
+#[derive(Debug, Clone, Default)]
+pub struct Interceptors(Vec<SharedInterceptor>);
+
+/// Builds one service's client from `sdk` with the interceptors pushed onto its
+/// configuration.
+macro_rules! client_with {
+    ($(#[$doc:meta])* $name:ident, $sdk_crate:ident) => {
+        $(#[$doc])*
+        pub fn $name(&self, sdk: &SdkConfig) -> $sdk_crate::Client {
+            let mut builder = $sdk_crate::config::Builder::from(sdk);
+            for interceptor in &self.0 {
+                builder.push_interceptor(interceptor.clone());
+            }
+            $sdk_crate::Client::from_conf(builder.build())
+        }
+    };
+}
+
+impl Interceptors {
+    /// These interceptors, in the order given.
+    pub fn new(interceptors: impl IntoIterator<Item = SharedInterceptor>) -> Self {
+        Interceptors(interceptors.into_iter().collect())
+    }
+
+    client_with!(
+        /// A DynamoDB client.
+        dynamodb,
+        aws_sdk_dynamodb
+    );
+    client_with!(
+        /// A Lambda client.
+        lambda,
+        aws_sdk_lambda
+    );
+    client_with!(
+        /// An API Gateway (REST APIs and usage plans) client.
+        apigateway,
+        aws_sdk_apigateway
+    );
+    client_with!(
+        /// An API Gateway V2 (HTTP APIs) client.
+        apigatewayv2,
+        aws_sdk_apigatewayv2
+    );
+    client_with!(
+        /// A CloudWatch client.
+        cloudwatch,
+        aws_sdk_cloudwatch
+    );
+    client_with!(
+        /// An SNS client.
+        sns,
+        aws_sdk_sns
+    );
+}
+
 /// Where the guard keeps its records and sends its notices.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct StackConfig {
     /// The DynamoDB table's name.
     pub table: String,
@@ -53,6 +113,8 @@ pub struct StackConfig {
     pub pacing: Pacing,
     /// Which metrics are fetched how often.
     pub metrics_plan: MetricsPlan,
+    /// Interceptors on every client (none in the functions and the CLI).
+    pub interceptors: Interceptors,
 }
 
 impl StackConfig {
@@ -64,6 +126,7 @@ impl StackConfig {
             audit_retention: chrono::Duration::days(90),
             pacing: Pacing::default(),
             metrics_plan: MetricsPlan::default(),
+            interceptors: Interceptors::default(),
         }
     }
 }
@@ -86,28 +149,27 @@ pub type AwsGuard<'a> =
     Guard<'a, DynamoStore, AwsAccount, AwsAccount, AwsAccount, AwsAccount, AwsAccount, SnsNotifier>;
 
 impl AwsStack {
-    /// Builds every client and adapter from one SDK configuration.
+    /// Builds every client and adapter from one SDK configuration, each client with
+    /// the configuration's interceptors.
     pub fn new(sdk: &SdkConfig, config: &StackConfig) -> Self {
         let pacing = config.pacing;
-        let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+        let clients = &config.interceptors;
+        let dynamo = clients.dynamodb(sdk);
         let leases = TableLeases::new(dynamo.clone(), config.table.clone());
         AwsStack {
             store: DynamoStore::new(dynamo, config.table.clone(), config.audit_retention),
             account: AwsAccount::new(
-                LambdaAdapter::new(aws_sdk_lambda::Client::new(sdk), pacing.lambda_per_second),
+                LambdaAdapter::new(clients.lambda(sdk), pacing.lambda_per_second),
                 RestAdapter::new(
-                    aws_sdk_apigateway::Client::new(sdk),
+                    clients.apigateway(sdk),
                     pacing.apigateway_per_second,
                     pacing.usage_plan_interval,
                 )
                 .with_plan_slot(leases.clone()),
-                HttpAdapter::new(
-                    aws_sdk_apigatewayv2::Client::new(sdk),
-                    pacing.apigateway_per_second,
-                ),
-                CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(sdk), config.metrics_plan),
+                HttpAdapter::new(clients.apigatewayv2(sdk), pacing.apigateway_per_second),
+                CloudWatchMetrics::new(clients.cloudwatch(sdk), config.metrics_plan),
             ),
-            notifier: SnsNotifier::new(aws_sdk_sns::Client::new(sdk), config.topic_arn.clone()),
+            notifier: SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),
             leases,
         }
     }

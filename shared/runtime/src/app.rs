@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use dowguard_adapters::alarms::{AlarmSyncReport, CloudWatchAlarms};
-use dowguard_adapters::stack::{AwsGuard, AwsStack, StackConfig};
+use dowguard_adapters::stack::{AwsGuard, AwsStack, Interceptors, StackConfig};
 use dowguard_domain::{GuardSettings, Mode, PriceBook, PriceBookError, Prices, TargetId};
 use dowguard_guard::PassReport;
 use dowguard_guard::evaluate::PassOptions;
@@ -51,6 +51,20 @@ impl App {
     ///
     /// [`AppError::Prices`] when the price book lacks the region.
     pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, AppError> {
+        Self::with_interceptors(config, sdk, Interceptors::default())
+    }
+
+    /// The same, with `interceptors` on every SDK client (the guard's and the
+    /// alarms'): the tests record every AWS call a function makes this way.
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Prices`] when the price book lacks the region.
+    pub fn with_interceptors(
+        config: Config,
+        sdk: &SdkConfig,
+        interceptors: Interceptors,
+    ) -> Result<Self, AppError> {
         // The free tier is never counted: `DOWGUARD_FREE_TIER=true` is refused
         // (config::FREE_TIER_REFUSAL says why).
         let prices = PriceBook::bundled()?.prices(&config.region, false)?;
@@ -58,9 +72,10 @@ impl App {
         stack.topic_arn.clone_from(&config.topic_arn);
         stack.audit_retention = config.audit_retention;
         stack.pacing.usage_plan_interval = config.usage_plan_interval;
+        stack.interceptors = interceptors;
         Ok(App {
             stack: AwsStack::new(sdk, &stack),
-            alarms: CloudWatchAlarms::new(aws_sdk_cloudwatch::Client::new(sdk), config.alarm_prefix.clone()),
+            alarms: CloudWatchAlarms::new(stack.interceptors.cloudwatch(sdk), config.alarm_prefix.clone()),
             prices,
             settings: GuardSettings::default(),
             limiter: PassLimiter::default(),

@@ -1,0 +1,561 @@
+//! Every AWS call the Lambdas make is allowed by their roles: proven from the calls
+//! themselves, not from a list. Each function's handler runs in process (as
+//! `functions.rs` does) with a recording interceptor on every SDK client; each
+//! recorded call is mapped to the IAM action(s) and resource(s) it needs
+//! (`dowguard_tests::iam::operations`), and decided against that function's role
+//! in the SAM template, transformed offline and resolved for this deployment, with
+//! the `aws:ResourceTag/dowguard-guarded` conditions checked against the tags the
+//! resources carry in the local server.
+//!
+//! The scenarios reach every call path of the functions: a calm pass with the alarm
+//! sync (alarms put, a stale one deleted), a flood that throttles every kind of
+//! target, two alarm responders and two evaluators racing so that a conditional
+//! state write loses (a gate holds one pass's first state write until the other
+//! pass has written), the calm after and the restore, and a budget that notifies
+//! its own SNS topic.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDatum, Statistic};
+use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use dowguard_adapters::Interceptors;
+use dowguard_domain::{Budget, BudgetSpec, Floors, Limits, TargetId};
+use dowguard_guard::ports::{BudgetStore, Discovery};
+use dowguard_runtime::{App, Config};
+use dowguard_tests::LocalAws;
+use dowguard_tests::account::{ExampleAccount, TABLE, attack_end_before};
+use dowguard_tests::fixtures::{GUARDED, create_function, create_http_api};
+use dowguard_tests::iam::record::{GateControl, Recording, gate};
+use dowguard_tests::iam::{Report, check};
+use dowguard_tests::template::{Deployment, translated};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The template's logical ids of the two functions.
+const EVALUATOR: &str = "Evaluator";
+const RESPONDER: &str = "AlarmResponder";
+
+/// The alarm prefix (the template's default).
+const PREFIX: &str = "dowguard-";
+
+/// What the evaluator must be seen doing in these scenarios: discovery of every
+/// kind of target, metrics, the table (a lost race's read-back included), the
+/// audit, notices, every kind of throttle and its restore, and the alarm sync.
+const EVALUATOR_MUST: &[(&str, &str)] = &[
+    ("Lambda", "ListFunctions"),
+    ("Lambda", "ListTags"),
+    ("Lambda", "GetFunctionConcurrency"),
+    ("Lambda", "PutFunctionConcurrency"),
+    ("Lambda", "DeleteFunctionConcurrency"),
+    ("API Gateway", "GetRestApis"),
+    ("API Gateway", "GetStages"),
+    ("API Gateway", "GetUsagePlans"),
+    ("API Gateway", "UpdateStage"),
+    ("API Gateway", "UpdateUsagePlan"),
+    ("ApiGatewayV2", "GetApis"),
+    ("ApiGatewayV2", "GetStages"),
+    ("ApiGatewayV2", "UpdateStage"),
+    ("CloudWatch", "GetMetricData"),
+    ("CloudWatch", "DescribeAlarms"),
+    ("CloudWatch", "PutMetricAlarm"),
+    ("CloudWatch", "DeleteAlarms"),
+    ("DynamoDB", "Query"),
+    ("DynamoDB", "PutItem"),
+    ("DynamoDB", "GetItem"),
+    ("DynamoDB", "BatchWriteItem"),
+    ("SNS", "Publish"),
+];
+
+/// What the alarm responder must be seen doing: discovery, metrics, the table
+/// (a lost race's read-back included), the audit, a notice, and the function's
+/// throttle.
+const RESPONDER_MUST: &[(&str, &str)] = &[
+    ("Lambda", "ListFunctions"),
+    ("Lambda", "ListTags"),
+    ("Lambda", "GetFunctionConcurrency"),
+    ("Lambda", "PutFunctionConcurrency"),
+    ("CloudWatch", "GetMetricData"),
+    ("DynamoDB", "Query"),
+    ("DynamoDB", "PutItem"),
+    ("DynamoDB", "GetItem"),
+    ("DynamoDB", "BatchWriteItem"),
+    ("SNS", "Publish"),
+];
+
+/// The functions' configuration for the local deployment, notices to `topic`.
+fn config(topic: &str) -> Result<Config, Error> {
+    let vars: HashMap<&str, &str> = [
+        ("DOWGUARD_TABLE", TABLE),
+        ("DOWGUARD_ACCOUNT_ID", dowguard_tests::ACCOUNT_ID),
+        ("AWS_REGION", dowguard_tests::REGION),
+        ("DOWGUARD_MODE", "enforce"),
+        ("DOWGUARD_TOPIC_ARN", topic),
+        ("DOWGUARD_ALARM_PREFIX", PREFIX),
+        // The flood is written hours in the past, as in the demo.
+        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
+        ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+    ]
+    .into();
+    Ok(Config::from_lookup(|name| {
+        vars.get(name).map(|v| (*v).to_string())
+    })?)
+}
+
+/// A fixture with its time set to `at`; for an alarm, `alarm` names the alarm.
+fn event(name: &str, at: DateTime<Utc>, alarm: Option<&str>) -> Result<LambdaEvent<Value>, Error> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/events")
+        .join(name);
+    let mut payload: Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    payload["time"] = Value::from(at.to_rfc3339());
+    if let Some(alarm) = alarm {
+        payload["detail"]["alarmName"] = Value::from(alarm);
+        payload["resources"] = Value::from(vec![format!(
+            "arn:aws:cloudwatch:{}:{}:alarm:{alarm}",
+            dowguard_tests::REGION,
+            dowguard_tests::ACCOUNT_ID
+        )]);
+    }
+    Ok(LambdaEvent::new(payload, Context::default()))
+}
+
+fn budget(id: &str, scope: &str, amount: &str, topic: Option<&str>) -> Result<Budget, Error> {
+    Ok(Budget::parse(BudgetSpec {
+        id: id.into(),
+        scope: scope.into(),
+        period: "day".into(),
+        amount: amount.into(),
+        thresholds: vec![],
+        mode: "enforce".into(),
+        owner: "finance@example.com".into(),
+        topic: topic.map(str::to_string),
+        floors: Floors::default(),
+        protected: false,
+    })?)
+}
+
+fn datum(name: &str, dims: &[(&str, &str)], at: DateTime<Utc>, value: f64) -> MetricDatum {
+    let mut d = MetricDatum::builder()
+        .metric_name(name)
+        .timestamp(AwsDateTime::from_secs(at.timestamp()))
+        .value(value);
+    for (k, v) in dims {
+        d = d.dimensions(Dimension::builder().name(*k).value(*v).build());
+    }
+    d.build()
+}
+
+/// Writes `minutes` of `metrics` (name, value a minute) under `dims` ending at `end`.
+async fn flood(
+    aws: &LocalAws,
+    namespace: &str,
+    dims: &[(&str, &str)],
+    metrics: &[(&str, f64)],
+    end: DateTime<Utc>,
+    minutes: i64,
+) -> Result<(), Error> {
+    let data: Vec<MetricDatum> = (1..=minutes)
+        .flat_map(|m| {
+            metrics
+                .iter()
+                .map(move |(name, value)| datum(name, dims, end - Duration::minutes(m), *value))
+        })
+        .collect();
+    aws_sdk_cloudwatch::Client::new(&aws.sdk_config())
+        .put_metric_data()
+        .namespace(namespace)
+        .set_metric_data(Some(data))
+        .send()
+        .await?;
+    Ok(())
+}
+
+async fn topic(aws: &LocalAws, name: &str, tags: &[(&str, &str)]) -> Result<String, Error> {
+    let mut create = aws_sdk_sns::Client::new(&aws.sdk_config())
+        .create_topic()
+        .name(name);
+    for (k, v) in tags {
+        create = create.tags(aws_sdk_sns::types::Tag::builder().key(*k).value(*v).build()?);
+    }
+    Ok(create
+        .send()
+        .await?
+        .topic_arn()
+        .ok_or("topic without arn")?
+        .to_string())
+}
+
+/// The local deployment: the server, the example account and what this test adds
+/// to it, the recording, and an unrecorded app to read the account back.
+struct World {
+    aws: LocalAws,
+    recording: Recording,
+    observer: App,
+    notices: String,
+    attack_end: DateTime<Utc>,
+}
+
+impl World {
+    async fn start() -> Result<Self, Error> {
+        let aws = LocalAws::start().await?;
+        let now = Utc::now().duration_trunc(Duration::minutes(1))?;
+        let attack_end = attack_end_before(now);
+        let notices = topic(&aws, "dowguard", &[]).await?;
+        let observer = App::new(config(&notices)?, &aws.sdk_config())?;
+        Ok(World {
+            aws,
+            recording: Recording::new(),
+            observer,
+            notices,
+            attack_end,
+        })
+    }
+
+    /// A function's app: its calls recorded as `function`'s, plus `extra`
+    /// interceptors.
+    fn app(&self, function: &str, extra: Vec<SharedInterceptor>) -> Result<App, Error> {
+        let mut all = vec![self.recording.interceptor(function)];
+        all.extend(extra);
+        Ok(App::with_interceptors(
+            config(&self.notices)?,
+            &self.aws.sdk_config(),
+            Interceptors::new(all),
+        )?)
+    }
+
+    /// A function's app whose first state write waits at a gate.
+    fn gated_app(&self, function: &str) -> Result<(App, GateControl), Error> {
+        let (interceptor, control) = gate("PutItem", "\"STATES\"");
+        Ok((self.app(function, vec![interceptor])?, control))
+    }
+
+    async fn limits(&self) -> Result<Vec<(TargetId, Limits)>, Error> {
+        let mut out: Vec<_> = self
+            .observer
+            .stack
+            .account
+            .discover()
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.limits))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    /// Every recorded call decided against the template's roles.
+    async fn report(&self) -> Result<Report, Error> {
+        let template = translated()?;
+        let deployment = Deployment::new(
+            dowguard_tests::ACCOUNT_ID,
+            dowguard_tests::REGION,
+            TABLE,
+            &self.notices,
+        );
+        check(
+            &self.recording.calls(),
+            &template,
+            &deployment,
+            &self.aws.sdk_config(),
+        )
+        .await
+    }
+}
+
+/// Runs `gated` until its first state write waits at the gate, then `winner` to
+/// the end, then lets the gated pass write (and lose) and finish.
+async fn race(
+    gated: Arc<App>,
+    mut control: GateControl,
+    winner: &App,
+    function: &str,
+    gated_event: LambdaEvent<Value>,
+    winner_event: LambdaEvent<Value>,
+) -> Result<(Value, Value), Error> {
+    let handler = function.to_string();
+    let held = tokio::spawn(async move {
+        let out = if handler == EVALUATOR {
+            dowguard_evaluator::handle(&gated, gated_event).await
+        } else {
+            dowguard_alarm_responder::handle(&gated, gated_event).await
+        };
+        out.map_err(|d| d.error_message)
+    });
+    tokio::time::timeout(StdDuration::from_secs(60), control.reached())
+        .await
+        .map_err(|_| format!("the gated {function} pass wrote no state within 60 s"))??;
+    let won = if function == EVALUATOR {
+        dowguard_evaluator::handle(winner, winner_event).await
+    } else {
+        dowguard_alarm_responder::handle(winner, winner_event).await
+    }
+    .map_err(|d| d.error_message)?;
+    control.release();
+    let lost = held.await??;
+    Ok((won, lost))
+}
+
+fn assert_observed(report: &Report, function: &str, must: &[(&str, &str)]) {
+    let seen = report.operations_of(function);
+    assert!(!seen.is_empty(), "{function}: no call recorded");
+    let missing: BTreeSet<_> = must
+        .iter()
+        .filter(|(s, o)| !seen.contains(&((*s).to_string(), (*o).to_string())))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{function}: the scenarios did not reach {missing:?}; seen {seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), Error> {
+    let w = World::start().await?;
+    let aws = &w.aws;
+    let now = w.attack_end + Duration::hours(1);
+    // The example account: checkout (reserved 50), REST API shop/prod, a usage
+    // plan over it; a second function without a reservation; an HTTP API stage
+    // tagged itself, whose budget notifies its own (tagged) topic.
+    let example = ExampleAccount::seed(aws, now).await?;
+    create_function(aws, "search").await?;
+    let orders = create_http_api(aws, "orders", "prod").await?;
+    let finance = topic(aws, "finance-alerts", &[GUARDED]).await?;
+    let store = &w.observer.stack.store;
+    store
+        .put_budget(
+            &budget("search-daily", "function:search", "240", None)?,
+            None,
+            "finance",
+            now,
+        )
+        .await?;
+    store
+        .put_budget(
+            &budget(
+                "orders-daily",
+                &format!("http-stage:{orders}/prod"),
+                "50",
+                Some(&finance),
+            )?,
+            None,
+            "finance",
+            now,
+        )
+        .await?;
+    // An alarm of dowguard's whose budget is gone: the sync deletes it.
+    aws_sdk_cloudwatch::Client::new(&aws.sdk_config())
+        .put_metric_alarm()
+        .alarm_name(format!("{PREFIX}function:retired"))
+        .namespace("AWS/Lambda")
+        .metric_name("Invocations")
+        .dimensions(Dimension::builder().name("FunctionName").value("retired").build())
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await?;
+    // The flood: about 100x each budget's pace on every target.
+    example.flood(aws, w.attack_end, 10).await?;
+    flood(
+        aws,
+        "AWS/Lambda",
+        &[("FunctionName", "search")],
+        &[("Invocations", 16_000_000.0), ("Duration", 1_600_000_000.0)],
+        w.attack_end,
+        10,
+    )
+    .await?;
+    flood(
+        aws,
+        "AWS/ApiGateway",
+        &[("ApiId", orders.as_str()), ("Stage", "prod")],
+        &[("Count", 3_000_000.0)],
+        w.attack_end,
+        10,
+    )
+    .await?;
+    let originals = w.limits().await?;
+    let evaluator = w.app(EVALUATOR, vec![])?;
+    let responder = w.app(RESPONDER, vec![])?;
+
+    // 1. A calm pass before the flood: alarms put, the stale one deleted.
+    let calm = event("scheduled-event.json", w.attack_end - Duration::hours(2), None)?;
+    let out = dowguard_evaluator::handle(&evaluator, calm)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert!(
+        out["alarms"]["deleted"]
+            .as_array()
+            .is_some_and(|d| d.contains(&Value::from(format!("{PREFIX}function:retired")))),
+        "{out}"
+    );
+    assert!(
+        out["alarms"]["put"].as_array().is_some_and(|p| p.len() == 4),
+        "{out}"
+    );
+
+    // 2. The flood's first minute: two alarm responders get the same alarm (a
+    // retried delivery); one throttles checkout, the other's state write loses.
+    let at = w.attack_end + Duration::minutes(1);
+    let alarm = Some("dowguard-function:checkout");
+    let (gated, control) = w.gated_app(RESPONDER)?;
+    let (won, lost) = race(
+        Arc::new(gated),
+        control,
+        &responder,
+        RESPONDER,
+        event("alarm-state-change.json", at, alarm)?,
+        event("alarm-state-change.json", at, alarm)?,
+    )
+    .await?;
+    assert!(won["actions"].as_array().is_some_and(|a| !a.is_empty()), "{won}");
+    assert!(lost.get("rejected").is_none(), "{lost}");
+
+    // 3. The same minute: two evaluators at once; one throttles every target, the
+    // other's state writes lose.
+    let (gated, control) = w.gated_app(EVALUATOR)?;
+    let (won, lost) = race(
+        Arc::new(gated),
+        control,
+        &evaluator,
+        EVALUATOR,
+        event("scheduled-event.json", at, None)?,
+        event("scheduled-event.json", at, None)?,
+    )
+    .await?;
+    assert!(lost.get("rejected").is_none(), "{lost}");
+    let throttled = w.limits().await?;
+    for ((id, before), (_, after)) in originals.iter().zip(&throttled) {
+        assert_ne!(before, after, "{id} was not throttled: {won}");
+    }
+
+    // 4. The calm after, until every original limit is back.
+    let mut at = at;
+    let mut passes = 0;
+    loop {
+        let now = w.limits().await?;
+        if now == originals {
+            break;
+        }
+        passes += 1;
+        assert!(
+            passes <= 30,
+            "not restored after {passes} passes: {now:?}, originally {originals:?}"
+        );
+        at += Duration::minutes(10);
+        dowguard_evaluator::handle(&evaluator, event("scheduled-event.json", at, None)?)
+            .await
+            .map_err(|d| d.error_message)?;
+    }
+
+    let report = w.report().await?;
+    println!("{}", report.table());
+    println!(
+        "{} calls recorded, {} requests decided, restored after {passes} calm passes",
+        w.recording.len(),
+        report.checks.len()
+    );
+    let failures = report.failures();
+    assert!(
+        failures.is_empty(),
+        "calls the roles do not allow:\n{}",
+        failures.join("\n")
+    );
+    assert_observed(&report, EVALUATOR, EVALUATOR_MUST);
+    assert_observed(&report, RESPONDER, RESPONDER_MUST);
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.request.action == "sns:Publish" && c.request.resource == finance),
+        "no notice reached the budget's own topic"
+    );
+    Ok(())
+}
+
+/// An HTTP API tagged `dowguard-guarded=true` on the API only, not on its stage,
+/// with a budget on that stage. HTTP API stages do not inherit their API's tags
+/// ("API Gateway resources that can be tagged"), so on AWS the roles' tag
+/// condition refuses any write to that stage: the guard must never try one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_stage_tagged_only_on_its_api_is_never_written() -> Result<(), Error> {
+    let w = World::start().await?;
+    let aws = &w.aws;
+    let now = w.attack_end + Duration::hours(1);
+    let http = aws_sdk_apigatewayv2::Client::new(&aws.sdk_config());
+    let api = http
+        .create_api()
+        .name("legacy")
+        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Http)
+        .tags(GUARDED.0, GUARDED.1)
+        .send()
+        .await?
+        .api_id()
+        .ok_or("api without id")?
+        .to_string();
+    http.create_stage()
+        .api_id(&api)
+        .stage_name("prod")
+        .default_route_settings(
+            aws_sdk_apigatewayv2::types::RouteSettings::builder()
+                .throttling_rate_limit(50.0)
+                .throttling_burst_limit(100)
+                .build(),
+        )
+        .send()
+        .await?;
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws.sdk_config());
+    dowguard_adapters::dynamodb::create_table(&dynamo, TABLE).await?;
+    let scope = format!("http-stage:{api}/prod");
+    w.observer
+        .stack
+        .store
+        .put_budget(&budget("legacy-daily", &scope, "50", None)?, None, "finance", now)
+        .await?;
+    flood(
+        aws,
+        "AWS/ApiGateway",
+        &[("ApiId", api.as_str()), ("Stage", "prod")],
+        &[("Count", 10_000_000.0)],
+        w.attack_end,
+        10,
+    )
+    .await?;
+    let evaluator = w.app(EVALUATOR, vec![])?;
+    let responder = w.app(RESPONDER, vec![])?;
+    let at = w.attack_end + Duration::minutes(1);
+    let alarm = format!("{PREFIX}{scope}");
+    dowguard_alarm_responder::handle(&responder, event("alarm-state-change.json", at, Some(&alarm))?)
+        .await
+        .map_err(|d| d.error_message)?;
+    dowguard_evaluator::handle(&evaluator, event("scheduled-event.json", at, None)?)
+        .await
+        .map_err(|d| d.error_message)?;
+
+    let report = w.report().await?;
+    println!("{}", report.table());
+    for function in [EVALUATOR, RESPONDER] {
+        assert!(
+            report
+                .operations_of(function)
+                .contains(&("ApiGatewayV2".to_string(), "GetStages".to_string())),
+            "{function} did not discover the HTTP API's stages"
+        );
+    }
+    let failures = report.failures();
+    assert!(
+        failures.is_empty(),
+        "calls the roles do not allow:\n{}",
+        failures.join("\n")
+    );
+    Ok(())
+}
