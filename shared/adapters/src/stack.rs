@@ -108,6 +108,7 @@ impl AwsStack {
                 ),
                 HttpAdapter::new(
                     aws_sdk_apigatewayv2::Client::new(sdk),
+                    aws_sdk_apigateway::Client::new(sdk),
                     pacing.apigateway_per_second,
                 ),
                 CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(sdk), config.metrics_plan),

@@ -57,6 +57,8 @@ pub(crate) fn thumbnails() -> Target {
             async_config: Some(AsyncConfig {
                 max_event_age_s: Some(7_200),
                 max_retry_attempts: Some(2),
+                on_success: None,
+                on_failure: None,
             }),
         },
     }
@@ -68,12 +70,10 @@ pub(crate) fn shop() -> Target {
         id: TargetId::parse("rest-stage:shop/prod").unwrap(),
         spec: TargetSpec::RestStage,
         tags: BTreeMap::new(),
-        limits: Limits::Stage {
-            throttle: Some(Throttle {
-                rate_limit: Decimal::from(2_000),
-                burst_limit: 4_000,
-            }),
-        },
+        limits: Limits::stage(Some(Throttle {
+            rate_limit: Decimal::from(2_000),
+            burst_limit: 4_000,
+        })),
     }
 }
 
