@@ -7,9 +7,9 @@
 //! for `ThrottlingBurstLimit` and `ThrottlingRateLimit`, and stages whose route
 //! settings were written without them are publicly reported to refuse every
 //! request (their limits read as 0). The guard writes the account's own limits
-//! instead (`GetAccount` → `throttleSettings`, which bound every route throttle,
-//! developer guide "Throttle requests to your HTTP APIs") and reads a throttle equal
-//! to them back as "no throttle".
+//! instead (`GetAccount` → `throttleSettings`: the developer guide's "Throttling
+//! requests to your HTTP API" says default route throttling limits can't exceed the
+//! account-level limits) and reads a throttle equal to them back as "no throttle".
 //!
 //! A route whose settings carry no throttle is not an override: UpdateStage can set
 //! a field but never unset one, so a throttle the guard wrote there could not be
@@ -43,7 +43,8 @@ pub struct HttpAdapter {
 impl HttpAdapter {
     /// Paces calls to `per_second` (API Gateway's control plane is shared).
     /// `account` is an API Gateway (REST) client, for the account's own throttle
-    /// limits (`GetAccount`), which HTTP APIs share.
+    /// limits (`GetAccount`): one quota per account and Region across HTTP, REST
+    /// and WebSocket APIs ("Amazon API Gateway quotas").
     pub fn new(client: Client, account: aws_sdk_apigateway::Client, per_second: u32) -> Self {
         HttpAdapter {
             client,

@@ -71,7 +71,8 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
 ];
 
 /// Discovery of every target with its tags and current limits
-/// (`AwsAccount::discover`): functions, REST stages and usage plans, HTTP stages.
+/// (`AwsAccount::discover`): functions, REST stages and usage plans, HTTP stages,
+/// and the account's own API Gateway throttle limits (`GetAccount`).
 pub const DISCOVERY: &[&str] = &[
     "lambda:ListFunctions",
     "lambda:ListTags",
