@@ -30,7 +30,7 @@ fn describe(l: &Limits) -> String {
             "reserved concurrency {}",
             reserved_concurrency.map_or("none".into(), |n| n.to_string())
         ),
-        Limits::Stage { throttle } => match throttle {
+        Limits::Stage { throttle, .. } => match throttle {
             Some(t) => format!("stage throttle {} rps / burst {}", t.rate_limit, t.burst_limit),
             None => "no stage throttle".into(),
         },

@@ -30,8 +30,6 @@ import cbor2
 from moto.apigateway.models import UsagePlan
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.awslambda.models import EventInvokeConfig, LambdaBackend
-from moto.awslambda.responses import LambdaResponse
-from moto.core.responses import ActionResult
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -253,10 +251,8 @@ ApiGatewayV2Response.update_stage = _update_stage
 #
 # moto appends every PutFunctionEventInvokeConfig to a list and GetFunction-
 # EventInvokeConfig returns the first entry, so a second Put is never seen.
-# UpdateFunctionEventInvokeConfig is implemented as that same append (so its
-# change is never seen either) and its reply is serialized with json.dumps,
-# which sends LastModified as a string where the SDK expects epoch seconds.
-# AWS keeps one config per function: Put replaces it, Update merges into it.
+# AWS keeps one config per function, and Put replaces it whole: settings left
+# out (a retry count, a destination) are removed.
 
 
 def _put_function_event_invoke_config(self, function_name, config):
@@ -267,23 +263,7 @@ def _put_function_event_invoke_config(self, function_name, config):
     return function.event_invoke_config[0].response()
 
 
-def _update_function_event_invoke_config(self, function_name, config):
-    current = self.get_function_event_invoke_config(function_name)  # 404 if none
-    merged = {k: v for k, v in current.items() if k not in ("FunctionArn", "LastModified")}
-    merged.update(config)
-    return _put_function_event_invoke_config(self, function_name, merged)
-
-
-def _update_function_event_invoke_config_response(self):
-    function_name = unquote(self.path.rsplit("/", 2)[1])
-    return ActionResult(
-        self.backend.update_function_event_invoke_config(function_name, self.json_body)
-    )
-
-
 LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config
-LambdaBackend.update_function_event_invoke_config = _update_function_event_invoke_config
-LambdaResponse.update_function_event_invoke_config = _update_function_event_invoke_config_response
 
 
 # --- Patch f: Lambda GetAccountSettings ---------------------------------------

@@ -165,6 +165,27 @@ pub async fn create_usage_plan(aws: &LocalAws, api_id: &str, stage: &str) -> Fix
 ///
 /// Any SDK error from API Gateway.
 pub async fn create_http_api(aws: &LocalAws, name: &str, stage: &str) -> FixtureResult<String> {
+    let default = RouteSettings::builder()
+        .throttling_rate_limit(50.0)
+        .throttling_burst_limit(100)
+        .build();
+    create_http_api_with(aws, name, stage, Some(default), &[]).await
+}
+
+/// Creates an HTTP API `name` with a stage tagged [`GUARDED`], with the given
+/// default route settings (none: the server's, no throttle) and per-route
+/// settings by route key; returns the API id.
+///
+/// # Errors
+///
+/// Any SDK error from API Gateway.
+pub async fn create_http_api_with(
+    aws: &LocalAws,
+    name: &str,
+    stage: &str,
+    default: Option<RouteSettings>,
+    routes: &[(&str, RouteSettings)],
+) -> FixtureResult<String> {
     let client = aws_sdk_apigatewayv2::Client::new(&aws.sdk_config());
     let api = client
         .create_api()
@@ -173,18 +194,15 @@ pub async fn create_http_api(aws: &LocalAws, name: &str, stage: &str) -> Fixture
         .send()
         .await?;
     let api_id = api.api_id().ok_or("http api without id")?.to_owned();
-    client
+    let mut create = client
         .create_stage()
         .api_id(&api_id)
         .stage_name(stage)
         .tags(GUARDED.0, GUARDED.1)
-        .default_route_settings(
-            RouteSettings::builder()
-                .throttling_rate_limit(50.0)
-                .throttling_burst_limit(100)
-                .build(),
-        )
-        .send()
-        .await?;
+        .set_default_route_settings(default);
+    for (key, settings) in routes {
+        create = create.route_settings(*key, settings.clone());
+    }
+    create.send().await?;
     Ok(api_id)
 }

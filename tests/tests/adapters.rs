@@ -7,10 +7,11 @@
     reason = "tests fail loudly on bad fixtures"
 )]
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+use aws_sdk_lambda::types::{DestinationConfig, OnFailure};
 use chrono::{DurationRound, Utc};
 use dowguard_adapters::AwsAccount;
 use dowguard_adapters::apigateway::RestAdapter;
@@ -264,8 +265,10 @@ async fn lambda_limits_are_set_read_back_and_removed() {
     let short = AsyncConfig {
         max_event_age_s: Some(60),
         max_retry_attempts: Some(0),
+        on_success: None,
+        on_failure: None,
     };
-    lambda.set_async_config(&f, None, Some(short)).await.unwrap();
+    lambda.set_async_config(&f, Some(&short)).await.unwrap();
     let read = client
         .get_function_event_invoke_config()
         .function_name("checkout")
@@ -279,13 +282,12 @@ async fn lambda_limits_are_set_read_back_and_removed() {
     let longer = AsyncConfig {
         max_event_age_s: Some(3_600),
         max_retry_attempts: Some(2),
+        on_success: None,
+        on_failure: None,
     };
-    lambda
-        .set_async_config(&f, Some(short), Some(longer))
-        .await
-        .unwrap();
+    lambda.set_async_config(&f, Some(&longer)).await.unwrap();
     assert_eq!(lambda.async_config(&f).await.unwrap(), Some(longer));
-    lambda.set_async_config(&f, Some(longer), None).await.unwrap();
+    lambda.set_async_config(&f, None).await.unwrap();
     assert_eq!(lambda.async_config(&f).await.unwrap(), None);
 
     let missing = lambda
@@ -297,6 +299,77 @@ async fn lambda_limits_are_set_read_back_and_removed() {
         missing.to_string().contains("PutFunctionConcurrency on ghost"),
         "{missing}"
     );
+}
+
+#[tokio::test]
+async fn async_config_is_restored_exactly_unset_retries_and_destination_included() {
+    let aws = LocalAws::start().await.unwrap();
+    let config = aws.sdk_config();
+    create_function(&aws, "ingest").await.unwrap();
+    let client = aws_sdk_lambda::Client::new(&config);
+    let lambda = LambdaAdapter::new(client.clone(), 15);
+    let f = FunctionName::parse("ingest").unwrap();
+    let failed = "arn:aws:sqs:us-east-1:123456789012:failed-ingest";
+    // The function's own config: a one-hour event age, the default retries (unset)
+    // and an on-failure destination.
+    client
+        .put_function_event_invoke_config()
+        .function_name("ingest")
+        .maximum_event_age_in_seconds(3_600)
+        .destination_config(
+            DestinationConfig::builder()
+                .on_failure(OnFailure::builder().destination(failed).build())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let original = lambda.async_config(&f).await.unwrap().expect("a config");
+    assert_eq!(
+        original,
+        AsyncConfig {
+            max_event_age_s: Some(3_600),
+            max_retry_attempts: None,
+            on_success: None,
+            on_failure: Some(failed.into()),
+        }
+    );
+    let read_raw = || async {
+        let out = client
+            .get_function_event_invoke_config()
+            .function_name("ingest")
+            .send()
+            .await
+            .unwrap();
+        (
+            out.maximum_event_age_in_seconds(),
+            out.maximum_retry_attempts(),
+            out.destination_config()
+                .and_then(|d| d.on_failure())
+                .and_then(|d| d.destination())
+                .map(str::to_string),
+            out.destination_config().and_then(|d| d.on_success()).is_some(),
+        )
+    };
+
+    let tight = AsyncConfig {
+        max_event_age_s: Some(60),
+        max_retry_attempts: Some(0),
+        ..original.clone()
+    };
+    lambda.set_async_config(&f, Some(&tight)).await.unwrap();
+    assert_eq!(
+        read_raw().await,
+        (Some(60), Some(0), Some(failed.to_string()), false),
+        "tightened, the destination kept"
+    );
+    lambda.set_async_config(&f, Some(&original)).await.unwrap();
+    assert_eq!(
+        read_raw().await,
+        (Some(3_600), None, Some(failed.to_string()), false),
+        "exactly the original: no retry count the function never had"
+    );
+    assert_eq!(lambda.async_config(&f).await.unwrap(), Some(original));
 }
 
 #[tokio::test]
@@ -322,7 +395,11 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
             10,
             Duration::from_millis(10),
         ),
-        HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10),
+        HttpAdapter::new(
+            aws_sdk_apigatewayv2::Client::new(&config),
+            aws_sdk_apigateway::Client::new(&config),
+            10,
+        ),
         CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), MetricsPlan::default()),
     );
     let targets = account.discover().await.unwrap();
@@ -343,7 +420,7 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
     );
     assert_eq!(
         find(&format!("rest-stage:{rest_api}/prod")).limits,
-        Limits::Stage { throttle: None }
+        Limits::stage(None)
     );
     let Limits::UsagePlan { throttle, quota } = find(&format!("usage-plan:{plan}")).limits else {
         panic!("usage plan limits");
@@ -353,10 +430,13 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
         quota.map(|q| (q.limit, q.period)),
         Some((10_000, QuotaPeriod::Day))
     );
-    assert!(matches!(
+    assert_eq!(
         find(&format!("http-stage:{http_api}/live")).limits,
-        Limits::Stage { .. }
-    ));
+        Limits::stage(Some(Throttle {
+            rate_limit: 50.into(),
+            burst_limit: 100
+        }))
+    );
 }
 
 #[tokio::test]
@@ -371,15 +451,25 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
         10,
         Duration::from_millis(10),
     );
-    let http = HttpAdapter::new(aws_sdk_apigatewayv2::Client::new(&config), 10);
+    let http = HttpAdapter::new(
+        aws_sdk_apigatewayv2::Client::new(&config),
+        aws_sdk_apigateway::Client::new(&config),
+        10,
+    );
     let apigw = aws_sdk_apigateway::Client::new(&config);
+    let none = BTreeMap::new();
+    let account = apigw.get_account().send().await.unwrap();
+    let account = account
+        .throttle_settings()
+        .map(|t| (t.rate_limit(), t.burst_limit()))
+        .unwrap();
     let tight = Throttle {
         rate_limit: 7.into(),
         burst_limit: 9,
     };
 
     let stage = TargetId::parse(&format!("rest-stage:{rest_api}/prod")).unwrap();
-    rest.set_stage_throttle(&stage, Some(tight)).await.unwrap();
+    rest.set_stage_throttle(&stage, Some(tight), &none).await.unwrap();
     let read = apigw
         .get_stage()
         .rest_api_id(&rest_api)
@@ -392,7 +482,7 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
         (default.throttling_rate_limit(), default.throttling_burst_limit()),
         (7.0, 9)
     );
-    rest.set_stage_throttle(&stage, None).await.unwrap();
+    rest.set_stage_throttle(&stage, None, &none).await.unwrap();
     let read = apigw
         .get_stage()
         .rest_api_id(&rest_api)
@@ -401,9 +491,10 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
         .await
         .unwrap();
     let default = &read.method_settings().unwrap()["*/*"];
-    assert!(
-        default.throttling_rate_limit() < 0.0,
-        "lifted: -1 means no stage throttle"
+    assert_eq!(
+        (default.throttling_rate_limit(), default.throttling_burst_limit()),
+        account,
+        "lifted to the account's own limits"
     );
 
     let plan_id = UsagePlanId::parse(&plan).unwrap();
@@ -437,7 +528,9 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
     assert!(read.quota().is_none_or(|q| q.limit() == 0), "quota removed");
 
     let http_stage = TargetId::parse(&format!("http-stage:{http_api}/live")).unwrap();
-    http.set_stage_throttle(&http_stage, Some(tight)).await.unwrap();
+    http.set_stage_throttle(&http_stage, Some(tight), &none)
+        .await
+        .unwrap();
     let read = aws_sdk_apigatewayv2::Client::new(&config)
         .get_stage()
         .api_id(&http_api)
@@ -453,8 +546,7 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
         ),
         (Some(7.0), Some(9))
     );
-    http.set_stage_throttle(&http_stage, None).await.unwrap();
-    let account = dowguard_adapters::apigatewayv2::ACCOUNT_DEFAULT_THROTTLE;
+    http.set_stage_throttle(&http_stage, None, &none).await.unwrap();
     let read = aws_sdk_apigatewayv2::Client::new(&config)
         .get_stage()
         .api_id(&http_api)
@@ -469,11 +561,11 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
             settings.throttling_burst_limit()
         ),
         (Some(account.0), Some(account.1)),
-        "lifted to the account's own limits, never to 0"
+        "lifted to the account's own limits (GetAccount), never to 0"
     );
 
     let wrong = rest
-        .set_stage_throttle(&http_stage, Some(tight))
+        .set_stage_throttle(&http_stage, Some(tight), &none)
         .await
         .expect_err("wrong kind");
     assert_eq!(wrong.kind, FailureKind::Refused);

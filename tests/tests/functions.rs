@@ -116,7 +116,7 @@ impl World {
     async fn stage_throttled(&self) -> Result<bool, Error> {
         let stage = format!("rest-stage:{}/prod", self.example.api);
         match self.limits(&stage).await? {
-            Some(Limits::Stage { throttle }) => Ok(throttle.is_some()),
+            Some(Limits::Stage { throttle, .. }) => Ok(throttle.is_some()),
             other => Err(format!("{stage}: {other:?}").into()),
         }
     }

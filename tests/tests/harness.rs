@@ -543,16 +543,23 @@ async fn lambda_reserved_concurrency_is_set_to_zero_restored_and_removed() -> Te
 }
 
 #[tokio::test]
-async fn lambda_event_invoke_config_is_put_updated_and_deleted() -> TestResult {
+async fn lambda_event_invoke_config_is_put_replaced_and_deleted() -> TestResult {
+    use aws_sdk_lambda::types::{DestinationConfig, OnFailure};
     let aws = LocalAws::start().await?;
     let lambda = aws_sdk_lambda::Client::new(&aws.sdk_config());
     let function = create_function(&aws, "checkout").await?;
+    let failed = "arn:aws:sqs:us-east-1:123456789012:failed";
 
     lambda
         .put_function_event_invoke_config()
         .function_name(&function)
         .maximum_event_age_in_seconds(3600)
         .maximum_retry_attempts(2)
+        .destination_config(
+            DestinationConfig::builder()
+                .on_failure(OnFailure::builder().destination(failed).build())
+                .build(),
+        )
         .send()
         .await?;
     let read = lambda
@@ -562,24 +569,11 @@ async fn lambda_event_invoke_config_is_put_updated_and_deleted() -> TestResult {
         .await?;
     assert_eq!(read.maximum_event_age_in_seconds(), Some(3600));
     assert_eq!(read.maximum_retry_attempts(), Some(2));
-
-    let updated = lambda
-        .update_function_event_invoke_config()
-        .function_name(&function)
-        .maximum_retry_attempts(0)
-        .send()
-        .await?;
-    assert_eq!(updated.maximum_retry_attempts(), Some(0));
-    let read = lambda
-        .get_function_event_invoke_config()
-        .function_name(&function)
-        .send()
-        .await?;
-    assert_eq!(read.maximum_retry_attempts(), Some(0));
     assert_eq!(
-        read.maximum_event_age_in_seconds(),
-        Some(3600),
-        "update must keep the other fields"
+        read.destination_config()
+            .and_then(|d| d.on_failure())
+            .and_then(|d| d.destination()),
+        Some(failed)
     );
 
     lambda
@@ -595,8 +589,8 @@ async fn lambda_event_invoke_config_is_put_updated_and_deleted() -> TestResult {
         .await?;
     assert_eq!(read.maximum_event_age_in_seconds(), Some(60));
     assert_eq!(
-        read.maximum_retry_attempts(),
-        None,
+        (read.maximum_retry_attempts(), read.destination_config()),
+        (None, None),
         "put must replace the whole config"
     );
 

@@ -1,6 +1,7 @@
 //! The account as the guard sees it: one value that discovers every kind of target,
 //! measures them, and routes each change to the adapter of its service.
 
+use std::collections::BTreeMap;
 use std::sync::RwLock;
 
 use dowguard_domain::{
@@ -115,21 +116,21 @@ impl LambdaControl for AwsAccount {
         self.lambda.set_reserved_concurrency(function, value).await
     }
 
-    async fn set_async_config(
-        &self,
-        function: &FunctionName,
-        from: Option<AsyncConfig>,
-        to: Option<AsyncConfig>,
-    ) -> PortResult<()> {
-        self.lambda.set_async_config(function, from, to).await
+    async fn set_async_config(&self, function: &FunctionName, to: Option<&AsyncConfig>) -> PortResult<()> {
+        self.lambda.set_async_config(function, to).await
     }
 }
 
 impl StageControl for AwsAccount {
-    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
+    async fn set_stage_throttle(
+        &self,
+        stage: &TargetId,
+        value: Option<Throttle>,
+        overrides: &BTreeMap<String, Option<Throttle>>,
+    ) -> PortResult<()> {
         match stage {
-            TargetId::RestStage(..) => self.rest.set_stage_throttle(stage, value).await,
-            TargetId::HttpStage(..) => self.http.set_stage_throttle(stage, value).await,
+            TargetId::RestStage(..) => self.rest.set_stage_throttle(stage, value, overrides).await,
+            TargetId::HttpStage(..) => self.http.set_stage_throttle(stage, value, overrides).await,
             other => Err(PortError::new(
                 "UpdateStage",
                 other.to_string(),

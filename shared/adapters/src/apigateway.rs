@@ -1,14 +1,15 @@
 //! API Gateway REST APIs: stage throttles (`UpdateStage` on the `/*/*` method
-//! settings), usage plans (`UpdateUsagePlan`, every change to a plan in one call,
-//! paced to about one call per 20 seconds per account: within the process, and
-//! across processes through a slot in the guard's table), and their discovery.
+//! settings and every method's own), usage plans (`UpdateUsagePlan`, every change
+//! to a plan in one call, paced to about one call per 20 seconds per account:
+//! within the process, and across processes through a slot in the guard's table),
+//! their discovery, and the account's own throttle limits (`GetAccount`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::Client;
-use aws_sdk_apigateway::types::{Op, PatchOperation, QuotaPeriodType};
+use aws_sdk_apigateway::types::{MethodSetting, Op, PatchOperation, QuotaPeriodType};
 use chrono::Utc;
 use dowguard_domain::{
     ApiId, Limits, Quota, QuotaPeriod, StageName, Target, TargetId, TargetSpec, Throttle, UsagePlanId,
@@ -24,8 +25,6 @@ use crate::pace::Pacer;
 
 /// The method-settings key of a stage's default throttle.
 const DEFAULT_METHOD: &str = "*/*";
-/// The rate API Gateway reads as "no method-level throttle".
-const UNTHROTTLED: &str = "-1";
 
 /// What discovery learnt about REST APIs that metrics need: CloudWatch names REST
 /// API metrics by API *name*, and a usage plan's traffic is its stages' traffic.
@@ -153,6 +152,7 @@ impl RestAdapter {
     pub async fn discover(&self) -> PortResult<(Vec<Target>, RestCatalog)> {
         let mut targets = Vec::new();
         let mut catalog = RestCatalog::default();
+        let mut account = None;
         let mut position: Option<String> = None;
         loop {
             self.stage_pacer.wait().await;
@@ -184,10 +184,14 @@ impl RestAdapter {
                     let Some(Ok(name)) = stage.stage_name().map(StageName::parse) else {
                         continue;
                     };
-                    let throttle = stage
-                        .method_settings()
-                        .and_then(|m| m.get(DEFAULT_METHOD))
-                        .and_then(|s| throttle_of(s.throttling_rate_limit(), s.throttling_burst_limit()));
+                    let settings = stage.method_settings();
+                    let account = match settings {
+                        Some(m) if !m.is_empty() => {
+                            Some(cached(&mut account, &self.client, &self.stage_pacer).await?)
+                        }
+                        _ => None,
+                    };
+                    let limits = rest_stage_limits(settings, account.as_ref());
                     // A stage inherits its REST API's tags for attribute-based access
                     // control, its own tags winning ("API Gateway resources that can be
                     // tagged"): these are the tags IAM's `aws:ResourceTag` sees.
@@ -203,7 +207,7 @@ impl RestAdapter {
                         TargetId::RestStage(api_id.clone(), name),
                         TargetSpec::RestStage,
                         tags,
-                        Limits::Stage { throttle },
+                        limits,
                     );
                     target.guarded = guarded;
                     targets.push(target);
@@ -331,6 +335,71 @@ impl RestAdapter {
     }
 }
 
+/// The account's own throttle limits in this Region, which bound every stage,
+/// method and route throttle: API Gateway's `GetAccount` → `throttleSettings`
+/// (API Gateway API reference, "GetAccount"; the developer guide's "Throttle
+/// requests to your REST APIs" says default and per-method limits are bounded by
+/// the account-level limits). They differ by Region and account (the "Amazon API
+/// Gateway quotas" page), so they are read, never assumed.
+pub async fn account_throttle(client: &Client, pacer: &Pacer) -> PortResult<Throttle> {
+    pacer.wait().await;
+    let out = client
+        .get_account()
+        .send()
+        .await
+        .map_err(|e| port_error("GetAccount", "account", e))?;
+    out.throttle_settings()
+        .and_then(|t| throttle_of(t.rate_limit(), t.burst_limit()))
+        .ok_or_else(|| {
+            invalid(
+                "GetAccount",
+                "account",
+                "no account throttle settings in the answer",
+            )
+        })
+}
+
+/// The account's throttle limits, asked for once and then kept in `cache`.
+pub(crate) async fn cached(
+    cache: &mut Option<Throttle>,
+    client: &Client,
+    pacer: &Pacer,
+) -> PortResult<Throttle> {
+    if let Some(t) = cache {
+        return Ok(*t);
+    }
+    let t = account_throttle(client, pacer).await?;
+    *cache = Some(t);
+    Ok(t)
+}
+
+/// A throttle as the guard models it: `None` for no throttle at this level, which
+/// AWS shows either as a negative number or as the account's own limits (the AWS
+/// CLI reference's `update-stage` example shows a method setting made without a
+/// throttle carrying the account's 10,000 requests a second and burst 5,000).
+pub fn read_throttle(rate: f64, burst: i32, account: Option<&Throttle>) -> Option<Throttle> {
+    throttle_of(rate, burst).filter(|t| Some(t) != account)
+}
+
+/// A REST stage's limits from its method settings: `*/*` is the stage's throttle,
+/// every other key (`~1orders/GET`) a method whose settings apply instead of the
+/// stage's, throttle included.
+pub fn rest_stage_limits(
+    settings: Option<&HashMap<String, MethodSetting>>,
+    account: Option<&Throttle>,
+) -> Limits {
+    let read =
+        |s: &MethodSetting| read_throttle(s.throttling_rate_limit(), s.throttling_burst_limit(), account);
+    let throttle = settings.and_then(|m| m.get(DEFAULT_METHOD)).and_then(read);
+    let overrides = settings
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| key.as_str() != DEFAULT_METHOD)
+        .map(|(key, s)| (key.clone(), read(s)))
+        .collect();
+    Limits::Stage { throttle, overrides }
+}
+
 /// A throttle from AWS's numbers; a negative rate means "none at this level".
 pub fn throttle_of(rate: f64, burst: i32) -> Option<Throttle> {
     if rate < 0.0 || burst < 0 {
@@ -356,16 +425,52 @@ fn remove(path: &str) -> PatchOperation {
     PatchOperation::builder().op(Op::Remove).path(path).build()
 }
 
-/// The patch operations that set a stage's default throttle (or lift it).
-pub fn stage_patch(value: Option<Throttle>) -> Vec<PatchOperation> {
-    let (rate, burst) = match value {
-        Some(t) => (t.rate_limit.normalize().to_string(), t.burst_limit.to_string()),
-        None => (UNTHROTTLED.to_string(), UNTHROTTLED.to_string()),
+/// The patch operations that set a stage's default throttle (`*/*`) and each
+/// named method's, in one `UpdateStage`.
+pub fn stage_patch(throttles: &[(&str, Throttle)]) -> Vec<PatchOperation> {
+    throttles
+        .iter()
+        .flat_map(|(key, t)| {
+            [
+                replace(
+                    &format!("/{key}/throttling/rateLimit"),
+                    t.rate_limit.normalize().to_string(),
+                ),
+                replace(
+                    &format!("/{key}/throttling/burstLimit"),
+                    t.burst_limit.to_string(),
+                ),
+            ]
+        })
+        .collect()
+}
+
+/// The values an update writes: `None` ("no throttle at this level") becomes the
+/// account's own limits, asked of AWS only when something is to be written that
+/// way. AWS documents no other value for it, and every stage, method or route
+/// throttle is bounded by the account's limits anyway, so writing them lifts the
+/// guard's throttle without capping anything.
+pub(crate) async fn resolve_unthrottled<'a>(
+    operation: &'static str,
+    stage: &TargetId,
+    throttles: impl IntoIterator<Item = (&'a str, Option<Throttle>)>,
+    client: &Client,
+    pacer: &Pacer,
+) -> PortResult<Vec<(&'a str, Throttle)>> {
+    let throttles: Vec<(&str, Option<Throttle>)> = throttles.into_iter().collect();
+    let account = if throttles.iter().any(|(_, t)| t.is_none()) {
+        Some(account_throttle(client, pacer).await?)
+    } else {
+        None
     };
-    vec![
-        replace("/*/*/throttling/rateLimit", rate),
-        replace("/*/*/throttling/burstLimit", burst),
-    ]
+    throttles
+        .into_iter()
+        .map(|(key, t)| {
+            t.or(account)
+                .map(|t| (key, t))
+                .ok_or_else(|| invalid(operation, stage.to_string(), "no account throttle to write"))
+        })
+        .collect()
 }
 
 /// The patch operations that set a usage plan's throttle and quota in one call.
@@ -401,7 +506,12 @@ pub fn plan_patch(throttle: Option<Throttle>, quota: Option<Quota>) -> Vec<Patch
 }
 
 impl StageControl for RestAdapter {
-    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
+    async fn set_stage_throttle(
+        &self,
+        stage: &TargetId,
+        value: Option<Throttle>,
+        overrides: &BTreeMap<String, Option<Throttle>>,
+    ) -> PortResult<()> {
         let TargetId::RestStage(api, name) = stage else {
             return Err(PortError::new(
                 "UpdateStage",
@@ -410,12 +520,20 @@ impl StageControl for RestAdapter {
                 "not a REST API stage",
             ));
         };
+        let throttles = resolve_unthrottled(
+            "UpdateStage",
+            stage,
+            std::iter::once((DEFAULT_METHOD, value)).chain(overrides.iter().map(|(k, t)| (k.as_str(), *t))),
+            &self.client,
+            &self.stage_pacer,
+        )
+        .await?;
         self.stage_pacer.wait().await;
         self.client
             .update_stage()
             .rest_api_id(api.as_str())
             .stage_name(name.as_str())
-            .set_patch_operations(Some(stage_patch(value)))
+            .set_patch_operations(Some(stage_patch(&throttles)))
             .send()
             .await
             .map(|_| ())

@@ -1,7 +1,22 @@
-//! API Gateway HTTP APIs: stage default-route throttles through `UpdateStage`
-//! (a live stage is updated in place, never deleted and recreated), and discovery.
+//! API Gateway HTTP APIs: stage throttles, the default route's and each route's
+//! own, through one `UpdateStage` (a live stage is updated in place, never deleted
+//! and recreated), and discovery.
+//!
+//! "No throttle" is never written by leaving the throttle fields out: AWS's
+//! `RouteSettings` reference (API Gateway V2 API reference) documents no default
+//! for `ThrottlingBurstLimit` and `ThrottlingRateLimit`, and stages whose route
+//! settings were written without them are publicly reported to refuse every
+//! request (their limits read as 0). The guard writes the account's own limits
+//! instead (`GetAccount` → `throttleSettings`: the developer guide's "Throttling
+//! requests to your HTTP API" says default route throttling limits can't exceed the
+//! account-level limits) and reads a throttle equal to them back as "no throttle".
+//!
+//! A route whose settings carry no throttle is not an override: UpdateStage can set
+//! a field but never unset one, so a throttle the guard wrote there could not be
+//! taken back exactly, and such a route cannot let more through than the stage does
+//! (whether it follows the default route or reads as 0). The guard leaves it alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::types::{ProtocolType, RouteSettings};
@@ -10,36 +25,39 @@ use dowguard_guard::ports::StageControl;
 use dowguard_guard::{FailureKind, PortError, PortResult};
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::apigateway::throttle_of;
+use crate::apigateway::{cached, read_throttle, resolve_unthrottled};
 use crate::error::{invalid, port_error};
 use crate::pace::Pacer;
 
-/// What the guard writes to lift its throttle from a stage that had none: the
-/// default account-level limits (10,000 requests a second, burst 5,000), which is what
-/// an unthrottled stage gets. Leaving the fields out of `UpdateStage` is not safe (an
-/// unset limit may read as 0, which refuses every request), so the guard writes these
-/// values and reads them back as "no stage throttle".
-pub const ACCOUNT_DEFAULT_THROTTLE: (f64, i32) = (10_000.0, 5_000);
+/// The name `resolve_unthrottled` gives the default route.
+const DEFAULT_ROUTE: &str = "";
 
 /// HTTP APIs through the SDK.
 #[derive(Debug)]
 pub struct HttpAdapter {
     client: Client,
+    account: aws_sdk_apigateway::Client,
     pacer: Pacer,
 }
 
 impl HttpAdapter {
     /// Paces calls to `per_second` (API Gateway's control plane is shared).
-    pub fn new(client: Client, per_second: u32) -> Self {
+    /// `account` is an API Gateway (REST) client, for the account's own throttle
+    /// limits (`GetAccount`): one quota per account and Region across HTTP, REST
+    /// and WebSocket APIs ("Amazon API Gateway quotas").
+    pub fn new(client: Client, account: aws_sdk_apigateway::Client, per_second: u32) -> Self {
         HttpAdapter {
             client,
+            account,
             pacer: Pacer::per_second(per_second),
         }
     }
 
-    /// Every HTTP API stage with tags and its default-route throttle.
+    /// Every HTTP API stage with tags, its default-route throttle and the routes
+    /// with a throttle of their own.
     pub async fn discover(&self) -> PortResult<Vec<Target>> {
         let mut targets = Vec::new();
+        let mut account = None;
         let mut token: Option<String> = None;
         loop {
             self.pacer.wait().await;
@@ -76,7 +94,12 @@ impl HttpAdapter {
                         let Ok(name) = StageName::parse(stage.stage_name().unwrap_or_default()) else {
                             continue;
                         };
-                        let throttle = stage.default_route_settings().and_then(route_throttle);
+                        let account = cached(&mut account, &self.account, &self.pacer).await?;
+                        let limits = http_stage_limits(
+                            stage.default_route_settings(),
+                            stage.route_settings(),
+                            &account,
+                        );
                         // IAM sees an HTTP API stage's own tags only: V2 resources do
                         // not inherit their API's ("API Gateway resources that can be
                         // tagged"). The API's tags still count for tag-group budgets.
@@ -90,7 +113,7 @@ impl HttpAdapter {
                             TargetId::HttpStage(api_id.clone(), name),
                             TargetSpec::HttpStage,
                             tags,
-                            Limits::Stage { throttle },
+                            limits,
                         );
                         target.guarded = tags_allow_guard(&own);
                         targets.push(target);
@@ -144,15 +167,62 @@ impl HttpAdapter {
     }
 }
 
-fn route_throttle(settings: &RouteSettings) -> Option<Throttle> {
-    throttle_of(
+/// A route's own throttle: both fields set, and not the account's own limits.
+fn route_throttle(settings: &RouteSettings, account: &Throttle) -> Option<Throttle> {
+    read_throttle(
         settings.throttling_rate_limit()?,
         settings.throttling_burst_limit()?,
+        Some(account),
     )
 }
 
+/// An HTTP stage's limits: the default route's throttle, and each route whose
+/// settings carry a throttle (see the module docs for those that carry none).
+pub fn http_stage_limits(
+    default: Option<&RouteSettings>,
+    routes: Option<&HashMap<String, RouteSettings>>,
+    account: &Throttle,
+) -> Limits {
+    let throttle = default.and_then(|s| route_throttle(s, account));
+    let overrides = routes
+        .into_iter()
+        .flatten()
+        .filter(|(_, s)| s.throttling_rate_limit().is_some() && s.throttling_burst_limit().is_some())
+        .map(|(key, s)| (key.clone(), route_throttle(s, account)))
+        .collect();
+    Limits::Stage { throttle, overrides }
+}
+
+/// Route settings for an HTTP API: only what HTTP APIs accept. `DataTraceEnabled`
+/// and `LoggingLevel` are "Supported only for WebSocket APIs" (API Gateway V2 API
+/// reference, RouteSettings), so they are never sent; detailed metrics are kept as
+/// they were.
+fn http_route_settings(
+    throttle: Throttle,
+    existing: Option<&RouteSettings>,
+    operation: &'static str,
+    stage: &TargetId,
+) -> PortResult<RouteSettings> {
+    let rate = throttle
+        .rate_limit
+        .to_f64()
+        .ok_or_else(|| invalid(operation, stage.to_string(), "rate out of range"))?;
+    let burst = i32::try_from(throttle.burst_limit)
+        .map_err(|_| invalid(operation, stage.to_string(), "burst out of range"))?;
+    Ok(RouteSettings::builder()
+        .set_detailed_metrics_enabled(existing.and_then(RouteSettings::detailed_metrics_enabled))
+        .throttling_rate_limit(rate)
+        .throttling_burst_limit(burst)
+        .build())
+}
+
 impl StageControl for HttpAdapter {
-    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
+    async fn set_stage_throttle(
+        &self,
+        stage: &TargetId,
+        value: Option<Throttle>,
+        overrides: &BTreeMap<String, Option<Throttle>>,
+    ) -> PortResult<()> {
         let TargetId::HttpStage(api, name) = stage else {
             return Err(PortError::new(
                 "UpdateStage",
@@ -161,7 +231,7 @@ impl StageControl for HttpAdapter {
                 "not an HTTP API stage",
             ));
         };
-        // Read the stage's other default-route settings so that only the throttle changes.
+        // Read the stage's other route settings so that only the throttles change.
         self.pacer.wait().await;
         let current = self
             .client
@@ -171,28 +241,37 @@ impl StageControl for HttpAdapter {
             .send()
             .await
             .map_err(|e| port_error("GetStage", stage.to_string(), e))?;
-        let existing = current.default_route_settings();
-        let mut settings = RouteSettings::builder()
-            .set_detailed_metrics_enabled(existing.and_then(RouteSettings::detailed_metrics_enabled))
-            .set_data_trace_enabled(existing.and_then(RouteSettings::data_trace_enabled))
-            .set_logging_level(existing.and_then(|s| s.logging_level().cloned()));
-        let (rate, burst) = match value {
-            Some(t) => (
-                t.rate_limit
-                    .to_f64()
-                    .ok_or_else(|| invalid("UpdateStage", stage.to_string(), "rate out of range"))?,
-                i32::try_from(t.burst_limit)
-                    .map_err(|_| invalid("UpdateStage", stage.to_string(), "burst out of range"))?,
-            ),
-            None => ACCOUNT_DEFAULT_THROTTLE,
-        };
-        settings = settings.throttling_rate_limit(rate).throttling_burst_limit(burst);
-        self.pacer.wait().await;
-        self.client
+        let throttles = resolve_unthrottled(
+            "UpdateStage",
+            stage,
+            std::iter::once((DEFAULT_ROUTE, value)).chain(overrides.iter().map(|(k, t)| (k.as_str(), *t))),
+            &self.account,
+            &self.pacer,
+        )
+        .await?;
+        let mut update = self
+            .client
             .update_stage()
             .api_id(api.as_str())
-            .stage_name(name.as_str())
-            .default_route_settings(settings.build())
+            .stage_name(name.as_str());
+        for (key, throttle) in throttles {
+            if key == DEFAULT_ROUTE {
+                update = update.default_route_settings(http_route_settings(
+                    throttle,
+                    current.default_route_settings(),
+                    "UpdateStage",
+                    stage,
+                )?);
+            } else {
+                let existing = current.route_settings().and_then(|r| r.get(key));
+                update = update.route_settings(
+                    key,
+                    http_route_settings(throttle, existing, "UpdateStage", stage)?,
+                );
+            }
+        }
+        self.pacer.wait().await;
+        update
             .send()
             .await
             .map(|_| ())

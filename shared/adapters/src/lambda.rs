@@ -3,7 +3,7 @@
 //! plane (about 15 requests a second) politely.
 
 use aws_sdk_lambda::Client;
-use aws_sdk_lambda::types::{Architecture, FunctionConfiguration};
+use aws_sdk_lambda::types::{Architecture, DestinationConfig, FunctionConfiguration, OnFailure, OnSuccess};
 use dowguard_domain::{
     AccountConcurrency, Arch, AsyncConfig, FunctionName, Limits, Target, TargetId, TargetSpec,
     tags_allow_guard,
@@ -68,12 +68,23 @@ impl LambdaAdapter {
             .send()
             .await
         {
-            Ok(out) => Ok(Some(AsyncConfig {
-                max_event_age_s: out
-                    .maximum_event_age_in_seconds()
-                    .and_then(|n| u32::try_from(n).ok()),
-                max_retry_attempts: out.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
-            })),
+            Ok(out) => {
+                let destinations = out.destination_config();
+                Ok(Some(AsyncConfig {
+                    max_event_age_s: out
+                        .maximum_event_age_in_seconds()
+                        .and_then(|n| u32::try_from(n).ok()),
+                    max_retry_attempts: out.maximum_retry_attempts().and_then(|n| u32::try_from(n).ok()),
+                    on_success: destinations
+                        .and_then(DestinationConfig::on_success)
+                        .and_then(OnSuccess::destination)
+                        .map(str::to_string),
+                    on_failure: destinations
+                        .and_then(DestinationConfig::on_failure)
+                        .and_then(OnFailure::destination)
+                        .map(str::to_string),
+                }))
+            }
             Err(e) => {
                 let err = port_error("GetFunctionEventInvokeConfig", function.as_str(), e);
                 if err.kind == FailureKind::NotFound {
@@ -241,12 +252,12 @@ impl LambdaControl for LambdaAdapter {
         }
     }
 
-    async fn set_async_config(
-        &self,
-        function: &FunctionName,
-        from: Option<AsyncConfig>,
-        to: Option<AsyncConfig>,
-    ) -> PortResult<()> {
+    /// Writes the whole config with `PutFunctionEventInvokeConfig`, which (Lambda
+    /// API reference, "PutFunctionEventInvokeConfig") overwrites any existing config
+    /// and removes every setting it is not given; `UpdateFunctionEventInvokeConfig`
+    /// changes only the settings it is given, so it could never put back a setting
+    /// the original did not have. `None` deletes the config.
+    async fn set_async_config(&self, function: &FunctionName, to: Option<&AsyncConfig>) -> PortResult<()> {
         let name = function.as_str();
         let Some(config) = to else {
             self.pacer.wait().await;
@@ -276,28 +287,32 @@ impl LambdaControl for LambdaAdapter {
             .max_retry_attempts
             .map(|n| i32_of(n, "PutFunctionEventInvokeConfig", name))
             .transpose()?;
+        let destinations = (config.on_success.is_some() || config.on_failure.is_some()).then(|| {
+            DestinationConfig::builder()
+                .set_on_success(
+                    config
+                        .on_success
+                        .as_ref()
+                        .map(|arn| OnSuccess::builder().destination(arn).build()),
+                )
+                .set_on_failure(
+                    config
+                        .on_failure
+                        .as_ref()
+                        .map(|arn| OnFailure::builder().destination(arn).build()),
+                )
+                .build()
+        });
         self.pacer.wait().await;
-        if from.is_some() {
-            // Update keeps the function's destinations.
-            self.client
-                .update_function_event_invoke_config()
-                .function_name(name)
-                .set_maximum_event_age_in_seconds(age)
-                .set_maximum_retry_attempts(retries)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| port_error("UpdateFunctionEventInvokeConfig", name, e))
-        } else {
-            self.client
-                .put_function_event_invoke_config()
-                .function_name(name)
-                .set_maximum_event_age_in_seconds(age)
-                .set_maximum_retry_attempts(retries)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| port_error("PutFunctionEventInvokeConfig", name, e))
-        }
+        self.client
+            .put_function_event_invoke_config()
+            .function_name(name)
+            .set_maximum_event_age_in_seconds(age)
+            .set_maximum_retry_attempts(retries)
+            .set_destination_config(destinations)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error("PutFunctionEventInvokeConfig", name, e))
     }
 }

@@ -37,14 +37,10 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ),
     (
         "lambda",
-        "update_function_event_invoke_config",
-        &["lambda:UpdateFunctionEventInvokeConfig"],
-    ),
-    (
-        "lambda",
         "delete_function_event_invoke_config",
         &["lambda:DeleteFunctionEventInvokeConfig"],
     ),
+    ("apigateway", "get_account", &["apigateway:GET"]),
     ("apigateway", "get_rest_apis", &["apigateway:GET"]),
     ("apigateway", "get_stages", &["apigateway:GET"]),
     ("apigateway", "get_usage_plans", &["apigateway:GET"]),
@@ -77,7 +73,8 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
 ];
 
 /// Discovery of every target with its tags and current limits
-/// (`AwsAccount::discover`): functions, REST stages and usage plans, HTTP stages.
+/// (`AwsAccount::discover`): functions, REST stages and usage plans, HTTP stages,
+/// and the account's own API Gateway throttle limits (`GetAccount`).
 pub const DISCOVERY: &[&str] = &[
     "lambda:ListFunctions",
     "lambda:ListTags",

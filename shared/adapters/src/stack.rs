@@ -166,7 +166,11 @@ impl AwsStack {
                     pacing.usage_plan_interval,
                 )
                 .with_plan_slot(leases.clone()),
-                HttpAdapter::new(clients.apigatewayv2(sdk), pacing.apigateway_per_second),
+                HttpAdapter::new(
+                    clients.apigatewayv2(sdk),
+                    clients.apigateway(sdk),
+                    pacing.apigateway_per_second,
+                ),
                 CloudWatchMetrics::new(clients.cloudwatch(sdk), config.metrics_plan),
             ),
             notifier: SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),

@@ -1,7 +1,8 @@
 //! What the local AWS server cannot produce, tested at the SDK level with
 //! `aws-smithy-mocks`: GetAccountSettings, ListFunctions paging, throttling and
-//! retries, server errors, timeouts, GetMetricData paging and partial data, and the
-//! HTTP API stage update that must keep the stage's other route settings.
+//! retries, server errors, timeouts, GetMetricData paging and partial data, the
+//! HTTP API stage update that sends only what HTTP APIs accept, and the account's
+//! own API Gateway limits written to lift a throttle.
 
 #![allow(
     clippy::expect_used,
@@ -9,7 +10,7 @@
     reason = "tests fail loudly on bad fixtures"
 )]
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use aws_sdk_lambda::operation::get_function_event_invoke_config::GetFunctionEventInvokeConfigError;
@@ -246,6 +247,7 @@ async fn server_errors_are_reported_as_unavailable() {
                 rate_limit: 10.into(),
                 burst_limit: 10,
             }),
+            &BTreeMap::new(),
         )
         .await
         .expect_err("503");
@@ -365,48 +367,132 @@ async fn metric_pages_are_followed_and_partial_data_is_reported() {
     assert_eq!(fetched.metrics_requested, 4);
 }
 
+/// An API Gateway (REST) client whose `GetAccount` answers with `rate` / `burst`,
+/// the limits of an account in a Region with smaller quotas than the usual.
+fn account_with_limits(rate: f64, burst: i32) -> (aws_smithy_mocks::Rule, aws_sdk_apigateway::Client) {
+    use aws_sdk_apigateway::operation::get_account::GetAccountOutput;
+    use aws_sdk_apigateway::types::ThrottleSettings;
+    let rule = mock!(aws_sdk_apigateway::Client::get_account).then_output(move || {
+        GetAccountOutput::builder()
+            .throttle_settings(
+                ThrottleSettings::builder()
+                    .rate_limit(rate)
+                    .burst_limit(burst)
+                    .build(),
+            )
+            .build()
+    });
+    let client = mock_client!(aws_sdk_apigateway, [&rule]);
+    (rule, client)
+}
+
 #[tokio::test]
-async fn an_http_stage_update_changes_only_the_throttle() {
+async fn an_http_stage_update_sends_only_what_http_apis_accept() {
     use aws_sdk_apigatewayv2::operation::get_stage::GetStageOutput;
     use aws_sdk_apigatewayv2::operation::update_stage::UpdateStageOutput;
     use aws_sdk_apigatewayv2::types::{LoggingLevel, RouteSettings};
+    // What a stage set up for WebSocket-style logging reads back as.
     let get = mock!(aws_sdk_apigatewayv2::Client::get_stage).then_output(|| {
         GetStageOutput::builder()
             .stage_name("$default")
             .default_route_settings(
                 RouteSettings::builder()
                     .detailed_metrics_enabled(true)
+                    .data_trace_enabled(true)
                     .logging_level(LoggingLevel::Info)
                     .throttling_rate_limit(500.0)
                     .throttling_burst_limit(1_000)
                     .build(),
             )
+            .route_settings(
+                "GET /orders",
+                RouteSettings::builder()
+                    .detailed_metrics_enabled(false)
+                    .data_trace_enabled(true)
+                    .logging_level(LoggingLevel::Error)
+                    .throttling_rate_limit(900.0)
+                    .throttling_burst_limit(900)
+                    .build(),
+            )
             .build()
     });
+    let http_only = |s: &RouteSettings| s.data_trace_enabled().is_none() && s.logging_level().is_none();
     let update = mock!(aws_sdk_apigatewayv2::Client::update_stage)
-        .match_requests(|r| {
+        .match_requests(move |r| {
+            let route = r.route_settings().and_then(|m| m.get("GET /orders"));
             r.default_route_settings().is_some_and(|s| {
-                s.detailed_metrics_enabled() == Some(true)
-                    && s.logging_level() == Some(&LoggingLevel::Info)
+                http_only(s)
+                    && s.detailed_metrics_enabled() == Some(true)
                     && s.throttling_rate_limit() == Some(20.0)
                     && s.throttling_burst_limit() == Some(20)
-            })
+            }) && route.is_some_and(|s| {
+                http_only(s)
+                    && s.detailed_metrics_enabled() == Some(false)
+                    && s.throttling_rate_limit() == Some(20.0)
+                    && s.throttling_burst_limit() == Some(20)
+            }) && r.route_settings().is_some_and(|m| m.len() == 1)
         })
         .then_output(|| UpdateStageOutput::builder().build());
     let client = mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, [&get, &update]);
-    let http = HttpAdapter::new(client, 1_000);
+    let (account, account_client) = account_with_limits(10_000.0, 5_000);
+    let http = HttpAdapter::new(client, account_client, 1_000);
+    let tight = Throttle {
+        rate_limit: 20.into(),
+        burst_limit: 20,
+    };
     http.set_stage_throttle(
         &TargetId::parse("http-stage:a1b2c3d4e5/$default").unwrap(),
-        Some(Throttle {
-            rate_limit: 20.into(),
-            burst_limit: 20,
-        }),
+        Some(tight),
+        &BTreeMap::from([("GET /orders".to_string(), Some(tight))]),
     )
     .await
     .unwrap();
     assert_eq!(
         update.num_calls(),
         1,
-        "the update kept metrics and logging and set only the throttle"
+        "one update: the throttles set, detailed metrics kept, no WebSocket-only setting sent"
     );
+    assert_eq!(
+        account.num_calls(),
+        0,
+        "nothing written as unthrottled, so no GetAccount"
+    );
+}
+
+#[tokio::test]
+async fn lifting_an_http_stage_throttle_writes_the_accounts_own_limits() {
+    use aws_sdk_apigatewayv2::operation::get_stage::GetStageOutput;
+    use aws_sdk_apigatewayv2::operation::update_stage::UpdateStageOutput;
+    use aws_sdk_apigatewayv2::types::RouteSettings;
+    let get = mock!(aws_sdk_apigatewayv2::Client::get_stage).then_output(|| {
+        GetStageOutput::builder()
+            .stage_name("prod")
+            .default_route_settings(
+                RouteSettings::builder()
+                    .throttling_rate_limit(20.0)
+                    .throttling_burst_limit(20)
+                    .build(),
+            )
+            .build()
+    });
+    // Some Regions' accounts get 2,500 requests a second and a burst of 1,250.
+    let update = mock!(aws_sdk_apigatewayv2::Client::update_stage)
+        .match_requests(|r| {
+            r.default_route_settings().is_some_and(|s| {
+                s.throttling_rate_limit() == Some(2_500.0) && s.throttling_burst_limit() == Some(1_250)
+            })
+        })
+        .then_output(|| UpdateStageOutput::builder().build());
+    let client = mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, [&get, &update]);
+    let (account, account_client) = account_with_limits(2_500.0, 1_250);
+    let http = HttpAdapter::new(client, account_client, 1_000);
+    http.set_stage_throttle(
+        &TargetId::parse("http-stage:a1b2c3d4e5/prod").unwrap(),
+        None,
+        &BTreeMap::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(account.num_calls(), 1);
+    assert_eq!(update.num_calls(), 1, "the account's own limits written");
 }

@@ -54,17 +54,33 @@ pub fn change(c: &Change) -> String {
         }
         Change::AsyncInvokeConfig { from, to, .. } => {
             let age = |c: &Option<dowguard_domain::AsyncConfig>| {
-                c.and_then(|c| c.max_event_age_s)
+                c.as_ref()
+                    .and_then(|c| c.max_event_age_s)
                     .map_or("default".into(), |a| format!("{a} s"))
             };
             format!("async event age {} -> {}", age(from), age(to))
         }
-        Change::StageThrottle { from, to, .. } => {
-            format!(
+        Change::StageThrottle {
+            from,
+            to,
+            from_overrides,
+            to_overrides,
+            ..
+        } => {
+            let mut text = format!(
                 "stage throttle {} -> {}",
                 throttle(from.as_ref()),
                 throttle(to.as_ref())
-            )
+            );
+            for (key, t) in to_overrides {
+                let before = from_overrides.get(key).copied().flatten();
+                text.push_str(&format!(
+                    ", {key} {} -> {}",
+                    throttle(before.as_ref()),
+                    throttle(t.as_ref())
+                ));
+            }
+            text
         }
         Change::UsagePlanLimits {
             from_throttle,

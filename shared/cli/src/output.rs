@@ -114,15 +114,32 @@ pub fn limits(l: &Limits) -> String {
                 None => "no reservation".into(),
             };
             match async_config {
-                Some(c) => format!(
-                    "{reserved}, async age {} / retries {}",
-                    c.max_event_age_s.map_or("default".into(), |a| format!("{a} s")),
-                    c.max_retry_attempts.map_or("default".into(), |r| r.to_string())
-                ),
+                Some(c) => {
+                    let mut text = format!(
+                        "{reserved}, async age {} / retries {}",
+                        c.max_event_age_s.map_or("default".into(), |a| format!("{a} s")),
+                        c.max_retry_attempts.map_or("default".into(), |r| r.to_string())
+                    );
+                    for (when, arn) in [("success", &c.on_success), ("failure", &c.on_failure)] {
+                        if let Some(arn) = arn {
+                            text.push_str(&format!(", on {when} to {arn}"));
+                        }
+                    }
+                    text
+                }
                 None => reserved,
             }
         }
-        Limits::Stage { throttle: t } => format!("throttle {}", throttle(t.as_ref())),
+        Limits::Stage {
+            throttle: t,
+            overrides,
+        } => {
+            let mut text = format!("throttle {}", throttle(t.as_ref()));
+            for (key, t) in overrides {
+                text.push_str(&format!(", {key} {}", throttle(t.as_ref())));
+            }
+            text
+        }
         Limits::UsagePlan {
             throttle: t,
             quota: q,

@@ -55,12 +55,10 @@ fn bench_decide(c: &mut Criterion) {
             (
                 TargetId::parse(&format!("rest-stage:api{i:07}/prod")).expect("id"),
                 TargetSpec::RestStage,
-                Limits::Stage {
-                    throttle: Some(Throttle {
-                        rate_limit: 1_000.into(),
-                        burst_limit: 2_000,
-                    }),
-                },
+                Limits::stage(Some(Throttle {
+                    rate_limit: 1_000.into(),
+                    burst_limit: 2_000,
+                })),
             )
         } else {
             (

@@ -23,6 +23,8 @@ MUTATIONS = [
      "if next.restore_point.is_none() {", "if next.restore_point.is_none() || next.phase.is_tightened() {"),
     ("recovery restores exactly the restore point", "decide.rs",
      "limits: target.limits.clone(),", "limits: Limits::unset(target.id.kind()),"),
+    ("no method or route override is looser than a tightened stage", "decide.rs",
+     "let capped = clamp_override(stage, [own, prev], floors);", "let capped = own.unwrap_or(stage);"),
     ("the unreserved minimum holds", "decide.rs",
      "if delta <= 0 || *pool - delta >= minimum {", "if true {"),
     ("deciding twice adds no action (dry-run convergence)", "decide.rs",

@@ -2,6 +2,8 @@
 //! and the IAM permission each needs. The core only returns them; an executor in
 //! the shell applies them (or, in dry-run, records them as not applied).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{BudgetId, BurnRate, Mode};
@@ -14,7 +16,6 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     "lambda:PutFunctionConcurrency",
     "lambda:DeleteFunctionConcurrency",
     "lambda:PutFunctionEventInvokeConfig",
-    "lambda:UpdateFunctionEventInvokeConfig",
     "lambda:DeleteFunctionEventInvokeConfig",
     "apigateway:PATCH",
     "sns:Publish",
@@ -45,8 +46,9 @@ pub enum Change {
         /// Value after.
         to: Option<u32>,
     },
-    /// Set (`Some`) or remove (`None`) a function's asynchronous invoke config, so a
-    /// queued backlog expires instead of replaying after the throttle ends.
+    /// Set (`Some`, the whole config) or remove (`None`) a function's asynchronous
+    /// invoke config, so a queued backlog expires instead of replaying after the
+    /// throttle ends.
     AsyncInvokeConfig {
         /// Function.
         function: FunctionName,
@@ -55,7 +57,8 @@ pub enum Change {
         /// Value after.
         to: Option<AsyncConfig>,
     },
-    /// Set or clear the default throttle of a REST or HTTP API stage.
+    /// Set or clear the default throttle of a REST or HTTP API stage, and the
+    /// throttles of the methods or routes that override it, in one update.
     StageThrottle {
         /// The stage (a `rest-stage` or `http-stage` target).
         stage: TargetId,
@@ -63,6 +66,13 @@ pub enum Change {
         from: Option<Throttle>,
         /// Value after.
         to: Option<Throttle>,
+        /// The overrides this change sets, as they were before (absent: there was none).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        from_overrides: BTreeMap<String, Option<Throttle>>,
+        /// The overrides this change sets, by method-settings key or route key;
+        /// overrides not named here are left as they are.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        to_overrides: BTreeMap<String, Option<Throttle>>,
     },
     /// Set a usage plan's throttle and quota in one update.
     UsagePlanLimits {
@@ -95,8 +105,7 @@ impl Change {
             Change::ReservedConcurrency { to: Some(_), .. } => "lambda:PutFunctionConcurrency",
             Change::ReservedConcurrency { to: None, .. } => "lambda:DeleteFunctionConcurrency",
             Change::AsyncInvokeConfig { to: None, .. } => "lambda:DeleteFunctionEventInvokeConfig",
-            Change::AsyncInvokeConfig { from: None, .. } => "lambda:PutFunctionEventInvokeConfig",
-            Change::AsyncInvokeConfig { .. } => "lambda:UpdateFunctionEventInvokeConfig",
+            Change::AsyncInvokeConfig { to: Some(_), .. } => "lambda:PutFunctionEventInvokeConfig",
             Change::StageThrottle { .. } | Change::UsagePlanLimits { .. } => "apigateway:PATCH",
             Change::Notify { .. } => "sns:Publish",
         }
@@ -198,7 +207,8 @@ impl Action {
 }
 
 /// The changes that take `target` from limits `from` to `to`: none for what is
-/// equal, a usage plan's throttle and quota in one update. For a function, the async
+/// equal, a stage's throttle with every override that differs in one update, a
+/// usage plan's throttle and quota in one update. For a function, the async
 /// settings come first when tightening (a backlog queued by the new limit already
 /// expires) and last when restoring.
 pub fn limit_changes(target: &TargetId, from: &Limits, to: &Limits, intent: Intent) -> Vec<Change> {
@@ -216,8 +226,8 @@ pub fn limit_changes(target: &TargetId, from: &Limits, to: &Limits, intent: Inte
         ) => {
             let async_change = (a0 != a1).then(|| Change::AsyncInvokeConfig {
                 function: function.clone(),
-                from: *a0,
-                to: *a1,
+                from: a0.clone(),
+                to: a1.clone(),
             });
             let reserved_change = (r0 != r1).then(|| Change::ReservedConcurrency {
                 function: function.clone(),
@@ -233,13 +243,37 @@ pub fn limit_changes(target: &TargetId, from: &Limits, to: &Limits, intent: Inte
         }
         (
             stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
-            Limits::Stage { throttle: t0 },
-            Limits::Stage { throttle: t1 },
-        ) if t0 != t1 => vec![Change::StageThrottle {
-            stage: stage.clone(),
-            from: *t0,
-            to: *t1,
-        }],
+            Limits::Stage {
+                throttle: t0,
+                overrides: o0,
+            },
+            Limits::Stage {
+                throttle: t1,
+                overrides: o1,
+            },
+        ) => {
+            // Only the overrides `to` names and that differ; one the target has and
+            // `to` does not name is left alone (there is nothing to put back).
+            let to_overrides: BTreeMap<String, Option<Throttle>> = o1
+                .iter()
+                .filter(|(key, value)| o0.get(*key) != Some(*value))
+                .map(|(key, value)| (key.clone(), *value))
+                .collect();
+            if t0 == t1 && to_overrides.is_empty() {
+                return Vec::new();
+            }
+            let from_overrides = to_overrides
+                .keys()
+                .filter_map(|key| o0.get(key).map(|value| (key.clone(), *value)))
+                .collect();
+            vec![Change::StageThrottle {
+                stage: stage.clone(),
+                from: *t0,
+                to: *t1,
+                from_overrides,
+                to_overrides,
+            }]
+        }
         (
             TargetId::UsagePlan(plan),
             Limits::UsagePlan {

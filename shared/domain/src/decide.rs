@@ -1296,33 +1296,65 @@ fn limits_for<G: ?Sized, M: ?Sized>(
             let async_config = if *async_invoked {
                 let age = settings.async_max_event_age_s.clamp(60, 21_600);
                 let retries = settings.async_max_retries.min(2);
+                let original = async_config.as_ref();
+                // The whole config: the original's destinations stay where they were.
                 Some(AsyncConfig {
                     max_event_age_s: Some(
-                        async_config
+                        original
                             .and_then(|c| c.max_event_age_s)
                             .map_or(age, |a| a.min(age)),
                     ),
                     max_retry_attempts: Some(
-                        async_config
+                        original
                             .and_then(|c| c.max_retry_attempts)
                             .map_or(retries, |r| r.min(retries)),
                     ),
+                    on_success: original.and_then(|c| c.on_success.clone()),
+                    on_failure: original.and_then(|c| c.on_failure.clone()),
                 })
             } else {
-                *async_config
+                async_config.clone()
             };
             Limits::Function {
                 reserved_concurrency: Some(u32::try_from(reserved).unwrap_or(u32::MAX)),
                 async_config,
             }
         }
-        (_, Limits::Stage { throttle }) => {
-            let prev = match previous {
-                Some(Limits::Stage { throttle }) => *throttle,
+        (_, Limits::Stage { throttle, overrides }) => {
+            let (prev, prev_overrides) = match previous {
+                Some(Limits::Stage { throttle, overrides }) => (*throttle, Some(overrides)),
+                _ => (None, None),
+            };
+            let stage = clamp_throttle(rate_for(allowance_per_s), *throttle, prev);
+            // A method or route with a throttle of its own escapes the stage's: cap
+            // each at the stage's new throttle, never looser than its own original or
+            // its previous level, never below the floors. One added since the
+            // restore point was taken is capped too, its current value standing in
+            // for the original.
+            let current = match &target.limits {
+                Limits::Stage { overrides, .. } => Some(overrides),
                 _ => None,
             };
+            let keys = overrides
+                .keys()
+                .chain(current.into_iter().flat_map(|c| c.keys()))
+                .collect::<std::collections::BTreeSet<_>>();
+            let overrides = keys
+                .into_iter()
+                .map(|key| {
+                    let own = overrides
+                        .get(key)
+                        .or_else(|| current.and_then(|c| c.get(key)))
+                        .copied()
+                        .flatten();
+                    let prev = prev_overrides.and_then(|p| p.get(key)).copied().flatten();
+                    let capped = clamp_override(stage, [own, prev], floors);
+                    (key.clone(), Some(capped))
+                })
+                .collect();
             Limits::Stage {
-                throttle: Some(clamp_throttle(rate_for(allowance_per_s), *throttle, prev)),
+                throttle: Some(stage),
+                overrides,
             }
         }
         (_, Limits::UsagePlan { throttle, quota }) => {
@@ -1354,6 +1386,26 @@ fn limits_for<G: ?Sized, M: ?Sized>(
         }
         // A spec that does not match its limits (discovery raced a change): keep them.
         (_, other) => other.clone(),
+    }
+}
+
+/// An override's throttle while its stage is tightened: the stage's throttle, never
+/// looser than any of `caps` (the override's own original and previous level),
+/// never below the floors.
+fn clamp_override(stage: Throttle, caps: [Option<Throttle>; 2], floors: Floors) -> Throttle {
+    let mut rate = stage.rate_limit;
+    let mut burst = stage.burst_limit;
+    for cap in caps.into_iter().flatten() {
+        rate = rate.min(
+            cap.rate_limit
+                .floor()
+                .max(rust_decimal::Decimal::from(floors.rate)),
+        );
+        burst = burst.min(cap.burst_limit.max(floors.burst));
+    }
+    Throttle {
+        rate_limit: rate,
+        burst_limit: burst,
     }
 }
 

@@ -322,12 +322,12 @@ fn assess(entry: &EntryPoint, all: &[EntryPoint], ctx: &ExposureContext<'_>) -> 
                 .min(u64::from(u32::MAX));
             let recommended = Limits::Function {
                 reserved_concurrency: Some(u32::try_from(concurrency).unwrap_or(u32::MAX)),
-                async_config: *async_config,
+                async_config: async_config.clone(),
             };
             let per_hour = hour_of_function(ctx.prices, *memory_mb, *arch, concurrency);
             (capacity, bound, worst, recommended, per_hour)
         }
-        (_, Limits::Stage { throttle }) => {
+        (_, Limits::Stage { throttle, .. }) => {
             let own = own_throttle(*throttle);
             if own.is_none() {
                 findings.push(Finding::NoStageThrottle);
@@ -350,9 +350,7 @@ fn assess(entry: &EntryPoint, all: &[EntryPoint], ctx: &ExposureContext<'_>) -> 
             };
             let price = request_price(ctx.prices, kind);
             let rate = recommended_rate(price, cap_per_hour, floors, capacity);
-            let recommended = Limits::Stage {
-                throttle: Some(throttle_of(rate, floors, own)),
-            };
+            let recommended = Limits::stage(Some(throttle_of(rate, floors, own)));
             (
                 capacity,
                 bound,
@@ -527,17 +525,11 @@ mod tests {
         let prices = prices();
         let entries = vec![
             function("big", 1_024, None),
-            entry(
-                "rest-stage:abc/prod",
-                TargetSpec::RestStage,
-                Limits::Stage { throttle: None },
-            ),
+            entry("rest-stage:abc/prod", TargetSpec::RestStage, Limits::stage(None)),
             entry(
                 "http-stage:def/$default",
                 TargetSpec::HttpStage,
-                Limits::Stage {
-                    throttle: Some(throttle(50, 100)),
-                },
+                Limits::stage(Some(throttle(50, 100))),
             ),
         ];
         let ranked = rank(&entries, &ctx(&[], &prices));
@@ -565,18 +557,12 @@ mod tests {
         let prices = prices();
         let mut f = function("slow", 4_096, None);
         f.timeout_s = Some(900);
-        let mut stage = entry(
-            "rest-stage:abc/prod",
-            TargetSpec::RestStage,
-            Limits::Stage { throttle: None },
-        );
+        let mut stage = entry("rest-stage:abc/prod", TargetSpec::RestStage, Limits::stage(None));
         stage.open_methods = vec!["GET /".into()];
         let mut planned = entry(
             "rest-stage:abc/beta",
             TargetSpec::RestStage,
-            Limits::Stage {
-                throttle: Some(throttle(10, 10)),
-            },
+            Limits::stage(Some(throttle(10, 10))),
         );
         planned.plans = vec![(Some(throttle(5, 5)), None)];
         let plan = entry(
@@ -625,11 +611,7 @@ mod tests {
         let prices = prices();
         let entries = vec![
             function("checkout", 512, Some(50)),
-            entry(
-                "rest-stage:abc/prod",
-                TargetSpec::RestStage,
-                Limits::Stage { throttle: None },
-            ),
+            entry("rest-stage:abc/prod", TargetSpec::RestStage, Limits::stage(None)),
             function("other", 1_024, None),
         ];
         let budgets = [budget("shop", "rest-stage:abc/prod", "50")];
@@ -641,12 +623,7 @@ mod tests {
             stage.basis.budget.as_ref().map(ToString::to_string),
             Some("shop".into())
         );
-        assert_eq!(
-            stage.recommended,
-            Limits::Stage {
-                throttle: Some(throttle(2_380, 2_380))
-            }
-        );
+        assert_eq!(stage.recommended, Limits::stage(Some(throttle(2_380, 2_380))));
         assert!(stage.recommended_per_hour <= Money::from_dollars(30));
         // The default $100 a day at 14.4x = $60 an hour = 1,000 x 1 GB functions
         // at most, but never above what is there now (1,000): 999 fit.
@@ -695,9 +672,7 @@ mod tests {
         let e = entry(
             "http-stage:def/$default",
             TargetSpec::HttpStage,
-            Limits::Stage {
-                throttle: Some(throttle(10_000, 5_000)),
-            },
+            Limits::stage(Some(throttle(10_000, 5_000))),
         );
         let ranked = rank(&[e], &ctx(&[], &prices));
         assert_eq!(ranked[0].findings, vec![Finding::NoStageThrottle]);

@@ -196,8 +196,10 @@ mod tests {
         let tight_async = AsyncConfig {
             max_event_age_s: Some(60),
             max_retry_attempts: Some(0),
+            on_success: None,
+            on_failure: None,
         };
-        let target = function(Some(3), Some(tight_async));
+        let target = function(Some(3), Some(tight_async.clone()));
         let state = held(original.clone(), target.limits.clone(), Mode::Enforce);
         let ReleaseOutcome::Released(r) =
             release(&target, Some(&state), at(10, 0), Duration::hours(2), "cli:ana")
@@ -274,13 +276,11 @@ mod tests {
             id: stage_id.clone(),
             spec: TargetSpec::RestStage,
             tags: BTreeMap::new(),
-            limits: Limits::Stage {
-                throttle: Some(throttle(5, 5)),
-            },
+            limits: Limits::stage(Some(throttle(5, 5))),
             guarded: true,
             usage_plans: Default::default(),
         };
-        let original = Limits::Stage { throttle: None };
+        let original = Limits::stage(None);
         let state = held(original, stage.limits.clone(), Mode::Enforce);
         let ReleaseOutcome::Released(r) =
             release(&stage, Some(&state), at(10, 0), Duration::minutes(30), "x")
@@ -292,7 +292,9 @@ mod tests {
             vec![&Change::StageThrottle {
                 stage: stage_id,
                 from: Some(throttle(5, 5)),
-                to: None
+                to: None,
+                from_overrides: BTreeMap::new(),
+                to_overrides: BTreeMap::new(),
             }]
         );
 

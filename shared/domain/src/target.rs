@@ -341,13 +341,22 @@ pub struct Quota {
     pub offset: u32,
 }
 
-/// A Lambda function's asynchronous invocation settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A Lambda function's asynchronous invocation config, whole: Lambda's
+/// `PutFunctionEventInvokeConfig` replaces the config and removes every setting it
+/// is not given, so the guard models every setting it must give back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AsyncConfig {
     /// Maximum age of a queued event in seconds (60–21,600), `None` for the default.
     pub max_event_age_s: Option<u32>,
     /// Retry attempts (0–2), `None` for the default.
     pub max_retry_attempts: Option<u32>,
+    /// Where Lambda sends a record of each successful invocation (an ARN), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_success: Option<String>,
+    /// Where Lambda sends a record of each event that failed every attempt or
+    /// expired (an ARN), if anywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<String>,
 }
 
 /// The limits a target carries: what the guard reads, changes and restores.
@@ -361,11 +370,17 @@ pub enum Limits {
         /// Asynchronous invocation config; `None` means none is set.
         async_config: Option<AsyncConfig>,
     },
-    /// A stage's default (`/*/*` or default-route) throttle; `None` means unthrottled
-    /// by the stage (account limits still apply).
+    /// A stage's default (`/*/*` or default-route) throttle and the throttles of its
+    /// methods or routes that override it. `None` means unthrottled at that level
+    /// (the account's limits still apply).
     Stage {
         /// The stage throttle.
         throttle: Option<Throttle>,
+        /// Each method (REST: its method-settings key, e.g. `~1orders/GET`) or route
+        /// (HTTP: its route key, e.g. `GET /orders`) that carries a throttle of its
+        /// own, which applies to it instead of the stage's.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        overrides: BTreeMap<String, Option<Throttle>>,
     },
     /// A usage plan's throttle and quota.
     UsagePlan {
@@ -377,6 +392,14 @@ pub enum Limits {
 }
 
 impl Limits {
+    /// A stage's limits with no method or route overrides.
+    pub fn stage(throttle: Option<Throttle>) -> Limits {
+        Limits::Stage {
+            throttle,
+            overrides: BTreeMap::new(),
+        }
+    }
+
     /// The limits a target of this kind has when nothing is set.
     pub fn unset(kind: TargetKind) -> Limits {
         match kind {
@@ -384,7 +407,7 @@ impl Limits {
                 reserved_concurrency: None,
                 async_config: None,
             },
-            TargetKind::RestStage | TargetKind::HttpStage => Limits::Stage { throttle: None },
+            TargetKind::RestStage | TargetKind::HttpStage => Limits::stage(None),
             TargetKind::UsagePlan => Limits::UsagePlan {
                 throttle: None,
                 quota: None,
@@ -491,6 +514,37 @@ mod tests {
             let err = TargetId::parse(text).expect_err(text);
             assert!(err.to_string().contains(needle), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn limits_stored_before_overrides_and_destinations_still_load() {
+        let stage: Limits =
+            serde_json::from_str(r#"{"kind":"stage","throttle":{"rate_limit":"10.5","burst_limit":20}}"#)
+                .expect("a stage stored without overrides");
+        assert_eq!(
+            stage,
+            Limits::stage(Some(Throttle {
+                rate_limit: Decimal::new(105, 1),
+                burst_limit: 20
+            }))
+        );
+        let function: Limits = serde_json::from_str(
+            r#"{"kind":"function","reserved_concurrency":5,"async_config":{"max_event_age_s":60,"max_retry_attempts":null}}"#,
+        )
+        .expect("an async config stored without destinations");
+        let Limits::Function {
+            async_config: Some(config),
+            ..
+        } = &function
+        else {
+            panic!("{function:?}");
+        };
+        assert_eq!((&config.on_success, &config.on_failure), (&None, &None));
+        // And what has none is written as before.
+        assert_eq!(
+            serde_json::to_string(&Limits::stage(None)).expect("json"),
+            r#"{"kind":"stage","throttle":null}"#
+        );
     }
 
     #[test]

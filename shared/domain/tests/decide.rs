@@ -188,7 +188,9 @@ fn async_functions_also_get_a_short_event_age_so_the_backlog_expires() {
         Change::AsyncInvokeConfig {
             to: Some(AsyncConfig {
                 max_event_age_s: Some(60),
-                max_retry_attempts: Some(0)
+                max_retry_attempts: Some(0),
+                on_success: None,
+                on_failure: None,
             }),
             ..
         }
@@ -409,6 +411,8 @@ fn recovery_restores_exactly_the_original_limits_after_the_cooldown() {
     let original_async = Some(AsyncConfig {
         max_event_age_s: Some(3_600),
         max_retry_attempts: Some(2),
+        on_success: None,
+        on_failure: None,
     });
     let mut target = function("ingest", MB, true, Some(400));
     target.limits = Limits::Function {
@@ -694,4 +698,134 @@ fn an_exhausted_group_budget_stops_every_member_and_a_throttled_one_leaves_no_ga
     }
     let decision = fresh.decide();
     assert_eq!(tightens(&decision).len(), 5, "{:#?}", decision.reports);
+}
+
+#[test]
+fn method_overrides_are_capped_at_the_stage_throttle_and_restored_exactly() {
+    let throttle = |rate: u32, burst: u32| Throttle {
+        rate_limit: rate.into(),
+        burst_limit: burst,
+    };
+    let mut target = rest_stage("a1b2c3d4e5", "prod", None);
+    // One method with a looser throttle of its own, one unthrottled, one tighter
+    // than anything the budget asks for.
+    target.limits = Limits::Stage {
+        throttle: None,
+        overrides: [
+            ("~1orders/GET".to_string(), Some(throttle(50_000, 20_000))),
+            ("~1orders/POST".to_string(), None),
+            ("~1health/GET".to_string(), Some(throttle(2, 1))),
+        ]
+        .into(),
+    };
+    let original = target.limits.clone();
+    let mut world =
+        World::new()
+            .with_target(target)
+            .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
+    let stage = id("rest-stage:a1b2c3d4e5/prod");
+    let per_minute_at_pace = 240 * 1_000_000 * 10 / 35 / 1_440;
+    let calm = Demand {
+        requests: per_minute_at_pace / 2,
+        ms_each: 0,
+    };
+    world.history(&stage, 60, calm);
+    let flood = Demand {
+        requests: per_minute_at_pace * 100,
+        ms_each: 0,
+    };
+    world.record(&stage, epoch_minute(world.now) - 3, flood);
+    let decision = world.tick(&[(stage.clone(), flood)]);
+    let tightened = tightens(&decision);
+    assert_eq!(tightened.len(), 1, "one update for the stage: {tightened:#?}");
+    let Change::StageThrottle {
+        to: Some(cap),
+        from_overrides,
+        to_overrides,
+        ..
+    } = &tightened[0].change
+    else {
+        panic!("expected a stage throttle: {tightened:#?}");
+    };
+    assert_eq!(
+        to_overrides["~1orders/GET"],
+        Some(*cap),
+        "capped at the stage's throttle"
+    );
+    assert_eq!(
+        to_overrides["~1orders/POST"],
+        Some(*cap),
+        "an unthrottled method is capped too"
+    );
+    assert!(
+        !to_overrides.contains_key("~1health/GET"),
+        "a method already tighter is left as it is"
+    );
+    assert_eq!(from_overrides["~1orders/POST"], None);
+    for _ in 0..10 {
+        world.tick(&[(stage.clone(), flood)]);
+    }
+    let Limits::Stage {
+        throttle: Some(stage_throttle),
+        overrides,
+    } = world.limits(&stage)
+    else {
+        panic!("throttled");
+    };
+    assert!(
+        overrides.values().all(|o| o.is_some_and(
+            |o| o.rate_limit <= stage_throttle.rate_limit && o.burst_limit <= stage_throttle.burst_limit
+        )),
+        "{overrides:?} under {stage_throttle:?}"
+    );
+    assert_eq!(overrides["~1health/GET"], Some(throttle(2, 1)));
+    for _ in 0..240 {
+        world.tick(&[(stage.clone(), calm)]);
+    }
+    assert_eq!(world.limits(&stage), original, "every override exactly as it was");
+    assert_eq!(world.state(&stage).map(|s| s.phase), Some(Phase::Normal));
+}
+
+#[test]
+fn async_destinations_stay_while_tightened_and_an_unset_retry_count_comes_back_unset() {
+    let original_async = AsyncConfig {
+        max_event_age_s: Some(3_600),
+        max_retry_attempts: None,
+        on_success: None,
+        on_failure: Some("arn:aws:sqs:us-east-1:123456789012:failed-orders".into()),
+    };
+    let mut target = function("ingest", MB, true, None);
+    target.limits = Limits::Function {
+        reserved_concurrency: None,
+        async_config: Some(original_async.clone()),
+    };
+    let original = target.limits.clone();
+    let mut world =
+        World::new()
+            .with_target(target)
+            .with_budget(spec("ingest-daily", "function:ingest", "240"));
+    let f = id("function:ingest");
+    world.history(&f, 60, half_pace());
+    world.record(&f, epoch_minute(world.now) - 3, at(100));
+    let decision = world.tick(&[(f.clone(), at(100))]);
+    let Some(Change::AsyncInvokeConfig { to: Some(tight), .. }) = tightens(&decision)
+        .iter()
+        .map(|a| &a.change)
+        .find(|c| matches!(c, Change::AsyncInvokeConfig { .. }))
+    else {
+        panic!("the event age is shortened: {:#?}", decision.actions);
+    };
+    assert_eq!(
+        tight,
+        &AsyncConfig {
+            max_event_age_s: Some(60),
+            max_retry_attempts: Some(0),
+            ..original_async.clone()
+        },
+        "the whole config, the original's destination kept"
+    );
+    for _ in 0..240 {
+        world.tick(&[(f.clone(), half_pace())]);
+    }
+    assert_eq!(world.limits(&f), original);
 }

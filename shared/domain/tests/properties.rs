@@ -47,24 +47,55 @@ fn arb_function_limits() -> impl Strategy<Value = Limits> {
         proptest::option::of((
             proptest::option::of(60u32..21_600),
             proptest::option::of(0u32..=2),
+            any::<bool>(),
         )),
     )
         .prop_map(|(reserved, async_cfg)| Limits::Function {
             reserved_concurrency: reserved,
-            async_config: async_cfg.map(|(age, retries)| AsyncConfig {
+            async_config: async_cfg.map(|(age, retries, destination)| AsyncConfig {
                 max_event_age_s: age,
                 max_retry_attempts: retries,
+                on_success: None,
+                on_failure: destination.then(|| "arn:aws:sqs:us-east-1:123456789012:failed".to_string()),
             }),
         })
 }
 
-fn arb_stage_limits() -> impl Strategy<Value = Limits> {
-    proptest::option::of((1u32..50_000, 1u32..50_000)).prop_map(|t| Limits::Stage {
-        throttle: t.map(|(rate, burst)| Throttle {
-            rate_limit: rate.into(),
-            burst_limit: burst,
-        }),
+fn arb_throttle() -> impl Strategy<Value = Throttle> {
+    (1u32..50_000, 1u32..50_000).prop_map(|(rate, burst)| Throttle {
+        rate_limit: rate.into(),
+        burst_limit: burst,
     })
+}
+
+/// A stage throttle and up to three method overrides, each with its own throttle
+/// or none.
+fn arb_stage_limits() -> impl Strategy<Value = Limits> {
+    (
+        proptest::option::of(arb_throttle()),
+        proptest::collection::btree_map(
+            prop_oneof![Just("~1orders/GET"), Just("~1orders/POST"), Just("~1pay/PUT")]
+                .prop_map(String::from),
+            proptest::option::of(arb_throttle()),
+            0..3,
+        ),
+    )
+        .prop_map(|(throttle, overrides)| Limits::Stage { throttle, overrides })
+}
+
+/// While a stage is tightened, no method override lets more through than the stage
+/// throttle does.
+fn overrides_within_stage_throttle(limits: &Limits) -> bool {
+    match limits {
+        Limits::Stage {
+            throttle: Some(stage),
+            overrides,
+        } => overrides.values().all(|o| {
+            o.is_some_and(|o| o.rate_limit <= stage.rate_limit && o.burst_limit <= stage.burst_limit)
+        }),
+        Limits::Stage { throttle: None, .. } => false,
+        _ => true,
+    }
 }
 
 /// A guarded target of either kind with arbitrary original limits.
@@ -112,13 +143,25 @@ fn tightened_values(decision: &Decision) -> Vec<(u64, u64)> {
         .iter()
         .filter(|a| a.intent == Intent::Tighten)
         .filter_map(|a| match &a.change {
-            Change::ReservedConcurrency { to: Some(n), .. } => Some((u64::from(*n), u64::MAX)),
-            Change::StageThrottle { to: Some(t), .. } => Some((
-                u64::try_from(t.rate_limit.trunc().mantissa()).unwrap_or(0),
-                u64::from(t.burst_limit),
-            )),
+            Change::ReservedConcurrency { to: Some(n), .. } => Some(vec![(u64::from(*n), u64::MAX)]),
+            Change::StageThrottle {
+                to: Some(t),
+                to_overrides,
+                ..
+            } => Some(
+                std::iter::once(t)
+                    .chain(to_overrides.values().flatten())
+                    .map(|t| {
+                        (
+                            u64::try_from(t.rate_limit.trunc().mantissa()).unwrap_or(0),
+                            u64::from(t.burst_limit),
+                        )
+                    })
+                    .collect(),
+            ),
             _ => None,
         })
+        .flat_map(|values: Vec<(u64, u64)>| values)
         .collect()
 }
 
@@ -282,6 +325,10 @@ proptest! {
             let d = world.tick(&[(target.id.clone(), demand_for(&target, attack))]);
             if protected {
                 prop_assert!(d.actions.iter().all(|a| a.intent != Intent::Tighten), "{:#?}", d.actions);
+            }
+            if world.state(&target.id).is_some_and(|s| s.phase.is_tightened() && s.mode == dowguard_domain::Mode::Enforce) {
+                let limits = world.limits(&target.id);
+                prop_assert!(overrides_within_stage_throttle(&limits), "{limits:?}");
             }
             for (first, second) in tightened_values(&d) {
                 match target.spec {

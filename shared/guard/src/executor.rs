@@ -63,10 +63,15 @@ where
             Change::ReservedConcurrency { function, to, .. } => {
                 self.lambda.set_reserved_concurrency(function, *to).await
             }
-            Change::AsyncInvokeConfig { function, from, to } => {
-                self.lambda.set_async_config(function, *from, *to).await
+            Change::AsyncInvokeConfig { function, to, .. } => {
+                self.lambda.set_async_config(function, to.as_ref()).await
             }
-            Change::StageThrottle { stage, to, .. } => self.stages.set_stage_throttle(stage, *to).await,
+            Change::StageThrottle {
+                stage,
+                to,
+                to_overrides,
+                ..
+            } => self.stages.set_stage_throttle(stage, *to, to_overrides).await,
             Change::UsagePlanLimits {
                 plan,
                 to_throttle,

@@ -413,23 +413,17 @@ impl LambdaControl for MemoryCloud {
         )
     }
 
-    async fn set_async_config(
-        &self,
-        function: &FunctionName,
-        from: Option<AsyncConfig>,
-        value: Option<AsyncConfig>,
-    ) -> PortResult<()> {
-        let operation = match (from, value) {
-            (_, None) => "DeleteFunctionEventInvokeConfig",
-            (None, Some(_)) => "PutFunctionEventInvokeConfig",
-            (Some(_), Some(_)) => "UpdateFunctionEventInvokeConfig",
+    async fn set_async_config(&self, function: &FunctionName, value: Option<&AsyncConfig>) -> PortResult<()> {
+        let operation = match value {
+            None => "DeleteFunctionEventInvokeConfig",
+            Some(_) => "PutFunctionEventInvokeConfig",
         };
         self.change(
             operation,
             &TargetId::Function(function.clone()),
             |limits| match limits {
                 Limits::Function { async_config, .. } => {
-                    *async_config = value;
+                    *async_config = value.cloned();
                     true
                 }
                 _ => false,
@@ -439,10 +433,19 @@ impl LambdaControl for MemoryCloud {
 }
 
 impl StageControl for MemoryCloud {
-    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
+    async fn set_stage_throttle(
+        &self,
+        stage: &TargetId,
+        value: Option<Throttle>,
+        overrides: &BTreeMap<String, Option<Throttle>>,
+    ) -> PortResult<()> {
         self.change("UpdateStage", stage, |limits| match limits {
-            Limits::Stage { throttle } => {
+            Limits::Stage {
+                throttle,
+                overrides: current,
+            } => {
                 *throttle = value;
+                current.extend(overrides.iter().map(|(key, value)| (key.clone(), *value)));
                 true
             }
             _ => false,

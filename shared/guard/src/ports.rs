@@ -335,24 +335,25 @@ pub trait LambdaControl: Send + Sync {
         function: &FunctionName,
         value: Option<u32>,
     ) -> impl Future<Output = PortResult<()>> + Send;
-    /// Sets (`Some`) or removes (`None`) the async invoke config's age and retries.
-    /// `from` is the config the function has now: with one, it is updated in place
-    /// (keeping the function's destinations); without one, it is created.
+    /// Makes the function's async invoke config exactly `to`: the whole config
+    /// (age, retries, destinations) when `Some`, none at all when `None`.
     fn set_async_config(
         &self,
         function: &FunctionName,
-        from: Option<AsyncConfig>,
-        to: Option<AsyncConfig>,
+        to: Option<&AsyncConfig>,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 /// REST and HTTP API stage throttles.
 pub trait StageControl: Send + Sync {
-    /// Sets (`Some`) or clears (`None`) the stage's default throttle.
+    /// Sets (`Some`) or clears (`None`) the stage's default throttle, and the
+    /// throttle of each method or route in `overrides` (by method-settings key or
+    /// route key), in one update. Overrides not named are left as they are.
     fn set_stage_throttle(
         &self,
         stage: &TargetId,
         value: Option<Throttle>,
+        overrides: &BTreeMap<String, Option<Throttle>>,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 

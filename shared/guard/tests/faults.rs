@@ -29,7 +29,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
@@ -222,32 +222,35 @@ impl LambdaControl for Faulty<'_> {
         )
         .await
     }
-    async fn set_async_config(
-        &self,
-        function: &FunctionName,
-        from: Option<AsyncConfig>,
-        to: Option<AsyncConfig>,
-    ) -> PortResult<()> {
+    async fn set_async_config(&self, function: &FunctionName, to: Option<&AsyncConfig>) -> PortResult<()> {
         self.check_double(
             &TargetId::Function(function.clone()),
-            |l| matches!(l, Limits::Function { async_config, .. } if *async_config == to),
+            |l| matches!(l, Limits::Function { async_config, .. } if async_config.as_ref() == to),
         );
         self.gate(
             "PutFunctionEventInvokeConfig",
-            self.cloud.set_async_config(function, from, to),
+            self.cloud.set_async_config(function, to),
         )
         .await
     }
 }
 
 impl StageControl for Faulty<'_> {
-    async fn set_stage_throttle(&self, stage: &TargetId, value: Option<Throttle>) -> PortResult<()> {
-        self.check_double(
-            stage,
-            |l| matches!(l, Limits::Stage { throttle } if *throttle == value),
-        );
-        self.gate("UpdateStage", self.cloud.set_stage_throttle(stage, value))
-            .await
+    async fn set_stage_throttle(
+        &self,
+        stage: &TargetId,
+        value: Option<Throttle>,
+        overrides: &BTreeMap<String, Option<Throttle>>,
+    ) -> PortResult<()> {
+        self.check_double(stage, |l| {
+            matches!(l, Limits::Stage { throttle, overrides: current }
+                if *throttle == value && overrides.iter().all(|(k, v)| current.get(k) == Some(v)))
+        });
+        self.gate(
+            "UpdateStage",
+            self.cloud.set_stage_throttle(stage, value, overrides),
+        )
+        .await
     }
 }
 

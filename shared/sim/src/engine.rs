@@ -586,7 +586,7 @@ impl<'a> World<'a> {
                     busy_ms / avg_ms
                 }
             }
-            Limits::Stage { throttle } => {
+            Limits::Stage { throttle, .. } => {
                 let account = u64::from(sim.max_rps) * 60;
                 throttle.map_or(account, |t| stage_capacity(t).min(account))
             }
@@ -1034,14 +1034,12 @@ fn stopped_limits(target: &Target) -> Limits {
     match &target.limits {
         Limits::Function { async_config, .. } => Limits::Function {
             reserved_concurrency: Some(0),
-            async_config: *async_config,
+            async_config: async_config.clone(),
         },
-        Limits::Stage { .. } => Limits::Stage {
-            throttle: Some(Throttle {
-                rate_limit: Decimal::ZERO,
-                burst_limit: 0,
-            }),
-        },
+        Limits::Stage { .. } => Limits::stage(Some(Throttle {
+            rate_limit: Decimal::ZERO,
+            burst_limit: 0,
+        })),
         other => other.clone(),
     }
 }
@@ -1087,8 +1085,13 @@ fn apply(target: &mut Target, change: &Change) {
                 reserved_concurrency, ..
             },
         ) => *reserved_concurrency = *to,
-        (Change::AsyncInvokeConfig { to, .. }, Limits::Function { async_config, .. }) => *async_config = *to,
-        (Change::StageThrottle { to, .. }, Limits::Stage { throttle }) => *throttle = *to,
+        (Change::AsyncInvokeConfig { to, .. }, Limits::Function { async_config, .. }) => {
+            async_config.clone_from(to)
+        }
+        (Change::StageThrottle { to, to_overrides, .. }, Limits::Stage { throttle, overrides }) => {
+            *throttle = *to;
+            overrides.extend(to_overrides.iter().map(|(key, value)| (key.clone(), *value)));
+        }
         (
             Change::UsagePlanLimits {
                 to_throttle,

@@ -591,6 +591,8 @@ fn targets(raw: &[TargetFile], account_concurrency: u32) -> Result<Vec<SimTarget
                         Some(age) if (60..=21_600).contains(&age) => Some(AsyncConfig {
                             max_event_age_s: Some(age),
                             max_retry_attempts: None,
+                            on_success: None,
+                            on_failure: None,
                         }),
                         Some(_) => {
                             return Err(invalid(field("max_event_age_s"), "must be 60 to 21600 seconds"));
@@ -620,12 +622,10 @@ fn targets(raw: &[TargetFile], account_concurrency: u32) -> Result<Vec<SimTarget
                     } else {
                         TargetSpec::HttpStage
                     },
-                    Limits::Stage {
-                        throttle: t.throttle.as_ref().map(|th| Throttle {
-                            rate_limit: Decimal::from(th.rate),
-                            burst_limit: th.burst,
-                        }),
-                    },
+                    Limits::stage(t.throttle.as_ref().map(|th| Throttle {
+                        rate_limit: Decimal::from(th.rate),
+                        burst_limit: th.burst,
+                    })),
                 ),
                 TargetKind::UsagePlan => {
                     return Err(invalid(

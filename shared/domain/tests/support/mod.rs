@@ -75,12 +75,10 @@ pub fn rest_stage(api: &str, stage: &str, throttle: Option<(u32, u32)>) -> Targe
         id: id(&format!("rest-stage:{api}/{stage}")),
         spec: TargetSpec::RestStage,
         tags: BTreeMap::new(),
-        limits: Limits::Stage {
-            throttle: throttle.map(|(rate, burst)| Throttle {
-                rate_limit: rate.into(),
-                burst_limit: burst,
-            }),
-        },
+        limits: Limits::stage(throttle.map(|(rate, burst)| Throttle {
+            rate_limit: rate.into(),
+            burst_limit: burst,
+        })),
         guarded: true,
         usage_plans: Default::default(),
     }
@@ -153,7 +151,9 @@ impl World {
                 reserved_concurrency: Some(c),
                 ..
             } => u64::from(c) * 60_000 / demand.ms_each.max(1),
-            Limits::Stage { throttle: Some(t) }
+            Limits::Stage {
+                throttle: Some(t), ..
+            }
             | Limits::UsagePlan {
                 throttle: Some(t), ..
             } => t.rate_limit.to_u64().unwrap_or(0) * 60,
@@ -262,8 +262,13 @@ pub fn apply(targets: &mut [Target], action: &Action) {
                 reserved_concurrency, ..
             },
         ) => *reserved_concurrency = *to,
-        (Change::AsyncInvokeConfig { to, .. }, Limits::Function { async_config, .. }) => *async_config = *to,
-        (Change::StageThrottle { to, .. }, Limits::Stage { throttle }) => *throttle = *to,
+        (Change::AsyncInvokeConfig { to, .. }, Limits::Function { async_config, .. }) => {
+            async_config.clone_from(to)
+        }
+        (Change::StageThrottle { to, to_overrides, .. }, Limits::Stage { throttle, overrides }) => {
+            *throttle = *to;
+            overrides.extend(to_overrides.iter().map(|(k, v)| (k.clone(), *v)));
+        }
         (
             Change::UsagePlanLimits {
                 to_throttle,

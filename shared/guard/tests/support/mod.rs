@@ -59,6 +59,8 @@ pub(crate) fn thumbnails() -> Target {
             async_config: Some(AsyncConfig {
                 max_event_age_s: Some(7_200),
                 max_retry_attempts: Some(2),
+                on_success: None,
+                on_failure: None,
             }),
         },
         guarded: true,
@@ -72,7 +74,7 @@ pub(crate) fn http_stage() -> Target {
         TargetId::parse("http-stage:orders/live").unwrap(),
         TargetSpec::HttpStage,
         BTreeMap::new(),
-        Limits::Stage { throttle: None },
+        Limits::stage(None),
     )
 }
 
@@ -82,12 +84,10 @@ pub(crate) fn shop() -> Target {
         id: TargetId::parse("rest-stage:shop/prod").unwrap(),
         spec: TargetSpec::RestStage,
         tags: BTreeMap::new(),
-        limits: Limits::Stage {
-            throttle: Some(Throttle {
-                rate_limit: Decimal::from(2_000),
-                burst_limit: 4_000,
-            }),
-        },
+        limits: Limits::stage(Some(Throttle {
+            rate_limit: Decimal::from(2_000),
+            burst_limit: 4_000,
+        })),
         guarded: true,
         usage_plans: Default::default(),
     }
