@@ -80,29 +80,59 @@ impl ExampleAccount {
     ///
     /// Any CloudWatch error.
     pub async fn flood(&self, aws: &LocalAws, end: DateTime<Utc>, minutes: i64) -> FixtureResult<()> {
-        let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
-        let function = [("FunctionName", "checkout")];
-        let stage = [("ApiName", "shop"), ("Stage", "prod")];
-        let (mut lambda, mut api) = (Vec::new(), Vec::new());
-        for m in 1..=minutes {
-            let at = end - chrono::Duration::minutes(m);
-            lambda.push(datum("Invocations", &function, at, 16_000_000.0));
-            lambda.push(datum("Duration", &function, at, 1_600_000_000.0));
-            api.push(datum("Count", &stage, at, 1_000_000.0));
-        }
-        // One call per namespace (PutMetricData takes up to 1,000 datapoints).
-        for (namespace, data) in [("AWS/Lambda", lambda), ("AWS/ApiGateway", api)] {
-            for chunk in data.chunks(1_000) {
-                cloudwatch
-                    .put_metric_data()
-                    .namespace(namespace)
-                    .set_metric_data(Some(chunk.to_vec()))
-                    .send()
-                    .await?;
-            }
-        }
-        Ok(())
+        put_minutes(
+            aws,
+            "AWS/Lambda",
+            &[("FunctionName", "checkout")],
+            &[("Invocations", 16_000_000.0), ("Duration", 1_600_000_000.0)],
+            end,
+            minutes,
+        )
+        .await?;
+        put_minutes(
+            aws,
+            "AWS/ApiGateway",
+            &[("ApiName", "shop"), ("Stage", "prod")],
+            &[("Count", 1_000_000.0)],
+            end,
+            minutes,
+        )
+        .await
     }
+}
+
+/// Writes `minutes` one-minute datapoints of each of `metrics` (name, value a
+/// minute) under `namespace` and `dims`, the last one the minute before `end`.
+///
+/// # Errors
+///
+/// Any CloudWatch error.
+pub async fn put_minutes(
+    aws: &LocalAws,
+    namespace: &str,
+    dims: &[(&str, &str)],
+    metrics: &[(&str, f64)],
+    end: DateTime<Utc>,
+    minutes: i64,
+) -> FixtureResult<()> {
+    let data: Vec<MetricDatum> = (1..=minutes)
+        .flat_map(|m| {
+            metrics
+                .iter()
+                .map(move |(name, value)| datum(name, dims, end - chrono::Duration::minutes(m), *value))
+        })
+        .collect();
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
+    // PutMetricData takes up to 1,000 datapoints a call.
+    for chunk in data.chunks(1_000) {
+        cloudwatch
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(chunk.to_vec()))
+            .send()
+            .await?;
+    }
+    Ok(())
 }
 
 /// When the example's flood ends: the latest 03:00 UTC at least three hours before

@@ -19,8 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDatum, Statistic};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_adapters::Interceptors;
@@ -28,7 +27,7 @@ use dowguard_domain::{Budget, BudgetSpec, Floors, Limits, TargetId};
 use dowguard_guard::ports::{BudgetStore, Discovery};
 use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
-use dowguard_tests::account::{ExampleAccount, TABLE, attack_end_before};
+use dowguard_tests::account::{ExampleAccount, TABLE, attack_end_before, put_minutes};
 use dowguard_tests::fixtures::{GUARDED, create_function, create_http_api};
 use dowguard_tests::iam::record::{GateControl, Recording, gate};
 use dowguard_tests::iam::{Report, check};
@@ -143,17 +142,6 @@ fn budget(id: &str, scope: &str, amount: &str, topic: Option<&str>) -> Result<Bu
     })?)
 }
 
-fn datum(name: &str, dims: &[(&str, &str)], at: DateTime<Utc>, value: f64) -> MetricDatum {
-    let mut d = MetricDatum::builder()
-        .metric_name(name)
-        .timestamp(AwsDateTime::from_secs(at.timestamp()))
-        .value(value);
-    for (k, v) in dims {
-        d = d.dimensions(Dimension::builder().name(*k).value(*v).build());
-    }
-    d.build()
-}
-
 /// Writes `minutes` of `metrics` (name, value a minute) under `dims` ending at `end`.
 async fn flood(
     aws: &LocalAws,
@@ -163,20 +151,7 @@ async fn flood(
     end: DateTime<Utc>,
     minutes: i64,
 ) -> Result<(), Error> {
-    let data: Vec<MetricDatum> = (1..=minutes)
-        .flat_map(|m| {
-            metrics
-                .iter()
-                .map(move |(name, value)| datum(name, dims, end - Duration::minutes(m), *value))
-        })
-        .collect();
-    aws_sdk_cloudwatch::Client::new(&aws.sdk_config())
-        .put_metric_data()
-        .namespace(namespace)
-        .set_metric_data(Some(data))
-        .send()
-        .await?;
-    Ok(())
+    Ok(put_minutes(aws, namespace, dims, metrics, end, minutes).await?)
 }
 
 async fn topic(aws: &LocalAws, name: &str, tags: &[(&str, &str)]) -> Result<String, Error> {

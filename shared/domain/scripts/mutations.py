@@ -28,7 +28,7 @@ MUTATIONS = [
     ("the unreserved minimum holds", "decide.rs",
      "if delta <= 0 || *pool - delta >= minimum {", "if true {"),
     ("deciding twice adds no action (dry-run convergence)", "decide.rs",
-     "} else if apply && prev.mode == Mode::Enforce && prev.since < now {",
+     "} else if apply && target.guarded && prev.mode == Mode::Enforce && prev.since < now {",
      "} else if prev.mode == Mode::Enforce || !apply {"),
     ("window sums count every minute exactly once", "usage.rs",
      "while at > 0 && all[at - 1].minute >= from {", "while at > 1 && all[at - 1].minute >= from {"),

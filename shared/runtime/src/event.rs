@@ -319,6 +319,28 @@ fn envelope(
     rfc3339(text(event, "time", "time")?, "time")
 }
 
+/// The one entry of an EventBridge event's `resources`, as text; `wanted` says what
+/// it should be when there is not exactly one.
+fn only_resource<'v>(event: &'v Value, wanted: &str) -> Result<&'v str, Rejection> {
+    let resources = field(event, "resources", "resources")?
+        .as_array()
+        .ok_or(Rejection::WrongType {
+            field: "resources",
+            expected: "an array",
+        })?;
+    let [arn] = resources.as_slice() else {
+        return Err(Rejection::Unexpected {
+            field: "resources",
+            found: format!("{} entries", resources.len()),
+            wanted: wanted.into(),
+        });
+    };
+    arn.as_str().ok_or(Rejection::WrongType {
+        field: "resources[0]",
+        expected: "a string",
+    })
+}
+
 /// Validates an EventBridge scheduled event.
 ///
 /// # Errors
@@ -329,23 +351,7 @@ pub fn schedule_tick(event: &Value, expected: &Expected<'_>) -> Result<ScheduleT
     if let Some(rule) = expected.schedule_rule {
         // A rule's scheduled event names the rule's ARN as its only resource
         // ("Using AWS Lambda with Amazon EventBridge (CloudWatch Events)").
-        let resources = field(event, "resources", "resources")?
-            .as_array()
-            .ok_or(Rejection::WrongType {
-                field: "resources",
-                expected: "an array",
-            })?;
-        let [arn] = resources.as_slice() else {
-            return Err(Rejection::Unexpected {
-                field: "resources",
-                found: format!("{} entries", resources.len()),
-                wanted: "exactly the schedule rule's ARN".into(),
-            });
-        };
-        let arn = arn.as_str().ok_or(Rejection::WrongType {
-            field: "resources[0]",
-            expected: "a string",
-        })?;
+        let arn = only_resource(event, "exactly the schedule rule's ARN")?;
         if arn != rule {
             return Err(Rejection::ForeignRule { found: shown(arn) });
         }
@@ -424,23 +430,7 @@ fn eventbridge_alarm(event: &Value, expected: &Expected<'_>) -> Result<AlarmTrig
     let detail = field(event, "detail", "detail")?;
     let name = text(detail, "alarmName", "detail.alarmName")?;
     let target = owned(name, expected)?;
-    let resources = field(event, "resources", "resources")?
-        .as_array()
-        .ok_or(Rejection::WrongType {
-            field: "resources",
-            expected: "an array",
-        })?;
-    let [arn] = resources.as_slice() else {
-        return Err(Rejection::Unexpected {
-            field: "resources",
-            found: format!("{} entries", resources.len()),
-            wanted: "exactly the alarm's ARN".into(),
-        });
-    };
-    let arn = arn.as_str().ok_or(Rejection::WrongType {
-        field: "resources[0]",
-        expected: "a string",
-    })?;
+    let arn = only_resource(event, "exactly the alarm's ARN")?;
     check_alarm_arn(arn, name, "resources[0]", expected)?;
     let state = field(detail, "state", "detail.state")?;
     let state = state_of(text(state, "value", "detail.state.value")?, "detail.state.value")?;
