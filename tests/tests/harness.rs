@@ -173,9 +173,7 @@ async fn cloudwatch_accepts_a_gzip_compressed_put_metric_data() -> TestResult {
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
     let start = minute_start(300)?;
     // 300 datapoints, one a minute: some 30 KB of CBOR, well over the threshold.
-    let data: Vec<MetricDatum> = (0..300)
-        .map(|m| datum("bulk", start + m * 60, 2.0))
-        .collect();
+    let data: Vec<MetricDatum> = (0..300).map(|m| datum("bulk", start + m * 60, 2.0)).collect();
     cloudwatch
         .put_metric_data()
         .namespace("AWS/Lambda")
@@ -195,7 +193,10 @@ async fn cloudwatch_accepts_a_gzip_compressed_put_metric_data() -> TestResult {
         .flat_map(|r| r.values().iter().copied())
         .collect();
     assert_eq!(values.len(), 300, "every datapoint arrived");
-    assert!(values.iter().all(|v| (*v - 2.0).abs() < f64::EPSILON), "{values:?}");
+    assert!(
+        values.iter().all(|v| (*v - 2.0).abs() < f64::EPSILON),
+        "{values:?}"
+    );
     Ok(())
 }
 

@@ -57,9 +57,9 @@ const REST_APIS: usize = 4;
 const USAGE_PLANS: usize = 2;
 /// HTTP APIs, each with a stage `prod`.
 const HTTP_APIS: usize = 2;
-/// Each function's reservation before the flood: 30 of them leave the account's
-/// 1,000 well above its unreserved minimum.
-const RESERVED: i32 = 20;
+/// `checkout`'s reservation before the flood, as in the example account; the
+/// others have none.
+const RESERVED: i32 = 50;
 /// The longest the three processes may take together.
 const BOUND: StdDuration = StdDuration::from_secs(300);
 
@@ -141,13 +141,13 @@ impl Crowd {
         functions.extend((1..FUNCTIONS).map(|i| format!("worker-{i:02}")));
         for name in &functions {
             create_function(aws, name).await?;
-            lambda
-                .put_function_concurrency()
-                .function_name(name)
-                .reserved_concurrent_executions(RESERVED)
-                .send()
-                .await?;
         }
+        lambda
+            .put_function_concurrency()
+            .function_name("checkout")
+            .reserved_concurrent_executions(RESERVED)
+            .send()
+            .await?;
         let mut rest_apis = Vec::new();
         for i in 0..REST_APIS {
             rest_apis.push(create_rest_api(aws, &format!("shop-{i}"), "prod").await?);
@@ -219,9 +219,17 @@ impl Crowd {
     fn scopes(&self) -> Vec<(String, &'static str)> {
         let mut out: Vec<(String, &'static str)> = Vec::new();
         out.extend(self.functions.iter().map(|f| (format!("function:{f}"), "240")));
-        out.extend(self.rest_apis.iter().map(|a| (format!("rest-stage:{a}/prod"), "50")));
+        out.extend(
+            self.rest_apis
+                .iter()
+                .map(|a| (format!("rest-stage:{a}/prod"), "50")),
+        );
         out.extend(self.plans.iter().map(|p| (format!("usage-plan:{p}"), "50")));
-        out.extend(self.http_apis.iter().map(|a| (format!("http-stage:{a}/prod"), "50")));
+        out.extend(
+            self.http_apis
+                .iter()
+                .map(|a| (format!("http-stage:{a}/prod"), "50")),
+        );
         out
     }
 
@@ -244,7 +252,9 @@ fn written(request: &Request) -> Option<(String, &'static str)> {
         ("PUT" | "POST" | "DELETE", [_, "functions", name, "event-invoke-config"]) => {
             Some((format!("function:{name}"), "async invoke config"))
         }
-        ("PATCH", ["restapis", api, "stages", stage]) => Some((format!("rest-stage:{api}/{stage}"), "stage throttle")),
+        ("PATCH", ["restapis", api, "stages", stage]) => {
+            Some((format!("rest-stage:{api}/{stage}"), "stage throttle"))
+        }
         ("PATCH", ["v2", "apis", api, "stages", stage]) => {
             Some((format!("http-stage:{api}/{stage}"), "stage throttle"))
         }
@@ -331,10 +341,17 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
     let (throttled, others) = burst(&lambda, 30, |c| async move {
         use aws_sdk_lambda::operation::get_function_concurrency::GetFunctionConcurrencyError as E;
         use aws_sdk_lambda::types::ThrottleReason;
-        match c.get_function_concurrency().function_name("checkout").send().await {
+        match c
+            .get_function_concurrency()
+            .function_name("checkout")
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
-                Some(E::TooManyRequestsException(t)) if t.reason() == Some(&ThrottleReason::CallerRateLimitExceeded) => {
+                Some(E::TooManyRequestsException(t))
+                    if t.reason() == Some(&ThrottleReason::CallerRateLimitExceeded) =>
+                {
                     Err(None)
                 }
                 _ => Err(Some(format!("{e:?}"))),
@@ -351,7 +368,10 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
         span.as_millis()
     );
     assert!(throttled > 0, "30 Lambda calls in {span:?}: none refused");
-    assert_eq!(proxy.throttled().get("lambda:GetFunctionConcurrency"), Some(&throttled));
+    assert_eq!(
+        proxy.throttled().get("lambda:GetFunctionConcurrency"),
+        Some(&throttled)
+    );
     assert!(
         forwarded as f64 <= 15.0 + 15.0 * span.as_secs_f64() + 1.0,
         "{forwarded} forwarded in {span:?}"
@@ -398,7 +418,10 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
     .await;
     assert!(others.is_empty(), "{others:?}");
     println!("quota-proxy: apigatewayv2 burst=20 after it throttled={throttled}");
-    assert!(throttled > 0, "HTTP API calls right after 50 REST calls: none refused");
+    assert!(
+        throttled > 0,
+        "HTTP API calls right after 50 REST calls: none refused"
+    );
 
     // UpdateUsagePlan: one every 20 seconds, on a fresh account-wide bucket.
     let proxy = Proxy::start_with_quotas(aws.endpoint(), &AWS_QUOTAS).await?;
@@ -417,7 +440,10 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
             )
             .send()
             .await;
-        refused.push(out.err().map(|e| e.into_service_error().is_too_many_requests_exception()));
+        refused.push(
+            out.err()
+                .map(|e| e.into_service_error().is_too_many_requests_exception()),
+        );
     }
     assert_eq!(refused, vec![None, Some(true)], "the second update within 20 s");
     assert_eq!(proxy.throttled().get("apigateway:UpdateUsagePlan"), Some(&1));
@@ -434,8 +460,8 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
 /// none of their requests, every change is applied once, every flooded target
 /// ends throttled, and the second evaluator skips, saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane_quotas()
--> Result<(), Error> {
+async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane_quotas() -> Result<(), Error>
+{
     let aws = LocalAws::start().await?;
     let now = Utc::now().duration_trunc(Duration::minutes(1))?;
     let attack_end = attack_end_before(now);
@@ -469,8 +495,14 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
     let started = Instant::now();
     let outs = tokio::time::timeout(BOUND, async {
         tokio::join!(
-            dowguard_evaluator::handle(&first, invocation("scheduled-event.json", at, "evaluator-a").unwrap()),
-            dowguard_evaluator::handle(&second, invocation("scheduled-event.json", at, "evaluator-b").unwrap()),
+            dowguard_evaluator::handle(
+                &first,
+                invocation("scheduled-event.json", at, "evaluator-a").unwrap()
+            ),
+            dowguard_evaluator::handle(
+                &second,
+                invocation("scheduled-event.json", at, "evaluator-b").unwrap()
+            ),
             dowguard_alarm_responder::handle(
                 &responder,
                 invocation("alarm-state-change.json", at, "responder").unwrap()
@@ -493,7 +525,7 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
     }
     for (quota, peak, per, burst) in peaks(&requests) {
         println!(
-            "quotas: peak {quota} {peak} in {}ms (bucket {burst})",
+            "quotas: peak quota={quota} requests={peak} window_ms={} bucket={burst}",
             per.as_millis()
         );
     }
@@ -506,7 +538,7 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
         .windows(2)
         .map(|w| format!("{}", (w[1] - w[0]).as_millis()))
         .collect();
-    println!("quotas: usage-plan-update-gaps-ms {}", gaps.join(","));
+    println!("quotas: usage-plan-update-gaps ms={}", gaps.join(","));
     let total_throttled: usize = throttled.values().sum();
     println!(
         "quotas: total calls={} throttled={total_throttled} seconds={:.1}",
@@ -525,13 +557,21 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
     let evaluators = &outs[..2];
     let passes = evaluators.iter().filter(|o| o.get("pass_at").is_some()).count();
     let skips: Vec<&str> = evaluators.iter().filter_map(|o| o["skipped"].as_str()).collect();
-    assert_eq!((passes, skips.len()), (1, 1), "one evaluator pass, one skip: {evaluators:?}");
+    assert_eq!(
+        (passes, skips.len()),
+        (1, 1),
+        "one evaluator pass, one skip: {evaluators:?}"
+    );
     assert!(
         skips[0].starts_with("another evaluator pass holds the lease until 20"),
         "{}",
         skips[0]
     );
-    assert!(outs[2].get("pass_at").is_some(), "the responder ran its pass: {}", outs[2]);
+    assert!(
+        outs[2].get("pass_at").is_some(),
+        "the responder ran its pass: {}",
+        outs[2]
+    );
 
     // Every change applied once: per target and kind of limit, at most one write
     // reached the server.
