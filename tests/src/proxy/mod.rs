@@ -287,8 +287,8 @@ async fn handle(mut client: TcpStream, state: Arc<Mutex<State>>) {
             (None, Some(buckets)) => match buckets.admit(&operation, offset) {
                 Ok(()) => (Plan::Forward, Answer::Forwarded),
                 Err(refusal) => {
-                    let id = format!("dowguard-proxy-{index}");
-                    let (headers, body) = throttled_answer(&operation, &refusal, &id);
+                    let request_id = format!("dowguard-proxy-{id}");
+                    let (headers, body) = throttled_answer(&operation, &refusal, &request_id);
                     (
                         Plan::Throttle(wire::answer("429 Too Many Requests", &headers, &body)),
                         Answer::Throttled(refusal.quota.name),
