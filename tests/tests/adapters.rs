@@ -8,6 +8,7 @@
 )]
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
@@ -19,6 +20,7 @@ use dowguard_adapters::apigatewayv2::HttpAdapter;
 use dowguard_adapters::cloudwatch::CloudWatchMetrics;
 use dowguard_adapters::dynamodb::{DynamoStore, create_table};
 use dowguard_adapters::lambda::LambdaAdapter;
+use dowguard_adapters::pace::Pacer;
 use dowguard_adapters::sns::SnsNotifier;
 use dowguard_domain::MetricsPlan;
 use dowguard_domain::{
@@ -388,17 +390,18 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
         .send()
         .await
         .unwrap();
+    let gateway = Arc::new(Pacer::per_second(10));
     let account = AwsAccount::new(
         LambdaAdapter::new(lambda, 15),
         RestAdapter::new(
             aws_sdk_apigateway::Client::new(&config),
-            10,
+            gateway.clone(),
             Duration::from_millis(10),
         ),
         HttpAdapter::new(
             aws_sdk_apigatewayv2::Client::new(&config),
             aws_sdk_apigateway::Client::new(&config),
-            10,
+            gateway,
         ),
         CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), MetricsPlan::default()),
     );
@@ -446,15 +449,16 @@ async fn stage_throttles_and_usage_plans_are_set_and_restored_exactly() {
     let rest_api = create_rest_api(&aws, "shop", "prod").await.unwrap();
     let plan = create_usage_plan(&aws, &rest_api, "prod").await.unwrap();
     let http_api = create_http_api(&aws, "edge", "live").await.unwrap();
+    let gateway = Arc::new(Pacer::per_second(10));
     let rest = RestAdapter::new(
         aws_sdk_apigateway::Client::new(&config),
-        10,
+        gateway.clone(),
         Duration::from_millis(10),
     );
     let http = HttpAdapter::new(
         aws_sdk_apigatewayv2::Client::new(&config),
         aws_sdk_apigateway::Client::new(&config),
-        10,
+        gateway,
     );
     let apigw = aws_sdk_apigateway::Client::new(&config);
     let none = BTreeMap::new();

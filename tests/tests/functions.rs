@@ -10,7 +10,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_domain::{Limits, TargetId};
 use dowguard_guard::ports::{Discovery, StateStore};
-use dowguard_runtime::{App, Config};
+use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, TABLE};
 use lambda_runtime::{Context, LambdaEvent};
@@ -89,7 +89,7 @@ impl World {
         let example = ExampleAccount::seed(&aws, now).await?;
         let attack_end = dowguard_tests::account::attack_end_before(now);
         example.flood(&aws, attack_end, 10).await?;
-        let app = App::new(config()?, &aws.sdk_config())?;
+        let app = App::new(config()?, &aws.sdk_config(), Role::Evaluator)?;
         Ok(World {
             aws,
             app,
@@ -306,7 +306,11 @@ const BURST: usize = 200;
 /// would fail the handler.
 #[tokio::test]
 async fn a_flood_of_foreign_events_is_refused_without_a_single_aws_call() -> Result<(), Error> {
-    let app = App::new(config()?, &dowguard_tests::sdk_config_for("http://127.0.0.1:9"))?;
+    let app = App::new(
+        config()?,
+        &dowguard_tests::sdk_config_for("http://127.0.0.1:9"),
+        Role::Responder,
+    )?;
     let mut refused = 0;
     for round in 0..100 {
         for name in FOREIGN {
@@ -328,7 +332,7 @@ async fn a_flood_of_foreign_events_is_refused_without_a_single_aws_call() -> Res
 #[tokio::test]
 async fn two_evaluator_invocations_at_once_run_one_pass_and_the_other_skips() -> Result<(), Error> {
     let w = World::flooded().await?;
-    let other = App::new(config()?, &w.aws.sdk_config())?;
+    let other = App::new(config()?, &w.aws.sdk_config(), Role::Evaluator)?;
     let at = w.attack_end + Duration::minutes(1);
     let timeout = Duration::seconds(120);
     let (a, b) = tokio::join!(
@@ -430,6 +434,7 @@ async fn a_burst_across_evaluators_and_responders_runs_at_most_the_cap_of_passes
         apps.push(App::new(
             config_with(&[("DOWGUARD_MAX_PASSES_PER_MINUTE", cap.as_str())])?,
             &w.aws.sdk_config(),
+            Role::Evaluator,
         )?);
     }
     let at = w.attack_end + Duration::minutes(1);

@@ -26,7 +26,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_adapters::Interceptors;
 use dowguard_domain::{Budget, BudgetSpec, Floors, Limits, TargetId};
 use dowguard_guard::ports::{BudgetStore, Discovery};
-use dowguard_runtime::{App, Config};
+use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, TABLE, attack_end_before};
 use dowguard_tests::fixtures::{GUARDED, create_function, create_http_api};
@@ -210,7 +210,7 @@ impl World {
         let now = Utc::now().duration_trunc(Duration::minutes(1))?;
         let attack_end = attack_end_before(now);
         let notices = topic(&aws, "dowguard", &[]).await?;
-        let observer = App::new(config(&notices)?, &aws.sdk_config())?;
+        let observer = App::new(config(&notices)?, &aws.sdk_config(), Role::Cli)?;
         Ok(World {
             aws,
             recording: Recording::new(),
@@ -225,9 +225,15 @@ impl World {
     fn app(&self, function: &str, extra: Vec<SharedInterceptor>) -> Result<App, Error> {
         let mut all = vec![self.recording.interceptor(function)];
         all.extend(extra);
+        let role = if function == EVALUATOR {
+            Role::Evaluator
+        } else {
+            Role::Responder
+        };
         Ok(App::with_interceptors(
             config(&self.notices)?,
             &self.aws.sdk_config(),
+            role,
             Interceptors::new(all),
         )?)
     }
@@ -271,34 +277,35 @@ impl World {
     }
 }
 
-/// Runs `gated` (a `function` pass) until its first state write waits at the gate,
-/// then the alarm responder `winner` over each of `winner_events` to the end, then
-/// lets the gated pass write (and lose) and finish.
+/// Runs the handler of `function` (the evaluator or the alarm responder).
+async fn run(app: &App, function: &str, event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let out = if function == EVALUATOR {
+        dowguard_evaluator::handle(app, event).await
+    } else {
+        dowguard_alarm_responder::handle(app, event).await
+    };
+    Ok(out.map_err(|d| d.error_message)?)
+}
+
+/// Runs `gated` (a `gated_function` pass) until its first state write waits at the
+/// gate, then `winner` (a `winner_function`) over each of `winner_events` to the
+/// end, then lets the gated pass write (and lose) and finish.
 async fn race(
-    gated: Arc<App>,
-    mut control: GateControl,
-    winner: &App,
-    function: &str,
-    gated_event: LambdaEvent<Value>,
-    winner_events: Vec<LambdaEvent<Value>>,
+    (gated, mut control, gated_function, gated_event): (Arc<App>, GateControl, &str, LambdaEvent<Value>),
+    (winner, winner_function, winner_events): (&App, &str, Vec<LambdaEvent<Value>>),
 ) -> Result<(Value, Value), Error> {
-    let handler = function.to_string();
+    let handler = gated_function.to_string();
     let held = tokio::spawn(async move {
-        let out = if handler == EVALUATOR {
-            dowguard_evaluator::handle(&gated, gated_event).await
-        } else {
-            dowguard_alarm_responder::handle(&gated, gated_event).await
-        };
-        out.map_err(|d| d.error_message)
+        run(&gated, &handler, gated_event)
+            .await
+            .map_err(|e| e.to_string())
     });
     tokio::time::timeout(StdDuration::from_secs(60), control.reached())
         .await
-        .map_err(|_| format!("the gated {function} pass wrote no state within 60 s"))??;
+        .map_err(|_| format!("the gated {gated_function} pass wrote no state within 60 s"))??;
     let mut won = Value::Null;
     for event in winner_events {
-        won = dowguard_alarm_responder::handle(winner, event)
-            .await
-            .map_err(|d| d.error_message)?;
+        won = run(winner, winner_function, event).await?;
     }
     control.release();
     let lost = held.await??;
@@ -328,12 +335,21 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
     // tagged itself, whose budget notifies its own (tagged) topic.
     let example = ExampleAccount::seed(aws, now).await?;
     create_function(aws, "search").await?;
+    create_function(aws, "late").await?;
     let orders = create_http_api(aws, "orders", "prod").await?;
     let finance = topic(aws, "finance-alerts", &[GUARDED]).await?;
     let store = &w.observer.stack.store;
     store
         .put_budget(
             &budget("search-daily", "function:search", "240", None)?,
+            None,
+            "finance",
+            now,
+        )
+        .await?;
+    store
+        .put_budget(
+            &budget("late-daily", "function:late", "240", None)?,
             None,
             "finance",
             now,
@@ -368,6 +384,17 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
         .await?;
     // The flood: about 100x each budget's pace on every target.
     example.flood(aws, w.attack_end, 10).await?;
+    // `late` floods four minutes after the rest: its minutes are not yet visible to
+    // the first minute's passes.
+    flood(
+        aws,
+        "AWS/Lambda",
+        &[("FunctionName", "late")],
+        &[("Invocations", 16_000_000.0), ("Duration", 1_600_000_000.0)],
+        w.attack_end + Duration::minutes(4),
+        5,
+    )
+    .await?;
     flood(
         aws,
         "AWS/Lambda",
@@ -402,51 +429,71 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
         "{out}"
     );
     assert!(
-        out["alarms"]["put"].as_array().is_some_and(|p| p.len() == 4),
+        out["alarms"]["put"].as_array().is_some_and(|p| p.len() == 5),
         "{out}"
     );
 
-    // 2. The flood's first minute: two alarm responders get the same alarm (a
-    // retried delivery); one throttles checkout, the other's state write loses.
+    // 2. The flood's first minute: the evaluator and the responders at once. Two
+    // evaluators never run together (the second finds the lease held), nor two
+    // responders (their slot), but an evaluator can lose a state write to a
+    // responder: alarms on every flooded target throttle them first, and the
+    // evaluator's own writes lose.
     let at = w.attack_end + Duration::minutes(1);
-    let alarm = Some("dowguard-function:checkout");
-    let (gated, control) = w.gated_app(RESPONDER)?;
-    let (won, lost) = race(
-        Arc::new(gated),
-        control,
-        &responder,
-        RESPONDER,
-        event("alarm-state-change.json", at, alarm)?,
-        vec![event("alarm-state-change.json", at, alarm)?],
-    )
-    .await?;
-    assert!(won["actions"].as_array().is_some_and(|a| !a.is_empty()), "{won}");
-    assert!(lost.get("rejected").is_none(), "{lost}");
-
-    // 3. The same minute: the evaluator and the responders at once. Two evaluators
-    // never run together (the second finds the lease held), but an evaluator can lose
-    // a state write to a responder: alarms on every other flooded target throttle
-    // them first, and the evaluator's own writes lose.
-    let (gated, control) = w.gated_app(EVALUATOR)?;
-    let alarms = [
+    let alarm = |target: &str| event("alarm-state-change.json", at, Some(&format!("{PREFIX}{target}")));
+    let alarmed = [
+        "function:checkout".to_string(),
         "function:search".to_string(),
         format!("rest-stage:{}/prod", example.api),
         format!("http-stage:{orders}/prod"),
     ];
-    let winner_events = alarms
-        .iter()
-        .map(|t| event("alarm-state-change.json", at, Some(&format!("{PREFIX}{t}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (gated, control) = w.gated_app(EVALUATOR)?;
     let (won, lost) = race(
-        Arc::new(gated),
-        control,
-        &responder,
-        EVALUATOR,
-        event("scheduled-event.json", at, None)?,
-        winner_events,
+        (
+            Arc::new(gated),
+            control,
+            EVALUATOR,
+            event("scheduled-event.json", at, None)?,
+        ),
+        (
+            &responder,
+            RESPONDER,
+            alarmed.iter().map(|t| alarm(t)).collect::<Result<Vec<_>, _>>()?,
+        ),
     )
     .await?;
-    assert!(lost.get("rejected").is_none(), "{lost}");
+    assert!(won["actions"].as_array().is_some_and(|a| !a.is_empty()), "{won}");
+    assert!(
+        lost.get("rejected").is_none() && lost.get("skipped").is_none(),
+        "{lost}"
+    );
+
+    // 3. Five minutes on, a late flood on `late`: its alarm and the schedule at once;
+    // the evaluator throttles it first and the responder's state write loses.
+    let late_at = at + Duration::minutes(5);
+    let (gated, control) = w.gated_app(RESPONDER)?;
+    let (won, lost) = race(
+        (
+            Arc::new(gated),
+            control,
+            RESPONDER,
+            event(
+                "alarm-state-change.json",
+                late_at,
+                Some(&format!("{PREFIX}function:late")),
+            )?,
+        ),
+        (
+            &evaluator,
+            EVALUATOR,
+            vec![event("scheduled-event.json", late_at, None)?],
+        ),
+    )
+    .await?;
+    assert!(won["actions"].as_array().is_some_and(|a| !a.is_empty()), "{won}");
+    assert!(
+        lost.get("rejected").is_none() && lost.get("skipped").is_none(),
+        "{lost}"
+    );
     let throttled = w.limits().await?;
     for ((id, before), (_, after)) in originals.iter().zip(&throttled) {
         assert_ne!(before, after, "{id} was not throttled: {won}");

@@ -4,16 +4,18 @@
 //! within a minute instead of at the next schedule. On OK it does nothing: recovery
 //! is the evaluator's, after the cool-down. Anything foreign or malformed is
 //! rejected with the reason logged, and changes nothing. A pass runs only if this
-//! instance ran none over the target this minute and the deployment's cap on passes
-//! a minute admits it (`dowguard_runtime::admission`).
+//! instance ran none over the target this minute, it holds the responders' slot in
+//! the table (one responder pass at a time), and the deployment's cap on passes a
+//! minute admits it (`dowguard_runtime::admission`).
 
 use std::collections::HashSet;
 
 use chrono::{DurationRound, TimeDelta};
 use dowguard_runtime::App;
+use dowguard_runtime::admission::{RESPONDER_LEASE, RESPONDER_WAIT};
 use dowguard_runtime::app::summary;
 use dowguard_runtime::emf::{emit, pass_documents};
-use dowguard_runtime::event::{AlarmState, alarm_trigger, check_age};
+use dowguard_runtime::event::{AlarmState, AlarmTrigger, alarm_trigger, check_age};
 use dowguard_runtime::telemetry::diagnostic;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
@@ -42,6 +44,29 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
         tracing::info!(target = %target, alarm = %trigger.alarm, "a pass over this target already ran this minute");
         return Ok(json!({ "target": target, "skipped": "a pass over this target already ran this minute" }));
     }
+    let lease = match app
+        .wait_for_lease(RESPONDER_LEASE, &event.context, RESPONDER_WAIT)
+        .await
+    {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(held)) => {
+            tracing::info!(target = %target, alarm = %trigger.alarm, reason = %held, "pass skipped");
+            return Ok(json!({ "target": target, "skipped": held }));
+        }
+        Err(e) => return Err(diagnostic("LeaseError", &e)),
+    };
+    let out = admitted_pass(app, &trigger, chrono::Utc::now()).await;
+    app.release(lease).await;
+    out
+}
+
+/// The pass over the alarmed target, if the deployment's cap admits a pass now.
+async fn admitted_pass(
+    app: &App,
+    trigger: &AlarmTrigger,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Value, Diagnostic> {
+    let target = trigger.target.to_string();
     if let Err(refused) = app
         .admit_pass(now)
         .await
@@ -54,7 +79,7 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
         .time
         .duration_trunc(TimeDelta::minutes(1))
         .unwrap_or(trigger.time);
-    let only: HashSet<_> = [trigger.target].into();
+    let only: HashSet<_> = [trigger.target.clone()].into();
     let report = app
         .guard(ACTOR)
         .evaluate_with(at, &app.options(Some(only)))

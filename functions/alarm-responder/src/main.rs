@@ -1,14 +1,14 @@
 //! The alarm responder's entry point: tracing, configuration and clients once, then the
 //! Lambda runtime loop.
 
-use dowguard_runtime::App;
 use dowguard_runtime::telemetry::{chain, init_tracing};
+use dowguard_runtime::{App, Role};
 use lambda_runtime::{Error, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_tracing();
-    let app = App::from_env().await.inspect_err(|e| {
+    let app = App::from_env(Role::Responder).await.inspect_err(|e| {
         tracing::error!(error = %chain(e), "cannot start");
     })?;
     let app = &app;

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::Client;
@@ -76,23 +77,35 @@ pub const PLAN_SLOT_GRANT_LATENCY: Duration = Duration::from_secs(1);
 /// processes waiting for it too may each take it first once.
 pub const PLAN_SLOT_MAX_WAIT: u32 = 3;
 
+/// The least time between two `GetResources` calls: AWS allows "5 requests every 2
+/// seconds per account" ("Amazon API Gateway quotas", API Gateway quotas for
+/// creating, deploying and managing an API); one every 500 ms leaves a fifth of it
+/// to everyone else.
+pub const GET_RESOURCES_INTERVAL: Duration = Duration::from_millis(500);
+
 /// REST APIs and usage plans through the SDK.
 #[derive(Debug)]
 pub struct RestAdapter {
     client: Client,
-    stage_pacer: Pacer,
+    /// The process's one pacer of API Gateway's control plane, shared with the HTTP
+    /// API adapter: the account's quota is for REST and HTTP APIs together.
+    stage_pacer: Arc<Pacer>,
+    /// `GetResources` has a quota of its own besides the total.
+    resources_pacer: Pacer,
     plan_pacer: Pacer,
     plan_interval: Duration,
     plan_slot: Option<TableLeases>,
 }
 
 impl RestAdapter {
-    /// Paces stage calls to `per_second` and usage-plan updates to one per
-    /// `plan_interval` in this process.
-    pub fn new(client: Client, per_second: u32, plan_interval: Duration) -> Self {
+    /// Paces every call with `gateway` (the process's API Gateway pacer),
+    /// `GetResources` also to [`GET_RESOURCES_INTERVAL`], and usage-plan updates to
+    /// one per `plan_interval` in this process.
+    pub fn new(client: Client, gateway: Arc<Pacer>, plan_interval: Duration) -> Self {
         RestAdapter {
             client,
-            stage_pacer: Pacer::per_second(per_second),
+            stage_pacer: gateway,
+            resources_pacer: Pacer::new(GET_RESOURCES_INTERVAL),
             plan_pacer: Pacer::new(plan_interval),
             plan_interval,
             plan_slot: None,
@@ -300,6 +313,7 @@ impl RestAdapter {
         let mut open = Vec::new();
         let mut position: Option<String> = None;
         loop {
+            self.resources_pacer.wait().await;
             self.stage_pacer.wait().await;
             let page = self
                 .client
@@ -557,6 +571,8 @@ impl UsagePlanControl for RestAdapter {
         }
         self.plan_pacer.wait().await;
         self.wait_for_plan_slot(plan).await?;
+        // It also counts toward API Gateway's total.
+        self.stage_pacer.wait().await;
         self.client
             .update_usage_plan()
             .usage_plan_id(plan.as_str())

@@ -17,6 +17,7 @@
 //! (whether it follows the default route or reads as 0). The guard leaves it alone.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::types::{ProtocolType, RouteSettings};
@@ -37,19 +38,21 @@ const DEFAULT_ROUTE: &str = "";
 pub struct HttpAdapter {
     client: Client,
     account: aws_sdk_apigateway::Client,
-    pacer: Pacer,
+    /// The process's one pacer of API Gateway's control plane, shared with the REST
+    /// adapter: the account's quota is for REST and HTTP APIs together.
+    pacer: Arc<Pacer>,
 }
 
 impl HttpAdapter {
-    /// Paces calls to `per_second` (API Gateway's control plane is shared).
-    /// `account` is an API Gateway (REST) client, for the account's own throttle
-    /// limits (`GetAccount`): one quota per account and Region across HTTP, REST
-    /// and WebSocket APIs ("Amazon API Gateway quotas").
-    pub fn new(client: Client, account: aws_sdk_apigateway::Client, per_second: u32) -> Self {
+    /// Paces calls with `gateway`, the process's API Gateway pacer. `account` is an
+    /// API Gateway (REST) client, for the account's own throttle limits
+    /// (`GetAccount`): one quota per account and Region across HTTP, REST and
+    /// WebSocket APIs ("Amazon API Gateway quotas").
+    pub fn new(client: Client, account: aws_sdk_apigateway::Client, gateway: Arc<Pacer>) -> Self {
         HttpAdapter {
             client,
             account,
-            pacer: Pacer::per_second(per_second),
+            pacer: gateway,
         }
     }
 

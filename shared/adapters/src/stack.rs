@@ -2,6 +2,7 @@
 //! the CLI and the integration tests all build, so each of them talks to AWS the same
 //! way.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -16,28 +17,84 @@ use crate::cloudwatch::CloudWatchMetrics;
 use crate::dynamodb::DynamoStore;
 use crate::lambda::LambdaAdapter;
 use crate::lease::TableLeases;
+use crate::pace::Pacer;
 use crate::sns::SnsNotifier;
 
-/// Client-side pacing of the control planes.
+/// The account-wide control-plane quotas the guard shares with everyone else in the
+/// account. None can be raised.
+pub mod quotas {
+    use std::time::Duration;
+
+    /// Lambda: "Remainder of the control plane API requests (excludes invocation,
+    /// GetFunction, and GetPolicy requests): 15 requests per second across all
+    /// APIs" ("Lambda quotas"). Every Lambda call the guard makes counts.
+    pub const LAMBDA_PER_SECOND: u32 = 15;
+    /// API Gateway: "Total operations: 10 requests per second with a burst quota
+    /// of 40" ("Amazon API Gateway quotas", API Gateway quotas for creating,
+    /// deploying and managing an API), for REST and HTTP APIs together.
+    pub const APIGATEWAY_PER_SECOND: u32 = 10;
+    /// API Gateway `UpdateUsagePlan`: "1 request every 20 seconds per account"
+    /// (the same table).
+    pub const UPDATE_USAGE_PLAN_INTERVAL: Duration = Duration::from_secs(20);
+}
+
+/// Which of the guard's processes a stack is built for. Up to one of each may call
+/// AWS at the same time: the evaluator holds a lease in the table, the alarm
+/// responder a slot in the table (one responder pass at a time), and a person runs
+/// the CLI. Each paces itself to its share of each account-wide quota, and the
+/// shares of all three add up to less than the quota ([`Pacing::for_role`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The scheduled evaluator: the whole account each pass.
+    Evaluator,
+    /// The alarm responder: one alarmed target's budgets.
+    Responder,
+    /// The `dowguard` command line.
+    Cli,
+}
+
+impl Role {
+    /// Every role, for checks over all of them.
+    pub const ALL: [Role; 3] = [Role::Evaluator, Role::Responder, Role::Cli];
+}
+
+/// Client-side pacing of the control planes: one pacer per service in a process,
+/// shared by every adapter of that service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pacing {
-    /// Lambda control-plane calls per second (AWS: about 15 shared per account).
+    /// Lambda control-plane calls per second.
     pub lambda_per_second: u32,
-    /// API Gateway calls per second other than UpdateUsagePlan (AWS: about 10).
+    /// API Gateway calls per second (REST and HTTP APIs together, `GetAccount`,
+    /// `GetResources` and `UpdateUsagePlan` included).
     pub apigateway_per_second: u32,
-    /// The least time between two UpdateUsagePlan calls (AWS: about 20 s), in this
-    /// process and, through the table's slot, across every process of the stack.
+    /// The least time between two UpdateUsagePlan calls, in this process and,
+    /// through the table's slot, across every process of the stack.
     pub usage_plan_interval: Duration,
 }
 
-impl Default for Pacing {
-    /// AWS's documented limits, with a little room for other callers.
-    fn default() -> Self {
+impl Pacing {
+    /// The share of each account-wide quota ([`quotas`]) that `role` takes. The
+    /// evaluator, which lists the whole account, takes the most; with all three
+    /// running at once the guard uses 14 of Lambda's 15 calls a second and 9 of API
+    /// Gateway's 10, leaving room for the account's own deploys.
+    pub fn for_role(role: Role) -> Self {
+        let (lambda_per_second, apigateway_per_second) = match role {
+            Role::Evaluator => (8, 4),
+            Role::Responder => (4, 3),
+            Role::Cli => (2, 2),
+        };
         Pacing {
-            lambda_per_second: 10,
-            apigateway_per_second: 8,
-            usage_plan_interval: Duration::from_secs(20),
+            lambda_per_second,
+            apigateway_per_second,
+            usage_plan_interval: quotas::UPDATE_USAGE_PLAN_INTERVAL,
         }
+    }
+}
+
+impl Default for Pacing {
+    /// The evaluator's share.
+    fn default() -> Self {
+        Pacing::for_role(Role::Evaluator)
     }
 }
 
@@ -154,6 +211,8 @@ impl AwsStack {
     pub fn new(sdk: &SdkConfig, config: &StackConfig) -> Self {
         let pacing = config.pacing;
         let clients = &config.interceptors;
+        // One pacer for API Gateway's control plane, shared by REST and HTTP APIs.
+        let gateway = Arc::new(Pacer::per_second(pacing.apigateway_per_second));
         let dynamo = clients.dynamodb(sdk);
         let leases = TableLeases::new(dynamo.clone(), config.table.clone());
         AwsStack {
@@ -162,15 +221,11 @@ impl AwsStack {
                 LambdaAdapter::new(clients.lambda(sdk), pacing.lambda_per_second),
                 RestAdapter::new(
                     clients.apigateway(sdk),
-                    pacing.apigateway_per_second,
+                    gateway.clone(),
                     pacing.usage_plan_interval,
                 )
                 .with_plan_slot(leases.clone()),
-                HttpAdapter::new(
-                    clients.apigatewayv2(sdk),
-                    clients.apigateway(sdk),
-                    pacing.apigateway_per_second,
-                ),
+                HttpAdapter::new(clients.apigatewayv2(sdk), clients.apigateway(sdk), gateway),
                 CloudWatchMetrics::new(clients.cloudwatch(sdk), config.metrics_plan),
             ),
             notifier: SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),
@@ -197,5 +252,27 @@ impl AwsStack {
             settings,
             actor,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shares_of_every_role_together_stay_within_each_account_quota() {
+        let all = Role::ALL.map(Pacing::for_role);
+        let lambda: u32 = all.iter().map(|p| p.lambda_per_second).sum();
+        let gateway: u32 = all.iter().map(|p| p.apigateway_per_second).sum();
+        assert!(lambda < quotas::LAMBDA_PER_SECOND, "{lambda}");
+        assert!(gateway < quotas::APIGATEWAY_PER_SECOND, "{gateway}");
+        assert!(
+            all.iter()
+                .all(|p| p.usage_plan_interval >= quotas::UPDATE_USAGE_PLAN_INTERVAL)
+        );
+        assert!(
+            all.iter()
+                .all(|p| p.lambda_per_second > 0 && p.apigateway_per_second > 0)
+        );
     }
 }

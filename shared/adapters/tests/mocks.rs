@@ -11,6 +11,7 @@
 )]
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_lambda::operation::get_function_event_invoke_config::GetFunctionEventInvokeConfigError;
@@ -23,6 +24,7 @@ use dowguard_adapters::apigateway::{RestAdapter, RestCatalog};
 use dowguard_adapters::apigatewayv2::HttpAdapter;
 use dowguard_adapters::cloudwatch::CloudWatchMetrics;
 use dowguard_adapters::lambda::LambdaAdapter;
+use dowguard_adapters::pace::Pacer;
 use dowguard_domain::MetricsPlan;
 use dowguard_domain::{Arch, FunctionName, Limits, Target, TargetId, TargetSpec, Throttle};
 use dowguard_guard::FailureKind;
@@ -238,7 +240,11 @@ async fn server_errors_are_reported_as_unavailable() {
                 .with_max_attempts(2)
                 .with_initial_backoff(Duration::from_millis(1))
         ));
-    let rest = RestAdapter::new(client, 1_000, Duration::from_millis(1));
+    let rest = RestAdapter::new(
+        client,
+        Arc::new(Pacer::per_second(1_000)),
+        Duration::from_millis(1),
+    );
     let stage = TargetId::parse("rest-stage:a1b2c3d4e5/prod").unwrap();
     let err = rest
         .set_stage_throttle(
@@ -435,7 +441,7 @@ async fn an_http_stage_update_sends_only_what_http_apis_accept() {
         .then_output(|| UpdateStageOutput::builder().build());
     let client = mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, [&get, &update]);
     let (account, account_client) = account_with_limits(10_000.0, 5_000);
-    let http = HttpAdapter::new(client, account_client, 1_000);
+    let http = HttpAdapter::new(client, account_client, Arc::new(Pacer::per_second(1_000)));
     let tight = Throttle {
         rate_limit: 20.into(),
         burst_limit: 20,
@@ -485,7 +491,7 @@ async fn lifting_an_http_stage_throttle_writes_the_accounts_own_limits() {
         .then_output(|| UpdateStageOutput::builder().build());
     let client = mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, [&get, &update]);
     let (account, account_client) = account_with_limits(2_500.0, 1_250);
-    let http = HttpAdapter::new(client, account_client, 1_000);
+    let http = HttpAdapter::new(client, account_client, Arc::new(Pacer::per_second(1_000)));
     http.set_stage_throttle(
         &TargetId::parse("http-stage:a1b2c3d4e5/prod").unwrap(),
         None,

@@ -4,6 +4,7 @@
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use chrono::{DateTime, Utc};
+use dowguard_adapters::stack::{Pacing, Role};
 use dowguard_adapters::{AwsStack, StackConfig};
 use dowguard_domain::{GuardSettings, PriceBook, Prices};
 
@@ -97,7 +98,11 @@ impl Context {
                 "--region {region}: the price book has no prices for it ({e})"
             ))
         })?;
-        let stack = AwsStack::new(&sdk, &StackConfig::new(global.table_name.clone()));
+        let mut config = StackConfig::new(global.table_name.clone());
+        // A person's commands take the CLI's share of AWS's control-plane quotas,
+        // beside the evaluator and the alarm responder.
+        config.pacing = Pacing::for_role(Role::Cli);
+        let stack = AwsStack::new(&sdk, &config);
         Ok(Context {
             global,
             sdk,

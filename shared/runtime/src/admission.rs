@@ -7,6 +7,13 @@
 //!   skips after that one call. A holder that crashes or times out loses it at its
 //!   deadline by itself. This replaces the reserved concurrency of 1 that new
 //!   accounts cannot afford (the template's `ReserveConcurrency` parameter).
+//! - **the responder's slot** ([`App::wait_for_lease`] with [`RESPONDER_LEASE`]):
+//!   one alarm-responder pass at a time across every instance, so the evaluator,
+//!   one responder and a person's CLI are all the guard ever runs at once, and
+//!   their shares of AWS's control-plane quotas (`dowguard_adapters::stack::Pacing`)
+//!   add up to less than each quota. A responder waits for the slot at most
+//!   [`RESPONDER_WAIT`]; after that the alarmed target is left to the next
+//!   scheduled pass, a minute away at most.
 //! - **the pass cap** ([`App::admit_pass`]): at most
 //!   [`crate::config::MAX_PASSES_PER_MINUTE`] passes a minute across the whole
 //!   deployment, evaluator and alarm responder together, counted in one item per
@@ -25,6 +32,15 @@ use crate::config::MAX_PASSES_PER_MINUTE;
 
 /// The evaluator's lease in the table.
 pub const EVALUATOR_LEASE: &str = "evaluator";
+
+/// The alarm responders' slot in the table: one responder pass at a time.
+pub const RESPONDER_LEASE: &str = "responder";
+
+/// The longest a responder waits for [`RESPONDER_LEASE`] (its timeout is 60 s).
+pub const RESPONDER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How often a waiting responder asks for the slot again (one conditional write).
+pub const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How long a lease is held when the invocation carries no deadline in the future
 /// (outside Lambda): Lambda's longest function timeout, 900 seconds ("Configure
@@ -98,6 +114,34 @@ impl App {
                     held.until.to_rfc3339_opts(SecondsFormat::Millis, true)
                 )
             }))
+    }
+
+    /// Takes lease `name` like [`App::take_lease`], asking again every
+    /// [`LEASE_POLL`] while another invocation holds it, for at most `max_wait`.
+    /// `Ok(Err)` is the reason to give up.
+    ///
+    /// # Errors
+    ///
+    /// The table's [`dowguard_guard::PortError`].
+    pub async fn wait_for_lease(
+        &self,
+        name: &'static str,
+        context: &Context,
+        max_wait: std::time::Duration,
+    ) -> PortResult<Result<Lease, String>> {
+        let give_up = tokio::time::Instant::now() + max_wait;
+        loop {
+            match self.take_lease(name, context, Utc::now()).await? {
+                Ok(lease) => return Ok(Ok(lease)),
+                Err(held) if tokio::time::Instant::now() + LEASE_POLL > give_up => {
+                    return Ok(Err(format!(
+                        "{held} (waited {} s; the next scheduled pass decides for this target)",
+                        max_wait.as_secs()
+                    )));
+                }
+                Err(_) => tokio::time::sleep(LEASE_POLL).await,
+            }
+        }
     }
 
     /// Gives `lease` back. A failure is logged, not returned: the lease then expires

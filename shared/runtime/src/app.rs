@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use dowguard_adapters::alarms::{AlarmSyncReport, CloudWatchAlarms};
-use dowguard_adapters::stack::{AwsGuard, AwsStack, Interceptors, StackConfig};
+use dowguard_adapters::stack::{AwsGuard, AwsStack, Interceptors, Pacing, Role, StackConfig};
 use dowguard_domain::{GuardSettings, Mode, PriceBook, PriceBookError, Prices, TargetId};
 use dowguard_guard::PassReport;
 use dowguard_guard::evaluate::PassOptions;
@@ -45,13 +45,14 @@ pub struct App {
 }
 
 impl App {
-    /// Builds everything from `config` and one SDK configuration.
+    /// Builds everything from `config` and one SDK configuration, for the function
+    /// `role` (which sets its share of AWS's control-plane quotas).
     ///
     /// # Errors
     ///
     /// [`AppError::Prices`] when the price book lacks the region.
-    pub fn new(config: Config, sdk: &SdkConfig) -> Result<Self, AppError> {
-        Self::with_interceptors(config, sdk, Interceptors::default())
+    pub fn new(config: Config, sdk: &SdkConfig, role: Role) -> Result<Self, AppError> {
+        Self::with_interceptors(config, sdk, role, Interceptors::default())
     }
 
     /// The same, with `interceptors` on every SDK client (the guard's and the
@@ -63,6 +64,7 @@ impl App {
     pub fn with_interceptors(
         config: Config,
         sdk: &SdkConfig,
+        role: Role,
         interceptors: Interceptors,
     ) -> Result<Self, AppError> {
         // The free tier is never counted: `DOWGUARD_FREE_TIER=true` is refused
@@ -71,6 +73,7 @@ impl App {
         let mut stack = StackConfig::new(config.table.clone());
         stack.topic_arn.clone_from(&config.topic_arn);
         stack.audit_retention = config.audit_retention;
+        stack.pacing = Pacing::for_role(role);
         stack.pacing.usage_plan_interval = config.usage_plan_interval;
         stack.interceptors = interceptors;
         Ok(App {
@@ -88,10 +91,10 @@ impl App {
     /// # Errors
     ///
     /// [`AppError`] naming the variable or the region at fault.
-    pub async fn from_env() -> Result<Self, AppError> {
+    pub async fn from_env(role: Role) -> Result<Self, AppError> {
         let config = Config::from_env()?;
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        Self::new(config, &sdk)
+        Self::new(config, &sdk, role)
     }
 
     /// What incoming events must match.

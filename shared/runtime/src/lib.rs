@@ -26,4 +26,5 @@ pub mod telemetry;
 
 pub use app::{App, AppError};
 pub use config::{Config, ConfigError};
+pub use dowguard_adapters::stack::Role;
 pub use event::{AlarmState, AlarmTrigger, Expected, Rejection, ScheduleTick};
