@@ -35,9 +35,10 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_adapters::dynamodb::create_table;
+use dowguard_adapters::stack::{AwsStack, Pacing, StackConfig};
 use dowguard_domain::{Budget, BudgetSpec, Floors, Limits, TargetId};
 use dowguard_guard::ports::{BudgetStore, Discovery, StateStore};
-use dowguard_runtime::{App, Config};
+use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{TABLE, attack_end_before};
 use dowguard_tests::fixtures::{create_function, create_http_api, create_rest_api, create_usage_plan};
@@ -467,11 +468,16 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
     let attack_end = attack_end_before(now);
     let crowd = Crowd::seed(&aws, now, attack_end).await?;
     let targets = crowd.targets();
-    // Read without the proxy: these calls are not the guard's.
-    let observer = App::new(config()?, &aws.sdk_config())?;
+    // Read straight from the server, unpaced: these calls are not the guard's.
+    let mut unpaced = StackConfig::new(TABLE);
+    unpaced.pacing = Pacing {
+        lambda_per_second: 1_000,
+        apigateway_per_second: 1_000,
+        usage_plan_interval: StdDuration::ZERO,
+    };
+    let observer = AwsStack::new(&aws.sdk_config(), &unpaced);
     let limits = async || -> Result<BTreeMap<TargetId, Limits>, Error> {
         Ok(observer
-            .stack
             .account
             .discover()
             .await?
@@ -487,9 +493,9 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
     let proxy = Proxy::start_with_quotas(aws.endpoint(), &AWS_QUOTAS).await?;
     let sdk = dowguard_tests::sdk_config_for(proxy.endpoint());
     let (first, second, responder) = (
-        App::new(config()?, &sdk)?,
-        App::new(config()?, &sdk)?,
-        App::new(config()?, &sdk)?,
+        App::new(config()?, &sdk, Role::Evaluator)?,
+        App::new(config()?, &sdk, Role::Evaluator)?,
+        App::new(config()?, &sdk, Role::Responder)?,
     );
     let at = attack_end + Duration::minutes(1);
     let started = Instant::now();
@@ -586,7 +592,7 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
 
     // Every flooded target ends throttled: below its original limits, and held.
     let after = limits().await?;
-    let states = observer.stack.store.load_states().await?;
+    let states = observer.store.load_states().await?;
     for t in &targets {
         assert_ne!(after.get(t), originals.get(t), "{t} is not throttled");
         assert!(
