@@ -741,3 +741,71 @@ async fn notices_are_published_to_the_budget_topic_or_the_default() {
         "{missing}"
     );
 }
+
+#[tokio::test]
+async fn unreadable_budgets_and_states_are_reported_and_the_rest_are_read() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let aws = LocalAws::start().await.unwrap();
+    let store = store(&aws).await;
+    let now = Utc::now();
+    store
+        .put_budget(&budget("checkout-daily", "240"), None, "finance", now)
+        .await
+        .unwrap();
+    let good = TargetId::parse("function:checkout").unwrap();
+    store
+        .save_state(&good, &GuardState::new(now, dowguard_domain::Mode::Enforce))
+        .await
+        .unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws.sdk_config());
+    let put = |pk: &str, sk: &str, extra: Option<(&str, &str)>| {
+        let mut request = dynamo
+            .put_item()
+            .table_name(TABLE)
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("sk", AttributeValue::S(sk.into()));
+        if let Some((k, v)) = extra {
+            request = request.item(k, AttributeValue::S(v.into()));
+        }
+        request.send()
+    };
+    // A budget without its spec, one whose spec no longer parses, a state without
+    // its state, one that no longer parses, and one whose key names no target.
+    put("BUDGETS", "B#lost", None).await.unwrap();
+    put("BUDGETS", "B#garbled", Some(("spec", "{not json")))
+        .await
+        .unwrap();
+    put("STATES", "S#function:resize", None).await.unwrap();
+    put("STATES", "S#function:thumbs", Some(("state", "{\"phase\":")))
+        .await
+        .unwrap();
+    put("STATES", "S#not a target", Some(("state", "{}")))
+        .await
+        .unwrap();
+
+    let budgets = store.list_budgets().await.unwrap();
+    assert_eq!(budgets.items.len(), 1, "the readable budget is still read");
+    let keys: Vec<&str> = budgets.unreadable.iter().map(|u| u.key.as_str()).collect();
+    assert_eq!(keys, ["BUDGETS/B#garbled", "BUDGETS/B#lost"]);
+    assert!(budgets.unreadable.iter().all(|u| !u.why.is_empty()));
+
+    let states = store.load_states().await.unwrap();
+    assert!(states.items.contains_key(&good) && states.items.len() == 1);
+    let unread: Vec<(Option<String>, &str)> = states
+        .unreadable
+        .iter()
+        .map(|u| (u.target.as_ref().map(ToString::to_string), u.why.as_str()))
+        .collect();
+    assert_eq!(unread.len(), 3, "{unread:?}");
+    assert!(
+        unread.contains(&(Some("function:resize".into()), "it has no state")),
+        "{unread:?}"
+    );
+    assert!(
+        unread
+            .iter()
+            .any(|(t, why)| t.as_deref() == Some("function:thumbs") && why.contains("unreadable")),
+        "{unread:?}"
+    );
+    assert!(unread.contains(&(None, "its key names no target")), "{unread:?}");
+}

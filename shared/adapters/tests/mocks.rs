@@ -502,3 +502,64 @@ async fn lifting_an_http_stage_throttle_writes_the_accounts_own_limits() {
     assert_eq!(account.num_calls(), 1);
     assert_eq!(update.num_calls(), 1, "the account's own limits written");
 }
+
+#[tokio::test(start_paused = true)]
+async fn audit_writes_back_off_between_attempts_and_never_after_the_last() {
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    use dowguard_adapters::dynamodb::{AUDIT_ATTEMPTS, DynamoStore};
+    use dowguard_guard::ports::AuditLog;
+    // DynamoDB leaves every item unprocessed, every time.
+    let rule = mock!(aws_sdk_dynamodb::Client::batch_write_item)
+        .sequence()
+        .output(|| {
+            let item = PutRequest::builder()
+                .item("pk", AttributeValue::S("AUDIT#x".into()))
+                .build()
+                .unwrap();
+            BatchWriteItemOutput::builder()
+                .unprocessed_items(
+                    "dowguard",
+                    vec![WriteRequest::builder().put_request(item).build()],
+                )
+                .build()
+        })
+        .repeatedly()
+        .build();
+    let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&rule]);
+    let store = DynamoStore::new(client, "dowguard", chrono::Duration::days(1));
+    let record = dowguard_guard::AuditRecord {
+        at: Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap(),
+        target: TargetId::parse("function:checkout").unwrap(),
+        actor: "evaluator".into(),
+        action: dowguard_domain::Action {
+            target: TargetId::parse("function:checkout").unwrap(),
+            change: dowguard_domain::Change::ReservedConcurrency {
+                function: function("checkout"),
+                from: None,
+                to: Some(5),
+            },
+            intent: dowguard_domain::Intent::Tighten,
+            mode: dowguard_domain::Mode::Enforce,
+            apply: true,
+            priority: dowguard_domain::Money::ZERO,
+            reason: dowguard_domain::Reason {
+                budget: None,
+                rule: dowguard_domain::Rule::Calm,
+                level: dowguard_domain::Level::Normal,
+                spent: dowguard_domain::Money::ZERO,
+                amount: dowguard_domain::Money::ZERO,
+                projected: dowguard_domain::Money::ZERO,
+                burn_short: dowguard_domain::BurnRate(0),
+                burn_long: dowguard_domain::BurnRate(0),
+            },
+        },
+        outcome: dowguard_guard::Outcome::Applied,
+    };
+    let start = tokio::time::Instant::now();
+    let err = store.record(&[record]).await.expect_err("never processed");
+    assert_eq!(err.kind, FailureKind::Throttled);
+    assert_eq!(rule.num_calls(), AUDIT_ATTEMPTS as usize);
+    // 100 + 200 + 400 + 800 ms between five attempts, nothing after the last.
+    assert_eq!(start.elapsed(), Duration::from_millis(1_500));
+}
