@@ -12,6 +12,7 @@ Usage: python tests/harness/local_aws.py   (keep stdin open, e.g. from a pipe)
 """
 
 import base64
+import gzip
 import io
 import json
 import logging
@@ -136,9 +137,15 @@ class RpcV2CborBridge:
 
         length = int(environ.get("CONTENT_LENGTH") or 0)
         raw = environ["wsgi.input"].read(length) if length else b""
+        # The SDKs gzip request bodies of 10,240 bytes or more for operations that
+        # accept it, CloudWatch's PutMetricData among them ("Request compression",
+        # AWS SDKs and Tools Reference Guide), and say so in Content-Encoding.
+        if environ.get("HTTP_CONTENT_ENCODING", "").strip().lower() == "gzip":
+            raw = gzip.decompress(raw)
         params = cbor2.loads(raw) if raw else {}
         json_body = json.dumps(cbor_request_to_json(params)).encode("utf-8")
         environ = dict(environ)
+        environ.pop("HTTP_CONTENT_ENCODING", None)
         environ.update(
             {
                 "PATH_INFO": "/",

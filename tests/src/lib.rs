@@ -6,11 +6,17 @@
 //! its own server: state is never shared between tests. The server stops when the
 //! [`LocalAws`] is dropped, and also by itself when the test process dies, because
 //! it exits as soon as its standard input closes.
+//!
+//! [`proxy::Proxy`] sits between the SDK clients and that server on loopback when a
+//! test needs to see or shape the wire: it records every request with its AWS
+//! service and operation, breaks chosen requests, and in quota mode answers 429
+//! to requests over AWS's account-wide control-plane quotas.
 
 pub mod account;
 pub mod emulator;
 pub mod fixtures;
 pub mod iam;
+pub mod proxy;
 pub mod template;
 
 use std::fmt;

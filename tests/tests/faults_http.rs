@@ -1,7 +1,7 @@
 //! Fault injection at the wire, for every AWS call an acting pass makes.
 //!
-//! The guard's SDK clients talk to the local AWS server through a small proxy on
-//! loopback. A clean pass over a flooded example account is recorded first: every
+//! The guard's SDK clients talk to the local AWS server through the loopback proxy
+//! (`dowguard_tests::proxy`). A clean pass over a flooded example account is recorded first: every
 //! HTTP request it sends. Then, for every request of that pass and for each fault,
 //! the account is seeded again and the pass runs with that one request
 //!
@@ -25,8 +25,6 @@
 )]
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -36,172 +34,31 @@ use dowguard_domain::{Limits, TargetId};
 use dowguard_guard::ports::{Discovery, StateStore};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, LocalGuard};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
-    ServerError,
-    NoAnswer,
-    AppliedThenLost,
-}
+use dowguard_tests::proxy::{Fault, Proxy};
 
 const FAULTS: [Fault; 3] = [Fault::ServerError, Fault::NoAnswer, Fault::AppliedThenLost];
 
-/// What the proxy does and saw.
-#[derive(Debug, Default)]
-struct Wire {
-    /// Requests seen since the last reset.
-    count: AtomicUsize,
-    /// The request index to break, and how.
-    fault: Mutex<Option<(usize, Fault)>>,
-    /// Every request forwarded to the server: `METHOD path`.
-    forwarded: Mutex<Vec<String>>,
-    /// Every request received since the last reset: `METHOD path`.
-    seen: Mutex<Vec<String>>,
-}
-
-impl Wire {
-    /// Counts requests from 0 again, breaks the given one, forgets what was forwarded.
-    fn arm(&self, fault: Option<(usize, Fault)>) {
-        self.count.store(0, Ordering::SeqCst);
-        *self.fault.lock().unwrap() = fault;
-        self.forwarded.lock().unwrap().clear();
-        self.seen.lock().unwrap().clear();
-    }
-
-    /// Stops breaking requests, keeping the record of what was forwarded.
-    fn disarm(&self) {
-        *self.fault.lock().unwrap() = None;
-    }
-
-    /// Writes that changed a limit, per kind of limit.
-    fn writes(&self) -> BTreeMap<&'static str, usize> {
-        let mut out = BTreeMap::new();
-        for line in self.forwarded.lock().unwrap().iter() {
-            let kind = if line.starts_with("GET") {
-                continue;
-            } else if line.contains("/concurrency") {
-                "reserved concurrency"
-            } else if line.contains("/event-invoke-config") {
-                "async invoke config"
-            } else if line.starts_with("PATCH") && line.contains("/stages/") {
-                "stage throttle"
-            } else if line.starts_with("PATCH") && line.contains("/usageplans/") {
-                "usage plan"
-            } else {
-                continue;
-            };
-            *out.entry(kind).or_default() += 1;
-        }
-        out
-    }
-}
-
-/// Reads one HTTP/1.1 message (head and `Content-Length` body) from `stream`.
-async fn read_message(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0_u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((head, buf[head_end..head_end + length].to_vec()))
-}
-
-/// The head with `Connection: close` in place of any connection header.
-fn closing(head: &str) -> String {
-    let mut lines: Vec<&str> = head
-        .trim_end()
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    lines.push("Connection: close");
-    format!("{}\r\n\r\n", lines.join("\r\n"))
-}
-
-async fn forward(upstream: &str, head: &str, body: &[u8]) -> Vec<u8> {
-    let mut server = TcpStream::connect(upstream).await.unwrap();
-    server.write_all(closing(head).as_bytes()).await.unwrap();
-    server.write_all(body).await.unwrap();
-    let (reply_head, reply_body) = read_message(&mut server).await.expect("the server answers");
-    let mut out = closing(&reply_head).into_bytes();
-    out.extend_from_slice(&reply_body);
-    out
-}
-
-async fn serve(listener: TcpListener, upstream: String, wire: Arc<Wire>) {
-    loop {
-        let Ok((mut client, _)) = listener.accept().await else {
-            return;
+/// Writes that changed a limit and reached the server, per kind of limit.
+fn writes(proxy: &Proxy) -> BTreeMap<&'static str, usize> {
+    let mut out = BTreeMap::new();
+    for request in proxy.requests().iter().filter(|r| r.reached_server()) {
+        let line = request.line();
+        let kind = if line.starts_with("GET") {
+            continue;
+        } else if line.contains("/concurrency") {
+            "reserved concurrency"
+        } else if line.contains("/event-invoke-config") {
+            "async invoke config"
+        } else if line.starts_with("PATCH") && line.contains("/stages/") {
+            "stage throttle"
+        } else if line.starts_with("PATCH") && line.contains("/usageplans/") {
+            "usage plan"
+        } else {
+            continue;
         };
-        let (upstream, wire) = (upstream.clone(), wire.clone());
-        tokio::spawn(async move {
-            let Some((head, body)) = read_message(&mut client).await else {
-                return;
-            };
-            let request_line = head.lines().next().unwrap_or_default().to_string();
-            let mut parts = request_line.split_whitespace();
-            let line = format!("{} {}", parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let index = {
-                let mut seen = wire.seen.lock().unwrap();
-                seen.push(line.clone());
-                wire.count.fetch_add(1, Ordering::SeqCst)
-            };
-            let fault = wire
-                .fault
-                .lock()
-                .unwrap()
-                .filter(|(i, _)| *i == index)
-                .map(|(_, f)| f);
-            let record = |wire: &Wire| wire.forwarded.lock().unwrap().push(line.clone());
-            let reply = match fault {
-                Some(Fault::NoAnswer) => {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    return;
-                }
-                Some(Fault::ServerError) => {
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_vec()
-                }
-                Some(Fault::AppliedThenLost) => {
-                    forward(&upstream, &head, &body).await;
-                    record(&wire);
-                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                        .to_vec()
-                }
-                None => {
-                    let reply = forward(&upstream, &head, &body).await;
-                    record(&wire);
-                    reply
-                }
-            };
-            let _ = client.write_all(&reply).await;
-            let _ = client.shutdown().await;
-        });
+        *out.entry(kind).or_default() += 1;
     }
+    out
 }
 
 /// Checks the account against the stored states: no target changed without a
@@ -252,7 +109,7 @@ async fn check(
 /// One local AWS server behind one fault-injecting proxy.
 struct Rig {
     aws: LocalAws,
-    wire: Arc<Wire>,
+    proxy: Proxy,
     config: aws_config::SdkConfig,
 }
 
@@ -268,14 +125,10 @@ struct Times {
 impl Rig {
     async fn start() -> Rig {
         let aws = LocalAws::start().await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = format!("http://{}", listener.local_addr().unwrap());
-        let upstream = aws.endpoint().trim_start_matches("http://").to_string();
-        let wire = Arc::new(Wire::default());
-        tokio::spawn(serve(listener, upstream, wire.clone()));
+        let proxy = Proxy::start(aws.endpoint()).await.unwrap();
         // No retries, so one broken request fails its call; a short timeout for
         // the request that is never answered.
-        let config = dowguard_tests::sdk_config_for(&proxy)
+        let config = dowguard_tests::sdk_config_for(proxy.endpoint())
             .into_builder()
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -284,7 +137,7 @@ impl Rig {
                     .build(),
             )
             .build();
-        Rig { aws, wire, config }
+        Rig { aws, proxy, config }
     }
 
     /// Seeds the account afresh; returns the guard and the original limits.
@@ -300,19 +153,19 @@ impl Rig {
     /// One case: the first pass with `fault` at request `index`, then a clean pass.
     async fn case(&self, times: Times, index: usize, fault: Fault, clean: &Clean) {
         let (guard, originals) = self.seed(times).await;
-        self.wire.arm(Some((index, fault)));
+        self.proxy.arm(Some((index, fault)));
         let case = format!("{fault:?} at request {index} ({})", clean.requests[index]);
         // The faulted pass may fail as a whole (discovery, the table): that is fine.
         let _ = guard.guard("evaluator").evaluate(times.first).await;
         check(&guard, &originals, &case, false).await;
-        self.wire.disarm();
+        self.proxy.disarm();
         guard.guard("evaluator").evaluate(times.second).await.unwrap();
         let held = check(&guard, &originals, &case, true).await;
         assert_eq!(
             held, clean.held,
             "{case}: every target is throttled after the next pass"
         );
-        for (write, n) in self.wire.writes() {
+        for (write, n) in writes(&self.proxy) {
             let allowed = clean.writes.get(write).copied().unwrap_or(0);
             assert!(
                 n <= allowed,
@@ -356,13 +209,13 @@ async fn every_call_of_an_acting_pass_can_fail_at_the_wire_without_harm() {
     // The clean run, recording every request of the acting pass.
     let rig = &rigs[0];
     let (guard, originals) = rig.seed(times).await;
-    rig.wire.arm(None);
+    rig.proxy.arm(None);
     guard.guard("evaluator").evaluate(times.first).await.unwrap();
-    let requests = rig.wire.seen.lock().unwrap().clone();
+    let requests: Vec<String> = rig.proxy.requests().iter().map(|r| r.line()).collect();
     guard.guard("evaluator").evaluate(times.second).await.unwrap();
     let clean = Clean {
         requests,
-        writes: rig.wire.writes(),
+        writes: writes(&rig.proxy),
         held: check(&guard, &originals, "clean", true).await,
     };
     assert_eq!(clean.held, 3, "the clean run throttles all three targets");

@@ -163,6 +163,43 @@ async fn cloudwatch_metric_data_round_trips_through_the_cbor_bridge() -> TestRes
     Ok(())
 }
 
+/// The SDK gzips a request body of 10,240 bytes or more for operations that accept
+/// it ("Request compression", AWS SDKs and Tools Reference Guide): a
+/// `PutMetricData` of a few hundred datapoints arrives with `Content-Encoding:
+/// gzip`, and the bridge decompresses it before decoding the CBOR.
+#[tokio::test]
+async fn cloudwatch_accepts_a_gzip_compressed_put_metric_data() -> TestResult {
+    let aws = LocalAws::start().await?;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
+    let start = minute_start(300)?;
+    // 300 datapoints, one a minute: some 30 KB of CBOR, well over the threshold.
+    let data: Vec<MetricDatum> = (0..300).map(|m| datum("bulk", start + m * 60, 2.0)).collect();
+    cloudwatch
+        .put_metric_data()
+        .namespace("AWS/Lambda")
+        .set_metric_data(Some(data))
+        .send()
+        .await?;
+    let page = cloudwatch
+        .get_metric_data()
+        .metric_data_queries(sum_per_minute("bulk", "bulk"))
+        .start_time(DateTime::from_secs(start))
+        .end_time(DateTime::from_secs(start + 300 * 60))
+        .send()
+        .await?;
+    let values: Vec<f64> = page
+        .metric_data_results()
+        .iter()
+        .flat_map(|r| r.values().iter().copied())
+        .collect();
+    assert_eq!(values.len(), 300, "every datapoint arrived");
+    assert!(
+        values.iter().all(|v| (*v - 2.0).abs() < f64::EPSILON),
+        "{values:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn cloudwatch_alarm_is_created_described_and_deleted_through_the_cbor_bridge() -> TestResult {
     let aws = LocalAws::start().await?;

@@ -1,7 +1,7 @@
 //! The guard's coordination items in its table (`shared/adapters/src/lease.rs`)
 //! over the local AWS server: the pass counter's cap, and the account-wide
 //! `UpdateUsagePlan` slot shared by every process built from the stack, measured
-//! at the wire between the SDK clients and the server.
+//! at the wire between the SDK clients and the server (`dowguard_tests::proxy`).
 
 #![allow(
     clippy::expect_used,
@@ -9,7 +9,6 @@
     reason = "tests fail loudly on bad fixtures"
 )]
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -22,84 +21,7 @@ use dowguard_guard::ports::UsagePlanControl;
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::TABLE;
 use dowguard_tests::fixtures::{create_rest_api, create_usage_plan};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// Every request the proxy received: when, and `METHOD path`.
-type Seen = Arc<Mutex<Vec<(Instant, String)>>>;
-
-/// Reads one HTTP/1.1 message (head and `Content-Length` body).
-async fn read_message(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0_u8; 8192];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    while buf.len() < head_end + length {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Some((head, buf[head_end..head_end + length].to_vec()))
-}
-
-/// The head with `Connection: close` in place of any connection header.
-fn closing(head: &str) -> String {
-    let mut lines: Vec<&str> = head
-        .trim_end()
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .collect();
-    lines.push("Connection: close");
-    format!("{}\r\n\r\n", lines.join("\r\n"))
-}
-
-/// A proxy on loopback that notes the time of every request and forwards it.
-async fn recording_proxy(upstream: String) -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Seen = Arc::default();
-    let record = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let (upstream, record) = (upstream.clone(), record.clone());
-            tokio::spawn(async move {
-                let Some((head, body)) = read_message(&mut client).await else {
-                    return;
-                };
-                let mut parts = head.split_whitespace();
-                let line = format!("{} {}", parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                record.lock().unwrap().push((Instant::now(), line));
-                let mut server = TcpStream::connect(&upstream).await.unwrap();
-                server.write_all(closing(&head).as_bytes()).await.unwrap();
-                server.write_all(&body).await.unwrap();
-                let (reply_head, reply_body) = read_message(&mut server).await.expect("the server answers");
-                let _ = client.write_all(closing(&reply_head).as_bytes()).await;
-                let _ = client.write_all(&reply_body).await;
-                let _ = client.shutdown().await;
-            });
-        }
-    });
-    (endpoint, seen)
-}
+use dowguard_tests::proxy::Proxy;
 
 /// Sets the plan's throttle to each of `rates` in turn.
 async fn changes(stack: &AwsStack, plan: &UsagePlanId, quota: Option<Quota>, rates: [f64; 2]) {
@@ -123,8 +45,8 @@ async fn two_stacks_never_call_update_usage_plan_closer_than_the_interval() {
     create_table(&aws_sdk_dynamodb::Client::new(&aws.sdk_config()), TABLE)
         .await
         .unwrap();
-    let (proxy, seen) = recording_proxy(aws.endpoint().trim_start_matches("http://").to_string()).await;
-    let sdk = dowguard_tests::sdk_config_for(&proxy);
+    let proxy = Proxy::start(aws.endpoint()).await.unwrap();
+    let sdk = dowguard_tests::sdk_config_for(proxy.endpoint());
     let interval = Duration::from_millis(500);
     let mut config = StackConfig::new(TABLE);
     config.pacing.usage_plan_interval = interval;
@@ -139,12 +61,11 @@ async fn two_stacks_never_call_update_usage_plan_closer_than_the_interval() {
         changes(&b, &plan, quota, [20.0, 21.0])
     );
 
-    let mut updates: Vec<Instant> = seen
-        .lock()
-        .unwrap()
+    let mut updates: Vec<Instant> = proxy
+        .requests()
         .iter()
-        .filter(|(_, line)| line.starts_with("PATCH /usageplans/"))
-        .map(|(at, _)| *at)
+        .filter(|r| r.line().starts_with("PATCH /usageplans/"))
+        .map(|r| r.at)
         .collect();
     updates.sort();
     assert_eq!(updates.len(), 4, "every change was made");
