@@ -28,7 +28,12 @@ pub struct ExampleAccount {
     pub plan: String,
 }
 
-fn budget(id: &str, scope: &str, amount: &str) -> FixtureResult<Budget> {
+/// An enforced day budget of `amount` dollars on `scope`, owned by finance.
+///
+/// # Errors
+///
+/// The budget's parse error.
+pub fn day_budget(id: &str, scope: &str, amount: &str) -> FixtureResult<Budget> {
     Ok(Budget::parse(BudgetSpec {
         id: id.into(),
         scope: scope.into(),
@@ -64,9 +69,9 @@ impl ExampleAccount {
         create_table(&dynamo, TABLE).await?;
         let store = DynamoStore::new(dynamo, TABLE, chrono::Duration::days(90));
         for b in [
-            budget("checkout-daily", "function:checkout", "240")?,
-            budget("shop-daily", &format!("rest-stage:{api}/prod"), "50")?,
-            budget("partners-daily", &format!("usage-plan:{plan}"), "50")?,
+            day_budget("checkout-daily", "function:checkout", "240")?,
+            day_budget("shop-daily", &format!("rest-stage:{api}/prod"), "50")?,
+            day_budget("partners-daily", &format!("usage-plan:{plan}"), "50")?,
         ] {
             store.put_budget(&b, None, "finance", now).await?;
         }

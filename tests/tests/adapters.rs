@@ -24,8 +24,8 @@ use dowguard_adapters::pace::Pacer;
 use dowguard_adapters::sns::SnsNotifier;
 use dowguard_domain::MetricsPlan;
 use dowguard_domain::{
-    AsyncConfig, Budget, BudgetId, BudgetSpec, Floors, FunctionName, GuardState, Limits, Phase, Quota,
-    QuotaPeriod, RestorePoint, TargetId, Throttle, UsagePlanId,
+    AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Limits, Phase, Quota, QuotaPeriod, RestorePoint,
+    TargetId, Throttle, UsagePlanId,
 };
 use dowguard_guard::FailureKind;
 use dowguard_guard::ports::{
@@ -33,24 +33,13 @@ use dowguard_guard::ports::{
     StateStore, UsagePlanControl,
 };
 use dowguard_tests::LocalAws;
+use dowguard_tests::account::day_budget;
 use dowguard_tests::fixtures::{create_function, create_http_api, create_rest_api, create_usage_plan};
 
 const TABLE: &str = "dowguard-test";
 
 fn budget(id: &str, amount: &str) -> Budget {
-    Budget::parse(BudgetSpec {
-        id: id.into(),
-        scope: "function:checkout".into(),
-        period: "day".into(),
-        amount: amount.into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })
-    .unwrap()
+    day_budget(id, "function:checkout", amount).unwrap()
 }
 
 async fn store(aws: &LocalAws) -> DynamoStore {

@@ -16,11 +16,11 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use chrono::{DateTime, DurationRound, Utc};
 use dowguard_adapters::dynamodb::{DynamoStore, create_table};
-use dowguard_domain::{Budget, BudgetSpec, Change, Floors, Intent, Limits, Phase, TargetId};
+use dowguard_domain::{Budget, Change, Intent, Limits, Phase, TargetId};
 use dowguard_guard::ports::{BudgetStore, StateStore};
 use dowguard_guard::{Outcome, PassReport};
 use dowguard_tests::LocalAws;
-use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE};
+use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE, day_budget};
 use dowguard_tests::fixtures::{create_http_api_with, create_rest_api};
 
 fn replace(path: &str, value: &str) -> PatchOperation {
@@ -153,19 +153,7 @@ async fn an_attack_is_throttled_in_the_account_and_the_originals_come_back_exact
 
 /// A day budget in enforce mode on `scope`.
 fn stage_budget(id: &str, scope: &str) -> Budget {
-    Budget::parse(BudgetSpec {
-        id: id.into(),
-        scope: scope.into(),
-        period: "day".into(),
-        amount: "50".into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })
-    .unwrap()
+    day_budget(id, scope, "50").unwrap()
 }
 
 /// Writes `minutes` of a million requests a minute ending at `end` for each set of

@@ -23,11 +23,11 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic};
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_adapters::Interceptors;
-use dowguard_domain::{Budget, BudgetSpec, Floors, Limits, TargetId};
+use dowguard_domain::{Budget, Limits, TargetId};
 use dowguard_guard::ports::{BudgetStore, Discovery};
 use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
-use dowguard_tests::account::{ExampleAccount, TABLE, attack_end_before, put_minutes};
+use dowguard_tests::account::{ExampleAccount, TABLE, attack_end_before, day_budget, put_minutes};
 use dowguard_tests::fixtures::{GUARDED, create_function, create_http_api};
 use dowguard_tests::iam::record::{GateControl, Recording, gate};
 use dowguard_tests::iam::{Report, check};
@@ -128,30 +128,9 @@ fn event(name: &str, at: DateTime<Utc>, alarm: Option<&str>) -> Result<LambdaEve
 }
 
 fn budget(id: &str, scope: &str, amount: &str, topic: Option<&str>) -> Result<Budget, Error> {
-    Ok(Budget::parse(BudgetSpec {
-        id: id.into(),
-        scope: scope.into(),
-        period: "day".into(),
-        amount: amount.into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: topic.map(str::to_string),
-        floors: Floors::default(),
-        protected: false,
-    })?)
-}
-
-/// Writes `minutes` of `metrics` (name, value a minute) under `dims` ending at `end`.
-async fn flood(
-    aws: &LocalAws,
-    namespace: &str,
-    dims: &[(&str, &str)],
-    metrics: &[(&str, f64)],
-    end: DateTime<Utc>,
-    minutes: i64,
-) -> Result<(), Error> {
-    Ok(put_minutes(aws, namespace, dims, metrics, end, minutes).await?)
+    let mut budget = day_budget(id, scope, amount)?;
+    budget.topic = topic.map(str::to_string);
+    Ok(budget)
 }
 
 async fn topic(aws: &LocalAws, name: &str, tags: &[(&str, &str)]) -> Result<String, Error> {
@@ -361,7 +340,7 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
     example.flood(aws, w.attack_end, 10).await?;
     // `late` floods four minutes after the rest: its minutes are not yet visible to
     // the first minute's passes.
-    flood(
+    put_minutes(
         aws,
         "AWS/Lambda",
         &[("FunctionName", "late")],
@@ -370,7 +349,7 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
         5,
     )
     .await?;
-    flood(
+    put_minutes(
         aws,
         "AWS/Lambda",
         &[("FunctionName", "search")],
@@ -379,7 +358,7 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
         10,
     )
     .await?;
-    flood(
+    put_minutes(
         aws,
         "AWS/ApiGateway",
         &[("ApiId", orders.as_str()), ("Stage", "prod")],
@@ -557,7 +536,7 @@ async fn an_http_stage_tagged_only_on_its_api_is_never_written() -> Result<(), E
         .store
         .put_budget(&budget("legacy-daily", &scope, "50", None)?, None, "finance", now)
         .await?;
-    flood(
+    put_minutes(
         aws,
         "AWS/ApiGateway",
         &[("ApiId", api.as_str()), ("Stage", "prod")],

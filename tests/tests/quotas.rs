@@ -31,16 +31,16 @@ use std::path::Path;
 use std::time::{Duration as StdDuration, Instant};
 
 use aws_config::retry::RetryConfig;
-use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
-use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+use aws_sdk_cloudwatch::error::ProvideErrorMetadata;
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_adapters::dynamodb::create_table;
 use dowguard_adapters::stack::{AwsStack, Pacing, StackConfig};
-use dowguard_domain::{Budget, BudgetSpec, Floors, Limits, TargetId};
+use dowguard_domain::{Limits, TargetId};
 use dowguard_guard::ports::{BudgetStore, Discovery, StateStore};
 use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
-use dowguard_tests::account::{TABLE, attack_end_before};
+use dowguard_tests::account::{TABLE, attack_end_before, day_budget, put_minutes};
 use dowguard_tests::fixtures::{create_function, create_http_api, create_rest_api, create_usage_plan};
 use dowguard_tests::proxy::{AWS_QUOTAS, Answer, Proxy, Request};
 use lambda_runtime::{Context, LambdaEvent};
@@ -98,32 +98,6 @@ fn invocation(name: &str, at: DateTime<Utc>, request_id: &str) -> Result<LambdaE
     Ok(LambdaEvent::new(payload, context))
 }
 
-fn budget(id: &str, scope: &str, amount: &str) -> Result<Budget, Error> {
-    Ok(Budget::parse(BudgetSpec {
-        id: id.into(),
-        scope: scope.into(),
-        period: "day".into(),
-        amount: amount.into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })?)
-}
-
-fn datum(name: &str, dims: &[(&str, &str)], at: DateTime<Utc>, value: f64) -> MetricDatum {
-    let mut d = MetricDatum::builder()
-        .metric_name(name)
-        .timestamp(AwsDateTime::from_secs(at.timestamp()))
-        .value(value);
-    for (k, v) in dims {
-        d = d.dimensions(Dimension::builder().name(*k).value(*v).build());
-    }
-    d.build()
-}
-
 /// The account: many functions, REST API stages, usage plans and HTTP API stages,
 /// each with a day budget and flooded at about 100 times its pace for the ten
 /// minutes before `attack_end` (the figures of `ExampleAccount::flood`).
@@ -174,44 +148,45 @@ impl Crowd {
         for (scope, amount) in crowd.scopes() {
             let id = scope.replace([':', '/'], "-");
             store
-                .put_budget(&budget(&id, &scope, amount)?, None, "finance", now)
+                .put_budget(&day_budget(&id, &scope, amount)?, None, "finance", now)
                 .await?;
         }
 
-        let mut data: Vec<(&str, MetricDatum)> = Vec::new();
-        for m in 1..=10 {
-            let at = attack_end - Duration::minutes(m);
-            for f in &crowd.functions {
-                let dims = [("FunctionName", f.as_str())];
-                data.push(("AWS/Lambda", datum("Invocations", &dims, at, 16_000_000.0)));
-                data.push(("AWS/Lambda", datum("Duration", &dims, at, 1_600_000_000.0)));
-            }
-            for i in 0..REST_APIS {
-                let name = format!("shop-{i}");
-                let dims = [("ApiName", name.as_str()), ("Stage", "prod")];
-                data.push(("AWS/ApiGateway", datum("Count", &dims, at, 1_000_000.0)));
-            }
-            for api in &crowd.http_apis {
-                let dims = [("ApiId", api.as_str()), ("Stage", "prod")];
-                data.push(("AWS/ApiGateway", datum("Count", &dims, at, 3_000_000.0)));
-            }
+        for f in &crowd.functions {
+            put_minutes(
+                aws,
+                "AWS/Lambda",
+                &[("FunctionName", f.as_str())],
+                &[("Invocations", 16_000_000.0), ("Duration", 1_600_000_000.0)],
+                attack_end,
+                10,
+            )
+            .await?;
         }
-        let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
-        for namespace in ["AWS/Lambda", "AWS/ApiGateway"] {
-            let of_namespace: Vec<MetricDatum> = data
-                .iter()
-                .filter(|(n, _)| *n == namespace)
-                .map(|(_, d)| d.clone())
-                .collect();
-            // PutMetricData takes up to 1,000 datapoints a call.
-            for chunk in of_namespace.chunks(1_000) {
-                cloudwatch
-                    .put_metric_data()
-                    .namespace(namespace)
-                    .set_metric_data(Some(chunk.to_vec()))
-                    .send()
-                    .await?;
-            }
+        for i in 0..REST_APIS {
+            let name = format!("shop-{i}");
+            let dims = [("ApiName", name.as_str()), ("Stage", "prod")];
+            put_minutes(
+                aws,
+                "AWS/ApiGateway",
+                &dims,
+                &[("Count", 1_000_000.0)],
+                attack_end,
+                10,
+            )
+            .await?;
+        }
+        for api in &crowd.http_apis {
+            let dims = [("ApiId", api.as_str()), ("Stage", "prod")];
+            put_minutes(
+                aws,
+                "AWS/ApiGateway",
+                &dims,
+                &[("Count", 3_000_000.0)],
+                attack_end,
+                10,
+            )
+            .await?;
         }
         Ok(crowd)
     }
@@ -451,6 +426,38 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
     assert_eq!(
         proxy.requests()[1].answer,
         Answer::Throttled("apigateway-UpdateUsagePlan")
+    );
+
+    // CloudWatch alarms: 10 PutMetricAlarm at once (3 a second), refused with
+    // CloudWatch's own throttling error, in the CBOR protocol the SDK speaks.
+    let proxy = Proxy::start_with_quotas(aws.endpoint(), &AWS_QUOTAS).await?;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&unretried(&proxy));
+    let (throttled, others) = burst(&cloudwatch, 10, |c| async move {
+        let out = c
+            .put_metric_alarm()
+            .alarm_name("burst")
+            .namespace("AWS/Lambda")
+            .metric_name("Invocations")
+            .statistic(Statistic::Sum)
+            .period(60)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ThrottlingException") => Err(None),
+            Err(e) => Err(Some(format!("{e:?}"))),
+        }
+    })
+    .await;
+    assert!(others.is_empty(), "{others:?}");
+    println!("quota-proxy: cloudwatch PutMetricAlarm burst=10 throttled={throttled}");
+    assert!(throttled > 0, "10 PutMetricAlarm at once: none refused");
+    assert_eq!(
+        proxy.throttled().get("cloudwatch:PutMetricAlarm"),
+        Some(&throttled)
     );
     Ok(())
 }

@@ -5,6 +5,9 @@
 //! change is decided by [`dowguard_domain::plan_alarms`]; this module only asks and
 //! applies.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Statistic};
 use chrono::{DateTime, Utc};
@@ -18,6 +21,7 @@ use dowguard_guard::ports::{Discovery, Listed};
 use crate::account::AwsAccount;
 use crate::cloudwatch::{Field, MetricKey, metrics_of};
 use crate::error::{invalid, port_error};
+use crate::pace::Pacer;
 
 /// Most alarm names `DeleteAlarms` takes in one call.
 pub const MAX_DELETE_PER_CALL: usize = 100;
@@ -25,11 +29,23 @@ pub const MAX_DELETE_PER_CALL: usize = 100;
 /// The alarm period: one minute, the resolution of the metrics it watches.
 pub const ALARM_PERIOD_SECONDS: i32 = 60;
 
+/// The least time between two alarm writes (`PutMetricAlarm`, `DeleteAlarms`):
+/// CloudWatch allows 3 of each a second per account and Region ("CloudWatch service
+/// quotas", rate of PutMetricAlarm requests and of DeleteAlarms requests); only the
+/// evaluator writes alarms, and two a second leave a third to everyone else.
+pub const ALARM_WRITE_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The least time between two `DescribeAlarms` calls (9 a second allowed, the same
+/// page).
+pub const ALARM_LIST_INTERVAL: Duration = Duration::from_millis(200);
+
 /// dowguard's alarms in one account and region.
 #[derive(Debug, Clone)]
 pub struct CloudWatchAlarms {
     client: Client,
     prefix: String,
+    writes: Arc<Pacer>,
+    lists: Arc<Pacer>,
 }
 
 /// What one alarm sync did.
@@ -49,6 +65,8 @@ impl CloudWatchAlarms {
         CloudWatchAlarms {
             client,
             prefix: prefix.into(),
+            writes: Arc::new(Pacer::new(ALARM_WRITE_INTERVAL)),
+            lists: Arc::new(Pacer::new(ALARM_LIST_INTERVAL)),
         }
     }
 
@@ -62,6 +80,7 @@ impl CloudWatchAlarms {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
+            self.lists.wait().await;
             let page = self
                 .client
                 .describe_alarms()
@@ -96,6 +115,7 @@ impl CloudWatchAlarms {
             .iter()
             .map(|(name, value)| Dimension::builder().name(*name).value(value).build())
             .collect::<Vec<_>>();
+        self.writes.wait().await;
         self.client
             .put_metric_alarm()
             .alarm_name(&alarm.name)
@@ -131,6 +151,7 @@ impl CloudWatchAlarms {
             ));
         }
         for chunk in names.chunks(MAX_DELETE_PER_CALL) {
+            self.writes.wait().await;
             self.client
                 .delete_alarms()
                 .set_alarm_names(Some(chunk.to_vec()))

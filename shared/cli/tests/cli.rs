@@ -7,6 +7,8 @@
     reason = "tests fail loudly on bad fixtures"
 )]
 
+mod support;
+
 use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
@@ -14,41 +16,17 @@ use dowguard_domain::{Limits, Phase, TargetId};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE};
 use dowguard_tests::fixtures::{create_function, create_function_with, create_http_api};
-
-/// Every command runs as of this time, so figures and snapshots are stable.
-const NOW: &str = "2026-11-20T12:00:00Z";
+use support::{NOW, run};
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
 }
 
-/// Runs `dowguard ARGS` against the local server, with the standard AWS variables
-/// a user would set, and none of the machine's own AWS configuration.
+/// Runs `dowguard ARGS` against the local server.
 fn dowguard(aws: &LocalAws, args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_dowguard"))
-        .args(args)
-        .args(["--endpoint-url", aws.endpoint()])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("USER", "ana")
-        .env("AWS_ACCESS_KEY_ID", "AKIDLOCALTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "local-test-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_MAX_ATTEMPTS", "2")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("DOWGUARD_NOW", NOW)
-        .output()
-        .expect("the binary runs");
-    println!(
-        "$ dowguard {}\n{}{}[exit {}]\n",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        output.status.code().unwrap_or(-1)
-    );
-    output
+    let mut command = support::command(2);
+    command.args(["--endpoint-url", aws.endpoint()]);
+    run(command, args)
 }
 
 fn code(o: &Output) -> i32 {

@@ -10,14 +10,15 @@
     reason = "tests fail loudly on bad fixtures"
 )]
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
 
 use chrono::{DateTime, Utc};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, TABLE};
 use dowguard_tests::fixtures::create_rest_api;
-
-const NOW: &str = "2026-11-20T12:00:00Z";
+use support::{NOW, run};
 
 fn now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
@@ -27,33 +28,14 @@ fn now() -> DateTime<Utc> {
 /// `elsewhere`, which point at a loopback port where nothing listens (the SDK's
 /// per-service endpoint variables, `AWS_ENDPOINT_URL_<SERVICE>`).
 fn dowguard(aws: &LocalAws, args: &[&str], elsewhere: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_dowguard"));
+    let mut command = support::command(1);
     command
-        .args(args)
         .args(["--table-name", TABLE])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", aws.endpoint())
-        .env("AWS_ACCESS_KEY_ID", "AKIDLOCALTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "local-test-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_MAX_ATTEMPTS", "1")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("DOWGUARD_NOW", NOW);
+        .env("AWS_ENDPOINT_URL", aws.endpoint());
     for service in elsewhere {
         command.env(format!("AWS_ENDPOINT_URL_{service}"), "http://127.0.0.1:9");
     }
-    let output = command.output().expect("the binary runs");
-    println!(
-        "$ dowguard {}\n{}{}[exit {}]\n",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr),
-        output.status.code().unwrap_or(-1)
-    );
-    output
+    run(command, args)
 }
 
 fn stdout(o: &Output) -> String {

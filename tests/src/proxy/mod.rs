@@ -288,9 +288,9 @@ async fn handle(mut client: TcpStream, state: Arc<Mutex<State>>) {
                 Ok(()) => (Plan::Forward, Answer::Forwarded),
                 Err(refusal) => {
                     let request_id = format!("dowguard-proxy-{id}");
-                    let (headers, body) = throttled_answer(&operation, &refusal, &request_id);
+                    let (status, headers, body) = throttled_answer(&operation, &refusal, &request_id);
                     (
-                        Plan::Throttle(wire::answer("429 Too Many Requests", &headers, &body)),
+                        Plan::Throttle(wire::answer(status, &headers, &body)),
                         Answer::Throttled(refusal.quota.name),
                     )
                 }

@@ -61,7 +61,7 @@ impl Quota {
 }
 
 /// The quotas the proxy enforces in quota mode: every number in one place.
-pub const AWS_QUOTAS: [Quota; 4] = [
+pub const AWS_QUOTAS: [Quota; 7] = [
     // "Lambda quotas", Lambda API requests: "Remainder of the control plane API
     // requests (excludes invocation, GetFunction, and GetPolicy requests): 15
     // requests per second across all APIs". No burst is given.
@@ -110,6 +110,33 @@ pub const AWS_QUOTAS: [Quota; 4] = [
         requests: 5,
         per: Duration::from_secs(2),
         burst: 5,
+    },
+    // "CloudWatch service quotas": "Rate of PutMetricAlarm requests: 3 per second",
+    // "Rate of DeleteAlarms requests: 3 per second", "Rate of DescribeAlarms
+    // requests: 9 per second", each per account and Region. No burst is given.
+    Quota {
+        name: "cloudwatch-PutMetricAlarm",
+        service: "monitoring",
+        applies: Applies::Only("PutMetricAlarm"),
+        requests: 3,
+        per: Duration::from_secs(1),
+        burst: 3,
+    },
+    Quota {
+        name: "cloudwatch-DeleteAlarms",
+        service: "monitoring",
+        applies: Applies::Only("DeleteAlarms"),
+        requests: 3,
+        per: Duration::from_secs(1),
+        burst: 3,
+    },
+    Quota {
+        name: "cloudwatch-DescribeAlarms",
+        service: "monitoring",
+        applies: Applies::Only("DescribeAlarms"),
+        requests: 9,
+        per: Duration::from_secs(1),
+        burst: 9,
     },
 ];
 
@@ -224,12 +251,34 @@ impl Buckets {
 /// - API Gateway V2 (Amazon API Gateway Version 2 API reference,
 ///   TooManyRequestsException, HTTP 429): body `message` (and an optional
 ///   `limitType`, whose values are not documented, so it is left out).
+/// - CloudWatch (Amazon CloudWatch API reference, Common Errors,
+///   `ThrottlingException`, "The request was denied due to request throttling",
+///   HTTP 400), in the Smithy RPC v2 CBOR protocol the SDK speaks to it: body a
+///   CBOR map with `__type` and `message`.
+///
+/// Returns the status line, the headers and the body.
 #[must_use]
 pub fn throttled_answer(
     op: &Operation,
     refusal: &Refusal,
     request_id: &str,
-) -> (Vec<(&'static str, String)>, Vec<u8>) {
+) -> (&'static str, Vec<(&'static str, String)>, Vec<u8>) {
+    if op.api == "cloudwatch" {
+        let error = std::collections::BTreeMap::from([
+            ("__type", "ThrottlingException".to_string()),
+            ("message", format!("Rate exceeded ({})", refusal.quota.name)),
+        ]);
+        let mut body = Vec::new();
+        // Writing a small map into a Vec cannot fail; an empty body would still be
+        // an error answer for the SDK.
+        let _ = ciborium::into_writer(&error, &mut body);
+        let headers = vec![
+            ("Content-Type", "application/cbor".to_string()),
+            ("smithy-protocol", "rpc-v2-cbor".to_string()),
+            ("x-amzn-RequestId", request_id.to_string()),
+        ];
+        return ("400 Bad Request", headers, body);
+    }
     let retry_after = refusal.retry_after.as_secs() + u64::from(refusal.retry_after.subsec_nanos() > 0);
     let message = format!("Rate exceeded ({})", refusal.quota.name);
     let body = match op.api.as_str() {
@@ -248,7 +297,7 @@ pub fn throttled_answer(
     if op.api != "apigatewayv2" {
         headers.push(("Retry-After", retry_after.to_string()));
     }
-    (headers, body.to_string().into_bytes())
+    ("429 Too Many Requests", headers, body.to_string().into_bytes())
 }
 
 #[cfg(test)]
@@ -371,7 +420,8 @@ mod tests {
             quota: quota("lambda-control-plane"),
             retry_after: MS(10),
         };
-        let (headers, body) = throttled_answer(&op("lambda", "lambda", "ListTags"), &refusal, "r-1");
+        let (status, headers, body) = throttled_answer(&op("lambda", "lambda", "ListTags"), &refusal, "r-1");
+        assert_eq!(status, "429 Too Many Requests");
         assert!(headers.contains(&("x-amzn-ErrorType", "TooManyRequestsException".into())));
         assert!(headers.contains(&("Retry-After", "1".into())));
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
