@@ -11,16 +11,11 @@ mod support;
 
 use std::process::{Command, Output};
 
-use chrono::{DateTime, Utc};
 use dowguard_domain::{Limits, Phase, TargetId};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE};
 use dowguard_tests::fixtures::{create_function, create_function_with, create_http_api};
-use support::{NOW, run};
-
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
-}
+use support::{now, run};
 
 /// Runs `dowguard ARGS` against the local server.
 fn dowguard(aws: &LocalAws, args: &[&str]) -> Output {

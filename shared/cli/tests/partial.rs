@@ -14,15 +14,10 @@ mod support;
 
 use std::process::Output;
 
-use chrono::{DateTime, Utc};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, TABLE};
 use dowguard_tests::fixtures::create_rest_api;
-use support::{NOW, run};
-
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
-}
+use support::{now, run};
 
 /// Runs `dowguard ARGS` with every service at the local server but those in
 /// `elsewhere`, which point at a loopback port where nothing listens (the SDK's

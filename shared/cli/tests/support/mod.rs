@@ -13,6 +13,13 @@ use std::process::{Command, Output};
 /// Every command runs as of this time.
 pub(crate) const NOW: &str = "2026-11-20T12:00:00Z";
 
+/// [`NOW`] as a time.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(NOW)
+        .expect("a valid time")
+        .with_timezone(&chrono::Utc)
+}
+
 /// `dowguard` with a clean environment: test credentials, `us-east-1`, at most
 /// `attempts` attempts per AWS call, no AWS configuration files, and [`NOW`].
 pub(crate) fn command(attempts: u32) -> Command {
