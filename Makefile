@@ -107,9 +107,7 @@ bench: setup
 	$(CARGO) run --release --locked -p dowguard-cli -- simulate --library --plot docs/simulator-flood.svg
 	$(CARGO) bench --locked -p dowguard-sim --bench year
 	$(CARGO) test --locked -q -p dowguard-domain --lib guard_cost -- --nocapture | grep functions
-	@$(PYTHON) -c 'import json, sys; e = json.load(open(sys.argv[1])); \
-	  print("decide pass, 10,000 targets x 60 one-minute windows: %.2f ms (target: <= 10 ms)" % (e["mean"]["point_estimate"] / 1e6))' \
-	  target/criterion/decide/10k_targets_1h_windows/new/estimates.json
+	@$(PYTHON) shared/domain/scripts/bench_figures.py target/criterion
 
 # What `sam build` deploys: each function's `bootstrap` for provided.al2023 on arm64,
 # cross-built with cargo-lambda and zig from .venv-sam, zipped in target/lambda/NAME/.

@@ -1,5 +1,9 @@
 //! One full decision pass for 10,000 targets, each with an hour of one-minute
-//! windows, a budget of its own, a team tag budget and the account budget.
+//! windows, a budget of its own, a team tag budget and the account budget; and, in
+//! the same run, a bare walk over exactly the inputs that pass reads (each target's
+//! datapoints found and summed, nothing else), so that `make bench` can print the
+//! pass's time as a multiple of the walk's: a ratio that holds across machines where
+//! absolute times do not.
 
 #![allow(
     clippy::expect_used,
@@ -150,7 +154,31 @@ fn bench_decide(c: &mut Criterion) {
     group.bench_function("10k_targets_1h_windows", |b| {
         b.iter(|| black_box(decide(black_box(&inputs))))
     });
+    group.bench_function("bare_walk", |b| {
+        b.iter(|| black_box(bare_walk(black_box(&targets), black_box(&metrics))))
+    });
     group.finish();
+}
+
+/// The least any pass must do with its inputs: find each target's datapoints and
+/// read every one of them (every window's requests, throttles and duration, and the
+/// period-to-date totals).
+fn bare_walk(targets: &[Target], metrics: &HashMap<TargetId, TargetMetrics>) -> u128 {
+    let mut total = 0u128;
+    for target in targets {
+        let Some(m) = metrics.get(&target.id) else {
+            continue;
+        };
+        for point in m
+            .minutes
+            .iter()
+            .map(|w| &w.usage)
+            .chain(m.to_date.iter().map(|p| &p.usage))
+        {
+            total += u128::from(point.requests) + u128::from(point.throttled) + u128::from(point.duration_ms);
+        }
+    }
+    total
 }
 
 criterion_group!(benches, bench_decide);
