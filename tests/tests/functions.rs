@@ -124,6 +124,7 @@ impl World {
     async fn alarm_names(&self) -> Result<Vec<String>, Error> {
         Ok(self
             .app
+            .stack
             .alarms
             .list()
             .await?

@@ -10,23 +10,33 @@
 
 use std::collections::HashSet;
 
-use chrono::{DurationRound, TimeDelta};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use dowguard_guard::ports::Deployment;
 use dowguard_runtime::App;
 use dowguard_runtime::admission::{RESPONDER_LEASE, RESPONDER_WAIT};
 use dowguard_runtime::app::summary;
 use dowguard_runtime::emf::{emit, pass_documents};
 use dowguard_runtime::event::{AlarmState, AlarmTrigger, alarm_trigger, check_age};
 use dowguard_runtime::telemetry::diagnostic;
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
 /// The actor named in the audit trail.
 pub const ACTOR: &str = "alarm-responder";
 
 /// Handles one alarm notification.
-pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let now = chrono::Utc::now();
-    let trigger = alarm_trigger(&event.payload, &app.expected())
+pub async fn handle<D: Deployment>(app: &App<D>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    handle_at(app, &event.payload, &event.context, Utc::now()).await
+}
+
+/// [`handle`] with the time of arrival given: the handler itself reads no clock.
+pub async fn handle_at<D: Deployment>(
+    app: &App<D>,
+    payload: &Value,
+    context: &Context,
+    now: DateTime<Utc>,
+) -> Result<Value, Diagnostic> {
+    let trigger = alarm_trigger(payload, &app.expected())
         .and_then(|t| check_age(t.time, now, app.config.max_event_age).map(|()| t));
     let trigger = match trigger {
         Ok(trigger) => trigger,
@@ -44,10 +54,7 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
         tracing::info!(target = %target, alarm = %trigger.alarm, "a pass over this target already ran this minute");
         return Ok(json!({ "target": target, "skipped": "a pass over this target already ran this minute" }));
     }
-    let lease = match app
-        .wait_for_lease(RESPONDER_LEASE, &event.context, RESPONDER_WAIT)
-        .await
-    {
+    let lease = match app.wait_for_lease(RESPONDER_LEASE, context, RESPONDER_WAIT).await {
         Ok(Ok(lease)) => lease,
         Ok(Err(held)) => {
             tracing::info!(target = %target, alarm = %trigger.alarm, reason = %held, "pass skipped");
@@ -55,16 +62,16 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
         }
         Err(e) => return Err(diagnostic("LeaseError", &e)),
     };
-    let out = admitted_pass(app, &trigger, chrono::Utc::now()).await;
+    let out = admitted_pass(app, &trigger, now).await;
     app.release(lease).await;
     out
 }
 
 /// The pass over the alarmed target, if the deployment's cap admits a pass now.
-async fn admitted_pass(
-    app: &App,
+async fn admitted_pass<D: Deployment>(
+    app: &App<D>,
     trigger: &AlarmTrigger,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Value, Diagnostic> {
     let target = trigger.target.to_string();
     if let Err(refused) = app

@@ -10,14 +10,16 @@
 //! the deployment's cap on passes a minute (`dowguard_runtime::admission`).
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use dowguard_guard::alarms::sync_alarms;
 use dowguard_guard::ports::BudgetStore;
+use dowguard_guard::ports::Deployment;
 use dowguard_runtime::App;
 use dowguard_runtime::admission::EVALUATOR_LEASE;
 use dowguard_runtime::app::{alarm_summary, summary};
 use dowguard_runtime::emf::{emit, pass_documents};
 use dowguard_runtime::event::{check_age, schedule_tick};
 use dowguard_runtime::telemetry::diagnostic;
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use serde_json::{Value, json};
 
 /// The actor named in the audit trail.
@@ -27,9 +29,18 @@ pub const ACTOR: &str = "evaluator";
 /// acting; so is a pass skipped because another holds the lease, or refused by the
 /// cap; a pass that cannot run is an error for the runtime (and the on-failure
 /// destination).
-pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let now = Utc::now();
-    let tick = schedule_tick(&event.payload, &app.expected())
+pub async fn handle<D: Deployment>(app: &App<D>, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    handle_at(app, &event.payload, &event.context, Utc::now()).await
+}
+
+/// [`handle`] with the time of arrival given: the handler itself reads no clock.
+pub async fn handle_at<D: Deployment>(
+    app: &App<D>,
+    payload: &Value,
+    context: &Context,
+    now: DateTime<Utc>,
+) -> Result<Value, Diagnostic> {
+    let tick = schedule_tick(payload, &app.expected())
         .and_then(|t| check_age(t.time, now, app.config.max_event_age).map(|()| t));
     let tick = match tick {
         Ok(tick) => tick,
@@ -38,7 +49,7 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
             return Ok(json!({ "rejected": rejection.to_string() }));
         }
     };
-    let lease = match app.take_lease(EVALUATOR_LEASE, &event.context, now).await {
+    let lease = match app.take_lease(EVALUATOR_LEASE, context, now).await {
         Ok(Ok(lease)) => lease,
         Ok(Err(held)) => {
             tracing::info!(reason = %held, "pass skipped");
@@ -56,7 +67,11 @@ pub async fn handle(app: &App, event: LambdaEvent<Value>) -> Result<Value, Diagn
 }
 
 /// The pass at `at` and the alarm sync, if the deployment's cap admits a pass now.
-async fn admitted_pass(app: &App, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Value, Diagnostic> {
+async fn admitted_pass<D: Deployment>(
+    app: &App<D>,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Value, Diagnostic> {
     if let Err(refused) = app
         .admit_pass(now)
         .await
@@ -78,12 +93,18 @@ async fn admitted_pass(app: &App, at: DateTime<Utc>, now: DateTime<Utc>) -> Resu
     );
     let mut out = summary(&report);
     if app.config.alarm_sync {
-        let synced = match app.stack.store.list_budgets().await {
+        let synced = match app.stack.store().list_budgets().await {
             Ok(budgets) => {
                 let avg = app.settings.default_avg_duration_ms;
-                app.alarms
-                    .sync(&app.stack.account, &budgets, &app.prices, at, avg)
-                    .await
+                sync_alarms(
+                    app.stack.account(),
+                    app.stack.alarms(),
+                    &budgets,
+                    &app.prices,
+                    at,
+                    avg,
+                )
+                .await
             }
             Err(e) => Err(e),
         };

@@ -2,7 +2,7 @@
 //! measures them, and routes each change to the adapter of its service.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, FunctionName, Quota, TargetId, TargetKind, Throttle, UsagePlanId,
@@ -29,7 +29,7 @@ pub struct AwsAccount {
     pub http: HttpAdapter,
     /// CloudWatch metrics.
     pub metrics: CloudWatchMetrics,
-    catalog: RwLock<RestCatalog>,
+    catalog: Arc<RwLock<RestCatalog>>,
 }
 
 impl AwsAccount {
@@ -45,11 +45,17 @@ impl AwsAccount {
             rest,
             http,
             metrics,
-            catalog: RwLock::new(RestCatalog::default()),
+            catalog: Arc::new(RwLock::new(RestCatalog::default())),
         }
     }
 
-    /// What the last discovery learnt about REST APIs (names, usage plans' stages).
+    /// The catalogue of REST APIs (names, usage plans' stages) itself, kept current by every discovery, for whoever else
+    /// needs REST API names (the alarms).
+    pub fn shared_catalog(&self) -> Arc<RwLock<RestCatalog>> {
+        Arc::clone(&self.catalog)
+    }
+
+    /// What the last discovery learnt about REST APIs, as a copy.
     pub fn catalog(&self) -> RestCatalog {
         self.catalog
             .read()

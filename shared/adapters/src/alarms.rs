@@ -2,23 +2,20 @@
 //! responder act within a minute of a surge. `DescribeAlarms` lists the alarms
 //! under dowguard's name prefix, `PutMetricAlarm` creates or updates one,
 //! `DeleteAlarms` removes those whose targets no budget covers any more. What to
-//! change is decided by [`dowguard_domain::plan_alarms`]; this module only asks and
-//! applies.
+//! change is decided by [`dowguard_domain::plan_alarms`] and applied by
+//! `dowguard_guard::alarms::sync_alarms` through the [`Alarms`] port this module
+//! implements.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Statistic};
-use chrono::{DateTime, Utc};
-use dowguard_domain::{
-    AlarmPlan, Budget, DesiredAlarm, ExistingAlarm, Prices, TargetKind, desired_alarms, plan_alarms,
-};
+use dowguard_domain::{DesiredAlarm, ExistingAlarm, Target};
 use dowguard_guard::PortResult;
-use dowguard_guard::Versioned;
-use dowguard_guard::ports::{Discovery, Listed};
+use dowguard_guard::ports::Alarms;
 
-use crate::account::AwsAccount;
+use crate::apigateway::RestCatalog;
 use crate::cloudwatch::{Field, MetricKey, metrics_of};
 use crate::error::{invalid, port_error};
 use crate::pace::Pacer;
@@ -46,27 +43,21 @@ pub struct CloudWatchAlarms {
     prefix: String,
     writes: Arc<Pacer>,
     lists: Arc<Pacer>,
-}
-
-/// What one alarm sync did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AlarmSyncReport {
-    /// Alarms created or updated.
-    pub put: Vec<String>,
-    /// Alarms deleted.
-    pub deleted: Vec<String>,
-    /// Alarms already in step with their budgets.
-    pub unchanged: usize,
+    /// The REST API names CloudWatch keys their metrics by, from the account's
+    /// last discovery.
+    catalog: Arc<RwLock<RestCatalog>>,
 }
 
 impl CloudWatchAlarms {
-    /// Alarms named `prefix…` through `client`.
-    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+    /// Alarms named `prefix…` through `client`, reading REST API names from
+    /// `catalog` (the account's, [`crate::account::AwsAccount::shared_catalog`]).
+    pub fn new(client: Client, prefix: impl Into<String>, catalog: Arc<RwLock<RestCatalog>>) -> Self {
         CloudWatchAlarms {
             client,
             prefix: prefix.into(),
             writes: Arc::new(Pacer::new(ALARM_WRITE_INTERVAL)),
             lists: Arc::new(Pacer::new(ALARM_LIST_INTERVAL)),
+            catalog,
         }
     }
 
@@ -109,7 +100,7 @@ impl CloudWatchAlarms {
 
     /// Creates or updates `alarm` on `metric`: the metric's one-minute sum above
     /// the threshold in one period fires it; missing data does not.
-    pub async fn put(&self, alarm: &DesiredAlarm, metric: &MetricKey) -> PortResult<()> {
+    pub async fn put_on(&self, alarm: &DesiredAlarm, metric: &MetricKey) -> PortResult<()> {
         let dimensions = metric
             .dimensions
             .iter()
@@ -161,61 +152,6 @@ impl CloudWatchAlarms {
         }
         Ok(())
     }
-
-    /// Brings the alarms in step with `budgets`: discovers the account's targets,
-    /// derives the alarms that should exist, and puts or deletes the difference.
-    /// While a stored budget is unreadable nothing is deleted: the alarm may be its.
-    pub async fn sync(
-        &self,
-        account: &AwsAccount,
-        listed: &Listed<Vec<Versioned<Budget>>>,
-        prices: &Prices,
-        now: DateTime<Utc>,
-        avg_duration_ms: u64,
-    ) -> PortResult<AlarmSyncReport> {
-        let budgets: Vec<Budget> = listed.items.iter().map(|v| v.value.clone()).collect();
-        let budgets = budgets.as_slice();
-        let discovered = account.discover().await?;
-        let catalog = account.catalog();
-        let targets = &discovered.targets;
-        let unlisted: Vec<TargetKind> = discovered
-            .unlisted
-            .iter()
-            .flat_map(|u| u.kinds.iter().copied())
-            .collect();
-        let desired = desired_alarms(&self.prefix, budgets, targets, prices, now, avg_duration_ms);
-        let existing = self.list().await?;
-        let AlarmPlan {
-            put,
-            delete,
-            unchanged,
-        } = plan_alarms(&self.prefix, &desired, &existing, &unlisted);
-        let delete = if listed.unreadable.is_empty() {
-            delete
-        } else {
-            Vec::new()
-        };
-        let mut report = AlarmSyncReport {
-            unchanged,
-            ..AlarmSyncReport::default()
-        };
-        for alarm in &put {
-            let Some(target) = targets.iter().find(|t| t.id == alarm.target) else {
-                continue;
-            };
-            let Some((metric, _)) = metrics_of(target, &catalog, false)
-                .into_iter()
-                .find(|(_, field)| *field == Field::Requests)
-            else {
-                continue;
-            };
-            self.put(alarm, &metric).await?;
-            report.put.push(alarm.name.clone());
-        }
-        self.delete(&delete).await?;
-        report.deleted = delete;
-        Ok(report)
-    }
 }
 
 /// A request count as CloudWatch's threshold (a double). Counts up to 2^53 are
@@ -241,6 +177,39 @@ fn whole(threshold: f64) -> u64 {
         u64::MAX
     } else {
         threshold.floor() as u64
+    }
+}
+
+impl Alarms for CloudWatchAlarms {
+    fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    async fn list(&self) -> PortResult<Vec<ExistingAlarm>> {
+        CloudWatchAlarms::list(self).await
+    }
+
+    /// Puts the alarm on the target's request metric; a target without one (a
+    /// usage plan, a REST API whose name is unknown) gets none.
+    async fn put(&self, alarm: &DesiredAlarm, target: &Target) -> PortResult<()> {
+        let metric = {
+            let catalog = self
+                .catalog
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            metrics_of(target, &catalog, false)
+                .into_iter()
+                .find(|(_, field)| *field == Field::Requests)
+                .map(|(metric, _)| metric)
+        };
+        match metric {
+            Some(metric) => self.put_on(alarm, &metric).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn delete(&self, names: &[String]) -> PortResult<()> {
+        CloudWatchAlarms::delete(self, names).await
     }
 }
 

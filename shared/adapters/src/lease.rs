@@ -24,6 +24,7 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 use dowguard_domain::epoch_minute;
+use dowguard_guard::ports::{Held, Leases};
 use dowguard_guard::{FailureKind, PortError, PortResult};
 
 use crate::dynamodb::TTL_ATTRIBUTE;
@@ -35,15 +36,6 @@ const SK: &str = "sk";
 pub const PARTITION: &str = "LEASE";
 /// How long a minute's pass counter is kept before DynamoDB's TTL removes it.
 const COUNTER_KEPT_SECONDS: i64 = 3_600;
-
-/// A lease someone else holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Held {
-    /// Its holder's token.
-    pub holder: String,
-    /// When it expires.
-    pub until: DateTime<Utc>,
-}
 
 /// Leases, the pass counter and paced slots in the guard's table.
 #[derive(Debug, Clone)]
@@ -251,5 +243,25 @@ impl TableLeases {
                 Err(port_error("PutItem", format!("slot {name}"), e))
             }
         }
+    }
+}
+
+impl Leases for TableLeases {
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<Result<(), Held>> {
+        TableLeases::acquire(self, name, holder, until, now).await
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> PortResult<bool> {
+        TableLeases::release(self, name, holder).await
+    }
+
+    async fn count_pass(&self, now: DateTime<Utc>, cap: u32) -> PortResult<Option<u32>> {
+        TableLeases::count_pass(self, now, cap).await
     }
 }

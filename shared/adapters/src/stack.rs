@@ -9,8 +9,10 @@ use aws_config::SdkConfig;
 use aws_smithy_runtime_api::client::interceptors::SharedInterceptor;
 use dowguard_domain::{GuardSettings, MetricsPlan, Prices};
 use dowguard_guard::Guard;
+use dowguard_guard::ports::{Deployment, Ports};
 
 use crate::account::AwsAccount;
+use crate::alarms::CloudWatchAlarms;
 use crate::apigateway::RestAdapter;
 use crate::apigatewayv2::HttpAdapter;
 use crate::cloudwatch::CloudWatchMetrics;
@@ -172,6 +174,8 @@ pub struct StackConfig {
     pub metrics_plan: MetricsPlan,
     /// Interceptors on every client (none in the functions and the CLI).
     pub interceptors: Interceptors,
+    /// The name prefix of the alarms the deployment owns.
+    pub alarm_prefix: String,
 }
 
 impl StackConfig {
@@ -184,6 +188,7 @@ impl StackConfig {
             pacing: Pacing::default(),
             metrics_plan: MetricsPlan::default(),
             interceptors: Interceptors::default(),
+            alarm_prefix: "dowguard-".to_string(),
         }
     }
 }
@@ -199,11 +204,38 @@ pub struct AwsStack {
     pub notifier: SnsNotifier,
     /// Leases, the pass counter and the account-wide pacing slots, in the table.
     pub leases: TableLeases,
+    /// dowguard's alarms.
+    pub alarms: CloudWatchAlarms,
 }
 
 /// The guard over an [`AwsStack`].
-pub type AwsGuard<'a> =
-    Guard<'a, DynamoStore, AwsAccount, AwsAccount, AwsAccount, AwsAccount, AwsAccount, SnsNotifier>;
+pub type AwsGuard<'a> = Guard<'a, AwsStack>;
+
+impl Ports for AwsStack {
+    type Store = DynamoStore;
+    type Account = AwsAccount;
+    type Notifier = SnsNotifier;
+    fn store(&self) -> &DynamoStore {
+        &self.store
+    }
+    fn account(&self) -> &AwsAccount {
+        &self.account
+    }
+    fn notifier(&self) -> &SnsNotifier {
+        &self.notifier
+    }
+}
+
+impl Deployment for AwsStack {
+    type Leases = TableLeases;
+    type Alarms = CloudWatchAlarms;
+    fn leases(&self) -> &TableLeases {
+        &self.leases
+    }
+    fn alarms(&self) -> &CloudWatchAlarms {
+        &self.alarms
+    }
+}
 
 impl AwsStack {
     /// Builds every client and adapter from one SDK configuration, each client with
@@ -215,21 +247,28 @@ impl AwsStack {
         let gateway = Arc::new(Pacer::per_second(pacing.apigateway_per_second));
         let dynamo = clients.dynamodb(sdk);
         let leases = TableLeases::new(dynamo.clone(), config.table.clone());
+        let account = AwsAccount::new(
+            LambdaAdapter::new(clients.lambda(sdk), pacing.lambda_per_second),
+            RestAdapter::new(
+                clients.apigateway(sdk),
+                gateway.clone(),
+                pacing.usage_plan_interval,
+            )
+            .with_plan_slot(leases.clone()),
+            HttpAdapter::new(clients.apigatewayv2(sdk), clients.apigateway(sdk), gateway),
+            CloudWatchMetrics::new(clients.cloudwatch(sdk), config.metrics_plan),
+        );
+        let alarms = CloudWatchAlarms::new(
+            clients.cloudwatch(sdk),
+            config.alarm_prefix.clone(),
+            account.shared_catalog(),
+        );
         AwsStack {
             store: DynamoStore::new(dynamo, config.table.clone(), config.audit_retention),
-            account: AwsAccount::new(
-                LambdaAdapter::new(clients.lambda(sdk), pacing.lambda_per_second),
-                RestAdapter::new(
-                    clients.apigateway(sdk),
-                    gateway.clone(),
-                    pacing.usage_plan_interval,
-                )
-                .with_plan_slot(leases.clone()),
-                HttpAdapter::new(clients.apigatewayv2(sdk), clients.apigateway(sdk), gateway),
-                CloudWatchMetrics::new(clients.cloudwatch(sdk), config.metrics_plan),
-            ),
+            account,
             notifier: SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),
             leases,
+            alarms,
         }
     }
 
@@ -241,13 +280,7 @@ impl AwsStack {
         settings: &'a GuardSettings,
     ) -> AwsGuard<'a> {
         Guard {
-            store: &self.store,
-            discovery: &self.account,
-            metrics: &self.account,
-            lambda: &self.account,
-            stages: &self.account,
-            plans: &self.account,
-            notifier: &self.notifier,
+            ports: self,
             prices,
             settings,
             actor,

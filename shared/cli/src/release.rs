@@ -81,9 +81,7 @@ pub async fn run(ctx: &Context, args: &ReleaseArgs) -> CliResult<()> {
         _ => CliError::Port(e),
     })?;
     let executor = Executor {
-        lambda: &ctx.stack.account,
-        stages: &ctx.stack.account,
-        plans: &ctx.stack.account,
+        account: &ctx.stack.account,
         notifier: &ctx.stack.notifier,
     };
     let outcomes = executor.run(&released.actions, &Default::default()).await;

@@ -15,8 +15,7 @@ use crate::audit::{AuditRecord, Outcome};
 use crate::executor::Executor;
 use crate::ports::{
     AuditLog, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, LambdaControl, Listed,
-    MetricsRequest, MetricsSource, Notifier, PortError, StageControl, StateStore, UsagePlanControl,
-    Versioned,
+    MetricsRequest, MetricsSource, PortError, Ports, StateStore, Versioned,
 };
 
 /// Why a pass could not run at all.
@@ -149,22 +148,10 @@ pub fn gaps_of(
 }
 
 /// The guard: the ports it acts through and the figures it decides with.
-#[derive(Debug, Clone, Copy)]
-pub struct Guard<'a, S, D, M, L, G, P, N> {
-    /// Budgets, states and audit trail.
-    pub store: &'a S,
-    /// Target discovery.
-    pub discovery: &'a D,
-    /// Metrics.
-    pub metrics: &'a M,
-    /// Lambda controls.
-    pub lambda: &'a L,
-    /// Stage throttles.
-    pub stages: &'a G,
-    /// Usage plans.
-    pub plans: &'a P,
-    /// Notices.
-    pub notifier: &'a N,
+#[derive(Debug)]
+pub struct Guard<'a, P> {
+    /// The store, the account and the notifier.
+    pub ports: &'a P,
     /// Prices of the deployment's region.
     pub prices: &'a Prices,
     /// Tunables.
@@ -173,16 +160,15 @@ pub struct Guard<'a, S, D, M, L, G, P, N> {
     pub actor: &'a str,
 }
 
-impl<S, D, M, L, G, P, N> Guard<'_, S, D, M, L, G, P, N>
-where
-    S: BudgetStore + StateStore + AuditLog,
-    D: Discovery,
-    M: MetricsSource,
-    L: LambdaControl,
-    G: StageControl,
-    P: UsagePlanControl,
-    N: Notifier,
-{
+impl<P> Clone for Guard<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for Guard<'_, P> {}
+
+impl<P: Ports> Guard<'_, P> {
     /// Runs one evaluation pass at `now` over every target and budget.
     pub async fn evaluate(&self, now: DateTime<Utc>) -> Result<PassReport, GuardError> {
         self.evaluate_with(now, &PassOptions::default()).await
@@ -214,9 +200,10 @@ where
         now: DateTime<Utc>,
         options: &PassOptions,
     ) -> Result<PassReport, GuardError> {
-        let discovered = self.discovery.discover().await.map_err(GuardError::Discovery)?;
-        let listed_budgets = self.store.list_budgets().await.map_err(GuardError::Store)?;
-        let listed_states = self.store.load_states().await.map_err(GuardError::Store)?;
+        let (store, account) = (self.ports.store(), self.ports.account());
+        let discovered = account.discover().await.map_err(GuardError::Discovery)?;
+        let listed_budgets = store.list_budgets().await.map_err(GuardError::Store)?;
+        let listed_states = store.load_states().await.map_err(GuardError::Store)?;
         let mut budgets: Vec<Budget> = listed_budgets.items.iter().map(|v| v.value.clone()).collect();
         if options.dry_run_only {
             for budget in &mut budgets {
@@ -244,8 +231,7 @@ where
         if let Some(only) = &options.only {
             urgent.extend(only.iter().cloned());
         }
-        let fetched = self
-            .metrics
+        let fetched = account
             .fetch(&MetricsRequest {
                 now,
                 targets: &targets,
@@ -259,10 +245,7 @@ where
             .iter()
             .any(|t| t.id.kind() == TargetKind::Function && detailed.contains(&t.id));
         let concurrency = if needs_account {
-            self.lambda
-                .account_concurrency()
-                .await
-                .map_err(GuardError::Account)?
+            account.account_concurrency().await.map_err(GuardError::Account)?
         } else {
             AccountConcurrency::default()
         };
@@ -284,7 +267,7 @@ where
         let mut blocked: HashMap<TargetId, String> = HashMap::new();
         let mut conflicts = Vec::new();
         for (target, state) in &decision.states {
-            if let Err(e) = self.store.save_state(target, state).await {
+            if let Err(e) = store.save_state(target, state).await {
                 let why = if e.kind == FailureKind::Conflict {
                     conflicts.push(target.clone());
                     "another pass changed this target's state first; the next pass decides again".to_string()
@@ -296,10 +279,8 @@ where
             }
         }
         let executor = Executor {
-            lambda: self.lambda,
-            stages: self.stages,
-            plans: self.plans,
-            notifier: self.notifier,
+            account,
+            notifier: self.ports.notifier(),
         };
         let outcomes = executor.run(&decision.actions, &blocked).await;
         let records: Vec<AuditRecord> = decision
@@ -315,7 +296,7 @@ where
             })
             .collect();
         if !records.is_empty()
-            && let Err(e) = self.store.record(&records).await
+            && let Err(e) = store.record(&records).await
         {
             // The changes stand and the states say so; losing the trail is reported loudly.
             tracing::error!(error = %e, records = records.len(), "audit records not written");

@@ -10,22 +10,16 @@ use crate::ports::{LambdaControl, Notifier, PortResult, StageControl, UsagePlanC
 
 /// Applies actions with the actuators it is given.
 #[derive(Debug, Clone, Copy)]
-pub struct Executor<'a, L, G, P, N> {
-    /// Lambda controls.
-    pub lambda: &'a L,
-    /// Stage throttles.
-    pub stages: &'a G,
-    /// Usage plans.
-    pub plans: &'a P,
+pub struct Executor<'a, A, N> {
+    /// The account's actuators: Lambda controls, stage throttles, usage plans.
+    pub account: &'a A,
     /// Notices.
     pub notifier: &'a N,
 }
 
-impl<L, G, P, N> Executor<'_, L, G, P, N>
+impl<A, N> Executor<'_, A, N>
 where
-    L: LambdaControl,
-    G: StageControl,
-    P: UsagePlanControl,
+    A: LambdaControl + StageControl + UsagePlanControl,
     N: Notifier,
 {
     /// Applies `actions` in order. Actions of targets in `blocked` (their state could
@@ -61,23 +55,23 @@ where
     async fn apply(&self, change: &Change) -> PortResult<()> {
         match change {
             Change::ReservedConcurrency { function, to, .. } => {
-                self.lambda.set_reserved_concurrency(function, *to).await
+                self.account.set_reserved_concurrency(function, *to).await
             }
             Change::AsyncInvokeConfig { function, to, .. } => {
-                self.lambda.set_async_config(function, to.as_ref()).await
+                self.account.set_async_config(function, to.as_ref()).await
             }
             Change::StageThrottle {
                 stage,
                 to,
                 to_overrides,
                 ..
-            } => self.stages.set_stage_throttle(stage, *to, to_overrides).await,
+            } => self.account.set_stage_throttle(stage, *to, to_overrides).await,
             Change::UsagePlanLimits {
                 plan,
                 to_throttle,
                 to_quota,
                 ..
-            } => self.plans.set_plan_limits(plan, *to_throttle, *to_quota).await,
+            } => self.account.set_plan_limits(plan, *to_throttle, *to_quota).await,
             Change::Notify {
                 topic,
                 subject,

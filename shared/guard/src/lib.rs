@@ -7,6 +7,7 @@
 //! Lambdas and the CLI plug in the AWS adapters; tests and the simulator plug in
 //! [`memory`].
 
+pub mod alarms;
 pub mod assess;
 pub mod audit;
 pub mod evaluate;

@@ -7,15 +7,16 @@ use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Limits, Phase, Quota,
-    Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
+    AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
+    Limits, MinuteUsage, Phase, Quota, Target, TargetId, TargetKind, TargetMetrics, Throttle, Usage,
+    UsagePlanId, epoch_minute,
 };
 
 use crate::audit::AuditRecord;
 use crate::ports::{
-    AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, LambdaControl,
-    Listed, MetricsRequest, MetricsSource, Notifier, PortError, PortResult, StageControl, StateStore,
-    Unlisted, UnreadableItem, UsagePlanControl, Versioned,
+    Alarms, AuditLog, BudgetChange, BudgetStore, Deployment, Discovered, Discovery, FailureKind,
+    FetchedMetrics, Held, LambdaControl, Leases, Listed, MetricsRequest, MetricsSource, Notifier, PortError,
+    PortResult, Ports, StageControl, StateStore, Unlisted, UnreadableItem, UsagePlanControl, Versioned,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -38,6 +39,10 @@ pub struct StoreData {
     pub fail_next: HashMap<&'static str, FailureKind>,
     /// Stored items that cannot be read (reported by every listing).
     pub unreadable: Vec<UnreadableItem>,
+    /// Leases by name: holder and expiry.
+    pub leases: HashMap<String, Held>,
+    /// Passes counted per epoch minute.
+    pub passes: HashMap<i64, u32>,
 }
 
 /// Budgets, states and audit trail in memory.
@@ -263,6 +268,8 @@ pub struct CloudData {
     pub fail_next: HashMap<&'static str, FailureKind>,
     /// Kinds of target whose service cannot be listed, with the error.
     pub unlisted: Vec<(TargetKind, PortError)>,
+    /// dowguard's alarms by name, with their thresholds.
+    pub alarms: BTreeMap<String, u64>,
 }
 
 /// An account in memory: targets, metrics, controls and notices.
@@ -488,5 +495,145 @@ impl Notifier for MemoryCloud {
             message: message.to_string(),
         });
         Ok(())
+    }
+}
+
+impl Leases for MemoryStore {
+    async fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> PortResult<Result<(), Held>> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "AcquireLease", name)?;
+        if let Some(held) = data.leases.get(name).filter(|h| h.until > now) {
+            return Ok(Err(held.clone()));
+        }
+        data.leases.insert(
+            name.to_string(),
+            Held {
+                holder: holder.to_string(),
+                until,
+            },
+        );
+        Ok(Ok(()))
+    }
+
+    async fn release(&self, name: &str, holder: &str) -> PortResult<bool> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "ReleaseLease", name)?;
+        let mine = data.leases.get(name).is_some_and(|h| h.holder == holder);
+        if mine {
+            data.leases.remove(name);
+        }
+        Ok(mine)
+    }
+
+    async fn count_pass(&self, now: DateTime<Utc>, cap: u32) -> PortResult<Option<u32>> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "CountPass", "passes")?;
+        let count = data.passes.entry(epoch_minute(now)).or_insert(0);
+        if *count >= cap {
+            return Ok(None);
+        }
+        *count += 1;
+        Ok(Some(*count))
+    }
+}
+
+/// The alarm prefix of an in-memory account.
+pub const MEMORY_ALARM_PREFIX: &str = "dowguard-";
+
+impl Alarms for MemoryCloud {
+    fn prefix(&self) -> &str {
+        MEMORY_ALARM_PREFIX
+    }
+
+    async fn list(&self) -> PortResult<Vec<ExistingAlarm>> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "DescribeAlarms", MEMORY_ALARM_PREFIX)?;
+        Ok(data
+            .alarms
+            .iter()
+            .map(|(name, threshold)| ExistingAlarm {
+                name: name.clone(),
+                requests_per_minute: *threshold,
+            })
+            .collect())
+    }
+
+    async fn put(&self, alarm: &DesiredAlarm, _target: &Target) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "PutMetricAlarm", &alarm.name)?;
+        data.calls.push(format!("PutMetricAlarm {}", alarm.name));
+        data.alarms.insert(alarm.name.clone(), alarm.requests_per_minute);
+        Ok(())
+    }
+
+    async fn delete(&self, names: &[String]) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "DeleteAlarms", MEMORY_ALARM_PREFIX)?;
+        for name in names {
+            data.calls.push(format!("DeleteAlarms {name}"));
+            data.alarms.remove(name);
+        }
+        Ok(())
+    }
+}
+
+/// A whole deployment in memory: the store (with the leases) and the account
+/// (with the alarms and the notices), for the handlers' tests.
+#[derive(Debug, Default)]
+pub struct MemoryStack {
+    /// Budgets, states, audit, leases and the pass counter.
+    pub store: MemoryStore,
+    /// Targets, metrics, controls, alarms and notices.
+    pub cloud: MemoryCloud,
+}
+
+impl Ports for MemoryStack {
+    type Store = MemoryStore;
+    type Account = MemoryCloud;
+    type Notifier = MemoryCloud;
+    fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+    fn account(&self) -> &MemoryCloud {
+        &self.cloud
+    }
+    fn notifier(&self) -> &MemoryCloud {
+        &self.cloud
+    }
+}
+
+impl Deployment for MemoryStack {
+    type Leases = MemoryStore;
+    type Alarms = MemoryCloud;
+    fn leases(&self) -> &MemoryStore {
+        &self.store
+    }
+    fn alarms(&self) -> &MemoryCloud {
+        &self.cloud
+    }
+}
+
+/// An hour of `per_minute` requests of `ms_each` milliseconds each, ending the minute
+/// before `now`: steady traffic for an in-memory account.
+pub fn steady_traffic(now: DateTime<Utc>, per_minute: u64, ms_each: u64) -> TargetMetrics {
+    let last = epoch_minute(now) - 1;
+    TargetMetrics {
+        minutes: (0..60)
+            .map(|k| MinuteUsage {
+                minute: last - 59 + k,
+                usage: Usage {
+                    requests: per_minute,
+                    throttled: 0,
+                    duration_ms: per_minute.saturating_mul(ms_each),
+                },
+            })
+            .collect(),
+        to_date: vec![],
     }
 }

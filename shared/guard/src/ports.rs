@@ -9,8 +9,8 @@ use std::ops::Deref;
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Quota, Target, TargetId,
-    TargetKind, TargetMetrics, Throttle, UsagePlanId,
+    AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
+    Quota, Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -377,4 +377,116 @@ pub trait Notifier: Send + Sync {
         subject: &str,
         message: &str,
     ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// The account as a pass acts on it: discovery, metrics and every actuator.
+pub trait Account: Discovery + MetricsSource + LambdaControl + StageControl + UsagePlanControl {}
+
+impl<T: Discovery + MetricsSource + LambdaControl + StageControl + UsagePlanControl> Account for T {}
+
+/// Everything one pass acts through: the guard's table, the account, notices.
+pub trait Ports: Send + Sync {
+    /// Budgets, states and the audit trail.
+    type Store: BudgetStore + StateStore + AuditLog;
+    /// Discovery, metrics and the actuators.
+    type Account: Account;
+    /// Notices.
+    type Notifier: Notifier;
+    /// The store.
+    fn store(&self) -> &Self::Store;
+    /// The account.
+    fn account(&self) -> &Self::Account;
+    /// The notifier.
+    fn notifier(&self) -> &Self::Notifier;
+}
+
+/// Three references that together are [`Ports`]: how tests and tools wire a pass
+/// from separate parts.
+#[derive(Debug, Clone, Copy)]
+pub struct Wired<'a, S, A, N> {
+    /// The store.
+    pub store: &'a S,
+    /// The account.
+    pub account: &'a A,
+    /// The notifier.
+    pub notifier: &'a N,
+}
+
+impl<S, A, N> Ports for Wired<'_, S, A, N>
+where
+    S: BudgetStore + StateStore + AuditLog,
+    A: Account,
+    N: Notifier,
+{
+    type Store = S;
+    type Account = A;
+    type Notifier = N;
+    fn store(&self) -> &S {
+        self.store
+    }
+    fn account(&self) -> &A {
+        self.account
+    }
+    fn notifier(&self) -> &N {
+        self.notifier
+    }
+}
+
+/// A lease another invocation holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Its holder's token.
+    pub holder: String,
+    /// When it expires if it is not given back.
+    pub until: DateTime<Utc>,
+}
+
+/// Coordination between the guard's processes: leases (one holder at a time until
+/// an expiry) and the deployment's count of passes a minute.
+pub trait Leases: Send + Sync {
+    /// Takes lease `name` for `holder` until `until`, if it is free or expired at
+    /// `now`; `Ok(Err)` says who holds it until when.
+    fn acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = PortResult<Result<(), Held>>> + Send;
+    /// Gives lease `name` back if `holder` still holds it; false when someone took
+    /// it over after it expired.
+    fn release(&self, name: &str, holder: &str) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Counts one pass in the minute of `now` unless `cap` already ran in it;
+    /// returns the pass's number in its minute, or `None` when the minute is full.
+    fn count_pass(
+        &self,
+        now: DateTime<Utc>,
+        cap: u32,
+    ) -> impl Future<Output = PortResult<Option<u32>>> + Send;
+}
+
+/// dowguard's alarms: one per guarded target, named under a prefix the
+/// deployment owns.
+pub trait Alarms: Send + Sync {
+    /// The name prefix the deployment owns.
+    fn prefix(&self) -> &str;
+    /// Every alarm under the prefix, with its threshold.
+    fn list(&self) -> impl Future<Output = PortResult<Vec<ExistingAlarm>>> + Send;
+    /// Creates or updates `alarm` on `target`'s request metric.
+    fn put(&self, alarm: &DesiredAlarm, target: &Target) -> impl Future<Output = PortResult<()>> + Send;
+    /// Deletes the alarms named (all under the prefix).
+    fn delete(&self, names: &[String]) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// What the Lambdas act through: a pass's [`Ports`], plus the leases and the
+/// alarms.
+pub trait Deployment: Ports {
+    /// Leases and the pass counter.
+    type Leases: Leases;
+    /// The alarms.
+    type Alarms: Alarms;
+    /// The leases.
+    fn leases(&self) -> &Self::Leases;
+    /// The alarms.
+    fn alarms(&self) -> &Self::Alarms;
 }

@@ -11,7 +11,7 @@ mod support;
 use chrono::Duration;
 use dowguard_domain::{GuardSettings, Level, Phase};
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
-use dowguard_guard::ports::{BudgetStore, StateStore};
+use dowguard_guard::ports::{BudgetStore, StateStore, Wired};
 use dowguard_guard::{Guard, assess};
 use support::{checkout, prices, shop, t0, traffic};
 
@@ -43,14 +43,13 @@ async fn assessing_a_flood_reports_the_level_but_saves_and_changes_nothing() {
     );
 
     // The same inputs through a real pass do act: the assessment saw what it would.
-    let guard = Guard {
+    let ports = Wired {
         store: &store,
-        discovery: &cloud,
-        metrics: &cloud,
-        lambda: &cloud,
-        stages: &cloud,
-        plans: &cloud,
+        account: &cloud,
         notifier: &cloud,
+    };
+    let guard = Guard {
+        ports: &ports,
         prices: &prices,
         settings: &settings,
         actor: "evaluator",

@@ -40,7 +40,7 @@ use dowguard_domain::{
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::{
     AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FetchedMetrics, LambdaControl, Listed,
-    MetricsRequest, MetricsSource, Notifier, StageControl, StateStore, UsagePlanControl, Versioned,
+    MetricsRequest, MetricsSource, Notifier, StageControl, StateStore, UsagePlanControl, Versioned, Wired,
 };
 use dowguard_guard::{AuditRecord, FailureKind, Guard, PortError, PortResult};
 use support::{budget, checkout, partners, prices, shop, t0, thumbnails, traffic_of};
@@ -322,14 +322,13 @@ async fn run(fault: Option<(usize, usize, Fault)>, settings: &GuardSettings, pri
             ..Script::default()
         }),
     };
-    let guard = Guard {
+    let ports = Wired {
         store: &faulty,
-        discovery: &faulty,
-        metrics: &faulty,
-        lambda: &faulty,
-        stages: &faulty,
-        plans: &faulty,
+        account: &faulty,
         notifier: &faulty,
+    };
+    let guard = Guard {
+        ports: &ports,
         prices,
         settings,
         actor: "evaluator",

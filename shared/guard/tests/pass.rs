@@ -14,7 +14,7 @@ use dowguard_domain::{
     Budget, BudgetId, Change, GuardSettings, Intent, Limits, Phase, Prices, TargetId, TargetKind,
 };
 use dowguard_guard::memory::{MemoryCloud, MemoryStore, restore_point_kept};
-use dowguard_guard::ports::{BudgetStore, StateStore, UnreadableItem};
+use dowguard_guard::ports::{BudgetStore, StateStore, UnreadableItem, Wired};
 use dowguard_guard::{FailureKind, Guard, Outcome, PassReport, PortError};
 use support::{checkout, prices, t0, traffic};
 
@@ -45,14 +45,13 @@ impl Fixture {
     }
 
     async fn pass(&self, now: DateTime<Utc>) -> PassReport {
-        let guard = Guard {
+        let ports = Wired {
             store: &self.store,
-            discovery: &self.cloud,
-            metrics: &self.cloud,
-            lambda: &self.cloud,
-            stages: &self.cloud,
-            plans: &self.cloud,
+            account: &self.cloud,
             notifier: &self.cloud,
+        };
+        let guard = Guard {
+            ports: &ports,
             prices: &self.prices,
             settings: &self.settings,
             actor: "evaluator",

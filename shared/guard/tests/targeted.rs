@@ -18,6 +18,7 @@ use dowguard_domain::{
 use dowguard_guard::evaluate::PassOptions;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::BudgetStore;
+use dowguard_guard::ports::Wired;
 use dowguard_guard::{Guard, Outcome, PassReport};
 use support::t0;
 
@@ -90,14 +91,13 @@ impl World {
     }
 
     async fn pass(&self, options: &PassOptions) -> PassReport {
-        let guard = Guard {
+        let ports = Wired {
             store: &self.store,
-            discovery: &self.cloud,
-            metrics: &self.cloud,
-            lambda: &self.cloud,
-            stages: &self.cloud,
-            plans: &self.cloud,
+            account: &self.cloud,
             notifier: &self.cloud,
+        };
+        let guard = Guard {
+            ports: &ports,
             prices: &self.prices,
             settings: &self.settings,
             actor: "alarm-responder",

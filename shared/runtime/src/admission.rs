@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use dowguard_guard::PortResult;
+use dowguard_guard::ports::{Deployment, Leases};
 use lambda_runtime::Context;
 
 use crate::App;
@@ -84,7 +85,7 @@ pub fn lease_until(context: &Context, now: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(now + NO_DEADLINE_HOLD)
 }
 
-impl App {
+impl<D: Deployment> App<D> {
     /// Takes lease `name` for this invocation until its deadline. `Ok(Err)` is the
     /// reason to skip: who holds it until when. One conditional write.
     ///
@@ -104,7 +105,7 @@ impl App {
         };
         Ok(self
             .stack
-            .leases
+            .leases()
             .acquire(name, &lease.holder, lease.until, now)
             .await?
             .map(|()| lease)
@@ -147,7 +148,7 @@ impl App {
     /// Gives `lease` back. A failure is logged, not returned: the lease then expires
     /// at its deadline by itself.
     pub async fn release(&self, lease: Lease) {
-        match self.stack.leases.release(lease.name, &lease.holder).await {
+        match self.stack.leases().release(lease.name, &lease.holder).await {
             Ok(true) => {}
             Ok(false) => tracing::warn!(lease = lease.name, "the lease had expired and was taken over"),
             Err(e) => tracing::warn!(
@@ -167,7 +168,7 @@ impl App {
     /// The table's [`dowguard_guard::PortError`].
     pub async fn admit_pass(&self, now: DateTime<Utc>) -> PortResult<Result<u32, String>> {
         let cap = self.config.max_passes_per_minute;
-        Ok(self.stack.leases.count_pass(now, cap).await?.ok_or_else(|| {
+        Ok(self.stack.leases().count_pass(now, cap).await?.ok_or_else(|| {
             format!(
                 "the deployment already ran {cap} passes this minute, its cap ({MAX_PASSES_PER_MINUTE}); \
                  the next minute's passes run as usual"

@@ -1,15 +1,17 @@
-//! Everything a function builds once at start: the configuration, the SDK clients
-//! and adapters ([`AwsStack`]), the alarms, the region's prices and the guard's
+//! Everything a function builds once at start: the configuration, the ports it acts
+//! through (the SDK clients and adapters of an [`AwsStack`] in Lambda; in-memory
+//! ports in the handlers' unit tests), the region's prices and the guard's
 //! settings; and the JSON summary a pass returns to its invoker.
 
 use std::collections::HashSet;
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use dowguard_adapters::alarms::{AlarmSyncReport, CloudWatchAlarms};
-use dowguard_adapters::stack::{AwsGuard, AwsStack, Interceptors, Pacing, Role, StackConfig};
+use dowguard_adapters::stack::{AwsStack, Interceptors, Pacing, Role, StackConfig};
 use dowguard_domain::{GuardSettings, Mode, PriceBook, PriceBookError, Prices, TargetId};
-use dowguard_guard::PassReport;
+use dowguard_guard::alarms::AlarmSyncReport;
 use dowguard_guard::evaluate::PassOptions;
+use dowguard_guard::ports::Deployment;
+use dowguard_guard::{Guard, PassReport};
 use serde_json::{Value, json};
 
 use crate::config::{Config, ConfigError};
@@ -27,15 +29,13 @@ pub enum AppError {
     Prices(#[from] PriceBookError),
 }
 
-/// A function's long-lived parts.
+/// A function's long-lived parts, over the ports `D` it acts through.
 #[derive(Debug)]
-pub struct App {
+pub struct App<D = AwsStack> {
     /// The configuration.
     pub config: Config,
-    /// Every adapter.
-    pub stack: AwsStack,
-    /// dowguard's alarms.
-    pub alarms: CloudWatchAlarms,
+    /// Every port: the table, the account, notices, leases, alarms.
+    pub stack: D,
     /// The region's prices.
     pub prices: Prices,
     /// The guard's tunables.
@@ -44,7 +44,7 @@ pub struct App {
     pub limiter: PassLimiter,
 }
 
-impl App {
+impl App<AwsStack> {
     /// Builds everything from `config` and one SDK configuration, for the function
     /// `role` (which sets its share of AWS's control-plane quotas).
     ///
@@ -76,9 +76,9 @@ impl App {
         stack.pacing = Pacing::for_role(role);
         stack.pacing.usage_plan_interval = config.usage_plan_interval;
         stack.interceptors = interceptors;
+        stack.alarm_prefix.clone_from(&config.alarm_prefix);
         Ok(App {
             stack: AwsStack::new(sdk, &stack),
-            alarms: CloudWatchAlarms::new(stack.interceptors.cloudwatch(sdk), config.alarm_prefix.clone()),
             prices,
             settings: GuardSettings::default(),
             limiter: PassLimiter::default(),
@@ -96,6 +96,25 @@ impl App {
         let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
         Self::new(config, &sdk, role)
     }
+}
+
+impl<D: Deployment> App<D> {
+    /// A function over `stack` (in-memory ports in the handlers' unit tests), with
+    /// the region's bundled prices and the default settings.
+    ///
+    /// # Errors
+    ///
+    /// [`AppError::Prices`] when the price book lacks the region.
+    pub fn over(config: Config, stack: D) -> Result<Self, AppError> {
+        let prices = PriceBook::bundled()?.prices(&config.region, false)?;
+        Ok(App {
+            stack,
+            prices,
+            settings: GuardSettings::default(),
+            limiter: PassLimiter::default(),
+            config,
+        })
+    }
 
     /// What incoming events must match.
     pub fn expected(&self) -> Expected<'_> {
@@ -109,8 +128,13 @@ impl App {
     }
 
     /// The guard, acting as `actor`.
-    pub fn guard<'a>(&'a self, actor: &'a str) -> AwsGuard<'a> {
-        self.stack.guard(actor, &self.prices, &self.settings)
+    pub fn guard<'a>(&'a self, actor: &'a str) -> Guard<'a, D> {
+        Guard {
+            ports: &self.stack,
+            prices: &self.prices,
+            settings: &self.settings,
+            actor,
+        }
     }
 
     /// Pass options: the deployment's mode, and the targets to evaluate.

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use dowguard_domain::{
-    Arch, AsyncConfig, Budget, BudgetSpec, Floors, Limits, MinuteUsage, PriceBook, Prices, Quota,
-    QuotaPeriod, Target, TargetId, TargetMetrics, TargetSpec, Throttle, Usage, epoch_minute,
+    Arch, AsyncConfig, Budget, BudgetSpec, Floors, Limits, PriceBook, Prices, Quota, QuotaPeriod, Target,
+    TargetId, TargetMetrics, TargetSpec, Throttle,
 };
 use rust_decimal::Decimal;
 
@@ -134,20 +134,7 @@ pub(crate) fn budget(id: &str, scope: &str, amount: &str, mode: &str) -> Budget 
 
 /// An hour of `per_minute` requests of `ms` milliseconds each, ending just before `now`.
 pub(crate) fn traffic_of(now: DateTime<Utc>, per_minute: u64, ms: u64) -> TargetMetrics {
-    let last = epoch_minute(now) - 1;
-    TargetMetrics {
-        minutes: (0..60)
-            .map(|k| MinuteUsage {
-                minute: last - 59 + k,
-                usage: Usage {
-                    requests: per_minute,
-                    throttled: 0,
-                    duration_ms: per_minute * ms,
-                },
-            })
-            .collect(),
-        to_date: vec![],
-    }
+    dowguard_guard::memory::steady_traffic(now, per_minute, ms)
 }
 
 /// An hour of `per_minute` requests of 100 ms ending just before `now`.

@@ -1,0 +1,171 @@
+//! The evaluator's handler over in-memory ports: no server, the time passed in, and
+//! the production configuration (the template's variables, the 10-minute event age).
+
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "tests fail loudly on bad fixtures"
+)]
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use dowguard_domain::{Arch, Budget, BudgetSpec, Floors, Limits, Target, TargetId, TargetSpec};
+use dowguard_evaluator::handle_at;
+use dowguard_guard::memory::{MemoryStack, steady_traffic};
+use dowguard_guard::ports::BudgetStore;
+use dowguard_runtime::{App, Config};
+use lambda_runtime::Context;
+use serde_json::Value;
+
+/// The fixture `scheduled-event.json`, as EventBridge delivers it.
+fn scheduled_event() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/events/scheduled-event.json"
+    );
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn event_time(event: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(event["time"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// What the template sets, with nothing widened for tests.
+fn production_config() -> Config {
+    let vars: HashMap<&str, &str> = [
+        ("DOWGUARD_TABLE", "dowguard"),
+        ("DOWGUARD_ACCOUNT_ID", "123456789012"),
+        ("AWS_REGION", "us-east-1"),
+        ("DOWGUARD_MODE", "enforce"),
+        (
+            "DOWGUARD_SCHEDULE_RULE_ARN",
+            "arn:aws:events:us-east-1:123456789012:rule/dowguard-evaluator-schedule",
+        ),
+    ]
+    .into();
+    Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_string())).unwrap()
+}
+
+fn checkout() -> Target {
+    Target::new(
+        TargetId::parse("function:checkout").unwrap(),
+        TargetSpec::Function {
+            memory_mb: 512,
+            arch: Arch::X86_64,
+            async_invoked: false,
+        },
+        Default::default(),
+        Limits::Function {
+            reserved_concurrency: Some(500),
+            async_config: None,
+        },
+    )
+}
+
+/// An in-memory account: `function:checkout` with a $240 day budget, flooded at
+/// about 100 times its pace for the hour before `now`.
+async fn flooded_app(now: DateTime<Utc>) -> App<MemoryStack> {
+    let stack = MemoryStack::default();
+    stack.cloud.data.lock().unwrap().targets.push(checkout());
+    stack.cloud.set_metrics(
+        &TargetId::parse("function:checkout").unwrap(),
+        steady_traffic(now, 20_000_000, 100),
+    );
+    let budget = Budget::parse(BudgetSpec {
+        id: "checkout-daily".into(),
+        scope: "function:checkout".into(),
+        period: "day".into(),
+        amount: "240".into(),
+        thresholds: vec![],
+        mode: "enforce".into(),
+        owner: "finance@example.com".into(),
+        topic: None,
+        floors: Floors::default(),
+        protected: false,
+    })
+    .unwrap();
+    stack
+        .store
+        .put_budget(&budget, None, "finance", now)
+        .await
+        .unwrap();
+    App::over(production_config(), stack).unwrap()
+}
+
+#[tokio::test]
+async fn a_scheduled_event_throttles_the_flood_and_syncs_one_alarm() {
+    let event = scheduled_event();
+    let now = event_time(&event) + Duration::seconds(20);
+    let app = flooded_app(now).await;
+    let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
+    assert!(out.get("pass_at").is_some(), "{out}");
+    assert_eq!(
+        out["alarms"]["put"],
+        serde_json::json!(["dowguard-function:checkout"]),
+        "{out}"
+    );
+    let calls = app.stack.cloud.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("PutFunctionConcurrency function:checkout")),
+        "{calls:?}"
+    );
+    let state = app
+        .stack
+        .store
+        .state(&TargetId::parse("function:checkout").unwrap());
+    assert!(state.is_some_and(|s| s.phase.is_tightened()));
+}
+
+#[tokio::test]
+async fn the_production_event_age_accepts_nine_minutes_and_refuses_eleven() {
+    let event = scheduled_event();
+    let sent = event_time(&event);
+    let app = flooded_app(sent).await;
+    assert_eq!(
+        app.config.max_event_age,
+        Duration::minutes(10),
+        "the template's limit"
+    );
+    let late = handle_at(&app, &event, &Context::default(), sent + Duration::minutes(11))
+        .await
+        .unwrap();
+    assert!(
+        late["rejected"].as_str().is_some_and(|r| r.contains("too old")),
+        "{late}"
+    );
+    assert!(
+        app.stack.cloud.calls().is_empty(),
+        "a refused event makes no call"
+    );
+    let on_time = handle_at(&app, &event, &Context::default(), sent + Duration::minutes(9))
+        .await
+        .unwrap();
+    assert!(on_time.get("pass_at").is_some(), "{on_time}");
+}
+
+#[tokio::test]
+async fn a_second_evaluator_finds_the_lease_held_and_skips() {
+    let event = scheduled_event();
+    let now = event_time(&event) + Duration::seconds(20);
+    let app = flooded_app(now).await;
+    use dowguard_guard::ports::Leases;
+    app.stack
+        .store
+        .acquire("evaluator", "another-invocation", now + Duration::minutes(2), now)
+        .await
+        .unwrap()
+        .unwrap();
+    let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
+    assert!(
+        out["skipped"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("another evaluator pass holds the lease until")),
+        "{out}"
+    );
+    assert!(app.stack.cloud.calls().is_empty());
+}
