@@ -48,10 +48,7 @@ use crate::budget::{Budget, Mode, Scope};
 use crate::target::{Target, TargetId, TargetKind};
 
 /// The targets of `targets` that `budget` covers, with their positions, in order.
-pub fn members<'t>(
-    budget: &Budget,
-    targets: &'t [Target],
-) -> impl Iterator<Item = (usize, &'t Target)> {
+pub fn members<'t>(budget: &Budget, targets: &'t [Target]) -> impl Iterator<Item = (usize, &'t Target)> {
     targets
         .iter()
         .enumerate()
@@ -59,10 +56,7 @@ pub fn members<'t>(
 }
 
 /// The budgets of `budgets` that cover `target`, with their positions, in order.
-pub fn budgets_of<'b>(
-    target: &Target,
-    budgets: &'b [Budget],
-) -> impl Iterator<Item = (usize, &'b Budget)> {
+pub fn budgets_of<'b>(target: &Target, budgets: &'b [Budget]) -> impl Iterator<Item = (usize, &'b Budget)> {
     budgets
         .iter()
         .enumerate()

@@ -6,6 +6,7 @@
 //! same inputs and get the same answer. Money is exact ([`Money`], integer
 //! pico-dollars); prices come from a versioned [`PriceBook`].
 
+pub mod act;
 pub mod action;
 pub mod alarm;
 pub mod budget;
@@ -14,12 +15,18 @@ pub mod decide;
 pub mod exposure;
 pub mod gaps;
 pub mod guard_cost;
+pub mod judge;
+pub mod limits;
 pub mod money;
 pub mod pricebook;
 pub mod release;
+pub mod settings;
 pub mod state;
 pub mod target;
+pub mod transition;
 pub mod usage;
+pub mod window;
+pub mod wish;
 
 pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule, limit_changes};
 pub use alarm::{

@@ -574,38 +574,7 @@ fn schedule(
     let mut previous_price: Option<i128> = None;
     for (i, tier) in tiers.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let price: Decimal = tier
-            .price
-            .trim()
-            .parse()
-            .map_err(|_| invalid(&at, &format!("price `{}` is not a decimal number", tier.price)))?;
-        if price.is_sign_negative() {
-            return Err(invalid(&at, "price must not be negative"));
-        }
-        let picos = Money::from_decimal(price)
-            .map_err(|_| {
-                invalid(
-                    &at,
-                    &format!(
-                        "price `{}` has more than {MONEY_SCALE} decimal places",
-                        tier.price
-                    ),
-                )
-            })?
-            .picos();
-        // Per-million prices become pico-dollars per request; they must stay exact.
-        let numerator = match unit {
-            Unit::PerMillionRequests => {
-                if picos % 1_000_000 != 0 {
-                    return Err(invalid(
-                        &at,
-                        "a price per million may have at most 6 decimal places",
-                    ));
-                }
-                picos / 1_000_000
-            }
-            Unit::PerGbSecond => picos,
-        };
+        let numerator = unit.numerator(&at, &tier.price)?;
         if let Some(prev) = previous_price
             && numerator > prev
         {
@@ -628,11 +597,7 @@ fn schedule(
             }
             (None, true) => None,
             (Some(bound), false) => {
-                let bound = u128::from(bound)
-                    * match unit {
-                        Unit::PerMillionRequests => 1,
-                        Unit::PerGbSecond => MB_MS_PER_GB_SECOND,
-                    };
+                let bound = u128::from(bound) * unit.units_per_file_unit();
                 if bound <= previous_bound {
                     return Err(invalid(&at, "`up_to` must grow from one tier to the next"));
                 }
@@ -644,12 +609,52 @@ fn schedule(
     }
     Ok(Schedule {
         tiers: out,
-        denominator: match unit {
-            Unit::PerMillionRequests => 1,
-            Unit::PerGbSecond => MB_MS_PER_GB_SECOND as i128,
-        },
+        denominator: unit.denominator(),
         free_units,
     })
+}
+
+impl Unit {
+    /// A tier's `price` text (at field `at`) as pico-dollars per internal unit, times
+    /// [`Unit::denominator`]; per-million prices must stay exact per request.
+    fn numerator(self, at: &str, price: &str) -> Result<i128, PriceBookError> {
+        let value: Decimal = price
+            .trim()
+            .parse()
+            .map_err(|_| invalid(at, &format!("price `{price}` is not a decimal number")))?;
+        if value.is_sign_negative() {
+            return Err(invalid(at, "price must not be negative"));
+        }
+        let picos = Money::from_decimal(value)
+            .map_err(|_| {
+                invalid(
+                    at,
+                    &format!("price `{price}` has more than {MONEY_SCALE} decimal places"),
+                )
+            })?
+            .picos();
+        match self {
+            Unit::PerMillionRequests if picos % 1_000_000 != 0 => Err(invalid(
+                at,
+                "a price per million may have at most 6 decimal places",
+            )),
+            Unit::PerMillionRequests => Ok(picos / 1_000_000),
+            Unit::PerGbSecond => Ok(picos),
+        }
+    }
+
+    /// Internal units in one unit of a tier's `up_to` (requests; GB-s in MB-ms).
+    fn units_per_file_unit(self) -> u128 {
+        match self {
+            Unit::PerMillionRequests => 1,
+            Unit::PerGbSecond => MB_MS_PER_GB_SECOND,
+        }
+    }
+
+    /// The divisor of `units × numerator` (MB-ms priced per GB-second).
+    fn denominator(self) -> i128 {
+        self.units_per_file_unit() as i128
+    }
 }
 
 #[cfg(test)]
