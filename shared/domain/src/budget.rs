@@ -458,6 +458,7 @@ pub struct Budget {
 /// A budget as written by a person or stored: all text, validated by
 /// [`Budget::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// mutation: budget-spec-fields
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
     /// Name.

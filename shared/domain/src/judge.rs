@@ -167,7 +167,9 @@ fn level(thresholds: &Thresholds, short: BurnRate, long: BurnRate) -> (Level, Ru
     }
     let confirmed = thresholds.all().iter().rposition(|t| short >= *t && long >= *t);
     match confirmed {
+        // mutation: first-level-throttles
         Some(0) => (Level::Watch, Rule::MultiWindow),
+        // mutation: multi-window-throttles
         Some(k) => (Level::Throttle(k as u8), Rule::MultiWindow),
         None => (Level::Normal, Rule::MultiWindow),
     }
@@ -182,6 +184,7 @@ fn calm_bar(thresholds: &Thresholds, settings: &GuardSettings) -> BurnRate {
         .copied()
         .unwrap_or(thresholds.watch())
         .scale(settings.hysteresis_millionths)
+        // mutation: calm-below-hysteresis
         .min(thresholds.watch())
 }
 

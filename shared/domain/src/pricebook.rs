@@ -154,6 +154,7 @@ impl Schedule {
                 let seg_end = end.min(tier_end);
                 // Free units are the first of the month, priced at zero.
                 let free_overlap = overlap(start, seg_end, 0, self.free_units);
+                // mutation: money-exact
                 let billable = seg_end - start - free_overlap;
                 let billable = i128::try_from(billable).unwrap_or(i128::MAX);
                 numerator_sum = numerator_sum.saturating_add(billable.saturating_mul(tier.numerator));

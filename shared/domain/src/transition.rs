@@ -157,12 +157,12 @@ pub fn transition(
     let step = match m.decide_move(prev, held) {
         Move::Tighten(level) => m.tighten(level, from, prev),
         Move::Relax => m.relax(from, held),
-        Move::Stay => Step::Stay {
-            converge: m.mode == Mode::Enforce
-                && target.guarded
-                && prev.mode == Mode::Enforce
-                && prev.since < now,
-        },
+        Move::Stay => {
+            let enforced = m.mode == Mode::Enforce && prev.mode == Mode::Enforce;
+            // mutation: converge-enforced-only
+            let converge = enforced && target.guarded && prev.since < now;
+            Step::Stay { converge }
+        }
     };
     if protected {
         // Say what the unprotected guard would have done.
@@ -237,6 +237,7 @@ impl Machine<'_> {
     fn cap(&mut self, from: Phase) -> bool {
         let first_time = !from.is_tightened() && from != Phase::Watching;
         let mut protected = false;
+        // mutation: protected-never-throttled
         if self.wish.protected && self.level >= Level::Throttle(1) {
             self.level = Level::Watch;
             protected = first_time;
@@ -359,8 +360,10 @@ impl Machine<'_> {
     /// Tightens to `level`: the restore point is captured first if there is none.
     fn tighten(&mut self, level: Level, from: Phase, prev: &GuardState) -> Step {
         let next = &mut self.next;
+        // mutation: restore-point-kept
         if next.restore_point.is_none() {
             next.restore_point = Some(RestorePoint {
+                // mutation: restore-point-is-original
                 limits: self.target.limits.clone(),
                 captured_at: self.now,
             });

@@ -191,6 +191,7 @@ impl TargetMetrics {
             at -= 1;
         }
         for (from, which) in starts {
+            // mutation: window-sums-exact
             while at > 0 && all[at - 1].minute >= from {
                 at -= 1;
                 running.add(&all[at].usage);
