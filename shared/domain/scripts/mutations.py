@@ -54,6 +54,10 @@ MUTATIONS = [
     ("money-exact", "money never loses a cent",
      "let billable = seg_end - start - free_overlap;",
      "let billable = (seg_end - start - free_overlap) / 10 * 10;", PROPERTIES),
+    ("relapse-strike", "a new episode within the strike memory is a strike",
+     "if next.episode_ended.is_some() {", "if false {", [("strikes", None)]),
+    ("strikes-forgotten", "a calm longer than the strike memory forgets the strikes",
+     "if out && remembered && self.now - ended >= memory {", "if false {", [("strikes", None)]),
     # Each caught only by a test that once passed without checking anything.
     ("multi-window-throttles", "a sustained burn above the first throttle threshold is throttled",
      "Some(k) => (Level::Throttle(k as u8), Rule::MultiWindow),",

@@ -37,7 +37,9 @@ pub struct GuardSettings {
     pub recovery_watch_minutes: i64,
     /// Minutes at a throttle level before the next level (the top one is immediate).
     pub escalation_dwell_minutes: i64,
-    /// A relapse within this many minutes of the last episode counts as a strike.
+    /// A new episode that starts within this many minutes of the end of the last one
+    /// (the return to `normal`) counts as a strike; a target that stays out of
+    /// throttling this long after an episode forgets its strikes.
     pub strike_memory_minutes: i64,
     /// Each strike doubles the cool-down, up to this many doublings.
     pub max_backoff_strikes: u32,

@@ -17,13 +17,17 @@
 //!    being enforced until its originals are back;
 //! 2. caps the wished level at `watch` for a protected target, one the guard may not
 //!    change, and one a manual release holds;
-//! 3. times calm;
+//! 3. times calm, and forgets the strikes of a target that has stayed out of
+//!    throttling for `strike_memory_minutes` since its last episode ended;
 //! 4. moves the phase: tighten (escalating after the dwell, at once on the fast lane
 //!    or to `stop`), relax after calm has lasted the cool-down (doubled per strike),
 //!    return to `normal` after the recovery watch with the originals in place.
 //!
-//! **Strikes.** A surge while `recovering` is a strike; each strike doubles the
-//! cool-down, up to `max_backoff_strikes` doublings.
+//! **Episodes and strikes.** An episode runs from the first tightening (when the
+//! restore point is captured) to the return to `normal`. A surge while `recovering`
+//! is a strike, and so is a new episode that starts within `strike_memory_minutes`
+//! of the last one's end; each strike doubles the cool-down, up to
+//! `max_backoff_strikes` doublings.
 //!
 //! The one field a transition leaves to its caller is `applied`: the limits of a
 //! [`Step::Tighten`] come from [`crate::limits`].
@@ -154,8 +158,9 @@ pub fn transition(
         m.next.hold_until = None;
     }
     m.time_calm();
+    m.forget_strikes();
     let step = match m.decide_move(prev, held) {
-        Move::Tighten(level) => m.tighten(level, from, prev),
+        Move::Tighten(level) => m.tighten(level, from),
         Move::Relax => m.relax(from, held),
         Move::Stay => {
             let enforced = m.mode == Mode::Enforce && prev.mode == Mode::Enforce;
@@ -271,6 +276,20 @@ impl Machine<'_> {
         self.next.calm_since.map_or(Duration::zero(), |t| self.now - t)
     }
 
+    /// Out of throttling for `strike_memory_minutes` since the last episode ended
+    /// (since entering `normal`, for a state that does not say): strikes forgotten.
+    fn forget_strikes(&mut self) {
+        let out = matches!(self.next.phase, Phase::Normal | Phase::Watching);
+        let remembered = self.next.strikes > 0 || self.next.episode_ended.is_some();
+        let ended = self.next.episode_ended.unwrap_or(self.next.since);
+        let memory = Duration::minutes(self.settings.strike_memory_minutes);
+        // mutation: strikes-forgotten
+        if out && remembered && self.now - ended >= memory {
+            self.next.strikes = 0;
+            self.next.episode_ended = None;
+        }
+    }
+
     /// Where the phase goes: the rules of each phase.
     fn decide_move(&mut self, prev: &GuardState, held: bool) -> Move {
         let calm_long = |m: &Self, d: Duration| m.wish.calm && m.calm_for() >= d;
@@ -348,6 +367,7 @@ impl Machine<'_> {
             next.restore_point = None;
             next.applied = None;
             next.peak_level = 0;
+            next.episode_ended = Some(self.now);
             if self.mode != prev.mode {
                 next.mode = self.mode;
             }
@@ -357,8 +377,10 @@ impl Machine<'_> {
         Move::Stay
     }
 
-    /// Tightens to `level`: the restore point is captured first if there is none.
-    fn tighten(&mut self, level: Level, from: Phase, prev: &GuardState) -> Step {
+    /// Tightens to `level`: the restore point is captured first if there is none (a
+    /// new episode: a strike if it comes within the memory of the last one, whose
+    /// end the state keeps only that long).
+    fn tighten(&mut self, level: Level, from: Phase) -> Step {
         let next = &mut self.next;
         // mutation: restore-point-kept
         if next.restore_point.is_none() {
@@ -367,13 +389,11 @@ impl Machine<'_> {
                 limits: self.target.limits.clone(),
                 captured_at: self.now,
             });
-            let was_normal_for = self.now - prev.since;
-            if prev.phase == Phase::Normal
-                && was_normal_for < Duration::minutes(self.settings.strike_memory_minutes)
-                && prev.peak_level > 0
-            {
+            // mutation: relapse-strike
+            if next.episode_ended.is_some() {
                 next.strikes = next.strikes.saturating_add(1);
             }
+            next.episode_ended = None;
         }
         next.phase = match level {
             Level::Stop => Phase::Stopped,
