@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use crate::budget::{Budget, BudgetId};
+use crate::coverage::budgets_of;
+use crate::money::Money;
 use crate::pricebook::Prices;
 use crate::target::{Target, TargetId, TargetKind, TargetSpec};
 
@@ -90,13 +92,34 @@ pub fn threshold_per_minute(
 ) -> u64 {
     let (start, end) = budget.period.bounds(now);
     let period_s = i128::from((end - start).num_seconds().max(1));
+    requests_per_minute(budget.amount, period_s, multiple_millionths, cost)
+}
+
+/// The requests per minute at which `amount` over `period_s` seconds would be spent
+/// `multiple_millionths` times faster than its even pace, at `cost` per request (a
+/// fraction of pico-dollars, [`request_cost`]). At least 1.
+///
+/// ```
+/// use dowguard_domain::alarm::requests_per_minute;
+/// use dowguard_domain::Money;
+///
+/// // $14.40 a day is a cent a minute; at 2× and $0.0001 a request, 200 a minute.
+/// let rpm = requests_per_minute(Money::parse("14.40")?, 86_400, 2_000_000, (100_000_000, 1));
+/// assert_eq!(rpm, 200);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn requests_per_minute(
+    amount: Money,
+    period_s: i128,
+    multiple_millionths: i64,
+    cost: (i128, i128),
+) -> u64 {
     let (cost_num, cost_den) = cost;
     if cost_num <= 0 || cost_den <= 0 {
         return u64::MAX;
     }
     // requests/min = amount × 60 × multiple / (period_s × 10^6) ÷ (cost_num / cost_den)
-    let numerator = budget
-        .amount
+    let numerator = amount
         .picos()
         .max(0)
         .saturating_mul(60)
@@ -128,7 +151,7 @@ pub fn desired_alarms(
             continue;
         }
         let cost = request_cost(&target.spec, prices, avg_duration_ms);
-        for budget in budgets.iter().filter(|b| !b.protected && b.scope.covers(target)) {
+        for (_, budget) in budgets_of(target, budgets).filter(|(_, b)| !b.protected) {
             let multiple = budget
                 .thresholds
                 .levels()

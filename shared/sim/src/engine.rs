@@ -11,6 +11,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Timelike, Utc};
+use dowguard_domain::alarm::requests_per_minute;
+use dowguard_domain::coverage::budgets_of;
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Arch, Budget, Change, GuardCost, GuardState, Inputs, Intent, Limits,
@@ -998,26 +1000,23 @@ fn kill_thresholds(sc: &Scenario, targets: &[Target]) -> Vec<u64> {
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let budget = sc.budgets.iter().find(|b| members(b, targets).contains(&i));
-            let Some(budget) = budget else { return u64::MAX };
-            let (start, end) = budget.period.bounds(sc.start);
-            let period_minutes = i128::from((end - start).num_minutes().max(1));
-            let share = i128::try_from(members(budget, targets).len().max(1)).unwrap_or(1);
-            let pace = budget
-                .amount
-                .mul_div(1, period_minutes * share)
-                .unwrap_or(Money::ZERO);
-            let per_request = per_unit(units.of(&t.spec).per_request(sc.targets[i].avg_duration_ms));
-            if per_request <= Exact::ZERO {
+            let Some((_, budget)) = budgets_of(t, &sc.budgets).next() else {
                 return u64::MAX;
-            }
-            // Requests a minute at the pace, times the multiple.
-            let threshold = Exact::of(pace)
-                .0
-                .saturating_mul(i128::from(sc.baselines.kill_switch_multiple_millionths))
-                / per_request.0
-                / 1_000_000;
-            u64::try_from(threshold.max(1)).unwrap_or(u64::MAX)
+            };
+            let (start, end) = budget.period.bounds(sc.start);
+            let share = i128::try_from(members(budget, targets).len().max(1)).unwrap_or(1);
+            // The target's even share of the budget: the period, as many times over.
+            let period_s = i128::from((end - start).num_seconds().max(1)) * share;
+            let cost = units
+                .of(&t.spec)
+                .per_request(sc.targets[i].avg_duration_ms)
+                .as_fraction();
+            requests_per_minute(
+                budget.amount,
+                period_s,
+                sc.baselines.kill_switch_multiple_millionths,
+                cost,
+            )
         })
         .collect()
 }
