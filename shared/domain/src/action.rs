@@ -1,6 +1,20 @@
 //! Actions: what the guard decided to change, from what to what, why (the figures),
 //! and the IAM permission each needs. The core only returns them; an executor in
 //! the shell applies them (or, in dry-run, records them as not applied).
+//!
+//! ```
+//! use dowguard_domain::{Change, Intent, Limits, TargetId, Throttle, limit_changes};
+//!
+//! let stage = TargetId::parse("rest-stage:a1b2c3/prod")?;
+//! let throttle = |rate: u32| Some(Throttle { rate_limit: rate.into(), burst_limit: rate });
+//! let changes = limit_changes(&stage, &Limits::stage(None), &Limits::stage(throttle(50)), Intent::Tighten);
+//! // One update of the stage, which needs one IAM permission.
+//! assert!(matches!(&changes[..], [Change::StageThrottle { from: None, .. }]));
+//! assert_eq!(changes[0].permission(), "apigateway:PATCH");
+//! // Equal limits: no change at all.
+//! assert!(limit_changes(&stage, &Limits::stage(None), &Limits::stage(None), Intent::Restore).is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 

@@ -6,6 +6,34 @@
 //!
 //! Everything here is pure: the shell lists the alarms that exist, asks
 //! [`desired_alarms`] what should exist, and applies [`plan_alarms`]'s answer.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use chrono::{TimeZone, Utc};
+//! use dowguard_domain::{Budget, BudgetSpec, Limits, PriceBook, Target, TargetId, TargetSpec, desired_alarms};
+//!
+//! let prices = PriceBook::bundled()?.prices("us-east-1", false)?;
+//! let id = TargetId::parse("rest-stage:a1b2c3/prod")?;
+//! let stage = Target::new(id.clone(), TargetSpec::RestStage, BTreeMap::new(), Limits::unset(id.kind()));
+//! let budget = Budget::parse(BudgetSpec {
+//!     id: "shop".into(),
+//!     scope: "rest-stage:a1b2c3/prod".into(),
+//!     period: "day".into(),
+//!     amount: "50".into(),
+//!     thresholds: vec![],
+//!     mode: "enforce".into(),
+//!     owner: "finance@example.com".into(),
+//!     topic: None,
+//!     floors: Default::default(),
+//!     protected: false,
+//! })?;
+//! let now = Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap();
+//! let alarms = desired_alarms("dowguard", &[budget], &[stage], &prices, now, 1_000);
+//! // $50 a day at 4× is $200 a day: 39,682 REST requests a minute at $3.50 a million.
+//! assert_eq!(alarms[0].requests_per_minute, 39_682);
+//! assert_eq!(alarms[0].target, id);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 

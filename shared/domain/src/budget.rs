@@ -4,6 +4,31 @@
 //!
 //! A [`Budget`] exists only through [`Budget::parse`] (or `TryFrom<BudgetSpec>`),
 //! which names the field and the reason for every rejection.
+//!
+//! ```
+//! use dowguard_domain::{Budget, BudgetSpec, Mode, Money, Period, Scope};
+//!
+//! let spec = |amount: &str| BudgetSpec {
+//!     id: "shop-monthly".into(),
+//!     scope: "tag:team=shop".into(),
+//!     period: "month".into(),
+//!     amount: amount.into(),
+//!     thresholds: vec![],
+//!     mode: String::new(), // dry-run unless said otherwise
+//!     owner: "finance@example.com".into(),
+//!     topic: None,
+//!     floors: Default::default(),
+//!     protected: false,
+//! };
+//! let budget = Budget::parse(spec("$1,200.50"))?;
+//! assert_eq!(budget.amount, Money::parse("1200.50")?);
+//! assert_eq!((budget.period, budget.mode), (Period::Month, Mode::DryRun));
+//! assert_eq!(budget.scope, Scope::Tag { key: "team".into(), value: "shop".into() });
+//! // A rejection names the field and says why.
+//! let rejected = Budget::parse(spec("-5")).unwrap_err();
+//! assert_eq!(rejected.field, "amount");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::sync::Arc;

@@ -77,7 +77,7 @@ pub enum Admit {
 
 /// How a budget in `mode` ranks against the budgets gathered so far for one target,
 /// whose mode is `so_far` (`None`: none yet). Enforcing budgets outrank dry-run
-/// ones; among those that count, the tightest binds. [`crate::decide`] applies this
+/// ones; among those that count, the tightest binds. [`crate::decide()`] applies this
 /// to each target's wish, and the exposure audit to its recommendation, so that
 /// what `dowguard audit` recommends follows the budget the guard enforces.
 pub fn admit(mode: Mode, so_far: Option<Mode>) -> Admit {

@@ -13,6 +13,48 @@
 //! The contract with the shell: persist the returned states (restore points
 //! included) **before** applying the actions. Deciding again on the outcome adds no
 //! action; a change that did not happen is decided again (convergence).
+//!
+//! The crate's docs walk one pass through every step; here, the pass that has
+//! nothing to do. A budget whose targets spend nothing is reported, and no target is
+//! stepped: no state to write, no action.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use dowguard_domain::*;
+//!
+//! let prices = PriceBook::bundled()?.prices("us-east-1", false)?;
+//! let id = TargetId::parse("rest-stage:a1b2c3/prod")?;
+//! let stage = Target::new(id.clone(), TargetSpec::RestStage, Default::default(), Limits::unset(id.kind()));
+//! let budget = Budget::parse(BudgetSpec {
+//!     id: "shop".into(),
+//!     scope: "account".into(),
+//!     period: "day".into(),
+//!     amount: "50".into(),
+//!     thresholds: vec![],
+//!     mode: "enforce".into(),
+//!     owner: "finance@example.com".into(),
+//!     topic: None,
+//!     floors: Default::default(),
+//!     protected: false,
+//! })?;
+//! // States and metrics in the order of the targets: a slice instead of a map.
+//! let (states, metrics): ([Option<GuardState>; 1], [Option<TargetMetrics>; 1]) = ([None], [None]);
+//! let decision = decide(&Inputs {
+//!     now: Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap(),
+//!     budgets: &[budget],
+//!     targets: &[stage],
+//!     states: &states[..],
+//!     metrics: &metrics[..],
+//!     prices: &prices,
+//!     account_usage: AccountUsage::default(),
+//!     concurrency: AccountConcurrency::default(),
+//!     gaps: &Gaps::NONE,
+//!     settings: &GuardSettings::default(),
+//! });
+//! assert_eq!((decision.reports[0].level, decision.reports[0].targets), (Level::Normal, 1));
+//! assert!(decision.states.is_empty() && decision.actions.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;

@@ -14,6 +14,35 @@
 //! threshold (the guard's fast lane): a flood can then never burn faster than the
 //! rate at which the guard would already be stopping it. With no budget, a stated
 //! default budget is used. Pure: the scan that gathers the facts is the CLI's.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use dowguard_domain::exposure::{Bound, EntryPoint, ExposureContext, rank};
+//! use dowguard_domain::{Arch, Limits, Money, PriceBook, Target, TargetId, TargetSpec};
+//!
+//! let prices = PriceBook::bundled()?.prices("us-east-1", false)?;
+//! let id = TargetId::parse("function:big")?;
+//! let spec = TargetSpec::Function { memory_mb: 1_024, arch: Arch::X86_64, async_invoked: false };
+//! let unreserved = Limits::Function { reserved_concurrency: None, async_config: None };
+//! let entry = EntryPoint {
+//!     target: Target::new(id, spec, Default::default(), unreserved),
+//!     timeout_s: None,
+//!     open_methods: vec![],
+//!     plans: vec![],
+//! };
+//! let ctx = ExposureContext {
+//!     budgets: &[],
+//!     prices: &prices,
+//!     now: Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap(),
+//!     account_concurrency: 1_000,
+//!     default_budget: Money::from_dollars(100),
+//! };
+//! let ranked = rank(&[entry], &ctx);
+//! // 1,000 environments of 1 GB for an hour at $0.0000166667 a GB-second: $60.
+//! assert_eq!(ranked[0].worst_per_hour.display_dp(2), "$60.00");
+//! assert_eq!(ranked[0].bound, Bound::AccountLimit);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

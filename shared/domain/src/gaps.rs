@@ -10,7 +10,16 @@
 //! no step back to normal, and a target no budget seems to cover is not released
 //! while a stored item is unreadable (it may be the budget covering it). A target
 //! whose own state cannot be read is left untouched. The shell collects the gaps;
-//! [`crate::decide`] applies the rule and names each gap in the budget's report.
+//! [`crate::decide()`] applies the rule and names each gap in the budget's report.
+//!
+//! ```
+//! use dowguard_domain::{Gaps, TargetKind};
+//!
+//! assert!(Gaps::NONE.is_empty());
+//! let mut gaps = Gaps::default();
+//! gaps.kinds.insert(TargetKind::HttpStage, "apigatewayv2 GetApis: access denied".into());
+//! assert_eq!(gaps.lines(), ["apigatewayv2 GetApis: access denied"]);
+//! ```
 
 use std::collections::BTreeMap;
 

@@ -80,7 +80,7 @@ impl AccountConcurrency {
     /// executions unreserved". An account whose whole limit is below 100 (new
     /// accounts start at 10 or 50) must keep all of it: AWS refuses with
     /// "decreases account's UnreservedConcurrentExecution below its minimum value of
-    /// [50]" on such an account.
+    /// \[50\]" on such an account.
     pub const MAX_UNRESERVED_MINIMUM: u32 = 100;
 
     /// The figures of `GetAccountSettings` (`AccountLimit.ConcurrentExecutions` and

@@ -8,6 +8,18 @@
 //!    └────── (quiet for the recovery watch) ◀── recovering ◀─────┘
 //!                                   (surge again: straight back to the peak level)
 //! ```
+//!
+//! The rules that move a state are [`crate::transition`]'s; this module holds what
+//! is remembered.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use dowguard_domain::{GuardState, Mode, Phase};
+//!
+//! let fresh = GuardState::new(Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap(), Mode::Enforce);
+//! assert_eq!((fresh.phase, fresh.strikes, fresh.restore_point), (Phase::Normal, 0, None));
+//! assert!(Phase::Stopped.is_tightened() && !Phase::Recovering.is_tightened());
+//! ```
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

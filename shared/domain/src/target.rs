@@ -3,6 +3,16 @@
 //!
 //! Identifiers are parsed, never assumed: `function:NAME` (or a Lambda function ARN),
 //! `rest-stage:API_ID/STAGE`, `http-stage:API_ID/STAGE` and `usage-plan:PLAN_ID`.
+//!
+//! ```
+//! use dowguard_domain::{TargetId, TargetKind};
+//!
+//! let from_arn = TargetId::parse("arn:aws:lambda:us-east-1:123456789012:function:checkout")?;
+//! assert_eq!(from_arn, TargetId::parse("function:checkout")?);
+//! assert_eq!(TargetId::parse("http-stage:a1b2c3/$default")?.kind(), TargetKind::HttpStage);
+//! assert!(TargetId::parse("rest-stage:missing-a-stage").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
