@@ -479,6 +479,7 @@ fn converge_to<'s>(next: &'s GuardState, target: &Target) -> Option<(&'s Limits,
 
 /// The report of `budget` from its verdict, its member count and whether its one
 /// named target is missing, and its gaps.
+#[inline]
 fn report(
     budget: &Budget,
     verdict: &Verdict,

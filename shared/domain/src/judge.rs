@@ -93,11 +93,13 @@ pub struct Verdict {
 impl Verdict {
     /// The pace at which the remaining budget lasts to the end of the period, in
     /// pico-dollars a second: what a throttle allows.
+    #[inline]
     pub fn remaining_rate(&self) -> i128 {
         self.remaining.picos() / i128::from(self.remaining_s)
     }
 
     /// The figures behind an action this verdict drives.
+    #[inline]
     pub fn reason(&self, budget: &Budget) -> Reason {
         Reason {
             budget: Some(budget.id.clone()),
@@ -114,6 +116,7 @@ impl Verdict {
 
 /// Judges `budget` on its members' summed figures `total`. `hold` says the figures
 /// have a gap: never calm then.
+#[inline]
 pub fn judge(
     budget: &Budget,
     total: &Figures,
@@ -160,6 +163,7 @@ pub fn judge(
 /// The level two demand rates call for with money left: the fast lane when the
 /// short window alone reaches the top threshold, else the highest threshold both
 /// windows reach (the first one is watch).
+#[inline]
 fn level(thresholds: &Thresholds, short: BurnRate, long: BurnRate) -> (Level, Rule) {
     let levels = thresholds.levels();
     if levels.last().is_some_and(|top| short >= *top) {
@@ -177,6 +181,7 @@ fn level(thresholds: &Thresholds, short: BurnRate, long: BurnRate) -> (Level, Ru
 
 /// Calm is below this: the hysteresis share of the first throttle threshold, and
 /// never above the watch threshold (the rest of the budget pays for the demand).
+#[inline]
 fn calm_bar(thresholds: &Thresholds, settings: &GuardSettings) -> BurnRate {
     thresholds
         .levels()
@@ -199,6 +204,7 @@ fn calm_bar(thresholds: &Thresholds, settings: &GuardSettings) -> BurnRate {
 /// let rate = burn(Money::from_dollars(1), 300, Money::from_dollars(24), 86_400);
 /// assert_eq!(rate, BurnRate(12_000_000));
 /// ```
+#[inline]
 pub fn burn(spend: Money, window_s: i64, allowance: Money, horizon_s: i64) -> BurnRate {
     let denominator = i128::from(window_s.max(1)) * allowance.picos();
     if denominator <= 0 {

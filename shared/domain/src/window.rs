@@ -89,6 +89,7 @@ impl Frame {
     }
 
     /// The bounds of the `period` containing the pass.
+    #[inline]
     pub fn period(&self, period: Period) -> (DateTime<Utc>, DateTime<Utc>) {
         match period {
             Period::Day => self.day,
@@ -118,6 +119,7 @@ pub struct Figures {
 
 impl Figures {
     /// What was spent in the `period` so far.
+    #[inline]
     pub fn spent(&self, period: Period) -> Money {
         match period {
             Period::Day => self.day,
@@ -136,6 +138,7 @@ impl Figures {
 
 impl AddAssign<&Figures> for Figures {
     /// Adds a member's money to a budget's total (`avg_ms` is not a sum: untouched).
+    #[inline]
     fn add_assign(&mut self, other: &Figures) {
         self.short += other.short;
         self.long += other.long;

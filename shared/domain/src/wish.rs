@@ -89,6 +89,7 @@ impl Wish {
 
     /// Adds what `budget` (at position `b`) asks of this target: `verdict` is the
     /// budget's, `part` the target's part in it.
+    #[inline]
     pub fn hear(&mut self, b: usize, budget: &Budget, verdict: &Verdict, part: Part) {
         self.protected |= budget.protected;
         self.floors = self.floors.max(budget.floors);
@@ -142,6 +143,7 @@ impl Shares {
     /// The shares of a budget with `members` (positions into `figures`), summed
     /// figures `total` and `verdict`. A one-target budget, or a level other than a
     /// throttle, applies to every member with the whole remaining pace.
+    #[inline]
     pub fn of(
         members: &[usize],
         figures: &[Figures],
@@ -191,6 +193,7 @@ impl Shares {
 
     /// The part of the member at position `i` with short-window demand `demand`; a
     /// usage plan (`plan`) always takes part, with the whole allowance.
+    #[inline]
     pub fn part(&self, i: usize, demand: Money, plan: bool) -> Part {
         let contributes = plan
             || self
@@ -221,6 +224,7 @@ pub struct Part {
 impl Part {
     /// Its allowance, pico-dollars a second: the whole budget's for a one-target
     /// budget or a usage plan, else a share in proportion to its demand.
+    #[inline]
     pub fn allowance(&self) -> i128 {
         match self.proportion {
             None => self.allowance,
