@@ -64,6 +64,7 @@ lint: setup
 test-rust: setup
 	$(CARGO) $(TEST_RUNNER) --workspace --locked
 	$(CARGO) test --workspace --doc --locked
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p dowguard-domain --no-deps --locked
 
 mutations: setup
 	python3 shared/domain/scripts/mutations.py

@@ -1,6 +1,20 @@
 //! Actions: what the guard decided to change, from what to what, why (the figures),
 //! and the IAM permission each needs. The core only returns them; an executor in
 //! the shell applies them (or, in dry-run, records them as not applied).
+//!
+//! ```
+//! use dowguard_domain::{Change, Intent, Limits, TargetId, Throttle, limit_changes};
+//!
+//! let stage = TargetId::parse("rest-stage:a1b2c3/prod")?;
+//! let throttle = |rate: u32| Some(Throttle { rate_limit: rate.into(), burst_limit: rate });
+//! let changes = limit_changes(&stage, &Limits::stage(None), &Limits::stage(throttle(50)), Intent::Tighten);
+//! // One update of the stage, which needs one IAM permission.
+//! assert!(matches!(&changes[..], [Change::StageThrottle { from: None, .. }]));
+//! assert_eq!(changes[0].permission(), "apigateway:PATCH");
+//! // Equal limits: no change at all.
+//! assert!(limit_changes(&stage, &Limits::stage(None), &Limits::stage(None), Intent::Restore).is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -223,24 +237,7 @@ pub fn limit_changes(target: &TargetId, from: &Limits, to: &Limits, intent: Inte
                 reserved_concurrency: r1,
                 async_config: a1,
             },
-        ) => {
-            let async_change = (a0 != a1).then(|| Change::AsyncInvokeConfig {
-                function: function.clone(),
-                from: a0.clone(),
-                to: a1.clone(),
-            });
-            let reserved_change = (r0 != r1).then(|| Change::ReservedConcurrency {
-                function: function.clone(),
-                from: *r0,
-                to: *r1,
-            });
-            let ordered = if intent == Intent::Restore {
-                [reserved_change, async_change]
-            } else {
-                [async_change, reserved_change]
-            };
-            ordered.into_iter().flatten().collect()
-        }
+        ) => function_changes(function, (*r0, a0), (*r1, a1), intent),
         (
             stage @ (TargetId::RestStage(..) | TargetId::HttpStage(..)),
             Limits::Stage {
@@ -251,29 +248,7 @@ pub fn limit_changes(target: &TargetId, from: &Limits, to: &Limits, intent: Inte
                 throttle: t1,
                 overrides: o1,
             },
-        ) => {
-            // Only the overrides `to` names and that differ; one the target has and
-            // `to` does not name is left alone (there is nothing to put back).
-            let to_overrides: BTreeMap<String, Option<Throttle>> = o1
-                .iter()
-                .filter(|(key, value)| o0.get(*key) != Some(*value))
-                .map(|(key, value)| (key.clone(), *value))
-                .collect();
-            if t0 == t1 && to_overrides.is_empty() {
-                return Vec::new();
-            }
-            let from_overrides = to_overrides
-                .keys()
-                .filter_map(|key| o0.get(key).map(|value| (key.clone(), *value)))
-                .collect();
-            vec![Change::StageThrottle {
-                stage: stage.clone(),
-                from: *t0,
-                to: *t1,
-                from_overrides,
-                to_overrides,
-            }]
-        }
+        ) => stage_change(stage, (*t0, o0), (*t1, o1)).into_iter().collect(),
         (
             TargetId::UsagePlan(plan),
             Limits::UsagePlan {
@@ -293,4 +268,61 @@ pub fn limit_changes(target: &TargetId, from: &Limits, to: &Limits, intent: Inte
         }],
         _ => Vec::new(),
     }
+}
+
+/// A function's changes: the async settings first when tightening, last when
+/// restoring.
+fn function_changes(
+    function: &FunctionName,
+    (r0, a0): (Option<u32>, &Option<AsyncConfig>),
+    (r1, a1): (Option<u32>, &Option<AsyncConfig>),
+    intent: Intent,
+) -> Vec<Change> {
+    let async_change = (a0 != a1).then(|| Change::AsyncInvokeConfig {
+        function: function.clone(),
+        from: a0.clone(),
+        to: a1.clone(),
+    });
+    let reserved_change = (r0 != r1).then(|| Change::ReservedConcurrency {
+        function: function.clone(),
+        from: r0,
+        to: r1,
+    });
+    let ordered = if intent == Intent::Restore {
+        [reserved_change, async_change]
+    } else {
+        [async_change, reserved_change]
+    };
+    ordered.into_iter().flatten().collect()
+}
+
+type Overrides = BTreeMap<String, Option<Throttle>>;
+
+/// A stage's one change: its throttle and only the overrides `to` names and that
+/// differ; one the target has and `to` does not name is left alone (there is
+/// nothing to put back).
+fn stage_change(
+    stage: &TargetId,
+    (t0, o0): (Option<Throttle>, &Overrides),
+    (t1, o1): (Option<Throttle>, &Overrides),
+) -> Option<Change> {
+    let to_overrides: Overrides = o1
+        .iter()
+        .filter(|(key, value)| o0.get(*key) != Some(*value))
+        .map(|(key, value)| (key.clone(), *value))
+        .collect();
+    if t0 == t1 && to_overrides.is_empty() {
+        return None;
+    }
+    let from_overrides = to_overrides
+        .keys()
+        .filter_map(|key| o0.get(key).map(|value| (key.clone(), *value)))
+        .collect();
+    Some(Change::StageThrottle {
+        stage: stage.clone(),
+        from: t0,
+        to: t1,
+        from_overrides,
+        to_overrides,
+    })
 }

@@ -6,14 +6,44 @@
 //!
 //! Everything here is pure: the shell lists the alarms that exist, asks
 //! [`desired_alarms`] what should exist, and applies [`plan_alarms`]'s answer.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use chrono::{TimeZone, Utc};
+//! use dowguard_domain::{Budget, BudgetSpec, Limits, PriceBook, Target, TargetId, TargetSpec, desired_alarms};
+//!
+//! let prices = PriceBook::bundled()?.prices("us-east-1", false)?;
+//! let id = TargetId::parse("rest-stage:a1b2c3/prod")?;
+//! let stage = Target::new(id.clone(), TargetSpec::RestStage, BTreeMap::new(), Limits::unset(id.kind()));
+//! let budget = Budget::parse(BudgetSpec {
+//!     id: "shop".into(),
+//!     scope: "rest-stage:a1b2c3/prod".into(),
+//!     period: "day".into(),
+//!     amount: "50".into(),
+//!     thresholds: vec![],
+//!     mode: "enforce".into(),
+//!     owner: "finance@example.com".into(),
+//!     topic: None,
+//!     floors: Default::default(),
+//!     protected: false,
+//! })?;
+//! let now = Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap();
+//! let alarms = desired_alarms("dowguard", &[budget], &[stage], &prices, now, 1_000);
+//! // $50 a day at 4× is $200 a day: 39,682 REST requests a minute at $3.50 a million.
+//! assert_eq!(alarms[0].requests_per_minute, 39_682);
+//! assert_eq!(alarms[0].target, id);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
 use crate::budget::{Budget, BudgetId};
-use crate::pricebook::{Prices, Product};
-use crate::target::{Arch, Target, TargetId, TargetKind, TargetSpec};
+use crate::coverage::budgets_of;
+use crate::money::Money;
+use crate::pricebook::Prices;
+use crate::target::{Target, TargetId, TargetKind, TargetSpec};
 
 /// The longest alarm name CloudWatch accepts.
 pub const MAX_ALARM_NAME: usize = 255;
@@ -72,28 +102,11 @@ pub struct AlarmPlan {
     pub unchanged: usize,
 }
 
-/// The cost of one request to `spec`, as a fraction of pico-dollars
-/// `(numerator, denominator)`. Functions add the duration of `avg_duration_ms` at
-/// their memory size.
+/// The cost of one request to `spec` at list price, as a fraction of pico-dollars
+/// `(numerator, denominator)`: functions add the duration of `avg_duration_ms` at
+/// their memory size ([`crate::TargetPrice::per_request`]).
 pub fn request_cost(spec: &TargetSpec, prices: &Prices, avg_duration_ms: u64) -> (i128, i128) {
-    let list = |product| prices.schedule(product).list_price().as_fraction();
-    match spec {
-        TargetSpec::Function { memory_mb, arch, .. } => {
-            let (rn, rd) = list(Product::LambdaRequests);
-            let (dn, dd) = list(match arch {
-                Arch::X86_64 => Product::LambdaDurationX86,
-                Arch::Arm64 => Product::LambdaDurationArm,
-            });
-            let mb_ms = i128::from(*memory_mb).saturating_mul(i128::from(avg_duration_ms));
-            (
-                rn.saturating_mul(dd)
-                    .saturating_add(mb_ms.saturating_mul(dn).saturating_mul(rd)),
-                rd.saturating_mul(dd),
-            )
-        }
-        TargetSpec::RestStage | TargetSpec::UsagePlan => list(Product::RestRequests),
-        TargetSpec::HttpStage => list(Product::HttpRequests),
-    }
+    prices.list().of(spec).per_request(avg_duration_ms).as_fraction()
 }
 
 /// The requests per minute at which `budget` would be spent `multiple_millionths`
@@ -107,13 +120,34 @@ pub fn threshold_per_minute(
 ) -> u64 {
     let (start, end) = budget.period.bounds(now);
     let period_s = i128::from((end - start).num_seconds().max(1));
+    requests_per_minute(budget.amount, period_s, multiple_millionths, cost)
+}
+
+/// The requests per minute at which `amount` over `period_s` seconds would be spent
+/// `multiple_millionths` times faster than its even pace, at `cost` per request (a
+/// fraction of pico-dollars, [`request_cost`]). At least 1.
+///
+/// ```
+/// use dowguard_domain::alarm::requests_per_minute;
+/// use dowguard_domain::Money;
+///
+/// // $14.40 a day is a cent a minute; at 2× and $0.0001 a request, 200 a minute.
+/// let rpm = requests_per_minute(Money::parse("14.40")?, 86_400, 2_000_000, (100_000_000, 1));
+/// assert_eq!(rpm, 200);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn requests_per_minute(
+    amount: Money,
+    period_s: i128,
+    multiple_millionths: i64,
+    cost: (i128, i128),
+) -> u64 {
     let (cost_num, cost_den) = cost;
     if cost_num <= 0 || cost_den <= 0 {
         return u64::MAX;
     }
     // requests/min = amount × 60 × multiple / (period_s × 10^6) ÷ (cost_num / cost_den)
-    let numerator = budget
-        .amount
+    let numerator = amount
         .picos()
         .max(0)
         .saturating_mul(60)
@@ -145,7 +179,7 @@ pub fn desired_alarms(
             continue;
         }
         let cost = request_cost(&target.spec, prices, avg_duration_ms);
-        for budget in budgets.iter().filter(|b| !b.protected && b.scope.covers(target)) {
+        for (_, budget) in budgets_of(target, budgets).filter(|(_, b)| !b.protected) {
             let multiple = budget
                 .thresholds
                 .levels()
@@ -214,7 +248,7 @@ mod tests {
     use super::*;
     use crate::budget::{BudgetSpec, Floors};
     use crate::pricebook::PriceBook;
-    use crate::target::Limits;
+    use crate::target::{Arch, Limits};
 
     fn prices() -> Prices {
         PriceBook::bundled()

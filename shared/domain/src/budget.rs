@@ -4,6 +4,31 @@
 //!
 //! A [`Budget`] exists only through [`Budget::parse`] (or `TryFrom<BudgetSpec>`),
 //! which names the field and the reason for every rejection.
+//!
+//! ```
+//! use dowguard_domain::{Budget, BudgetSpec, Mode, Money, Period, Scope};
+//!
+//! let spec = |amount: &str| BudgetSpec {
+//!     id: "shop-monthly".into(),
+//!     scope: "tag:team=shop".into(),
+//!     period: "month".into(),
+//!     amount: amount.into(),
+//!     thresholds: vec![],
+//!     mode: String::new(), // dry-run unless said otherwise
+//!     owner: "finance@example.com".into(),
+//!     topic: None,
+//!     floors: Default::default(),
+//!     protected: false,
+//! };
+//! let budget = Budget::parse(spec("$1,200.50"))?;
+//! assert_eq!(budget.amount, Money::parse("1200.50")?);
+//! assert_eq!((budget.period, budget.mode), (Period::Month, Mode::DryRun));
+//! assert_eq!(budget.scope, Scope::Tag { key: "team".into(), value: "shop".into() });
+//! // A rejection names the field and says why.
+//! let rejected = Budget::parse(spec("-5")).unwrap_err();
+//! assert_eq!(rejected.field, "amount");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::sync::Arc;
@@ -132,18 +157,30 @@ impl Scope {
     /// True when the scope covers `target`: its own target (a usage plan also covers
     /// the REST stages it includes, whose throttles cap its money); for a tag or the
     /// account, every matching target but a usage plan (whose stages already count its
-    /// requests).
+    /// requests). The one coverage rule: [`crate::coverage`] asks it from either side.
     #[inline]
     pub fn covers(&self, target: &Target) -> bool {
+        self.could_cover(target.id.kind())
+            && match self {
+                Scope::Target(id @ TargetId::UsagePlan(plan)) => {
+                    *id == target.id || target.usage_plans.contains(plan)
+                }
+                Scope::Target(id) => *id == target.id,
+                Scope::Tag { key, value } => target.tags.get(key) == Some(value),
+                Scope::Account => true,
+            }
+    }
+
+    /// Whether the scope could cover a target of `kind`, not knowing the target (for
+    /// a service that could not be listed): its own kind (and, for a usage plan, the
+    /// REST stages it includes); for a tag or the account, every kind but usage plans.
+    #[inline]
+    pub fn could_cover(&self, kind: TargetKind) -> bool {
         match self {
-            Scope::Target(id @ TargetId::UsagePlan(plan)) => {
-                *id == target.id || target.usage_plans.contains(plan)
+            Scope::Target(id) => {
+                id.kind() == kind || (id.kind() == TargetKind::UsagePlan && kind == TargetKind::RestStage)
             }
-            Scope::Target(id) => *id == target.id,
-            Scope::Tag { key, value } => {
-                target.id.kind() != TargetKind::UsagePlan && target.tags.get(key) == Some(value)
-            }
-            Scope::Account => target.id.kind() != TargetKind::UsagePlan,
+            Scope::Tag { .. } | Scope::Account => kind != TargetKind::UsagePlan,
         }
     }
 }
@@ -446,6 +483,7 @@ pub struct Budget {
 /// A budget as written by a person or stored: all text, validated by
 /// [`Budget::parse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// mutation: budget-spec-fields
 #[serde(deny_unknown_fields)]
 pub struct BudgetSpec {
     /// Name.

@@ -10,13 +10,22 @@
 //! no step back to normal, and a target no budget seems to cover is not released
 //! while a stored item is unreadable (it may be the budget covering it). A target
 //! whose own state cannot be read is left untouched. The shell collects the gaps;
-//! [`crate::decide`] applies the rule and names each gap in the budget's report.
+//! [`crate::decide()`] applies the rule and names each gap in the budget's report.
+//!
+//! ```
+//! use dowguard_domain::{Gaps, TargetKind};
+//!
+//! assert!(Gaps::NONE.is_empty());
+//! let mut gaps = Gaps::default();
+//! gaps.kinds.insert(TargetKind::HttpStage, "apigatewayv2 GetApis: access denied".into());
+//! assert_eq!(gaps.lines(), ["apigatewayv2 GetApis: access denied"]);
+//! ```
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{Budget, Scope};
+use crate::budget::Budget;
 use crate::target::{Target, TargetId, TargetKind};
 
 /// What one pass could not see, each with the reason people are shown.
@@ -70,7 +79,7 @@ impl Gaps {
         let mut out: Vec<String> = self
             .kinds
             .iter()
-            .filter(|(kind, _)| could_cover(&budget.scope, **kind))
+            .filter(|(kind, _)| budget.scope.could_cover(**kind))
             .map(|(_, why)| why.clone())
             .collect();
         for target in members {
@@ -81,16 +90,6 @@ impl Gaps {
             }
         }
         out
-    }
-}
-
-/// Whether a budget of `scope` could cover a target of `kind`, not knowing the target.
-fn could_cover(scope: &Scope, kind: TargetKind) -> bool {
-    match scope {
-        Scope::Target(id) => {
-            id.kind() == kind || (id.kind() == TargetKind::UsagePlan && kind == TargetKind::RestStage)
-        }
-        Scope::Tag { .. } | Scope::Account => kind != TargetKind::UsagePlan,
     }
 }
 

@@ -6,6 +6,17 @@
 //! rounds until a figure is shown to a person. Decimal text (`"12.50"`, `"$1,200"`)
 //! is the only way in from outside, through [`Money::parse`] or
 //! [`Money::from_decimal`].
+//!
+//! ```
+//! use dowguard_domain::Money;
+//!
+//! let request = Money::parse("0.0000002")?; // one Lambda request
+//! assert_eq!(request.picos(), 200_000);
+//! // A million requests cost exactly $0.20: nothing is lost to rounding.
+//! assert_eq!(request.mul_div(1_000_000, 1), Some(Money::parse("0.20")?));
+//! assert_eq!(Money::parse("$1200.5")?.to_string(), "$1,200.50");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::iter::Sum;

@@ -1,10 +1,37 @@
 //! Manual release: what an on-call engineer's `dowguard release` does to a target,
 //! as data. The originals come back from the restore point, and a hold keeps the
-//! guard from tightening the target again until it ends ([`crate::decide`] honours
+//! guard from tightening the target again until it ends ([`crate::decide()`] honours
 //! `hold_until`: a held target is capped at "watch").
 //!
 //! Pure, like the rest of the core: the shell saves the returned state first, then
 //! applies the returned actions through the same executor as the guard.
+//!
+//! ```
+//! use chrono::{Duration, TimeZone, Utc};
+//! use dowguard_domain::{
+//!     GuardState, Limits, Mode, Phase, ReleaseOutcome, RestorePoint, Target, TargetId, TargetSpec, Throttle, release,
+//! };
+//!
+//! let now = Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap();
+//! let id = TargetId::parse("rest-stage:a1b2c3/prod")?;
+//! let tight = Limits::stage(Some(Throttle { rate_limit: 10.into(), burst_limit: 10 }));
+//! let stage = Target::new(id.clone(), TargetSpec::RestStage, Default::default(), tight.clone());
+//! let held = GuardState {
+//!     phase: Phase::Stopped,
+//!     restore_point: Some(RestorePoint { limits: Limits::stage(None), captured_at: now }),
+//!     applied: Some(tight),
+//!     ..GuardState::new(now, Mode::Enforce)
+//! };
+//! let ReleaseOutcome::Released(done) = release(&stage, Some(&held), now, Duration::hours(2), "cli:ana") else {
+//!     panic!("released");
+//! };
+//! assert_eq!(done.originals, Limits::stage(None));
+//! assert_eq!(done.state.phase, Phase::Recovering);
+//! assert_eq!(done.state.hold_until, Some(now + Duration::hours(2)));
+//! // One change that puts the stage's own throttle back, then one notice.
+//! assert_eq!(done.actions.len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use chrono::{DateTime, Duration, Utc};
 

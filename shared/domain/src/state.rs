@@ -8,6 +8,18 @@
 //!    └────── (quiet for the recovery watch) ◀── recovering ◀─────┘
 //!                                   (surge again: straight back to the peak level)
 //! ```
+//!
+//! The rules that move a state are [`crate::transition`]'s; this module holds what
+//! is remembered.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use dowguard_domain::{GuardState, Mode, Phase};
+//!
+//! let fresh = GuardState::new(Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap(), Mode::Enforce);
+//! assert_eq!((fresh.phase, fresh.strikes, fresh.restore_point), (Phase::Normal, 0, None));
+//! assert!(Phase::Stopped.is_tightened() && !Phase::Recovering.is_tightened());
+//! ```
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -95,8 +107,15 @@ pub struct GuardState {
     pub calm_since: Option<DateTime<Utc>>,
     /// Highest throttle level of the current episode.
     pub peak_level: u8,
-    /// Relapses in quick succession; each doubles the cool-down (capped).
+    /// Relapses in quick succession: a surge while recovering, or a new episode
+    /// within `strike_memory_minutes` of the last one's end. Each doubles the
+    /// cool-down (capped); forgotten once the target stays out of throttling for
+    /// `strike_memory_minutes` after an episode.
     pub strikes: u32,
+    /// When the last episode ended (its return to `normal`), while its strikes are
+    /// remembered; `None` during an episode and once they are forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_ended: Option<DateTime<Utc>>,
     /// A manual release holds off tightening until this time.
     pub hold_until: Option<DateTime<Utc>>,
     /// Last known average duration per request in ms, to price throttled demand
@@ -118,6 +137,7 @@ impl GuardState {
             calm_since: None,
             peak_level: 0,
             strikes: 0,
+            episode_ended: None,
             hold_until: None,
             avg_duration_ms: 0,
             version: 0,

@@ -3,6 +3,16 @@
 //!
 //! Identifiers are parsed, never assumed: `function:NAME` (or a Lambda function ARN),
 //! `rest-stage:API_ID/STAGE`, `http-stage:API_ID/STAGE` and `usage-plan:PLAN_ID`.
+//!
+//! ```
+//! use dowguard_domain::{TargetId, TargetKind};
+//!
+//! let from_arn = TargetId::parse("arn:aws:lambda:us-east-1:123456789012:function:checkout")?;
+//! assert_eq!(from_arn, TargetId::parse("function:checkout")?);
+//! assert_eq!(TargetId::parse("http-stage:a1b2c3/$default")?.kind(), TargetKind::HttpStage);
+//! assert!(TargetId::parse("rest-stage:missing-a-stage").is_err());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -427,6 +437,21 @@ pub const GUARD_TAG_VALUE: &str = "true";
 /// True when `tags` (the tags IAM evaluates on a resource) allow the guard's writes.
 pub fn tags_allow_guard(tags: &BTreeMap<String, String>) -> bool {
     tags.get(GUARD_TAG).is_some_and(|v| v == GUARD_TAG_VALUE)
+}
+
+/// Why a target without the guard's tag cannot be throttled, for its kind.
+pub fn unguarded_why(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::HttpStage => {
+            "the stage itself is not tagged dowguard-guarded=true (HTTP API stages do not inherit their API's tags): the guard may not change it"
+        }
+        TargetKind::RestStage => {
+            "neither the stage nor its REST API is tagged dowguard-guarded=true: the guard may not change it"
+        }
+        TargetKind::Function | TargetKind::UsagePlan => {
+            "not tagged dowguard-guarded=true: the guard may not change it"
+        }
+    }
 }
 
 fn yes() -> bool {

@@ -3,6 +3,19 @@
 //!
 //! CloudWatch omits minutes with no data, so a missing minute means zero. Minutes are
 //! whole minutes since the Unix epoch ([`epoch_minute`]).
+//!
+//! ```
+//! use dowguard_domain::{MinuteUsage, TargetMetrics, Usage};
+//!
+//! let minute = |minute, requests| MinuteUsage { minute, usage: Usage { requests, throttled: 0, duration_ms: requests * 100 } };
+//! // Minute 101 is missing: no data, so no requests.
+//! let metrics = TargetMetrics { minutes: vec![minute(100, 10), minute(102, 30)], to_date: vec![] };
+//! assert_eq!(metrics.sum(100, 102).requests, 40);
+//! assert_eq!(metrics.sum(101, 101), Usage::default());
+//! // Demand counts refused requests as if they had run as long as the served ones.
+//! let refused = Usage { requests: 10, throttled: 30, duration_ms: 1_000 };
+//! assert_eq!(refused.demand(0), Usage { requests: 40, throttled: 0, duration_ms: 4_000 });
+//! ```
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -191,6 +204,7 @@ impl TargetMetrics {
             at -= 1;
         }
         for (from, which) in starts {
+            // mutation: window-sums-exact
             while at > 0 && all[at - 1].minute >= from {
                 at -= 1;
                 running.add(&all[at].usage);

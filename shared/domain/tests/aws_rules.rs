@@ -13,7 +13,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use dowguard_domain::{
-    AccountConcurrency, Change, Gaps, Intent, Level, Limits, Phase, Quota, QuotaPeriod, Rule, Target,
+    AccountConcurrency, Change, Gaps, Intent, Level, Limits, Money, Phase, Quota, QuotaPeriod, Rule, Target,
     TargetKind, TargetSpec, Throttle, epoch_minute,
 };
 use support::*;
@@ -30,9 +30,10 @@ fn at(daily: u64, multiple: u64) -> Demand {
 
 /// `multiple`× a $`daily` budget's pace of REST API requests, a minute.
 fn rest_at(daily: u64, multiple: u64) -> Demand {
-    // $3.50 a million requests: a day's budget buys daily / 3.5 million requests.
+    let request = prices().list().of(&TargetSpec::RestStage).request();
+    let dollars = i64::try_from(daily).expect("dollars");
     Demand {
-        requests: daily * 1_000_000 * 10 / 35 / 1_440 * multiple,
+        requests: request.units_for(Money::from_dollars(dollars)) / 1_440 * multiple,
         ms_each: 0,
     }
 }

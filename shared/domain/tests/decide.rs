@@ -10,7 +10,8 @@ mod support;
 
 use chrono::{Duration, TimeZone, Utc};
 use dowguard_domain::{
-    AsyncConfig, Change, Floors, Intent, Level, Limits, Money, Phase, Rule, Throttle, epoch_minute,
+    AsyncConfig, Change, Floors, Intent, Level, Limits, Money, Phase, Rule, TargetSpec, Throttle,
+    epoch_minute,
 };
 use support::*;
 
@@ -157,10 +158,10 @@ fn flood_is_throttled_on_the_first_pass_that_sees_it_and_the_original_is_kept() 
     let remaining = report.amount - report.spent;
     let (_, end) = dowguard_domain::Period::Day.bounds(world.now);
     let remaining_per_s = remaining.picos() / i128::from((end - world.now).num_seconds());
-    let per_busy_second = 200_000 * 1_000 / i128::from(MS) + i128::from(MB) * 1_000 * 16_666_700 / 1_024_000;
+    let busy_second = world.prices.list().of(&world.target(&f).spec).per_busy_second(MS);
     assert!(*limit > 0, "a throttle, not a stop");
     assert!(
-        i128::from(*limit) * per_busy_second <= remaining_per_s,
+        busy_second.cost(u128::from(*limit)) <= Money::from_picos(remaining_per_s),
         "limit {limit} spends too fast"
     );
     let state = written_state(&decision, &f).expect("state written");
@@ -314,7 +315,8 @@ fn stage_throttles_are_never_looser_than_the_original() {
             .with_target(rest_stage("a1b2c3d4e5", "prod", original))
             .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
         let stage = id("rest-stage:a1b2c3d4e5/prod");
-        let per_minute_at_pace = 240 * 1_000_000 * 10 / 35 / 1_440; // $240/day at $3.50 per million
+        let request = world.prices.list().of(&TargetSpec::RestStage).request();
+        let per_minute_at_pace = request.units_for(Money::from_dollars(240)) / 1_440;
         world.history(
             &stage,
             60,
@@ -362,9 +364,9 @@ fn stage_throttles_are_never_looser_than_the_original() {
         let (_, end) = dowguard_domain::Period::Day.bounds(world.now);
         let remaining_per_s =
             (report.amount - report.spent).picos() / i128::from((end - world.now).num_seconds());
-        let rate: i128 = t.rate_limit.try_into().expect("whole rate");
+        let rate: u128 = t.rate_limit.try_into().expect("whole rate");
         assert!(
-            rate > 0 && rate * 3_500_000 <= remaining_per_s,
+            rate > 0 && request.cost(rate) <= Money::from_picos(remaining_per_s),
             "{t:?} spends too fast"
         );
         assert_eq!(tightened[0].permission(), "apigateway:PATCH");
@@ -724,7 +726,8 @@ fn method_overrides_are_capped_at_the_stage_throttle_and_restored_exactly() {
             .with_target(target)
             .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
     let stage = id("rest-stage:a1b2c3d4e5/prod");
-    let per_minute_at_pace = 240 * 1_000_000 * 10 / 35 / 1_440;
+    let request = world.prices.list().of(&TargetSpec::RestStage).request();
+    let per_minute_at_pace = request.units_for(Money::from_dollars(240)) / 1_440;
     let calm = Demand {
         requests: per_minute_at_pace / 2,
         ms_each: 0,

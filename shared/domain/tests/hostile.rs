@@ -82,10 +82,21 @@ fn json_leaf() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Arbitrary JSON, and budget-shaped documents with fields replaced, removed or added.
+/// Arbitrary JSON; budget-shaped documents with fields replaced, removed or added;
+/// and budgets with one text field replaced by hostile text (budget-shaped, so they
+/// reach the parser, and mostly rejected by it).
 fn json_doc() -> impl Strategy<Value = Value> {
     prop_oneof![
         json_value(),
+        (
+            prop::sample::select(&["id", "scope", "period", "amount", "mode", "owner", "topic"][..]),
+            prop_oneof![prop::sample::select(NASTY).prop_map(str::to_string), ".{0,40}"],
+        )
+            .prop_map(|(field, text)| {
+                let mut doc = valid();
+                doc[field] = Value::String(text);
+                doc
+            }),
         prop::collection::vec(
             (
                 prop::sample::select(FIELDS.as_slice()),
@@ -171,7 +182,9 @@ fn runner() -> TestRunner {
 }
 
 /// Any JSON document: either not a budget spec (a serde error, no panic), or a spec
-/// that parses cleanly or is rejected naming a field.
+/// that parses cleanly or is rejected naming a field. A good share of the documents
+/// must be budget-shaped, and some of those accepted and some rejected: otherwise
+/// the checks of either outcome never ran.
 #[test]
 fn arbitrary_json_never_panics_and_every_rejection_names_a_field() {
     let (specs, accepted) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
@@ -184,10 +197,21 @@ fn arbitrary_json_never_panics_and_every_rejection_names_a_field() {
             Ok(())
         })
         .unwrap();
-    println!(
-        "hostile budgets: {CASES} arbitrary JSON documents, {} budget-shaped, {} accepted",
-        specs.get(),
-        accepted.get()
+    let (specs, accepted) = (specs.get(), accepted.get());
+    println!("hostile budgets: {CASES} arbitrary JSON documents, {specs} budget-shaped, {accepted} accepted");
+    let at_least = CASES as usize / 20;
+    assert!(
+        specs >= at_least,
+        "only {specs} of {CASES} documents were budget-shaped"
+    );
+    assert!(
+        accepted >= at_least,
+        "only {accepted} budget-shaped documents were accepted"
+    );
+    assert!(
+        specs - accepted >= at_least,
+        "only {} budget-shaped documents were rejected",
+        specs - accepted
     );
 }
 
@@ -196,6 +220,7 @@ fn arbitrary_json_never_panics_and_every_rejection_names_a_field() {
 #[test]
 fn one_hostile_field_is_rejected_by_name() {
     let strategy = (prop::sample::select(FIELDS.as_slice()), json_leaf());
+    let rejected = std::cell::Cell::new(0);
     runner()
         .run(&strategy, |(field, bad)| {
             let mut doc = valid();
@@ -208,6 +233,7 @@ fn one_hostile_field_is_rejected_by_name() {
                 Err(e) => prop_assert!(!e.to_string().is_empty()),
                 Ok(spec) => {
                     if let Err(e) = Budget::parse(spec) {
+                        rejected.set(rejected.get() + 1);
                         prop_assert_eq!(e.field, field, "{} for {:?}", e, bad);
                     }
                 }
@@ -215,7 +241,12 @@ fn one_hostile_field_is_rejected_by_name() {
             Ok(())
         })
         .unwrap();
-    println!("hostile budgets: {CASES} single-field cases");
+    let rejected = rejected.get();
+    println!("hostile budgets: {CASES} single-field cases, {rejected} rejected by the parser");
+    assert!(
+        rejected >= CASES as usize / 20,
+        "only {rejected} hostile fields reached the parser and were rejected by it"
+    );
 }
 
 #[test]

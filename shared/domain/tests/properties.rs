@@ -38,7 +38,12 @@ fn remaining_rate_demand(world: &World, multiple_milli: u64, per_request_picos: 
 }
 
 fn per_request(memory_mb: u32, ms: u64) -> u128 {
-    200_000 + u128::from(memory_mb) * u128::from(ms) * 16_666_700 / 1_024_000
+    let spec = TargetSpec::Function {
+        memory_mb,
+        arch: dowguard_domain::Arch::X86_64,
+        async_invoked: false,
+    };
+    picos_per_request(&spec, ms)
 }
 
 fn arb_function_limits() -> impl Strategy<Value = Limits> {
@@ -127,7 +132,7 @@ fn demand_for(target: &Target, requests: u64) -> Demand {
 fn unit_cost(target: &Target) -> u128 {
     match target.spec {
         TargetSpec::Function { memory_mb, .. } => per_request(memory_mb, 200),
-        _ => 3_500_000,
+        _ => picos_per_request(&target.spec, 0),
     }
 }
 
@@ -200,15 +205,20 @@ proptest! {
         prop_assert!(second.states.is_empty(), "second pass changed state: {:#?}", second.states);
     }
 
-    /// Sustained demand above the first throttle threshold never relaxes a throttle.
+    /// Sustained demand above the first throttle threshold is throttled, and never
+    /// relaxed while it lasts. Demand is drawn both below the fast lane (the
+    /// multi-window rule must act) and above it.
     #[test]
     fn sustained_burn_above_threshold_never_relaxes(
         target in arb_target(),
-        multiple_milli in 2_500u64..100_000,
+        above_permille in prop_oneof![1_120u64..3_600, 3_600u64..25_000],
         start_minute in 0i64..1_440,
     ) {
         let mut world = world_for(target.clone(), "500", |_| {});
         world.now = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).single().expect("t") + Duration::minutes(start_minute);
+        // A multiple of the first throttle threshold (4× by default), above it.
+        let first = world.budgets[0].thresholds.levels()[0];
+        let multiple_milli = u64::try_from(first.0).expect("threshold") / 1_000 * above_permille / 1_000;
         let unit = unit_cost(&target);
         let demand = remaining_rate_demand(&world, multiple_milli, unit);
         world.history(&target.id, 60, demand_for(&target, demand));
@@ -224,6 +234,7 @@ proptest! {
                 prop_assert!(world.state(&target.id).is_some_and(|s| s.phase != Phase::Recovering));
             }
         }
+        prop_assert!(held, "demand at {multiple_milli}/1000 of the remaining pace was never throttled");
     }
 
     /// With burn oscillating around a threshold (inside the hysteresis band) the guard
@@ -265,19 +276,26 @@ proptest! {
         prop_assert!(changes.len() <= 4, "{changes:?}");
     }
 
-    /// After an attack passes, recovery restores exactly the restore point.
+    /// After an attack passes, recovery restores exactly the restore point, and the
+    /// restore point is captured once and kept while the attack escalates. The
+    /// attack has run for an hour when the guard first looks, between the first and
+    /// the second throttle thresholds (so it is throttled on that first pass), and
+    /// it may grow through the higher levels.
     #[test]
     fn recovery_restores_exactly_the_restore_point(
         target in arb_target(),
         attack_minutes in 3usize..90,
-        attack_milli in 2_500u64..20_000,
-        growth_permille in 1_010u64..1_100,
+        above_permille in 1_100u64..1_950,
+        growth_permille in 1_000u64..1_100,
     ) {
         let original = target.limits.clone();
         let mut world = world_for(target.clone(), "1000", |_| {});
+        let first = world.budgets[0].thresholds.levels()[0];
+        let attack_milli = u64::try_from(first.0).expect("threshold") / 1_000 * above_permille / 1_000;
         let unit = unit_cost(&target);
         let calm = remaining_rate_demand(&world, 100, unit);
-        world.history(&target.id, 60, demand_for(&target, calm));
+        let attack = remaining_rate_demand(&world, attack_milli, unit);
+        world.history(&target.id, 60, demand_for(&target, attack));
         // The attack ramps up, so the guard may escalate through several levels.
         let mut multiple = attack_milli;
         let mut first_captured = None;
@@ -293,9 +311,10 @@ proptest! {
             }
         }
         let captured = world.state(&target.id).and_then(|s| s.restore_point.clone());
-        if let Some(rp) = &captured {
-            prop_assert_eq!(&rp.limits, &original, "restore point is the original");
-        }
+        let Some(rp) = &captured else {
+            return Err(TestCaseError::fail("the attack was never throttled: no restore point"));
+        };
+        prop_assert_eq!(&rp.limits, &original, "restore point is the original");
         for _ in 0..360 {
             world.tick(&[(target.id.clone(), demand_for(&target, calm))]);
         }

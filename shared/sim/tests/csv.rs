@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use dowguard_domain::{Arch, PriceBook, TargetSpec, Usage};
 use dowguard_sim::engine::Strategy;
 use dowguard_sim::{Scenario, SimError, run};
 
@@ -68,11 +69,22 @@ fn missing_rows_mean_no_requests_and_zero_duration_means_the_configured_average(
     assert_eq!(unguarded.spend, expected);
 }
 
-/// $0.20 per million requests + $0.0000166667 per GB-s at 512 MB, in pico-dollars.
-fn dowguard_domain_cost(total_ms: i128, requests: i128) -> dowguard_sim::Money {
-    let requests_picos = requests * 200_000;
-    let duration_picos = 512 * total_ms * 16_666_700 / 1_024_000;
-    dowguard_sim::Money::from_picos(requests_picos + duration_picos)
+/// `requests` to an x86 function of 512 MB running `total_ms` in all, at the bundled
+/// price book's list prices.
+fn dowguard_domain_cost(total_ms: u64, requests: u64) -> dowguard_sim::Money {
+    let prices = PriceBook::bundled()
+        .and_then(|b| b.prices("us-east-1", false))
+        .expect("prices");
+    let spec = TargetSpec::Function {
+        memory_mb: 512,
+        arch: Arch::X86_64,
+        async_invoked: false,
+    };
+    prices.list().of(&spec).cost(&Usage {
+        requests,
+        throttled: 0,
+        duration_ms: total_ms,
+    })
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 #![allow(clippy::expect_used, reason = "test helpers fail loudly on a broken fixture")]
 
+use dowguard_domain::{Arch, PriceBook, TargetSpec};
 use dowguard_sim::engine::Strategy;
 use dowguard_sim::{Money, Scenario, SimError, run};
 
@@ -63,8 +64,16 @@ fn first_limit_comes_after_the_metric_delay_plus_one_interval() {
 #[test]
 fn physical_floor_is_peak_attack_spend_per_minute_times_delay_plus_interval() {
     let r = run(&scenario(&flood("", 2, 1)).expect("valid"));
-    // 200,000 requests x ($0.0000002 + 0.2 GB-s x $0.0000166667) per minute, x 3.
-    let per_minute = Money::from_picos(200_000 * (200_000 + 3_333_340));
+    // 200,000 requests of 200 ms at 1 GB a minute, at list price, x 3.
+    let prices = PriceBook::bundled()
+        .and_then(|b| b.prices("us-east-1", false))
+        .expect("prices");
+    let spec = TargetSpec::Function {
+        memory_mb: 1_024,
+        arch: Arch::X86_64,
+        async_invoked: false,
+    };
+    let per_minute = prices.list().of(&spec).per_request(200).cost(200_000);
     assert_eq!(r.floor, per_minute.mul_div(3, 1).expect("fits"));
 }
 

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Action, Arch, Budget, BudgetSpec, Change, Decision, Floors, Gaps,
-    GuardSettings, GuardState, Inputs, Intent, Limits, MinuteUsage, PriceBook, Prices, Target, TargetId,
-    TargetMetrics, TargetSpec, Throttle, Usage, decide, epoch_minute,
+    GuardSettings, GuardState, Inputs, Intent, Limits, MinuteUsage, Money, PriceBook, Prices, Target,
+    TargetId, TargetMetrics, TargetSpec, Throttle, Usage, decide, epoch_minute,
 };
 use rust_decimal::prelude::ToPrimitive;
 
@@ -314,12 +314,24 @@ pub fn restores(decision: &Decision) -> Vec<&Action> {
 }
 
 /// Requests per minute that spend a `daily` budget (dollars) at `multiple`× its
-/// even pace, for a function of `memory_mb` running `ms_each` per request.
+/// even pace, for an x86 function of `memory_mb` running `ms_each` per request, at
+/// the bundled price book's list prices.
 pub fn lambda_rate(daily: u64, multiple: u64, memory_mb: u64, ms_each: u64) -> u64 {
-    // Cost per request in pico-dollars: request price + duration.
-    let request = 200_000u128;
-    let duration = u128::from(memory_mb) * u128::from(ms_each) * 16_666_700 / 1_024_000;
-    let per_request = request + duration;
-    let per_minute = u128::from(daily) * 1_000_000_000_000 / 1_440;
-    u64::try_from(per_minute * u128::from(multiple) / per_request).unwrap_or(u64::MAX)
+    let spec = TargetSpec::Function {
+        memory_mb: u32::try_from(memory_mb).expect("memory"),
+        arch: Arch::X86_64,
+        async_invoked: false,
+    };
+    let per_request = prices().list().of(&spec).per_request(ms_each);
+    let per_minute = Money::from_dollars(i64::try_from(daily * multiple).expect("dollars"))
+        .mul_div(1, 1_440)
+        .expect("money");
+    per_request.units_for(per_minute)
+}
+
+/// The cost of one request to `spec` running `ms_each` (functions only), in whole
+/// pico-dollars, at the bundled price book's list prices.
+pub fn picos_per_request(spec: &TargetSpec, ms_each: u64) -> u128 {
+    let (numerator, denominator) = prices().list().of(spec).per_request(ms_each).as_fraction();
+    u128::try_from(numerator / denominator).expect("a price")
 }
