@@ -81,7 +81,7 @@ fn target_view(
         last_action: last.get(id).cloned(),
         not_guardable: target
             .filter(|t| !t.guarded)
-            .map(|t| dowguard_domain::decide::unguarded_why(t.id.kind()).to_string()),
+            .map(|t| dowguard_domain::unguarded_why(t.id.kind()).to_string()),
     }
 }
 

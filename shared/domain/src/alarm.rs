@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 
 use crate::budget::{Budget, BudgetId};
-use crate::pricebook::{Prices, Product};
-use crate::target::{Arch, Target, TargetId, TargetKind, TargetSpec};
+use crate::pricebook::Prices;
+use crate::target::{Target, TargetId, TargetKind, TargetSpec};
 
 /// The longest alarm name CloudWatch accepts.
 pub const MAX_ALARM_NAME: usize = 255;
@@ -72,28 +72,11 @@ pub struct AlarmPlan {
     pub unchanged: usize,
 }
 
-/// The cost of one request to `spec`, as a fraction of pico-dollars
-/// `(numerator, denominator)`. Functions add the duration of `avg_duration_ms` at
-/// their memory size.
+/// The cost of one request to `spec` at list price, as a fraction of pico-dollars
+/// `(numerator, denominator)`: functions add the duration of `avg_duration_ms` at
+/// their memory size ([`crate::TargetPrice::per_request`]).
 pub fn request_cost(spec: &TargetSpec, prices: &Prices, avg_duration_ms: u64) -> (i128, i128) {
-    let list = |product| prices.schedule(product).list_price().as_fraction();
-    match spec {
-        TargetSpec::Function { memory_mb, arch, .. } => {
-            let (rn, rd) = list(Product::LambdaRequests);
-            let (dn, dd) = list(match arch {
-                Arch::X86_64 => Product::LambdaDurationX86,
-                Arch::Arm64 => Product::LambdaDurationArm,
-            });
-            let mb_ms = i128::from(*memory_mb).saturating_mul(i128::from(avg_duration_ms));
-            (
-                rn.saturating_mul(dd)
-                    .saturating_add(mb_ms.saturating_mul(dn).saturating_mul(rd)),
-                rd.saturating_mul(dd),
-            )
-        }
-        TargetSpec::RestStage | TargetSpec::UsagePlan => list(Product::RestRequests),
-        TargetSpec::HttpStage => list(Product::HttpRequests),
-    }
+    prices.list().of(spec).per_request(avg_duration_ms).as_fraction()
 }
 
 /// The requests per minute at which `budget` would be spent `multiple_millionths`
@@ -214,7 +197,7 @@ mod tests {
     use super::*;
     use crate::budget::{BudgetSpec, Floors};
     use crate::pricebook::PriceBook;
-    use crate::target::Limits;
+    use crate::target::{Arch, Limits};
 
     fn prices() -> Prices {
         PriceBook::bundled()

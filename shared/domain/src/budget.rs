@@ -132,18 +132,30 @@ impl Scope {
     /// True when the scope covers `target`: its own target (a usage plan also covers
     /// the REST stages it includes, whose throttles cap its money); for a tag or the
     /// account, every matching target but a usage plan (whose stages already count its
-    /// requests).
+    /// requests). The one coverage rule: [`crate::coverage`] asks it from either side.
     #[inline]
     pub fn covers(&self, target: &Target) -> bool {
+        self.could_cover(target.id.kind())
+            && match self {
+                Scope::Target(id @ TargetId::UsagePlan(plan)) => {
+                    *id == target.id || target.usage_plans.contains(plan)
+                }
+                Scope::Target(id) => *id == target.id,
+                Scope::Tag { key, value } => target.tags.get(key) == Some(value),
+                Scope::Account => true,
+            }
+    }
+
+    /// Whether the scope could cover a target of `kind`, not knowing the target (for
+    /// a service that could not be listed): its own kind (and, for a usage plan, the
+    /// REST stages it includes); for a tag or the account, every kind but usage plans.
+    #[inline]
+    pub fn could_cover(&self, kind: TargetKind) -> bool {
         match self {
-            Scope::Target(id @ TargetId::UsagePlan(plan)) => {
-                *id == target.id || target.usage_plans.contains(plan)
+            Scope::Target(id) => {
+                id.kind() == kind || (id.kind() == TargetKind::UsagePlan && kind == TargetKind::RestStage)
             }
-            Scope::Target(id) => *id == target.id,
-            Scope::Tag { key, value } => {
-                target.id.kind() != TargetKind::UsagePlan && target.tags.get(key) == Some(value)
-            }
-            Scope::Account => target.id.kind() != TargetKind::UsagePlan,
+            Scope::Tag { .. } | Scope::Account => kind != TargetKind::UsagePlan,
         }
     }
 }

@@ -6,19 +6,20 @@
 //! action; a change that did not happen is decided again (convergence).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::action::{Action, Change, Intent, Reason, Rule, limit_changes};
-use crate::budget::{Budget, BudgetId, BurnRate, Floors, Mode, Period, Scope};
+use crate::budget::{Budget, BudgetId, BurnRate, Floors, Mode, Period};
+use crate::coverage::Coverage;
 use crate::gaps::Gaps;
 use crate::money::Money;
-use crate::pricebook::{Prices, Product, UnitPrice};
+use crate::pricebook::Prices;
 use crate::state::{GuardState, Level, Phase, RestorePoint};
 use crate::target::{
-    Arch, AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle,
+    AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle,
 };
 use crate::usage::{AccountUsage, TargetMetrics, Usage, epoch_minute};
 
@@ -197,15 +198,6 @@ pub struct Inputs<'a, G: ?Sized = HashMap<TargetId, GuardState>, M: ?Sized = Has
     pub settings: &'a GuardSettings,
 }
 
-// Every field is a reference or a plain value, whatever the containers are.
-impl<G: ?Sized, M: ?Sized> Clone for Inputs<'_, G, M> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<G: ?Sized, M: ?Sized> Copy for Inputs<'_, G, M> {}
-
 /// Where one budget stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BudgetReport {
@@ -253,46 +245,6 @@ pub struct Decision {
     pub actions: Vec<Action>,
     /// One report per budget, in the order of `Inputs::budgets`.
     pub reports: Vec<BudgetReport>,
-}
-
-/// A small, fast, non-cryptographic hasher for the pass's own index of targets
-/// (the keys are the account's resource names, not attacker-chosen input sizes).
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    fn mix(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-impl Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.mix(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(word));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.mix(u64::from(n));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Priced figures of one target for this pass.
@@ -356,54 +308,6 @@ impl Wish {
     }
 }
 
-/// Unit prices at the account's current tiers.
-struct UnitPrices {
-    lambda_requests: UnitPrice,
-    x86: UnitPrice,
-    arm: UnitPrice,
-    rest: UnitPrice,
-    http: UnitPrice,
-}
-
-impl UnitPrices {
-    fn new(prices: &Prices, account: &AccountUsage) -> Self {
-        let at = |product, offset: u128| prices.schedule(product).marginal(offset);
-        UnitPrices {
-            lambda_requests: at(Product::LambdaRequests, u128::from(account.lambda_requests)),
-            x86: at(Product::LambdaDurationX86, account.lambda_mb_ms_x86),
-            arm: at(Product::LambdaDurationArm, account.lambda_mb_ms_arm),
-            rest: at(Product::RestRequests, u128::from(account.rest_requests)),
-            http: at(Product::HttpRequests, u128::from(account.http_requests)),
-        }
-    }
-
-    fn request_price(&self, spec: &TargetSpec) -> UnitPrice {
-        match spec {
-            TargetSpec::Function { .. } => self.lambda_requests,
-            TargetSpec::RestStage | TargetSpec::UsagePlan => self.rest,
-            TargetSpec::HttpStage => self.http,
-        }
-    }
-
-    fn duration_price(&self, arch: Arch) -> UnitPrice {
-        match arch {
-            Arch::X86_64 => self.x86,
-            Arch::Arm64 => self.arm,
-        }
-    }
-
-    fn cost(&self, spec: &TargetSpec, usage: &Usage) -> Money {
-        let requests = self.request_price(spec).cost(u128::from(usage.requests));
-        match spec {
-            TargetSpec::Function { memory_mb, arch, .. } => {
-                let mb_ms = u128::from(*memory_mb) * u128::from(usage.duration_ms);
-                requests + self.duration_price(*arch).cost(mb_ms)
-            }
-            _ => requests,
-        }
-    }
-}
-
 /// `spend / window_seconds` against `allowance / horizon_seconds`, in millionths.
 fn burn(spend: Money, window_s: i64, allowance: Money, horizon_s: i64) -> BurnRate {
     let denominator = i128::from(window_s.max(1)) * allowance.picos();
@@ -432,24 +336,13 @@ where
     let end = epoch_minute(now) - 1 - settings.metric_delay_minutes;
     let short_from = end - settings.short_window_minutes + 1;
     let long_from = end - settings.long_window_minutes + 1;
-    let units = UnitPrices::new(inputs.prices, &inputs.account_usage);
+    let units = inputs.prices.at(&inputs.account_usage);
     let day_bounds = Period::Day.bounds(now);
     let month_bounds = Period::Month.bounds(now);
     let (day_start, month_start) = (day_bounds.0, month_bounds.0);
 
     let empty = TargetMetrics::default();
-    // Only budgets scoped to one target need the index; build it when one does.
-    let index: HashMap<&TargetId, usize, BuildHasherDefault<FxHasher>> =
-        if inputs.budgets.iter().any(|b| matches!(b.scope, Scope::Target(_))) {
-            inputs
-                .targets
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (&t.id, i))
-                .collect()
-        } else {
-            HashMap::default()
-        };
+    let coverage = Coverage::new(inputs.targets, inputs.budgets);
     // Each target's state, looked up once for the whole pass.
     let states: Vec<Option<&GuardState>> = if inputs.states.is_empty() {
         vec![None; inputs.targets.len()]
@@ -486,14 +379,15 @@ where
             } else {
                 0
             };
-            let short_cost = units.cost(&t.spec, &short);
-            let long_cost = units.cost(&t.spec, &long);
+            let price = units.of(&t.spec);
+            let short_cost = price.cost(&short);
+            let long_cost = price.cost(&long);
             // Demand equals usage when nothing was throttled: price it once.
             let demand = |usage: &Usage, cost: Money| {
                 if usage.throttled == 0 {
                     cost
                 } else {
-                    units.cost(&t.spec, &usage.demand(fallback))
+                    price.cost(&usage.demand(fallback))
                 }
             };
             Figures {
@@ -501,8 +395,8 @@ where
                 long: long_cost,
                 short_demand: demand(&short, short_cost),
                 long_demand: demand(&long, long_cost),
-                day: units.cost(&t.spec, &w.day),
-                month: units.cost(&t.spec, &w.month),
+                day: price.cost(&w.day),
+                month: price.cost(&w.month),
                 avg_ms,
             }
         })
@@ -516,28 +410,7 @@ where
     let mut members: Vec<usize> = Vec::new();
     let mut judged: Vec<Judged> = Vec::with_capacity(inputs.budgets.len());
     for (b, budget) in inputs.budgets.iter().enumerate() {
-        members.clear();
-        let mut missing = false;
-        match &budget.scope {
-            // A usage plan also covers its stages: found by the scope's own rule.
-            Scope::Target(id) if id.kind() != TargetKind::UsagePlan => match index.get(id) {
-                Some(i) => members.push(*i),
-                None => missing = true,
-            },
-            scope => {
-                members.extend(
-                    inputs
-                        .targets
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, t)| scope.covers(t))
-                        .map(|(i, _)| i),
-                );
-                if let Scope::Target(id) = scope {
-                    missing = !members.iter().any(|&i| inputs.targets[i].id == *id);
-                }
-            }
-        }
+        let missing = !coverage.members_into(budget, &mut members);
         let budget_gaps = if inputs.gaps.is_empty() {
             Vec::new()
         } else {
@@ -859,7 +732,10 @@ fn step_target<G: ?Sized, M: ?Sized>(
         wish.level = Level::Watch;
         if !prev_phase.is_tightened() && prev_phase != Phase::Watching {
             notes.push((
-                format!("over budget but {}", unguarded_why(target.id.kind())),
+                format!(
+                    "over budget but {}",
+                    crate::target::unguarded_why(target.id.kind())
+                ),
                 Rule::NotGuarded,
             ));
         }
@@ -1120,21 +996,6 @@ fn step_target<G: ?Sized, M: ?Sized>(
     out.actions.extend(actions);
 }
 
-/// Why a target without the guard's tag cannot be throttled, for its kind.
-pub fn unguarded_why(kind: TargetKind) -> &'static str {
-    match kind {
-        TargetKind::HttpStage => {
-            "the stage itself is not tagged dowguard-guarded=true (HTTP API stages do not inherit their API's tags): the guard may not change it"
-        }
-        TargetKind::RestStage => {
-            "neither the stage nor its REST API is tagged dowguard-guarded=true: the guard may not change it"
-        }
-        TargetKind::Function | TargetKind::UsagePlan => {
-            "not tagged dowguard-guarded=true: the guard may not change it"
-        }
-    }
-}
-
 /// Keeps the account's unreserved concurrency at or above its minimum: a reservation
 /// that would break it is lowered (never below the floor) or not made.
 fn reserve_from_pool(
@@ -1215,7 +1076,7 @@ fn limits_for<G: ?Sized, M: ?Sized>(
     previous: Option<&Limits>,
 ) -> Limits {
     let settings = inputs.settings;
-    let units = UnitPrices::new(inputs.prices, &inputs.account_usage);
+    let price = inputs.prices.at(&inputs.account_usage).of(&target.spec);
     let floors = wish.floors;
     let allowance_per_s = match level {
         Level::Throttle(k) => {
@@ -1227,7 +1088,7 @@ fn limits_for<G: ?Sized, M: ?Sized>(
         _ => 0,
     };
     let stop = level == Level::Stop;
-    let request_price = units.request_price(&target.spec);
+    let request_price = price.request();
     let rate_for = |per_s: i128| -> u64 {
         if stop {
             0
@@ -1250,11 +1111,7 @@ fn limits_for<G: ?Sized, M: ?Sized>(
     };
     match (&target.spec, original) {
         (
-            TargetSpec::Function {
-                memory_mb,
-                arch,
-                async_invoked,
-            },
+            TargetSpec::Function { async_invoked, .. },
             Limits::Function {
                 reserved_concurrency,
                 async_config,
@@ -1268,18 +1125,10 @@ fn limits_for<G: ?Sized, M: ?Sized>(
                     figures.avg_ms
                 } else {
                     settings.default_avg_duration_ms
-                }
-                .max(1);
-                let (dn, dd) = units.duration_price(*arch).as_fraction();
-                let (rn, rd) = units.lambda_requests.as_fraction();
-                let per_s_num =
-                    i128::from(*memory_mb) * 1_000 * dn * rd * i128::from(avg_ms) + rn * 1_000 * dd;
-                let per_s_den = dd * rd * i128::from(avg_ms);
-                if per_s_num <= 0 {
-                    u64::MAX
-                } else {
-                    u64::try_from(allowance_per_s.saturating_mul(per_s_den) / per_s_num).unwrap_or(u64::MAX)
-                }
+                };
+                price
+                    .per_busy_second(avg_ms)
+                    .units_for(Money::from_picos(allowance_per_s))
             };
             let mut reserved = concurrency.max(u64::from(floors.concurrency));
             let prev_reserved = match previous {

@@ -19,11 +19,15 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{Budget, BudgetId, BurnRate, Floors, Period, Scope, Thresholds};
-use crate::decide::unguarded_why;
+use crate::budget::{Budget, BudgetId, BurnRate, Floors, Mode, Period, Thresholds};
+use crate::coverage::{self, Admit, admit, budgets_of};
 use crate::money::Money;
-use crate::pricebook::{Prices, Product, UnitPrice};
-use crate::target::{Arch, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle};
+use crate::pricebook::{Prices, TargetPrice, UnitPrice};
+use crate::target::{
+    AsyncConfig, Limits, Quota, QuotaPeriod, Target, TargetId, TargetKind, TargetSpec, Throttle,
+    unguarded_why,
+};
+use crate::usage::Usage;
 
 /// API Gateway's default account-level throttle per region (requests a second):
 /// what an API stage without its own throttle is held to.
@@ -166,26 +170,23 @@ pub struct ExposureContext<'a> {
     pub default_budget: Money,
 }
 
-fn hour_of_function(prices: &Prices, memory_mb: u32, arch: Arch, concurrency: u64) -> Money {
-    let product = match arch {
-        Arch::X86_64 => Product::LambdaDurationX86,
-        Arch::Arm64 => Product::LambdaDurationArm,
-    };
-    let mb_ms = u128::from(concurrency) * u128::from(memory_mb) * 3_600_000;
-    prices.schedule(product).list_price().cost(mb_ms)
+/// One hour of `concurrency` busy execution environments of a function, at list
+/// price (its duration; a function's worst case is the time it can bill).
+fn busy_hour(price: &TargetPrice, concurrency: u64) -> Money {
+    price.cost(&Usage {
+        requests: 0,
+        throttled: 0,
+        duration_ms: concurrency.saturating_mul(3_600_000),
+    })
 }
 
-fn request_price(prices: &Prices, kind: TargetKind) -> UnitPrice {
-    let product = match kind {
-        TargetKind::HttpStage => Product::HttpRequests,
-        TargetKind::Function => Product::LambdaRequests,
-        TargetKind::RestStage | TargetKind::UsagePlan => Product::RestRequests,
-    };
-    prices.schedule(product).list_price()
-}
-
-fn hour_of_requests(price: UnitPrice, rate: u64) -> Money {
-    price.cost(u128::from(rate) * 3_600)
+/// One hour of requests at `rate` a second, at list price.
+fn request_hour(price: &TargetPrice, rate: u64) -> Money {
+    price.cost(&Usage {
+        requests: rate.saturating_mul(3_600),
+        throttled: 0,
+        duration_ms: 0,
+    })
 }
 
 fn whole_rate(throttle: &Throttle) -> u64 {
@@ -198,41 +199,67 @@ fn own_throttle(throttle: Option<Throttle>) -> Option<Throttle> {
     throttle.filter(|t| whole_rate(t) < ACCOUNT_STAGE_RATE)
 }
 
-/// The budget covering `target`, and the target's share of it: a budget on the
-/// target itself first, then a tag budget, then the account's; a group budget is
-/// shared evenly among its members.
-fn covering<'a>(target: &Target, budgets: &'a [Budget], all: &[EntryPoint]) -> Option<(&'a Budget, Money)> {
-    let counts_in_groups = target.id.kind() != TargetKind::UsagePlan;
-    let members = |scope: &Scope| -> i128 {
-        let n = all
-            .iter()
-            .filter(|e| e.target.id.kind() != TargetKind::UsagePlan && scope.covers(&e.target))
-            .count();
-        i128::try_from(n.max(1)).unwrap_or(1)
-    };
-    let direct = budgets
-        .iter()
-        .find(|b| matches!(&b.scope, Scope::Target(id) if *id == target.id));
-    if let Some(b) = direct {
-        return Some((b, b.amount));
+/// The budget a target's recommendation derives from, by the rule the guard
+/// enforces ([`admit`]): among the budgets covering it, enforcing ones outrank
+/// dry-run ones, and the tightest binds — the one whose share caps the target's
+/// hour lowest. A target's share of a budget is the whole of it for a usage plan
+/// (a plan takes its budget's whole allowance) and otherwise an even part among
+/// the budget's members (usage plans not counted: their stages carry their money).
+/// The floors are the highest of every covering budget's, as the guard takes them.
+fn basis(target: &Target, ctx: &ExposureContext<'_>, members: &[i128]) -> Option<(Basis, Floors)> {
+    let mut best: Option<(Mode, Money, Basis)> = None;
+    let mut floors = Floors::default();
+    for (b, budget) in budgets_of(target, ctx.budgets) {
+        floors = floors.max(budget.floors);
+        let share = if target.id.kind() == TargetKind::UsagePlan {
+            budget.amount
+        } else {
+            budget.amount.mul_div(1, members[b].max(1)).unwrap_or(Money::ZERO)
+        };
+        let candidate = Basis {
+            budget: Some(budget.id.clone()),
+            amount: share,
+            period: budget.period,
+            cap: top(&budget.thresholds),
+        };
+        let cap = cap_per_hour(&candidate, ctx.now);
+        let replace = match admit(budget.mode, best.as_ref().map(|(mode, ..)| *mode)) {
+            Admit::Outranks => true,
+            Admit::Joins => best.as_ref().is_none_or(|(_, tightest, _)| cap < *tightest),
+            Admit::Outranked => false,
+        };
+        if replace {
+            best = Some((budget.mode, cap, candidate));
+        }
     }
-    if !counts_in_groups {
-        return None;
-    }
-    let group = budgets
-        .iter()
-        .find(|b| matches!(&b.scope, Scope::Tag { key, value } if target.tags.get(key) == Some(value)))
-        .or_else(|| budgets.iter().find(|b| b.scope == Scope::Account))?;
-    let share = group
+    best.map(|(_, _, basis)| (basis, floors))
+}
+
+/// The most a target may spend an hour under `basis`: its share at the top burn rate.
+fn cap_per_hour(basis: &Basis, now: DateTime<Utc>) -> Money {
+    let (start, end) = basis.period.bounds(now);
+    let period_s = i128::from((end - start).num_seconds().max(1));
+    basis
         .amount
-        .mul_div(1, members(&group.scope))
-        .unwrap_or(Money::ZERO);
-    Some((group, share))
+        .mul_div(i128::from(basis.cap.0) * 3_600, period_s * 1_000_000)
+        .unwrap_or(Money::ZERO)
 }
 
 /// Ranks `entries` by worst-case cost an hour, most expensive first (ties by id).
 pub fn rank(entries: &[EntryPoint], ctx: &ExposureContext<'_>) -> Vec<Exposure> {
-    let mut out: Vec<Exposure> = entries.iter().map(|e| assess(e, entries, ctx)).collect();
+    // Each budget's members among the entry points, usage plans not counted.
+    let targets: Vec<Target> = entries.iter().map(|e| e.target.clone()).collect();
+    let members: Vec<i128> = ctx
+        .budgets
+        .iter()
+        .map(|b| {
+            let n = coverage::members(b, &targets)
+                .filter(|(_, t)| t.id.kind() != TargetKind::UsagePlan)
+                .count();
+            i128::try_from(n).unwrap_or(i128::MAX)
+        })
+        .collect();
+    let mut out: Vec<Exposure> = entries.iter().map(|e| assess(e, ctx, &members)).collect();
     out.sort_by(|a, b| {
         b.worst_per_hour
             .cmp(&a.worst_per_hour)
@@ -251,163 +278,200 @@ pub fn total_per_hour(exposures: &[Exposure]) -> Money {
         .sum()
 }
 
-fn assess(entry: &EntryPoint, all: &[EntryPoint], ctx: &ExposureContext<'_>) -> Exposure {
+/// One entry point's worst case and recommendation, before they become an
+/// [`Exposure`].
+struct Assessed {
+    capacity: u64,
+    bound: Bound,
+    worst: Money,
+    recommended: Limits,
+    recommended_per_hour: Money,
+}
+
+/// What every kind of entry point's assessment reads.
+struct Basics<'a> {
+    price: TargetPrice,
+    cap_per_hour: Money,
+    floors: Floors,
+    period: Period,
+    amount: Money,
+    account_concurrency: u32,
+    findings: &'a mut Vec<Finding>,
+}
+
+fn assess(entry: &EntryPoint, ctx: &ExposureContext<'_>, members: &[i128]) -> Exposure {
     let target = &entry.target;
     let kind = target.id.kind();
-    let (basis, floors) = match covering(target, ctx.budgets, all) {
-        Some((b, share)) => (
-            Basis {
-                budget: Some(b.id.clone()),
-                amount: share,
-                period: b.period,
-                cap: top(&b.thresholds),
-            },
-            b.floors,
-        ),
-        None => (
-            Basis {
-                budget: None,
-                amount: ctx.default_budget,
-                period: Period::Day,
-                cap: top(&Thresholds::default_ladder()),
-            },
-            Floors::default(),
-        ),
-    };
-    let (start, end) = basis.period.bounds(ctx.now);
-    let period_s = i128::from((end - start).num_seconds().max(1));
-    let cap_per_hour = basis
-        .amount
-        .mul_div(i128::from(basis.cap.0) * 3_600, period_s * 1_000_000)
-        .unwrap_or(Money::ZERO);
-
+    let (basis, floors) = basis(target, ctx, members).unwrap_or_else(|| {
+        let basis = Basis {
+            budget: None,
+            amount: ctx.default_budget,
+            period: Period::Day,
+            cap: top(&Thresholds::default_ladder()),
+        };
+        (basis, Floors::default())
+    });
     let mut findings = Vec::new();
     if !target.guarded {
         findings.push(Finding::NotGuarded {
-            why: unguarded_why(target.id.kind()).to_string(),
+            why: unguarded_why(kind).to_string(),
         });
     }
-    let (capacity, bound, worst, recommended, recommended_per_hour) = match (&target.spec, &target.limits) {
+    let mut basics = Basics {
+        price: ctx.prices.list().of(&target.spec),
+        cap_per_hour: cap_per_hour(&basis, ctx.now),
+        floors,
+        period: basis.period,
+        amount: basis.amount,
+        account_concurrency: ctx.account_concurrency,
+        findings: &mut findings,
+    };
+    let assessed = match (&target.spec, &target.limits) {
         (
-            TargetSpec::Function { memory_mb, arch, .. },
+            TargetSpec::Function { memory_mb, .. },
             Limits::Function {
                 reserved_concurrency,
                 async_config,
             },
-        ) => {
-            if reserved_concurrency.is_none() {
-                findings.push(Finding::NoReservedConcurrency);
-            }
-            if let Some(t) = entry.timeout_s.filter(|t| *t > LONG_TIMEOUT_S) {
-                findings.push(Finding::LongTimeout { seconds: t });
-            }
-            if *memory_mb > LARGE_MEMORY_MB {
-                findings.push(Finding::LargeMemory { mb: *memory_mb });
-            }
-            let (capacity, bound) = match reserved_concurrency {
-                Some(n) => (u64::from(*n), Bound::OwnLimit),
-                None => (u64::from(ctx.account_concurrency), Bound::AccountLimit),
-            };
-            let worst = hour_of_function(ctx.prices, *memory_mb, *arch, capacity);
-            let one = hour_of_function(ctx.prices, *memory_mb, *arch, 1);
-            let affordable = if one.is_positive() {
-                u64::try_from(cap_per_hour.picos() / one.picos()).unwrap_or(u64::MAX)
-            } else {
-                u64::MAX
-            };
-            let concurrency = affordable
-                .max(1)
-                .max(u64::from(floors.concurrency))
-                .min(capacity)
-                .min(u64::from(u32::MAX));
-            let recommended = Limits::Function {
-                reserved_concurrency: Some(u32::try_from(concurrency).unwrap_or(u32::MAX)),
-                async_config: async_config.clone(),
-            };
-            let per_hour = hour_of_function(ctx.prices, *memory_mb, *arch, concurrency);
-            (capacity, bound, worst, recommended, per_hour)
-        }
-        (_, Limits::Stage { throttle, .. }) => {
-            let own = own_throttle(*throttle);
-            if own.is_none() {
-                findings.push(Finding::NoStageThrottle);
-            }
-            if kind == TargetKind::RestStage {
-                if entry.plans.is_empty() {
-                    findings.push(Finding::NoUsagePlan);
-                } else if entry.plans.iter().all(|(_, q)| q.is_none()) {
-                    findings.push(Finding::NoQuota);
-                }
-            }
-            if !entry.open_methods.is_empty() {
-                findings.push(Finding::OpenMethods {
-                    methods: entry.open_methods.clone(),
-                });
-            }
-            let (capacity, bound) = match own {
-                Some(t) => (whole_rate(&t), Bound::OwnLimit),
-                None => (ACCOUNT_STAGE_RATE, Bound::AccountLimit),
-            };
-            let price = request_price(ctx.prices, kind);
-            let rate = recommended_rate(price, cap_per_hour, floors, capacity);
-            let recommended = Limits::stage(Some(throttle_of(rate, floors, own)));
-            (
-                capacity,
-                bound,
-                hour_of_requests(price, capacity),
-                recommended,
-                hour_of_requests(price, rate),
-            )
-        }
-        (_, Limits::UsagePlan { throttle, quota }) => {
-            if throttle.is_none() {
-                findings.push(Finding::NoPlanThrottle);
-            }
-            if quota.is_none() {
-                findings.push(Finding::NoQuota);
-            }
-            let (capacity, bound) = match throttle {
-                Some(t) => (whole_rate(t), Bound::OwnLimit),
-                None => (ACCOUNT_STAGE_RATE, Bound::AccountLimit),
-            };
-            let price = request_price(ctx.prices, kind);
-            let rate = recommended_rate(price, cap_per_hour, floors, capacity);
-            let period = match basis.period {
-                Period::Day => QuotaPeriod::Day,
-                Period::Month => QuotaPeriod::Month,
-            };
-            let affordable = price.units_for(basis.amount).max(1);
-            let limit = quota
-                .filter(|q| q.period == period)
-                .map_or(affordable, |q| q.limit.min(affordable));
-            let recommended = Limits::UsagePlan {
-                throttle: Some(throttle_of(rate, floors, *throttle)),
-                quota: Some(Quota {
-                    limit,
-                    period,
-                    offset: quota.map_or(0, |q| q.offset),
-                }),
-            };
-            (
-                capacity,
-                bound,
-                hour_of_requests(price, capacity),
-                recommended,
-                hour_of_requests(price, rate),
-            )
-        }
-        (_, other) => (0, Bound::OwnLimit, Money::ZERO, other.clone(), Money::ZERO),
+        ) => assess_function(
+            entry,
+            *memory_mb,
+            (*reserved_concurrency, async_config),
+            &mut basics,
+        ),
+        (_, Limits::Stage { throttle, .. }) => assess_stage(entry, *throttle, &mut basics),
+        (_, Limits::UsagePlan { throttle, quota }) => assess_plan(*throttle, *quota, &mut basics),
+        (_, other) => Assessed {
+            capacity: 0,
+            bound: Bound::OwnLimit,
+            worst: Money::ZERO,
+            recommended: other.clone(),
+            recommended_per_hour: Money::ZERO,
+        },
     };
     Exposure {
         target: target.id.clone(),
         kind,
         findings,
+        capacity: assessed.capacity,
+        bound: assessed.bound,
+        worst_per_hour: assessed.worst,
+        recommended: assessed.recommended,
+        recommended_per_hour: assessed.recommended_per_hour,
+        basis,
+    }
+}
+
+/// A function: its concurrency bounds its hour.
+fn assess_function(
+    entry: &EntryPoint,
+    memory_mb: u32,
+    (reserved_concurrency, async_config): (Option<u32>, &Option<AsyncConfig>),
+    b: &mut Basics<'_>,
+) -> Assessed {
+    if reserved_concurrency.is_none() {
+        b.findings.push(Finding::NoReservedConcurrency);
+    }
+    if let Some(t) = entry.timeout_s.filter(|t| *t > LONG_TIMEOUT_S) {
+        b.findings.push(Finding::LongTimeout { seconds: t });
+    }
+    if memory_mb > LARGE_MEMORY_MB {
+        b.findings.push(Finding::LargeMemory { mb: memory_mb });
+    }
+    let (capacity, bound) = match reserved_concurrency {
+        Some(n) => (u64::from(n), Bound::OwnLimit),
+        None => (u64::from(b.account_concurrency), Bound::AccountLimit),
+    };
+    let one = busy_hour(&b.price, 1);
+    let affordable = if one.is_positive() {
+        u64::try_from(b.cap_per_hour.picos() / one.picos()).unwrap_or(u64::MAX)
+    } else {
+        u64::MAX
+    };
+    let concurrency = affordable
+        .max(1)
+        .max(u64::from(b.floors.concurrency))
+        .min(capacity)
+        .min(u64::from(u32::MAX));
+    Assessed {
         capacity,
         bound,
-        worst_per_hour: worst,
-        recommended,
-        recommended_per_hour,
-        basis,
+        worst: busy_hour(&b.price, capacity),
+        recommended: Limits::Function {
+            reserved_concurrency: Some(u32::try_from(concurrency).unwrap_or(u32::MAX)),
+            async_config: async_config.clone(),
+        },
+        recommended_per_hour: busy_hour(&b.price, concurrency),
+    }
+}
+
+/// A REST or HTTP API stage: its throttle (or the account's) bounds its hour.
+fn assess_stage(entry: &EntryPoint, throttle: Option<Throttle>, b: &mut Basics<'_>) -> Assessed {
+    let own = own_throttle(throttle);
+    if own.is_none() {
+        b.findings.push(Finding::NoStageThrottle);
+    }
+    if entry.target.id.kind() == TargetKind::RestStage {
+        if entry.plans.is_empty() {
+            b.findings.push(Finding::NoUsagePlan);
+        } else if entry.plans.iter().all(|(_, q)| q.is_none()) {
+            b.findings.push(Finding::NoQuota);
+        }
+    }
+    if !entry.open_methods.is_empty() {
+        b.findings.push(Finding::OpenMethods {
+            methods: entry.open_methods.clone(),
+        });
+    }
+    let (capacity, bound) = match own {
+        Some(t) => (whole_rate(&t), Bound::OwnLimit),
+        None => (ACCOUNT_STAGE_RATE, Bound::AccountLimit),
+    };
+    let rate = recommended_rate(b.price.request(), b.cap_per_hour, b.floors, capacity);
+    Assessed {
+        capacity,
+        bound,
+        worst: request_hour(&b.price, capacity),
+        recommended: Limits::stage(Some(throttle_of(rate, b.floors, own))),
+        recommended_per_hour: request_hour(&b.price, rate),
+    }
+}
+
+/// A usage plan: its throttle (per API key) bounds its hour; its quota is what the
+/// budget buys over the budget's period.
+fn assess_plan(throttle: Option<Throttle>, quota: Option<Quota>, b: &mut Basics<'_>) -> Assessed {
+    if throttle.is_none() {
+        b.findings.push(Finding::NoPlanThrottle);
+    }
+    if quota.is_none() {
+        b.findings.push(Finding::NoQuota);
+    }
+    let (capacity, bound) = match throttle {
+        Some(t) => (whole_rate(&t), Bound::OwnLimit),
+        None => (ACCOUNT_STAGE_RATE, Bound::AccountLimit),
+    };
+    let rate = recommended_rate(b.price.request(), b.cap_per_hour, b.floors, capacity);
+    let period = match b.period {
+        Period::Day => QuotaPeriod::Day,
+        Period::Month => QuotaPeriod::Month,
+    };
+    let affordable = b.price.request().units_for(b.amount).max(1);
+    let limit = quota
+        .filter(|q| q.period == period)
+        .map_or(affordable, |q| q.limit.min(affordable));
+    Assessed {
+        capacity,
+        bound,
+        worst: request_hour(&b.price, capacity),
+        recommended: Limits::UsagePlan {
+            throttle: Some(throttle_of(rate, b.floors, throttle)),
+            quota: Some(Quota {
+                limit,
+                period,
+                offset: quota.map_or(0, |q| q.offset),
+            }),
+        },
+        recommended_per_hour: request_hour(&b.price, rate),
     }
 }
 
@@ -442,7 +506,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::{BudgetSpec, PriceBook};
+    use crate::{Arch, BudgetSpec, PriceBook};
 
     fn prices() -> Prices {
         PriceBook::bundled()

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::budget::{Budget, Scope};
+use crate::budget::Budget;
 use crate::target::{Target, TargetId, TargetKind};
 
 /// What one pass could not see, each with the reason people are shown.
@@ -70,7 +70,7 @@ impl Gaps {
         let mut out: Vec<String> = self
             .kinds
             .iter()
-            .filter(|(kind, _)| could_cover(&budget.scope, **kind))
+            .filter(|(kind, _)| budget.scope.could_cover(**kind))
             .map(|(_, why)| why.clone())
             .collect();
         for target in members {
@@ -81,16 +81,6 @@ impl Gaps {
             }
         }
         out
-    }
-}
-
-/// Whether a budget of `scope` could cover a target of `kind`, not knowing the target.
-fn could_cover(scope: &Scope, kind: TargetKind) -> bool {
-    match scope {
-        Scope::Target(id) => {
-            id.kind() == kind || (id.kind() == TargetKind::UsagePlan && kind == TargetKind::RestStage)
-        }
-        Scope::Tag { .. } | Scope::Account => kind != TargetKind::UsagePlan,
     }
 }
 

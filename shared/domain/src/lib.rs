@@ -9,6 +9,7 @@
 pub mod action;
 pub mod alarm;
 pub mod budget;
+pub mod coverage;
 pub mod decide;
 pub mod exposure;
 pub mod gaps;
@@ -27,15 +28,17 @@ pub use alarm::{
 pub use budget::{
     Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds,
 };
+pub use coverage::Coverage;
 pub use decide::{AccountConcurrency, BudgetReport, ByTarget, Decision, GuardSettings, Inputs, decide};
 pub use gaps::Gaps;
 pub use guard_cost::{GuardCost, MetricsPlan};
 pub use money::{Money, MoneyError};
-pub use pricebook::{PriceBook, PriceBookError, Prices, Product};
+pub use pricebook::{PriceBook, PriceBookError, Prices, Product, TargetPrice, UnitPrice, UnitPrices};
 pub use release::{Release, ReleaseOutcome, release};
 pub use state::{GuardState, Level, Phase, RestorePoint};
 pub use target::{
     ApiId, Arch, AsyncConfig, FunctionName, GUARD_TAG, GUARD_TAG_VALUE, IdError, Limits, Quota, QuotaPeriod,
     StageName, Target, TargetId, TargetKind, TargetSpec, Throttle, UsagePlanId, tags_allow_guard,
+    unguarded_why,
 };
 pub use usage::{AccountUsage, MinuteUsage, PeriodUsage, TargetMetrics, Usage, epoch_minute};

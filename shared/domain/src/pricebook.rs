@@ -4,6 +4,24 @@
 //! The bundled book is `data/pricebook.toml`; [`PriceBook::from_toml`] loads any other
 //! copy with the same validation. A loaded book is resolved for one region into
 //! [`Prices`], which is what the decision core uses.
+//!
+//! One target is priced in one place: [`Prices::at`] (or [`Prices::list`]) fixes the
+//! unit price of every product for a pass, [`UnitPrices::of`] picks the ones a target
+//! is billed at, and [`TargetPrice`] prices its usage, one request, or one busy
+//! execution environment. The decision core, the alarms, the exposure audit and the
+//! simulator all price targets through it.
+//!
+//! ```
+//! use dowguard_domain::{Arch, Money, PriceBook, TargetSpec, Usage};
+//!
+//! let prices = PriceBook::bundled()?.prices("us-east-1", false)?;
+//! let checkout = TargetSpec::Function { memory_mb: 512, arch: Arch::X86_64, async_invoked: false };
+//! // 1,000 requests of 100 ms at 512 MB: $0.0002 of requests + 50 GB-s of duration.
+//! let usage = Usage { requests: 1_000, throttled: 0, duration_ms: 100_000 };
+//! let cost = prices.list().of(&checkout).cost(&usage);
+//! assert_eq!(cost, Money::parse("0.0002")? + Money::parse("0.000833335")?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -12,6 +30,8 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::money::{MONEY_SCALE, Money};
+use crate::target::{Arch, TargetSpec};
+use crate::usage::{AccountUsage, Usage};
 
 /// The price book that ships with dowguard.
 pub const BUNDLED_PRICE_BOOK: &str = include_str!("../data/pricebook.toml");
@@ -226,6 +246,137 @@ impl Prices {
     /// Exact cost of `units` of `product` after `offset` units already used this month.
     pub fn cost(&self, product: Product, offset: u128, units: u128) -> Money {
         self.schedule(product).cost(offset, units)
+    }
+
+    /// The unit price of every product where the account's month-to-date `usage`
+    /// puts it on the volume tiers (and inside or past the free tier): what the next
+    /// unit of each costs. A pass prices every target at these.
+    pub fn at(&self, usage: &AccountUsage) -> UnitPrices {
+        let at = |product, offset: u128| self.schedule(product).marginal(offset);
+        UnitPrices {
+            lambda_requests: at(Product::LambdaRequests, u128::from(usage.lambda_requests)),
+            x86: at(Product::LambdaDurationX86, usage.lambda_mb_ms_x86),
+            arm: at(Product::LambdaDurationArm, usage.lambda_mb_ms_arm),
+            rest: at(Product::RestRequests, u128::from(usage.rest_requests)),
+            http: at(Product::HttpRequests, u128::from(usage.http_requests)),
+        }
+    }
+
+    /// The list price of every product (first tier, no free tier): the most a unit
+    /// can cost, for worst cases and alarm thresholds.
+    pub fn list(&self) -> UnitPrices {
+        let list = |product| self.schedule(product).list_price();
+        UnitPrices {
+            lambda_requests: list(Product::LambdaRequests),
+            x86: list(Product::LambdaDurationX86),
+            arm: list(Product::LambdaDurationArm),
+            rest: list(Product::RestRequests),
+            http: list(Product::HttpRequests),
+        }
+    }
+}
+
+/// The unit price of every product at one point of the month ([`Prices::at`],
+/// [`Prices::list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitPrices {
+    lambda_requests: UnitPrice,
+    x86: UnitPrice,
+    arm: UnitPrice,
+    rest: UnitPrice,
+    http: UnitPrice,
+}
+
+impl UnitPrices {
+    /// What a target of shape `spec` is billed at: the one place that knows which
+    /// products a function, a REST or HTTP API stage and a usage plan pay for.
+    #[inline]
+    pub fn of(&self, spec: &TargetSpec) -> TargetPrice {
+        match spec {
+            TargetSpec::Function { memory_mb, arch, .. } => TargetPrice {
+                request: self.lambda_requests,
+                duration: match arch {
+                    Arch::X86_64 => self.x86,
+                    Arch::Arm64 => self.arm,
+                },
+                memory_mb: *memory_mb,
+            },
+            TargetSpec::RestStage | TargetSpec::UsagePlan => TargetPrice::requests_only(self.rest),
+            TargetSpec::HttpStage => TargetPrice::requests_only(self.http),
+        }
+    }
+}
+
+/// What one target is billed at: a price per request and, for a Lambda function, a
+/// price per MB-millisecond of its memory ([`UnitPrices::of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetPrice {
+    request: UnitPrice,
+    duration: UnitPrice,
+    memory_mb: u32,
+}
+
+impl TargetPrice {
+    fn requests_only(request: UnitPrice) -> Self {
+        TargetPrice {
+            request,
+            duration: UnitPrice {
+                numerator: 0,
+                denominator: 1,
+            },
+            memory_mb: 0,
+        }
+    }
+
+    /// The price of one request, without its duration.
+    pub fn request(&self) -> UnitPrice {
+        self.request
+    }
+
+    /// The exact cost of `usage`: its requests, plus its duration at the function's
+    /// memory (API stages and usage plans pay for requests only).
+    #[inline]
+    pub fn cost(&self, usage: &Usage) -> Money {
+        let requests = self.request.cost(u128::from(usage.requests));
+        if self.memory_mb == 0 {
+            return requests;
+        }
+        let mb_ms = u128::from(self.memory_mb) * u128::from(usage.duration_ms);
+        requests + self.duration.cost(mb_ms)
+    }
+
+    /// The exact price of one request that runs `avg_ms` (its duration counts for a
+    /// function only).
+    pub fn per_request(&self, avg_ms: u64) -> UnitPrice {
+        if self.memory_mb == 0 {
+            return self.request;
+        }
+        let (rn, rd) = self.request.as_fraction();
+        let (dn, dd) = self.duration.as_fraction();
+        let mb_ms = i128::from(self.memory_mb).saturating_mul(i128::from(avg_ms));
+        UnitPrice {
+            numerator: rn
+                .saturating_mul(dd)
+                .saturating_add(mb_ms.saturating_mul(dn).saturating_mul(rd)),
+            denominator: rd.saturating_mul(dd),
+        }
+    }
+
+    /// The exact price of one execution environment kept busy for a second by
+    /// requests of `avg_ms` each: a second of duration at the function's memory plus
+    /// `1,000 / avg_ms` requests. What one unit of reserved concurrency can spend a
+    /// second.
+    pub fn per_busy_second(&self, avg_ms: u64) -> UnitPrice {
+        let avg_ms = i128::from(avg_ms.max(1));
+        let (rn, rd) = self.request.as_fraction();
+        let (dn, dd) = self.duration.as_fraction();
+        let memory = i128::from(self.memory_mb);
+        UnitPrice {
+            numerator: (memory * 1_000 * dn * rd)
+                .saturating_mul(avg_ms)
+                .saturating_add(rn * 1_000 * dd),
+            denominator: dd.saturating_mul(rd).saturating_mul(avg_ms),
+        }
     }
 }
 

@@ -429,6 +429,21 @@ pub fn tags_allow_guard(tags: &BTreeMap<String, String>) -> bool {
     tags.get(GUARD_TAG).is_some_and(|v| v == GUARD_TAG_VALUE)
 }
 
+/// Why a target without the guard's tag cannot be throttled, for its kind.
+pub fn unguarded_why(kind: TargetKind) -> &'static str {
+    match kind {
+        TargetKind::HttpStage => {
+            "the stage itself is not tagged dowguard-guarded=true (HTTP API stages do not inherit their API's tags): the guard may not change it"
+        }
+        TargetKind::RestStage => {
+            "neither the stage nor its REST API is tagged dowguard-guarded=true: the guard may not change it"
+        }
+        TargetKind::Function | TargetKind::UsagePlan => {
+            "not tagged dowguard-guarded=true: the guard may not change it"
+        }
+    }
+}
+
 fn yes() -> bool {
     true
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Budget, BudgetReport, Decision, Gaps, GuardSettings, GuardState,
-    Inputs, Phase, Prices, Target, TargetId, decide,
+    Inputs, Phase, Prices, Target, TargetId, coverage, decide,
 };
 
 use crate::evaluate::{GuardError, covered_targets, gaps_of};
@@ -59,7 +59,7 @@ impl Assessment {
 
 /// The targets of `targets` that `budget` covers (usage plans only by name).
 pub fn members<'a>(budget: &Budget, targets: &'a [Target]) -> Vec<&'a Target> {
-    targets.iter().filter(|t| budget.scope.covers(t)).collect()
+    coverage::members(budget, targets).map(|(_, t)| t).collect()
 }
 
 /// Assesses the account at `now`: reads budgets, states, targets and metrics and

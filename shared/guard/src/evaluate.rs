@@ -92,7 +92,9 @@ fn closure(only: &HashSet<TargetId>, budgets: &[Budget], targets: Vec<Target>) -
             if chosen[i] {
                 continue;
             }
-            let covered: Vec<&Target> = targets.iter().filter(|t| budget.scope.covers(t)).collect();
+            let covered: Vec<&Target> = dowguard_domain::coverage::members(budget, &targets)
+                .map(|(_, t)| t)
+                .collect();
             let own = matches!(&budget.scope, Scope::Target(id) if members.contains(id));
             let touches = own || covered.iter().any(|t| members.contains(&t.id));
             if touches {
@@ -328,12 +330,7 @@ pub fn covered_targets(
         if let Scope::Target(id) = &budget.scope {
             out.insert(id.clone());
         }
-        out.extend(
-            targets
-                .iter()
-                .filter(|t| budget.scope.covers(t))
-                .map(|t| t.id.clone()),
-        );
+        out.extend(dowguard_domain::coverage::members(budget, targets).map(|(_, t)| t.id.clone()));
     }
     out
 }

@@ -11,11 +11,11 @@
 use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Timelike, Utc};
-use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice};
+use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Arch, Budget, Change, GuardCost, GuardState, Inputs, Intent, Limits,
-    MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Phase, Prices, Product, Scope, Target, TargetId,
-    TargetKind, TargetMetrics, TargetSpec, Throttle, Usage, decide, epoch_minute,
+    MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Phase, Target, TargetId, TargetKind, TargetMetrics,
+    TargetSpec, Throttle, Usage, coverage, decide, epoch_minute,
 };
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -149,61 +149,18 @@ impl std::iter::Sum for Exact {
     }
 }
 
-/// Unit prices at the account's current volume tiers, in sub-pico-dollars per unit
-/// (a request, or one MB-millisecond).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Units {
-    lambda_requests: i128,
-    x86: i128,
-    arm: i128,
-    rest: i128,
-    http: i128,
-}
-
-fn sub_picos(price: UnitPrice) -> i128 {
+/// The exact price of one unit at `price` (a request, with its duration for a
+/// function), in sub-pico-dollars.
+fn per_unit(price: UnitPrice) -> Exact {
     let (numerator, denominator) = price.as_fraction();
-    // Every denominator of the price book divides SUB (1 for requests, 1,024,000
-    // for MB-ms); a book that broke this would be priced a hair low, never high.
-    numerator.saturating_mul(SUB) / denominator.max(1)
-}
-
-impl Units {
-    fn at(prices: &Prices, usage: &AccountUsage) -> Units {
-        let at = |product, offset: u128| sub_picos(prices.schedule(product).marginal(offset));
-        Units {
-            lambda_requests: at(Product::LambdaRequests, u128::from(usage.lambda_requests)),
-            x86: at(Product::LambdaDurationX86, usage.lambda_mb_ms_x86),
-            arm: at(Product::LambdaDurationArm, usage.lambda_mb_ms_arm),
-            rest: at(Product::RestRequests, u128::from(usage.rest_requests)),
-            http: at(Product::HttpRequests, u128::from(usage.http_requests)),
-        }
-    }
-
-    fn list(prices: &Prices) -> Units {
-        let at = |product| sub_picos(prices.schedule(product).list_price());
-        Units {
-            lambda_requests: at(Product::LambdaRequests),
-            x86: at(Product::LambdaDurationX86),
-            arm: at(Product::LambdaDurationArm),
-            rest: at(Product::RestRequests),
-            http: at(Product::HttpRequests),
-        }
-    }
-
-    /// The exact cost of one request of `avg_ms`.
-    fn per_request(&self, spec: &TargetSpec, avg_ms: u64) -> Exact {
-        Exact(match spec {
-            TargetSpec::Function { memory_mb, arch, .. } => {
-                let duration = match arch {
-                    Arch::X86_64 => self.x86,
-                    Arch::Arm64 => self.arm,
-                };
-                self.lambda_requests + duration * i128::from(*memory_mb) * i128::from(avg_ms)
-            }
-            TargetSpec::RestStage | TargetSpec::UsagePlan => self.rest,
-            TargetSpec::HttpStage => self.http,
-        })
-    }
+    // Every denominator of the price book divides SUB (1 for requests, 1,024,000 for
+    // MB-ms and for a request with its duration); a book that broke this would be
+    // priced a hair low, never high.
+    Exact(match denominator {
+        SUB => numerator,
+        1 => numerator.saturating_mul(SUB),
+        d => numerator.saturating_mul(SUB) / d.max(1),
+    })
 }
 
 /// Queued asynchronous events that arrived in one minute.
@@ -396,7 +353,7 @@ struct World<'a> {
     next_month: u32,
     /// The first minute at which a month, a day or a budget period ends.
     next_boundary: u32,
-    units: Units,
+    units: UnitPrices,
     /// This minute's usage and cost per target.
     usage: Vec<Usage>,
     cost: Vec<Exact>,
@@ -467,7 +424,7 @@ impl<'a> World<'a> {
             tracks,
             account: AccountUsage::default(),
             next_month: minutes_until(sc.start, Period::Month.bounds(sc.start).1),
-            units: Units::at(&sc.prices, &AccountUsage::default()),
+            units: sc.prices.at(&AccountUsage::default()),
             next_boundary: 0,
             usage: vec![Usage::default(); n],
             cost: vec![Exact::ZERO; n],
@@ -516,7 +473,7 @@ impl<'a> World<'a> {
 
     /// Closes budget periods, days and months that end at the start of minute `m`.
     fn roll_periods(&mut self, m: u32) {
-        self.units = Units::at(&self.sc.prices, &self.account);
+        self.units = self.sc.prices.at(&self.account);
         if m < self.next_boundary {
             return;
         }
@@ -525,7 +482,7 @@ impl<'a> World<'a> {
             self.account = AccountUsage::default();
             self.next_month = minutes_until(self.sc.start, Period::Month.bounds(now).1);
         }
-        self.units = Units::at(&self.sc.prices, &self.account);
+        self.units = self.sc.prices.at(&self.account);
         self.next_boundary = self.next_month;
         for b in 0..self.tracks.len() {
             let budget = &self.sc.budgets[b];
@@ -656,7 +613,7 @@ impl<'a> World<'a> {
             (legit, served - legit, total - served)
         };
         let served = served_legit + served_attack;
-        let per_request = self.units.per_request(&target.spec, avg_ms);
+        let per_request = per_unit(self.units.of(&target.spec).per_request(avg_ms));
         let attack_cost = per_request.times(served_attack);
         let cost = attack_cost + per_request.times(served_legit);
         tally.legit_served += served_legit;
@@ -1001,20 +958,9 @@ fn share(part: u64, of: u64, total: u64) -> u64 {
     u64::try_from(value).unwrap_or(of).min(of)
 }
 
-/// The targets a budget covers (as the core counts them).
+/// The targets a budget covers (the core's own rule).
 fn members(budget: &Budget, targets: &[Target]) -> Vec<usize> {
-    targets
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| match &budget.scope {
-            Scope::Target(id) => &t.id == id,
-            Scope::Tag { key, value } => {
-                t.id.kind() != TargetKind::UsagePlan && t.tags.get(key) == Some(value)
-            }
-            Scope::Account => t.id.kind() != TargetKind::UsagePlan,
-        })
-        .map(|(i, _)| i)
-        .collect()
+    coverage::members(budget, targets).map(|(i, _)| i).collect()
 }
 
 /// The budget's amount for the UTC day containing `now`.
@@ -1047,7 +993,7 @@ fn stopped_limits(target: &Target) -> Limits {
 /// The kill switch's fixed per-target alarm threshold in served requests per minute:
 /// the multiple of the covering budget's even pace, shared evenly by its targets.
 fn kill_thresholds(sc: &Scenario, targets: &[Target]) -> Vec<u64> {
-    let units = Units::list(&sc.prices);
+    let units = sc.prices.list();
     targets
         .iter()
         .enumerate()
@@ -1061,7 +1007,7 @@ fn kill_thresholds(sc: &Scenario, targets: &[Target]) -> Vec<u64> {
                 .amount
                 .mul_div(1, period_minutes * share)
                 .unwrap_or(Money::ZERO);
-            let per_request = units.per_request(&t.spec, sc.targets[i].avg_duration_ms);
+            let per_request = per_unit(units.of(&t.spec).per_request(sc.targets[i].avg_duration_ms));
             if per_request <= Exact::ZERO {
                 return u64::MAX;
             }
