@@ -311,6 +311,25 @@ impl BurnRate {
         BurnRate(i64::try_from(scaled.mantissa() / 10_i128.pow(scaled.scale())).unwrap_or(i64::MAX))
     }
 
+    /// How many times faster than `allowance` over `horizon_s` seconds the `spend`
+    /// of `window_s` seconds runs: `spend / window_s` against `allowance /
+    /// horizon_s`. Any spend against no allowance is the largest rate.
+    pub fn of(spend: Money, window_s: i64, allowance: Money, horizon_s: i64) -> BurnRate {
+        let denominator = i128::from(window_s.max(1)) * allowance.picos();
+        if denominator <= 0 {
+            return if spend.is_positive() {
+                BurnRate(i64::MAX)
+            } else {
+                BurnRate(0)
+            };
+        }
+        let numerator = spend
+            .picos()
+            .saturating_mul(i128::from(horizon_s))
+            .saturating_mul(1_000_000);
+        BurnRate(i64::try_from(numerator / denominator).unwrap_or(i64::MAX))
+    }
+
     /// Multiplies by a fraction given in millionths.
     pub fn scale(self, millionths: i64) -> BurnRate {
         BurnRate(((i128::from(self.0) * i128::from(millionths)) / 1_000_000) as i64)

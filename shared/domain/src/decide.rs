@@ -310,19 +310,7 @@ impl Wish {
 
 /// `spend / window_seconds` against `allowance / horizon_seconds`, in millionths.
 fn burn(spend: Money, window_s: i64, allowance: Money, horizon_s: i64) -> BurnRate {
-    let denominator = i128::from(window_s.max(1)) * allowance.picos();
-    if denominator <= 0 {
-        return if spend.is_positive() {
-            BurnRate(i64::MAX)
-        } else {
-            BurnRate(0)
-        };
-    }
-    let numerator = spend
-        .picos()
-        .saturating_mul(i128::from(horizon_s))
-        .saturating_mul(1_000_000);
-    BurnRate(i64::try_from(numerator / denominator).unwrap_or(i64::MAX))
+    BurnRate::of(spend, window_s, allowance, horizon_s)
 }
 
 /// Decides one pass. See the module docs for the contract.

@@ -14,6 +14,7 @@ pub mod decide;
 pub mod exposure;
 pub mod gaps;
 pub mod guard_cost;
+pub mod metrics_plan;
 pub mod money;
 pub mod pricebook;
 pub mod release;
