@@ -32,7 +32,8 @@ pub use budget::{
 pub use coverage::Coverage;
 pub use decide::{AccountConcurrency, BudgetReport, ByTarget, Decision, GuardSettings, Inputs, decide};
 pub use gaps::Gaps;
-pub use guard_cost::{GuardCost, MetricsPlan};
+pub use guard_cost::GuardCost;
+pub use metrics_plan::MetricsPlan;
 pub use money::{Money, MoneyError};
 pub use pricebook::{PriceBook, PriceBookError, Prices, Product, TargetPrice, UnitPrice, UnitPrices};
 pub use release::{Release, ReleaseOutcome, release};

@@ -2,9 +2,10 @@
 //! follows exposure rather than the number of functions.
 //!
 //! GetMetricData bills per metric requested ($0.01 per 1,000 metrics, "Amazon
-//! CloudWatch Pricing"), and Lambda publishes its metrics "across all functions"
-//! without dimensions as well as per function ("Types of metrics for Lambda
-//! functions", Lambda Developer Guide). So one pass asks for:
+//! CloudWatch Pricing"), and Lambda publishes its metrics without dimensions as
+//! well as per function: "Across All Functions (none) – View aggregate metrics for
+//! all functions in the current AWS Region" ("Working with Lambda function
+//! metrics", Lambda Developer Guide). So one pass asks for:
 //!
 //! - the **tripwire**: the account's aggregate `Invocations` and `Duration`, two
 //!   metrics whatever the number of functions;
@@ -23,17 +24,20 @@
 //! it, no budget's decision can change by measuring them: each is below the rate
 //! at which the guard would act.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
 use crate::budget::{Budget, BudgetId, BurnRate};
 use crate::coverage::members;
-use crate::decide::GuardSettings;
+use crate::decide::{BudgetReport, ByTarget, GuardSettings};
 use crate::money::Money;
 use crate::pricebook::Prices;
-use crate::target::{Limits, Target, TargetKind, TargetSpec, Throttle};
-use crate::usage::Usage;
+use crate::state::{GuardState, Phase};
+use crate::target::{Limits, Target, TargetId, TargetKind, TargetSpec, Throttle};
+use crate::usage::{MinuteUsage, TargetMetrics, Usage, epoch_minute};
 
 /// Lambda's account-level metrics the tripwire reads: `Invocations` and `Duration`.
 pub const AGGREGATE_METRICS: u64 = 2;
@@ -44,6 +48,10 @@ pub const AGGREGATE_METRICS: u64 = 2;
 /// WebSocket callback APIs).
 pub const ACCOUNT_STAGE_RPS: u64 = 10_000;
 
+/// The longest an API stage goes unmeasured, however large its budget: as long as
+/// a sweep.
+pub const STAGE_EVERY_MAX_MINUTES: u64 = 60;
+
 /// How often the evaluator measures what.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,26 +59,24 @@ pub struct MetricsPlan {
     /// Minutes between sweeps that refresh every measured target's spend-to-date
     /// (hourly sums since the month began).
     pub sweep_every_minutes: u64,
-    /// The longest an API stage goes unmeasured, however large its budget.
-    pub stage_every_max_minutes: u64,
 }
 
 impl Default for MetricsPlan {
     fn default() -> Self {
         MetricsPlan {
             sweep_every_minutes: 60,
-            stage_every_max_minutes: 60,
         }
     }
 }
 
 impl MetricsPlan {
     /// Metrics one measurement of a target requests: Lambda `Invocations` and
-    /// `Duration` (plus `Throttles` while the guard holds it), an API stage's `Count`,
-    /// and none for a usage plan (its money is its stages', measured as stages).
-    pub fn metrics_per_measurement(kind: TargetKind, held: bool) -> u64 {
+    /// `Duration` (plus `Throttles` when it is measured in full, as the hot set is:
+    /// the demand the guard turned away), an API stage's `Count`, and none for a
+    /// usage plan (its money is its stages', measured as stages).
+    pub fn metrics_per_measurement(kind: TargetKind, full: bool) -> u64 {
         match kind {
-            TargetKind::Function => 2 + u64::from(held),
+            TargetKind::Function => 2 + u64::from(full),
             TargetKind::RestStage | TargetKind::HttpStage => 1,
             TargetKind::UsagePlan => 0,
         }
@@ -131,7 +137,7 @@ pub fn stage_worst_per_minute(target: &Target, prices: &Prices) -> Money {
 
 /// Minutes between measurements of an API stage: as long as its worst case cannot
 /// spend more than the first-throttle allowance of its tightest budget in between,
-/// from 1 to [`MetricsPlan::stage_every_max_minutes`]. The bound this gives: an
+/// from 1 to [`STAGE_EVERY_MAX_MINUTES`]. The bound this gives: an
 /// attack on the stage spends at most that allowance before the guard sees it.
 pub fn stage_every(
     target: &Target,
@@ -139,7 +145,6 @@ pub fn stage_every(
     prices: &Prices,
     now: DateTime<Utc>,
     settings: &GuardSettings,
-    plan: &MetricsPlan,
 ) -> u64 {
     let worst = stage_worst_per_minute(target, prices);
     let slack = budgets
@@ -147,7 +152,7 @@ pub fn stage_every(
         .filter(|b| !b.protected && b.scope.covers(target))
         .map(|b| first_throttle_spend(b, now, settings))
         .min();
-    let max = plan.stage_every_max_minutes.max(1);
+    let max = STAGE_EVERY_MAX_MINUTES;
     match slack {
         None => max,
         Some(_) if !worst.is_positive() => max,
@@ -186,12 +191,24 @@ pub struct Tripwire<'a> {
 /// Why a pass measures every cold function now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trip {
-    /// The budget the residual could lift to its first throttle level.
-    pub budget: BudgetId,
+    /// The budget the residual could lift to its first throttle level; `None` when
+    /// the account's aggregate was incomplete, so nothing bounds the residual.
+    pub budget: Option<BudgetId>,
     /// The most the budget's cold members could have spent in the short window.
     pub bound: Money,
     /// What the budget's measured members spent in the short window.
     pub measured: Money,
+}
+
+impl Trip {
+    /// A trip for want of a complete aggregate.
+    pub fn unbounded() -> Trip {
+        Trip {
+            budget: None,
+            bound: Money::ZERO,
+            measured: Money::ZERO,
+        }
+    }
 }
 
 /// The first budget whose cold functions, at the most the residual lets them have
@@ -224,9 +241,140 @@ pub fn trip(wire: &Tripwire<'_>) -> Option<Trip> {
         let remaining = (budget.amount - spent).non_negative();
         let burn = BurnRate::of(measured + bound, short_s, remaining, remaining_s);
         (!remaining.is_positive() || burn >= first_throttle(budget)).then(|| Trip {
-            budget: budget.id.clone(),
+            budget: Some(budget.id.clone()),
             bound,
             measured,
         })
+    })
+}
+
+/// The short window a pass at `now` judges, as epoch minutes `(from, to)`, both
+/// included: the last `short_window_minutes` before the metric delay.
+pub fn short_window(now: DateTime<Utc>, settings: &GuardSettings) -> (i64, i64) {
+    let end = epoch_minute(now) - 1 - settings.metric_delay_minutes;
+    (end - settings.short_window_minutes + 1, end)
+}
+
+/// The targets measured in full every pass: those the guard is not leaving alone
+/// (any phase but normal, or named by `also`, e.g. the alarmed target a responder
+/// pass is for), and every member of a budget that covers one of them, so that a
+/// budget whose decision is in play is judged on exact figures.
+pub fn hot_set(
+    budgets: &[Budget],
+    targets: &[Target],
+    states: &HashMap<TargetId, GuardState>,
+    also: &HashSet<TargetId>,
+) -> HashSet<TargetId> {
+    let mut hot: HashSet<TargetId> = states
+        .iter()
+        .filter(|(_, s)| s.phase != Phase::Normal)
+        .map(|(id, _)| id.clone())
+        .chain(also.iter().cloned())
+        .collect();
+    let in_play: Vec<&Budget> = budgets
+        .iter()
+        .filter(|b| members(b, targets).any(|(_, t)| hot.contains(&t.id)))
+        .collect();
+    for budget in in_play {
+        hot.extend(members(budget, targets).map(|(_, t)| t.id.clone()));
+    }
+    hot
+}
+
+/// What one pass measured, for [`tripwire`].
+#[derive(Debug, Clone, Copy)]
+pub struct Measured<'a, M: ?Sized> {
+    /// The time of the pass.
+    pub now: DateTime<Utc>,
+    /// The budgets.
+    pub budgets: &'a [Budget],
+    /// The targets.
+    pub targets: &'a [Target],
+    /// Each target's figures as fetched: fresh minutes for the targets measured
+    /// this pass, spend-to-date for the others.
+    pub metrics: &'a M,
+    /// The functions measured with fresh minutes this pass.
+    pub fresh: &'a HashSet<TargetId>,
+    /// The account's Lambda usage per minute, all functions together.
+    pub aggregate: &'a [MinuteUsage],
+    /// The decision on these figures (for each budget's spend-to-date).
+    pub reports: &'a [BudgetReport],
+    /// List prices.
+    pub prices: &'a Prices,
+    /// The guard's settings (windows).
+    pub settings: &'a GuardSettings,
+}
+
+/// [`trip`] on what a pass measured: the residual is the aggregate minus the
+/// functions measured fresh, minute by minute (never below zero), over the short
+/// window and since the oldest spend-to-date of an unmeasured function.
+pub fn tripwire<M: ByTarget<TargetMetrics> + ?Sized>(m: &Measured<'_, M>) -> Option<Trip> {
+    let (from, to) = short_window(m.now, m.settings);
+    let of = |i: usize, t: &Target| m.metrics.for_target(i, &t.id);
+    let swept = m
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.id.kind() == TargetKind::Function && !m.fresh.contains(&t.id))
+        .filter_map(|(i, t)| of(i, t))
+        .flat_map(|metrics| metrics.to_date.iter().map(|p| p.through_minute))
+        .min()
+        .unwrap_or(to);
+    let fresh: Vec<&TargetMetrics> = m
+        .targets
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.id.kind() == TargetKind::Function && m.fresh.contains(&t.id))
+        .filter_map(|(i, t)| of(i, t))
+        .collect();
+    let mut residual_short = Usage::default();
+    let mut residual_since_sweep = Usage::default();
+    for point in m.aggregate.iter().filter(|p| p.minute > swept.min(from - 1)) {
+        let mut rest = point.usage;
+        for measured in &fresh {
+            let fresh = measured.sum(point.minute, point.minute);
+            rest.requests = rest.requests.saturating_sub(fresh.requests);
+            rest.duration_ms = rest.duration_ms.saturating_sub(fresh.duration_ms);
+        }
+        if (from..=to).contains(&point.minute) {
+            residual_short.add(&rest);
+        }
+        if point.minute > swept {
+            residual_since_sweep.add(&rest);
+        }
+    }
+    let hot: Vec<bool> = m.targets.iter().map(|t| m.fresh.contains(&t.id)).collect();
+    let short_spend: Vec<Money> = m
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| match of(i, t) {
+            Some(metrics) if m.fresh.contains(&t.id) => {
+                m.prices.list().of(&t.spec).cost(&metrics.sum(from, to))
+            }
+            _ => Money::ZERO,
+        })
+        .collect();
+    let spent: Vec<Money> = m
+        .budgets
+        .iter()
+        .map(|b| {
+            m.reports
+                .iter()
+                .find(|r| r.budget == b.id)
+                .map_or(Money::ZERO, |r| r.spent)
+        })
+        .collect();
+    trip(&Tripwire {
+        now: m.now,
+        budgets: m.budgets,
+        targets: m.targets,
+        hot: &hot,
+        short_spend: &short_spend,
+        spent: &spent,
+        residual_short,
+        residual_since_sweep,
+        prices: m.prices,
+        settings: m.settings,
     })
 }
