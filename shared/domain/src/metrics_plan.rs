@@ -171,15 +171,20 @@ pub struct Tripwire<'a> {
     pub budgets: &'a [Budget],
     /// The targets, in the pass's order.
     pub targets: &'a [Target],
-    /// Whether each target (by position) was measured in full this pass.
+    /// Whether each target (by position) was measured this pass.
     pub hot: &'a [bool],
-    /// Each target's short-window spend as measured (zero for cold ones).
-    pub short_spend: &'a [Money],
+    /// Whether each target (by position) is held or recovering (the hot set).
+    pub watched: &'a [bool],
+    /// Each target's short-window and long-window spend as measured (zero for cold
+    /// ones).
+    pub spend: &'a [(Money, Money)],
     /// Each budget's spend-to-date as the pass knows it (by position).
     pub spent: &'a [Money],
     /// What cold functions served in the short window: the account aggregate minus
     /// the hot functions.
     pub residual_short: Usage,
+    /// The same over the long window.
+    pub residual_long: Usage,
     /// What cold functions served since their spend-to-date was last refreshed.
     pub residual_since_sweep: Usage,
     /// List prices.
@@ -211,41 +216,65 @@ impl Trip {
     }
 }
 
-/// The first budget whose cold functions, at the most the residual lets them have
-/// spent, could have reached its first throttle level on the short window (or
-/// exhausted it since the last sweep); `None` when measuring them cannot change any
-/// decision.
-pub fn trip(wire: &Tripwire<'_>) -> Option<Trip> {
+/// Every budget whose cold functions, at the most the residual lets them have
+/// spent, could have reached its first throttle level on the short window (its calm
+/// bar on either window when it holds a member), or exhausted it since the last
+/// sweep; none when measuring them cannot change any decision.
+pub fn trip(wire: &Tripwire<'_>) -> Vec<Trip> {
     let short_s = wire.settings.short_window_minutes * 60;
-    wire.budgets.iter().enumerate().find_map(|(b, budget)| {
-        let mut measured = Money::ZERO;
-        let mut bound = Money::ZERO;
-        let mut since_sweep = Money::ZERO;
-        let mut has_cold = false;
-        for (i, target) in members(budget, wire.targets) {
-            if wire.hot.get(i).copied().unwrap_or(false) {
-                measured += wire.short_spend.get(i).copied().unwrap_or(Money::ZERO);
-            } else if let TargetSpec::Function { .. } = target.spec {
-                has_cold = true;
-                let price = wire.prices.list().of(&target.spec);
-                bound = bound.max(price.cost(&wire.residual_short));
-                since_sweep = since_sweep.max(price.cost(&wire.residual_since_sweep));
+    let long_s = wire.settings.long_window_minutes * 60;
+    wire.budgets
+        .iter()
+        .enumerate()
+        .filter_map(|(b, budget)| {
+            let mut measured = (Money::ZERO, Money::ZERO);
+            let (mut bound, mut bound_long, mut since_sweep) = (Money::ZERO, Money::ZERO, Money::ZERO);
+            let (mut has_cold, mut has_hot) = (false, false);
+            for (i, target) in members(budget, wire.targets) {
+                has_hot |= wire.watched.get(i).copied().unwrap_or(false);
+                if wire.hot.get(i).copied().unwrap_or(false) {
+                    let (short, long) = wire.spend.get(i).copied().unwrap_or_default();
+                    measured = (measured.0 + short, measured.1 + long);
+                } else if let TargetSpec::Function { .. } = target.spec {
+                    has_cold = true;
+                    let price = wire.prices.list().of(&target.spec);
+                    bound = bound.max(price.cost(&wire.residual_short));
+                    bound_long = bound_long.max(price.cost(&wire.residual_long));
+                    since_sweep = since_sweep.max(price.cost(&wire.residual_since_sweep));
+                }
             }
-        }
-        if !has_cold {
-            return None;
-        }
-        let (_, end) = budget.period.bounds(wire.now);
-        let remaining_s = (end - wire.now).num_seconds().max(60);
-        let spent = wire.spent.get(b).copied().unwrap_or(Money::ZERO) + since_sweep;
-        let remaining = (budget.amount - spent).non_negative();
-        let burn = BurnRate::of(measured + bound, short_s, remaining, remaining_s);
-        (!remaining.is_positive() || burn >= first_throttle(budget)).then(|| Trip {
-            budget: Some(budget.id.clone()),
-            bound,
-            measured,
+            if !has_cold {
+                return None;
+            }
+            let (_, end) = budget.period.bounds(wire.now);
+            let remaining_s = (end - wire.now).num_seconds().max(60);
+            let spent = wire.spent.get(b).copied().unwrap_or(Money::ZERO) + since_sweep;
+            let remaining = (budget.amount - spent).non_negative();
+            let short = BurnRate::of(measured.0 + bound, short_s, remaining, remaining_s);
+            // A budget with a member held or watched must not look calm for want of its
+            // other members' figures: it trips at the calm bar, on either window.
+            let tripped = if has_hot {
+                let long = BurnRate::of(measured.1 + bound_long, long_s, remaining, remaining_s);
+                let bar = calm_bar(budget, wire.settings);
+                short >= bar || long >= bar
+            } else {
+                short >= first_throttle(budget)
+            };
+            (!remaining.is_positive() || tripped).then(|| Trip {
+                budget: Some(budget.id.clone()),
+                bound,
+                measured: measured.0,
+            })
         })
-    })
+        .collect()
+}
+
+/// The burn rate below which `decide` calls a budget calm (and may relax a hold):
+/// half its first throttle level by default, never above its watch level.
+fn calm_bar(budget: &Budget, settings: &GuardSettings) -> BurnRate {
+    first_throttle(budget)
+        .scale(settings.hysteresis_millionths)
+        .min(budget.thresholds.watch())
 }
 
 /// The short window a pass at `now` judges, as epoch minutes `(from, to)`, both
@@ -255,30 +284,20 @@ pub fn short_window(now: DateTime<Utc>, settings: &GuardSettings) -> (i64, i64) 
     (end - settings.short_window_minutes + 1, end)
 }
 
-/// The targets measured in full every pass: those the guard is not leaving alone
-/// (any phase but normal, or named by `also`, e.g. the alarmed target a responder
-/// pass is for), and every member of a budget that covers one of them, so that a
-/// budget whose decision is in play is judged on exact figures.
-pub fn hot_set(
-    budgets: &[Budget],
-    targets: &[Target],
-    states: &HashMap<TargetId, GuardState>,
-    also: &HashSet<TargetId>,
-) -> HashSet<TargetId> {
-    let mut hot: HashSet<TargetId> = states
+/// The targets measured in full every pass: those the guard holds (throttled,
+/// stopped) or has just released (recovering), and those named in `also` (e.g. the
+/// alarmed target a responder pass is for). A target only watched (a notice, no
+/// change) is not among them: every member of a budget on watch would be. The other
+/// members of their budgets are bounded by the tripwire like any cold function, at
+/// the calm bar rather than the first throttle level ([`trip`]), so that no hold is
+/// lifted on missing figures.
+pub fn hot_set(states: &HashMap<TargetId, GuardState>, also: &HashSet<TargetId>) -> HashSet<TargetId> {
+    states
         .iter()
-        .filter(|(_, s)| s.phase != Phase::Normal)
+        .filter(|(_, s)| s.phase.is_tightened() || s.phase == Phase::Recovering)
         .map(|(id, _)| id.clone())
         .chain(also.iter().cloned())
-        .collect();
-    let in_play: Vec<&Budget> = budgets
-        .iter()
-        .filter(|b| members(b, targets).any(|(_, t)| hot.contains(&t.id)))
-        .collect();
-    for budget in in_play {
-        hot.extend(members(budget, targets).map(|(_, t)| t.id.clone()));
-    }
-    hot
+        .collect()
 }
 
 /// What one pass measured, for [`tripwire`].
@@ -293,10 +312,13 @@ pub struct Measured<'a, M: ?Sized> {
     /// Each target's figures as fetched: fresh minutes for the targets measured
     /// this pass, spend-to-date for the others.
     pub metrics: &'a M,
-    /// The functions measured with fresh minutes this pass.
+    /// The targets measured with fresh minutes this pass.
     pub fresh: &'a HashSet<TargetId>,
-    /// The account's Lambda usage per minute, all functions together.
-    pub aggregate: &'a [MinuteUsage],
+    /// The hot set ([`hot_set`]): targets held or recovering.
+    pub watched: &'a HashSet<TargetId>,
+    /// The account's Lambda usage per minute, all functions together; `None` when
+    /// CloudWatch returned it incomplete.
+    pub aggregate: Option<&'a [MinuteUsage]>,
     /// The decision on these figures (for each budget's spend-to-date).
     pub reports: &'a [BudgetReport],
     /// List prices.
@@ -308,7 +330,11 @@ pub struct Measured<'a, M: ?Sized> {
 /// [`trip`] on what a pass measured: the residual is the aggregate minus the
 /// functions measured fresh, minute by minute (never below zero), over the short
 /// window and since the oldest spend-to-date of an unmeasured function.
-pub fn tripwire<M: ByTarget<TargetMetrics> + ?Sized>(m: &Measured<'_, M>) -> Option<Trip> {
+pub fn tripwire<M: ByTarget<TargetMetrics> + ?Sized>(m: &Measured<'_, M>) -> Vec<Trip> {
+    let Some(aggregate) = m.aggregate else {
+        // Nothing bounds what the others served.
+        return vec![Trip::unbounded()];
+    };
     let (from, to) = short_window(m.now, m.settings);
     let of = |i: usize, t: &Target| m.metrics.for_target(i, &t.id);
     let swept = m
@@ -327,9 +353,10 @@ pub fn tripwire<M: ByTarget<TargetMetrics> + ?Sized>(m: &Measured<'_, M>) -> Opt
         .filter(|(_, t)| t.id.kind() == TargetKind::Function && m.fresh.contains(&t.id))
         .filter_map(|(i, t)| of(i, t))
         .collect();
-    let mut residual_short = Usage::default();
-    let mut residual_since_sweep = Usage::default();
-    for point in m.aggregate.iter().filter(|p| p.minute > swept.min(from - 1)) {
+    let long_from = to - m.settings.long_window_minutes + 1;
+    let (mut residual_short, mut residual_long, mut residual_since_sweep) =
+        (Usage::default(), Usage::default(), Usage::default());
+    for point in aggregate.iter().filter(|p| p.minute > swept.min(long_from - 1)) {
         let mut rest = point.usage;
         for measured in &fresh {
             let fresh = measured.sum(point.minute, point.minute);
@@ -339,20 +366,28 @@ pub fn tripwire<M: ByTarget<TargetMetrics> + ?Sized>(m: &Measured<'_, M>) -> Opt
         if (from..=to).contains(&point.minute) {
             residual_short.add(&rest);
         }
+        if (long_from..=to).contains(&point.minute) {
+            residual_long.add(&rest);
+        }
         if point.minute > swept {
             residual_since_sweep.add(&rest);
         }
     }
     let hot: Vec<bool> = m.targets.iter().map(|t| m.fresh.contains(&t.id)).collect();
-    let short_spend: Vec<Money> = m
+    let watched: Vec<bool> = m.targets.iter().map(|t| m.watched.contains(&t.id)).collect();
+    let spend: Vec<(Money, Money)> = m
         .targets
         .iter()
         .enumerate()
         .map(|(i, t)| match of(i, t) {
             Some(metrics) if m.fresh.contains(&t.id) => {
-                m.prices.list().of(&t.spec).cost(&metrics.sum(from, to))
+                let price = m.prices.list().of(&t.spec);
+                (
+                    price.cost(&metrics.sum(from, to)),
+                    price.cost(&metrics.sum(long_from, to)),
+                )
             }
-            _ => Money::ZERO,
+            _ => (Money::ZERO, Money::ZERO),
         })
         .collect();
     let spent: Vec<Money> = m
@@ -370,11 +405,50 @@ pub fn tripwire<M: ByTarget<TargetMetrics> + ?Sized>(m: &Measured<'_, M>) -> Opt
         budgets: m.budgets,
         targets: m.targets,
         hot: &hot,
-        short_spend: &short_spend,
+        watched: &watched,
+        spend: &spend,
         spent: &spent,
         residual_short,
+        residual_long,
         residual_since_sweep,
         prices: m.prices,
         settings: m.settings,
     })
+}
+
+/// Rounds of [`widen`] before a pass measures every function at once.
+pub const MAX_ROUNDS: usize = 3;
+
+/// One round of the tripwire over what a pass has measured so far: the functions
+/// to measure next (the cold members of every budget that trips; every cold
+/// function when the aggregate is incomplete or at the last round), and why. Empty
+/// when the figures at hand decide as a full measurement would. A pass measures
+/// what it is told and asks again with the larger fresh set: each round takes the
+/// measured functions off the residual, so a tight budget's few members are
+/// measured without every other function.
+pub fn widen<M: ByTarget<TargetMetrics> + ?Sized>(
+    m: &Measured<'_, M>,
+    detailed: &HashSet<TargetId>,
+    round: usize,
+) -> (HashSet<TargetId>, Vec<Trip>) {
+    let trips = tripwire(m);
+    if trips.is_empty() {
+        return (HashSet::new(), trips);
+    }
+    let cold = |t: &&Target| {
+        t.id.kind() == TargetKind::Function && detailed.contains(&t.id) && !m.fresh.contains(&t.id)
+    };
+    let everything = round + 1 >= MAX_ROUNDS || trips.iter().any(|t| t.budget.is_none());
+    let next: HashSet<TargetId> = if everything {
+        m.targets.iter().filter(cold).map(|t| t.id.clone()).collect()
+    } else {
+        m.budgets
+            .iter()
+            .filter(|b| trips.iter().any(|t| t.budget.as_ref() == Some(&b.id)))
+            .flat_map(|b| members(b, m.targets).map(|(_, t)| t))
+            .filter(cold)
+            .map(|t| t.id.clone())
+            .collect()
+    };
+    (next, trips)
 }

@@ -22,6 +22,7 @@ struct Pass {
     targets: Vec<Target>,
     budgets: Vec<Budget>,
     hot: Vec<bool>,
+    watched: Vec<bool>,
     short: Vec<Money>,
     spent: Vec<Money>,
 }
@@ -39,13 +40,17 @@ impl Pass {
             budgets: &self.budgets,
             targets: &self.targets,
             hot: &self.hot,
-            short_spend: &self.short,
+            watched: &self.watched,
+            spend: &self.short.iter().map(|s| (*s, *s)).collect::<Vec<_>>(),
             spent: &self.spent,
             residual_short,
+            residual_long: residual_short,
             residual_since_sweep,
             prices: &prices,
             settings: &settings,
         })
+        .into_iter()
+        .next()
     }
 }
 
@@ -66,6 +71,7 @@ fn account_of_two() -> Pass {
         ],
         budgets: vec![budget("all", "account", "100")],
         hot: vec![false, false],
+        watched: vec![false, false],
         short: vec![Money::ZERO; 2],
         spent: vec![Money::ZERO],
     }
@@ -122,6 +128,7 @@ fn measured_spend_of_hot_members_counts_toward_the_trip() {
     let mut pass = account_of_two();
     pass.targets.push(function("hot", 512, false, None));
     pass.hot.push(true);
+    pass.watched.push(false);
     let residual = residual_at(&pass, 1024, 600_000);
     let half = residual_at(&pass, 1024, 500_000);
     pass.short
@@ -134,6 +141,33 @@ fn measured_spend_of_hot_members_counts_toward_the_trip() {
     );
     pass.short[2] = Money::ZERO;
     assert_eq!(pass.wire(residual, Usage::default()), None);
+}
+
+#[test]
+fn a_budget_holding_a_member_trips_at_its_calm_bar_so_no_hold_is_lifted_on_missing_figures() {
+    let mut pass = account_of_two();
+    pass.targets.push(function("held", 512, false, None));
+    pass.hot.push(true);
+    pass.watched.push(false);
+    pass.short.push(Money::ZERO);
+    // 30% of the first throttle level (4×) is 1.2×: above the calm bar (1×, the
+    // watch level), far below a throttle.
+    let residual = residual_at(&pass, 1024, 300_000);
+    assert_eq!(
+        pass.wire(residual, Usage::default()),
+        None,
+        "nothing held: no trip"
+    );
+    pass.watched[2] = true;
+    let trip = pass
+        .wire(residual, Usage::default())
+        .expect("a held member: trip");
+    assert_eq!(trip.budget.map(|b| b.to_string()), Some("all".to_string()));
+    // Below the calm bar the hold may be judged on what was measured.
+    assert_eq!(
+        pass.wire(residual_at(&pass, 1024, 200_000), Usage::default()),
+        None
+    );
 }
 
 #[test]
@@ -150,6 +184,7 @@ fn a_budget_exhausted_by_what_cold_functions_may_have_spent_since_the_sweep_trip
 fn a_budget_whose_members_are_all_measured_never_trips() {
     let mut pass = account_of_two();
     pass.hot = vec![true, true];
+    pass.watched = vec![true, true];
     assert_eq!(pass.wire(usage(u64::MAX / 1_000, 1_000), Usage::default()), None);
 }
 
@@ -202,6 +237,7 @@ proptest! {
             targets,
             budgets: vec![budget("all", "account", "1")],
             hot: vec![false; n],
+            watched: vec![false; n],
             short: vec![Money::ZERO; n],
             spent: vec![Money::from_dollars(1)],
         };
@@ -228,4 +264,95 @@ proptest! {
         prop_assert!(every == 1 || unseen <= allowance, "every {every}: {unseen} > {allowance}");
         prop_assert!((1..=60).contains(&every));
     }
+}
+
+/// In an account of many functions, a budget on one function is tighter than what
+/// all of them serve together: the tripwire has that function measured, not the
+/// whole account, and the next round, with it off the residual, is satisfied.
+#[test]
+fn a_tight_budget_on_one_function_has_only_that_function_measured() {
+    use std::collections::{HashMap, HashSet};
+
+    use dowguard_domain::metrics_plan::{MAX_ROUNDS, Measured, widen};
+    use dowguard_domain::{MinuteUsage, TargetMetrics};
+
+    let targets: Vec<Target> = (0..40)
+        .map(|i| function(&format!("f-{i:02}"), 128, false, None))
+        .collect();
+    let budgets = vec![
+        budget("tight", "function:f-00", "1"),
+        budget("account", "account", "1000"),
+    ];
+    let settings = GuardSettings::default();
+    let prices = prices();
+    let (from, to) = dowguard_domain::metrics_plan::short_window(t0(), &settings);
+    // Every function serves 400 requests of 100 ms a minute; the aggregate adds them:
+    // $0.033 in the short window, above the tight budget's $0.019 at its first throttle
+    // level, far below the account budget's.
+    let minute = |m: i64| MinuteUsage {
+        minute: m,
+        usage: usage(400, 100),
+    };
+    let metrics: HashMap<_, _> = targets
+        .iter()
+        .map(|t| {
+            (
+                t.id.clone(),
+                TargetMetrics {
+                    minutes: (from - 60..=to).map(minute).collect(),
+                    to_date: vec![],
+                },
+            )
+        })
+        .collect();
+    let aggregate: Vec<MinuteUsage> = (from - 60..=to)
+        .map(|m| MinuteUsage {
+            minute: m,
+            usage: usage(400 * 40, 100),
+        })
+        .collect();
+    let detailed: HashSet<_> = targets.iter().map(|t| t.id.clone()).collect();
+    let mut fresh = HashSet::new();
+    let pass = |fresh: &HashSet<_>, round| {
+        widen(
+            &Measured {
+                now: t0(),
+                budgets: &budgets,
+                targets: &targets,
+                metrics: &metrics,
+                fresh,
+                watched: &HashSet::new(),
+                aggregate: Some(&aggregate),
+                reports: &[],
+                prices: &prices,
+                settings: &settings,
+            },
+            &detailed,
+            round,
+        )
+    };
+    let (next, why) = pass(&fresh, 0);
+    assert_eq!(next, HashSet::from([targets[0].id.clone()]), "{why:?}");
+    fresh.extend(next);
+    let (next, why) = pass(&fresh, 1);
+    assert!(next.is_empty() && why.is_empty(), "{next:?} {why:?}");
+    // Without the aggregate nothing bounds the others: all of them, at once.
+    let (all, _) = widen(
+        &Measured {
+            now: t0(),
+            budgets: &budgets,
+            targets: &targets,
+            metrics: &metrics,
+            fresh: &HashSet::new(),
+            watched: &HashSet::new(),
+            aggregate: None,
+            reports: &[],
+            prices: &prices,
+            settings: &settings,
+        },
+        &detailed,
+        0,
+    );
+    assert_eq!(all.len(), 40);
+    assert!(MAX_ROUNDS >= 2);
 }

@@ -53,9 +53,9 @@ pub struct PassReport {
     pub metrics_requested: u64,
     /// Whether the metrics provider reported partial data.
     pub partial_metrics: bool,
-    /// Why the pass measured every function, if its tripwire tripped
-    /// ([`dowguard_domain::metrics_plan::tripwire`]).
-    pub tripwire: Option<dowguard_domain::metrics_plan::Trip>,
+    /// The budgets whose functions the pass measured because the account's
+    /// aggregate could not rule them out ([`dowguard_domain::metrics_plan::widen`]).
+    pub tripwire: Vec<dowguard_domain::metrics_plan::Trip>,
     /// What the pass could not see (services not listed, unreadable stored items,
     /// partial or ambiguous metrics): budgets with a gap held their members.
     pub gaps: Gaps,
@@ -249,7 +249,7 @@ impl<P: Ports> Guard<'_, P> {
         let Measurement {
             fetched,
             decision,
-            trip,
+            trips,
         } = measure(account, &plan, |fetched| {
             let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, fetched);
             decide(&Inputs {
@@ -267,11 +267,11 @@ impl<P: Ports> Guard<'_, P> {
         })
         .await
         .map_err(GuardError::Metrics)?;
-        if let Some(trip) = &trip {
+        for trip in &trips {
             tracing::info!(
                 budget = trip.budget.as_ref().map(ToString::to_string),
                 bound = %trip.bound,
-                "tripwire: every function measured"
+                "tripwire: the budget's functions measured"
             );
         }
         let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, &fetched);
@@ -322,7 +322,7 @@ impl<P: Ports> Guard<'_, P> {
             conflicts,
             metrics_requested: fetched.metrics_requested,
             partial_metrics: fetched.partial,
-            tripwire: trip,
+            tripwire: trips,
             gaps,
         })
     }

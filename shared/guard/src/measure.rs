@@ -1,12 +1,13 @@
 //! A pass's metrics by the plan ([`dowguard_domain::metrics_plan`]): the tripwire,
 //! the hot set and the API stages due first; a decision on those figures; and, when
 //! the tripwire says the functions it did not measure could change that decision,
-//! every function measured and the decision taken again on exact figures.
+//! those functions measured (in up to [`MAX_ROUNDS`] rounds, the last one every
+//! function) and the decision taken again on exact figures.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use dowguard_domain::metrics_plan::{Measured, Trip, hot_set, stage_every, tripwire};
+use dowguard_domain::metrics_plan::{MAX_ROUNDS, Measured, Trip, hot_set, stage_every, widen};
 use dowguard_domain::{Budget, Decision, GuardSettings, GuardState, Prices, Target, TargetId, TargetKind};
 
 use crate::ports::{FetchedMetrics, MetricsRequest, MetricsSource, PortResult};
@@ -39,9 +40,9 @@ pub struct Measurement {
     pub fetched: FetchedMetrics,
     /// The decision on them.
     pub decision: Decision,
-    /// Why every function was measured, if the tripwire tripped; `None` also when
-    /// it was not needed.
-    pub trip: Option<Trip>,
+    /// The budgets whose functions the tripwire had measured, and why (none when
+    /// the aggregate ruled every decision out).
+    pub trips: Vec<Trip>,
 }
 
 /// Measures and decides one pass: `decide_on` turns fetched metrics into a decision
@@ -51,7 +52,7 @@ where
     M: MetricsSource + ?Sized,
     F: Fn(&FetchedMetrics) -> Decision,
 {
-    let hot = hot_set(plan.budgets, plan.targets, plan.states, plan.also);
+    let hot = hot_set(plan.states, plan.also);
     let every: HashMap<TargetId, u64> = plan
         .targets
         .iter()
@@ -74,58 +75,52 @@ where
         })
         .await?;
     let decision = decide_on(&fetched);
-    let cold: HashSet<TargetId> = plan
-        .targets
-        .iter()
-        .filter(|t| t.id.kind() == TargetKind::Function)
-        .filter(|t| plan.detailed.contains(&t.id) && !fetched.fresh.contains(&t.id))
-        .map(|t| t.id.clone())
-        .collect();
-    if cold.is_empty() {
+    let mut trips = Vec::new();
+    for round in 0..MAX_ROUNDS {
+        let (next, why) = widen(
+            &Measured {
+                now: plan.now,
+                budgets: plan.budgets,
+                targets: plan.targets,
+                metrics: &fetched.by_target,
+                fresh: &fetched.fresh,
+                watched: &hot,
+                aggregate: fetched.aggregate.as_deref(),
+                reports: &decision.reports,
+                prices: plan.prices,
+                settings: plan.settings,
+            },
+            plan.detailed,
+            round,
+        );
+        if next.is_empty() {
+            break;
+        }
+        trips.extend(why);
+        let more = source
+            .fetch(&MetricsRequest {
+                now: plan.now,
+                targets: plan.targets,
+                detailed: plan.detailed,
+                urgent: &next,
+                every: &HashMap::new(),
+                aggregate: false,
+                window_minutes,
+            })
+            .await?;
+        fetched.absorb(more);
+    }
+    if trips.is_empty() {
         return Ok(Measurement {
             fetched,
             decision,
-            trip: None,
+            trips,
         });
     }
-    let trip = match &fetched.aggregate {
-        Some(aggregate) => tripwire(&Measured {
-            now: plan.now,
-            budgets: plan.budgets,
-            targets: plan.targets,
-            metrics: &fetched.by_target,
-            fresh: &fetched.fresh,
-            aggregate,
-            reports: &decision.reports,
-            prices: plan.prices,
-            settings: plan.settings,
-        }),
-        // No complete aggregate: nothing bounds what the others spent.
-        None => Some(Trip::unbounded()),
-    };
-    let Some(trip) = trip else {
-        return Ok(Measurement {
-            fetched,
-            decision,
-            trip: None,
-        });
-    };
-    let more = source
-        .fetch(&MetricsRequest {
-            now: plan.now,
-            targets: plan.targets,
-            detailed: plan.detailed,
-            urgent: &cold,
-            every: &HashMap::new(),
-            aggregate: false,
-            window_minutes,
-        })
-        .await?;
-    fetched.absorb(more);
     let decision = decide_on(&fetched);
     Ok(Measurement {
         fetched,
         decision,
-        trip: Some(trip),
+        trips,
     })
 }

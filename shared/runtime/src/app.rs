@@ -181,11 +181,12 @@ pub fn summary(report: &PassReport) -> Value {
         "budgets": budgets,
         "actions": actions,
         "metrics_requested": report.metrics_requested,
-        // Why every function was measured, when the account's aggregate asked for it.
-        "tripwire": report.tripwire.as_ref().map(|t| json!({
+        // Budgets whose functions were measured because the account's aggregate
+        // could not rule them out.
+        "tripwire": report.tripwire.iter().map(|t| json!({
             "budget": t.budget.as_ref().map(ToString::to_string),
             "bound": t.bound.to_string(),
-        })),
+        })).collect::<Vec<_>>(),
         "gaps": report.gaps.lines(),
     })
 }

@@ -14,8 +14,8 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Arch, Budget, BudgetReport, Change, GuardCost, GuardState, Inputs,
-    Intent, Limits, MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Phase, Target, TargetId,
-    TargetKind, TargetMetrics, TargetSpec, Throttle, Usage, coverage, decide, epoch_minute, metrics_plan,
+    Intent, Limits, MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Target, TargetId, TargetKind,
+    TargetMetrics, TargetSpec, Throttle, Usage, coverage, decide, epoch_minute, metrics_plan,
 };
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -402,6 +402,9 @@ struct World<'a> {
     /// Per target: the minute of its last one-minute measurement and of its last
     /// spend-to-date refresh, on the metrics plan's cadence.
     measured: Vec<(Option<i64>, Option<i64>)>,
+    /// The ids of the account's functions (every one is covered: the tripwire's
+    /// last round measures them all).
+    functions: HashSet<TargetId>,
     series: Vec<(u32, Money)>,
     cumulative: Exact,
     step: u32,
@@ -459,6 +462,11 @@ impl<'a> World<'a> {
             store,
             first_minute: epoch_minute(sc.start),
             states: vec![None; targets.len()],
+            functions: targets
+                .iter()
+                .filter(|t| t.id.kind() == TargetKind::Function)
+                .map(|t| t.id.clone())
+                .collect(),
             first_action: None,
             first_reason: None,
             tightenings: 0,
@@ -827,29 +835,17 @@ impl<'a> World<'a> {
         let settings = &self.sc.guard.settings;
         let plan = self.sc.guard.metrics_plan;
         let minute = i64::from(m);
-        let watched: HashMap<TargetId, GuardState> = targets
+        let held: HashMap<TargetId, GuardState> = targets
             .iter()
             .zip(&self.states)
-            .filter_map(|(t, s)| {
-                s.as_ref()
-                    .filter(|s| s.phase != Phase::Normal)
-                    .map(|s| (t.id.clone(), s.clone()))
-            })
+            .filter_map(|(t, s)| s.as_ref().map(|s| (t.id.clone(), s.clone())))
             .collect();
-        let hot = if watched.is_empty() {
-            HashSet::new()
-        } else {
-            metrics_plan::hot_set(budgets, targets, &watched, &HashSet::new())
-        };
+        let hot = metrics_plan::hot_set(&held, &HashSet::new());
         self.measured.resize(targets.len(), (None, None));
-        let functions = targets
-            .iter()
-            .filter(|t| t.id.kind() == TargetKind::Function)
-            .count();
-        let mut requested = if functions > 0 {
-            metrics_plan::AGGREGATE_METRICS
-        } else {
+        let mut requested = if self.functions.is_empty() {
             0
+        } else {
+            metrics_plan::AGGREGATE_METRICS
         };
         for (t, (detail, totals)) in targets.iter().zip(self.measured.iter_mut()) {
             let staged = matches!(t.id.kind(), TargetKind::RestStage | TargetKind::HttpStage)
@@ -867,28 +863,36 @@ impl<'a> World<'a> {
                 *totals = Some(minute);
             }
         }
-        let fresh: HashSet<TargetId> = hot
-            .into_iter()
+        // The tripwire's rounds, on the simulated account's own aggregate.
+        let mut fresh: HashSet<TargetId> = hot
+            .iter()
             .filter(|id| id.kind() == TargetKind::Function)
+            .cloned()
             .collect();
-        let cold = (functions - fresh.len()) as u64;
-        if cold > 0 {
-            let trip = metrics_plan::tripwire(&metrics_plan::Measured {
+        let mut tripped = false;
+        for round in 0..metrics_plan::MAX_ROUNDS {
+            let measured = metrics_plan::Measured {
                 now,
                 budgets,
                 targets,
                 metrics: store.metrics.as_slice(),
                 fresh: &fresh,
-                aggregate: store.aggregate.as_slice(),
+                watched: &hot,
+                aggregate: Some(store.aggregate.as_slice()),
                 reports,
                 prices: &self.sc.prices,
                 settings,
-            });
-            if trip.is_some() {
-                self.trips += 1;
-                requested += cold * MetricsPlan::metrics_per_measurement(TargetKind::Function, false);
+            };
+            let (next, _) = metrics_plan::widen(&measured, &self.functions, round);
+            if next.is_empty() {
+                break;
             }
+            tripped = true;
+            requested +=
+                next.len() as u64 * MetricsPlan::metrics_per_measurement(TargetKind::Function, false);
+            fresh.extend(next);
         }
+        self.trips += u64::from(tripped);
         self.metrics_requested += requested;
     }
 
