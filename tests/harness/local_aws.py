@@ -31,6 +31,7 @@ import cbor2
 from moto.apigateway.models import UsagePlan
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.awslambda.models import EventInvokeConfig, LambdaBackend
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -271,6 +272,51 @@ def _put_function_event_invoke_config(self, function_name, config):
 
 
 LambdaBackend.put_function_event_invoke_config = _put_function_event_invoke_config
+
+
+# --- Patch g: GetMetricData matches a metric's dimensions exactly ----------------
+# In CloudWatch a metric is its namespace, name and whole set of dimensions: a
+# query without dimensions reads only the metric published without any, such as
+# Lambda's "Across All Functions" series, not every function's. moto ignores the
+# dimensions when the query gives none (and the namespace when it gives some), so
+# the account's aggregate would count every function twice. Each MetricStat query
+# here sees only the datapoints of its exact metric; other queries are unchanged.
+
+_get_metric_data = CloudWatchBackend.get_metric_data
+
+
+def _metric_key(namespace, name, dimensions):
+    return namespace, name, tuple(sorted(dimensions))
+
+
+def _get_metric_data_exact(self, queries, start_time, end_time, scan_by="TimestampAscending"):
+    stats = [q for q in queries if "MetricStat" in q]
+    others = [q for q in queries if "MetricStat" not in q]
+    if not stats:
+        return _get_metric_data(self, queries, start_time, end_time, scan_by)
+    by_metric = {}
+    for md in self.get_all_metrics():
+        key = _metric_key(md.namespace, md.name, ((d.name, d.value) for d in md.dimensions))
+        by_metric.setdefault(key, []).append(md)
+    results = []
+    try:
+        for query in stats:
+            metric = query["MetricStat"]["Metric"]
+            key = _metric_key(
+                metric["Namespace"],
+                metric["MetricName"],
+                ((d["Name"], d["Value"]) for d in metric.get("Dimensions", [])),
+            )
+            self.get_all_metrics = lambda key=key: by_metric.get(key, [])
+            results += _get_metric_data(self, [query], start_time, end_time, scan_by)
+    finally:
+        del self.get_all_metrics
+    if others:
+        results += _get_metric_data(self, others, start_time, end_time, scan_by)
+    return results
+
+
+CloudWatchBackend.get_metric_data = _get_metric_data_exact
 
 
 # --- Patch f: Lambda GetAccountSettings ---------------------------------------

@@ -120,11 +120,21 @@ pub async fn put_minutes(
     end: DateTime<Utc>,
     minutes: i64,
 ) -> FixtureResult<()> {
+    // Lambda publishes each function's metrics twice: by `FunctionName`, and
+    // across all functions without dimensions ("Working with Lambda function
+    // metrics", Lambda Developer Guide). CloudWatch sums datapoints of the same
+    // minute, so each function's points added there make the account's total.
+    let across_all = namespace == "AWS/Lambda" && dims.iter().any(|(k, _)| *k == "FunctionName");
     let data: Vec<MetricDatum> = (1..=minutes)
         .flat_map(|m| {
-            metrics
-                .iter()
-                .map(move |(name, value)| datum(name, dims, end - chrono::Duration::minutes(m), *value))
+            metrics.iter().flat_map(move |(name, value)| {
+                let at = end - chrono::Duration::minutes(m);
+                let mut points = vec![datum(name, dims, at, *value)];
+                if across_all {
+                    points.push(datum(name, &[], at, *value));
+                }
+                points
+            })
         })
         .collect();
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());

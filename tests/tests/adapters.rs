@@ -699,6 +699,8 @@ async fn fetch_checkout(metrics: &CloudWatchMetrics, now: chrono::DateTime<Utc>)
                 targets: &targets,
                 detailed: &detailed,
                 urgent: &detailed,
+                every: &Default::default(),
+                aggregate: false,
                 window_minutes: 63,
             },
             &Default::default(),
@@ -797,4 +799,73 @@ async fn unreadable_budgets_and_states_are_reported_and_the_rest_are_read() {
         "{unread:?}"
     );
     assert!(unread.contains(&(None, "its key names no target")), "{unread:?}");
+}
+
+/// The tripwire's cost does not grow with the account: after the first pass's
+/// sweep of every function's spend-to-date, a pass over 40 quiet functions asks for
+/// the account's two aggregate metrics and nothing else, and the aggregate it
+/// reads is every function's minutes added up (as Lambda publishes them across all
+/// functions).
+#[tokio::test]
+async fn a_steady_pass_over_many_functions_asks_for_two_metrics_whatever_their_number() {
+    let aws = LocalAws::start().await.unwrap();
+    let now = Utc::now().duration_trunc(chrono::Duration::minutes(1)).unwrap();
+    let targets: Vec<dowguard_domain::Target> = (0..40)
+        .map(|i| dowguard_domain::Target {
+            id: TargetId::parse(&format!("function:fn-{i:02}")).unwrap(),
+            ..checkout_target()
+        })
+        .collect();
+    for target in &targets[..3] {
+        let name = target.id.to_string().replace("function:", "");
+        dowguard_tests::account::put_minutes(
+            &aws,
+            "AWS/Lambda",
+            &[("FunctionName", name.as_str())],
+            &[("Invocations", 10.0), ("Duration", 1_000.0)],
+            now,
+            5,
+        )
+        .await
+        .unwrap();
+    }
+    let metrics = CloudWatchMetrics::new(
+        aws_sdk_cloudwatch::Client::new(&aws.sdk_config()),
+        MetricsPlan::default(),
+    );
+    let detailed: HashSet<TargetId> = targets.iter().map(|t| t.id.clone()).collect();
+    let pass = |at: chrono::DateTime<Utc>| {
+        let (targets, detailed, metrics) = (&targets, &detailed, &metrics);
+        async move {
+            metrics
+                .fetch_with(
+                    &MetricsRequest {
+                        now: at,
+                        targets,
+                        detailed,
+                        urgent: &HashSet::new(),
+                        every: &Default::default(),
+                        aggregate: true,
+                        window_minutes: 63,
+                    },
+                    &Default::default(),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let first = pass(now).await;
+    // The sweep: each function's Invocations and Duration as hourly sums.
+    assert_eq!(first.metrics_requested, 2 + 40 * 2);
+    let second = pass(now + chrono::Duration::minutes(1)).await;
+    assert_eq!(second.metrics_requested, 2, "only the aggregate");
+    assert!(second.fresh.is_empty());
+    let aggregate = second.aggregate.expect("the aggregate was asked for");
+    assert_eq!(aggregate.len(), 5, "{aggregate:?}");
+    assert!(
+        aggregate
+            .iter()
+            .all(|m| m.usage.requests == 30 && m.usage.duration_ms == 3_000),
+        "three functions' minutes added up: {aggregate:?}"
+    );
 }

@@ -61,6 +61,15 @@ async fn an_attack_is_throttled_in_the_account_and_the_originals_come_back_exact
             .any(|a| a == "function:checkout lambda:PutFunctionConcurrency"),
         "{applied:?}"
     );
+    // Nothing was held yet: the account's aggregate caught the flood, and the same
+    // pass measured the function's budget's members and acted.
+    assert!(
+        report.tripwire.iter().any(
+            |t| t.budget.as_ref().is_some_and(|b| b.as_str() == "checkout-daily") && t.bound.is_positive()
+        ),
+        "{:?}",
+        report.tripwire
+    );
 
     // Throttles visible in the server, read with separate calls.
     let reserved = lambda

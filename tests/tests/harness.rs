@@ -163,6 +163,77 @@ async fn cloudwatch_metric_data_round_trips_through_the_cbor_bridge() -> TestRes
     Ok(())
 }
 
+/// A metric is its namespace, name and whole set of dimensions (Amazon CloudWatch
+/// concepts, "Dimensions"): the series Lambda publishes across all functions,
+/// without dimensions, is read alone, not with every function's series added.
+#[tokio::test]
+async fn a_query_without_dimensions_reads_only_the_metric_published_without_any() -> TestResult {
+    let aws = LocalAws::start().await?;
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
+    let start = minute_start(5)?;
+    let across_all = MetricDatum::builder()
+        .metric_name("Invocations")
+        .timestamp(DateTime::from_secs(start + 5))
+        .value(3.0)
+        .build();
+    cloudwatch
+        .put_metric_data()
+        .namespace("AWS/Lambda")
+        .metric_data(datum("checkout", start + 5, 1.0))
+        .metric_data(datum("search", start + 5, 2.0))
+        .metric_data(across_all)
+        .send()
+        .await?;
+    // The same name and dimension in another namespace is another metric.
+    cloudwatch
+        .put_metric_data()
+        .namespace("Other/Service")
+        .metric_data(datum("checkout", start + 5, 100.0))
+        .send()
+        .await?;
+    let all = MetricDataQuery::builder()
+        .id("all")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(
+                    Metric::builder()
+                        .namespace("AWS/Lambda")
+                        .metric_name("Invocations")
+                        .build(),
+                )
+                .period(60)
+                .stat("Sum")
+                .build(),
+        )
+        .return_data(true)
+        .build();
+    let page = cloudwatch
+        .get_metric_data()
+        .metric_data_queries(all)
+        .metric_data_queries(sum_per_minute("checkout", "checkout"))
+        .start_time(DateTime::from_secs(start))
+        .end_time(DateTime::from_secs(start + 300))
+        .send()
+        .await?;
+    let values = |id: &str| {
+        page.metric_data_results()
+            .iter()
+            .find(|r| r.id() == Some(id))
+            .map(|r| r.values().to_vec())
+    };
+    assert_eq!(
+        values("all"),
+        Some(vec![3.0]),
+        "only the series without dimensions"
+    );
+    assert_eq!(
+        values("checkout"),
+        Some(vec![1.0]),
+        "only AWS/Lambda's checkout series"
+    );
+    Ok(())
+}
+
 /// The SDK gzips a request body of 10,240 bytes or more for operations that accept
 /// it ("Request compression", AWS SDKs and Tools Reference Guide): a
 /// `PutMetricData` of a few hundred datapoints arrives with `Content-Encoding:

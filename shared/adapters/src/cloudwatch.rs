@@ -2,14 +2,15 @@
 //! calls of at most 500 queries, `NextToken` followed, partial data reported, and
 //! the count of metrics requested (CloudWatch bills $0.01 per 1,000).
 //!
-//! The plan is built to be cheap. GetMetricData bills per metric requested, not
-//! per datapoint, so one query returns a whole hour of one-minute points for the
-//! price of one. Targets the guard is watching or holding are measured every pass;
-//! the others every `detail_every_minutes` (their per-target alarms catch a surge in
-//! between). Lambda `Throttles` is only asked for while the guard holds a function.
-//! Spend-to-date comes from hourly sums fetched once an hour per target, to which
-//! the core adds the fresh one-minute points. The cadence and the metric counts are
-//! [`dowguard_domain::MetricsPlan`], the same model the cost figures use.
+//! What a pass asks for is [`dowguard_domain::metrics_plan`]: the account's
+//! Lambda usage across all functions (two metrics, the tripwire), one-minute
+//! detail for the urgent targets (the hot set, or every function when the
+//! tripwire trips) and for API stages at their cadence, and hourly sums for each
+//! target's spend-to-date at every sweep. GetMetricData bills per metric
+//! requested, not per datapoint, so one query returns a whole hour of one-minute
+//! points for the price of one. Lambda `Throttles` is only asked for urgent
+//! functions. The core adds the fresh one-minute points to the
+//! cached spend-to-date.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
@@ -19,7 +20,8 @@ use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
 use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_domain::{
-    MetricsPlan, MinuteUsage, Period, PeriodUsage, Target, TargetId, TargetMetrics, Usage, epoch_minute,
+    MetricsPlan, MinuteUsage, Period, PeriodUsage, Target, TargetId, TargetKind, TargetMetrics, Usage,
+    epoch_minute,
 };
 use dowguard_guard::PortResult;
 use dowguard_guard::ports::{FetchedMetrics, MetricsRequest};
@@ -53,7 +55,7 @@ pub struct MetricKey {
 }
 
 /// The metrics that measure one target, each with the field it feeds.
-pub fn metrics_of(target: &Target, catalog: &RestCatalog, held: bool) -> Vec<(MetricKey, Field)> {
+pub fn metrics_of(target: &Target, catalog: &RestCatalog, full: bool) -> Vec<(MetricKey, Field)> {
     let lambda = |name: &'static str, function: &str| MetricKey {
         namespace: "AWS/Lambda",
         name,
@@ -81,7 +83,7 @@ pub fn metrics_of(target: &Target, catalog: &RestCatalog, held: bool) -> Vec<(Me
                 (lambda("Invocations", f.as_str()), Field::Requests),
                 (lambda("Duration", f.as_str()), Field::DurationMs),
             ];
-            if held {
+            if full {
                 out.push((lambda("Throttles", f.as_str()), Field::Throttled));
             }
             out
@@ -150,11 +152,28 @@ fn aws_time(t: DateTime<Utc>) -> AwsDateTime {
     AwsDateTime::from_secs(t.timestamp())
 }
 
-/// One planned query: the metric, its period, and who reads it.
-struct Planned {
+/// One planned query: the metric, its period, and who reads it (a target, or `()`
+/// for the account's aggregate).
+struct Planned<K> {
     key: MetricKey,
     period_s: i32,
-    readers: Vec<(TargetId, Field)>,
+    readers: Vec<(K, Field)>,
+}
+
+/// The account's Lambda usage across all functions: the metrics without dimensions.
+fn aggregate_plan() -> Vec<Planned<()>> {
+    [("Invocations", Field::Requests), ("Duration", Field::DurationMs)]
+        .into_iter()
+        .map(|(name, field)| Planned {
+            key: MetricKey {
+                namespace: "AWS/Lambda",
+                name,
+                dimensions: Vec::new(),
+            },
+            period_s: 60,
+            readers: vec![((), field)],
+        })
+        .collect()
 }
 
 impl CloudWatchMetrics {
@@ -195,7 +214,10 @@ impl CloudWatchMetrics {
                 .copied()
                 .filter(|t| {
                     let last = cache.get(&t.id).and_then(|c| c.detail_at);
-                    self.plan.detail_due(minute, last, request.urgent.contains(&t.id))
+                    request.urgent.contains(&t.id)
+                        || request.every.get(&t.id).is_some_and(|every| {
+                            last.is_none_or(|l| minute - l >= i64::try_from(*every).unwrap_or(i64::MAX))
+                        })
                 })
                 .collect();
             let totals = measured
@@ -203,7 +225,7 @@ impl CloudWatchMetrics {
                 .copied()
                 .filter(|t| {
                     self.plan
-                        .totals_due(minute, cache.get(&t.id).and_then(|c| c.totals_at))
+                        .sweep_due(minute, cache.get(&t.id).and_then(|c| c.totals_at))
                 })
                 .collect();
             (detail, totals)
@@ -231,6 +253,32 @@ impl CloudWatchMetrics {
         let (detail, requested, partial) = self.run(&detail_plan, window_start, now).await?;
         fetched.metrics_requested += requested;
         fetched.note_partial(&partial);
+        fetched.fresh = detail_due.iter().map(|t| t.id.clone()).collect();
+
+        // The tripwire: all functions together, back to the oldest spend-to-date of
+        // a function this pass does not measure (what they served since is bounded
+        // by it), one-minute points, two metrics whatever the account's size.
+        if request.aggregate {
+            let since = {
+                let cache = lock(&self.cache);
+                measured
+                    .iter()
+                    .filter(|t| t.id.kind() == TargetKind::Function && !fetched.fresh.contains(&t.id))
+                    .filter(|t| !totals_due.iter().any(|d| d.id == t.id))
+                    .filter_map(|t| cache.get(&t.id))
+                    .filter_map(|c| c.totals.iter().map(|p| p.through_minute).min())
+                    .filter_map(|through| DateTime::<Utc>::from_timestamp((through + 1) * 60, 0))
+                    .fold(now - Duration::minutes(request.window_minutes), DateTime::min)
+            };
+            let (mut points, requested, partial) = self.run(&aggregate_plan(), since, now).await?;
+            fetched.metrics_requested += requested;
+            fetched.aggregate = if partial.is_empty() {
+                Some(points.remove(&()).unwrap_or_default())
+            } else {
+                fetched.partial = true;
+                None
+            };
+        }
 
         // Hourly sums from the month's start to the current hour, for spend-to-date.
         let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
@@ -294,14 +342,14 @@ impl CloudWatchMetrics {
 
     /// Runs a plan over `[start, end)`; returns points per target, the number of
     /// metrics requested and the targets a partial result concerns, with the metric.
-    async fn run(
+    async fn run<K: Clone + Eq + std::hash::Hash>(
         &self,
-        planned: &[Planned],
+        planned: &[Planned<K>],
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> PortResult<(HashMap<TargetId, Vec<MinuteUsage>>, u64, Vec<(TargetId, String)>)> {
-        let mut per_target: HashMap<TargetId, HashMap<i64, Usage>> = HashMap::new();
-        let mut partial: Vec<(TargetId, String)> = Vec::new();
+    ) -> PortResult<(HashMap<K, Vec<MinuteUsage>>, u64, Vec<(K, String)>)> {
+        let mut per_target: HashMap<K, HashMap<i64, Usage>> = HashMap::new();
+        let mut partial: Vec<(K, String)> = Vec::new();
         let mut requested = 0u64;
         for (chunk_index, chunk) in planned.chunks(MAX_QUERIES_PER_CALL).enumerate() {
             let queries: Vec<MetricDataQuery> = chunk
@@ -389,11 +437,16 @@ fn count_of(value: f64) -> u64 {
     }
 }
 
-fn plan(targets: &[&Target], catalog: &RestCatalog, held: &HashSet<TargetId>, period_s: i32) -> Vec<Planned> {
+fn plan(
+    targets: &[&Target],
+    catalog: &RestCatalog,
+    full: &HashSet<TargetId>,
+    period_s: i32,
+) -> Vec<Planned<TargetId>> {
     let mut by_key: HashMap<MetricKey, usize> = HashMap::new();
-    let mut out: Vec<Planned> = Vec::new();
+    let mut out: Vec<Planned<TargetId>> = Vec::new();
     for t in targets {
-        for (key, field) in metrics_of(t, catalog, held.contains(&t.id)) {
+        for (key, field) in metrics_of(t, catalog, full.contains(&t.id)) {
             let i = *by_key.entry(key.clone()).or_insert_with(|| {
                 out.push(Planned {
                     key,
@@ -408,7 +461,7 @@ fn plan(targets: &[&Target], catalog: &RestCatalog, held: &HashSet<TargetId>, pe
     out
 }
 
-fn query(id: &str, p: &Planned) -> MetricDataQuery {
+fn query<K>(id: &str, p: &Planned<K>) -> MetricDataQuery {
     let mut metric = Metric::builder()
         .namespace(p.key.namespace)
         .metric_name(p.key.name);

@@ -356,7 +356,9 @@ async fn metric_pages_are_followed_and_partial_data_is_reported() {
                 now,
                 targets: &targets,
                 detailed: &detailed,
-                urgent: &HashSet::new(),
+                urgent: &detailed,
+                every: &Default::default(),
+                aggregate: false,
                 window_minutes: 63,
             },
             &RestCatalog::default(),
@@ -368,9 +370,9 @@ async fn metric_pages_are_followed_and_partial_data_is_reported() {
     assert_eq!(minutes[0].usage.requests, 100);
     assert_eq!(minutes[0].usage.duration_ms, 12_346, "durations round up");
     assert!(fetched.partial);
-    // Invocations and Duration (no Throttles while the function is not held), once
-    // by the minute and once as hourly sums for the spend-to-date.
-    assert_eq!(fetched.metrics_requested, 4);
+    // Measured in full: Invocations, Duration and Throttles by the minute; and
+    // Invocations and Duration as hourly sums for the spend-to-date.
+    assert_eq!(fetched.metrics_requested, 5);
 }
 
 /// An API Gateway (REST) client whose `GetAccount` answers with `rate` / `burst`,

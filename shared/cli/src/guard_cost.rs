@@ -3,7 +3,8 @@
 //! domain's [`GuardCost`] model) and the evaluator's own Lambda invocations.
 
 use dowguard_domain::guard_cost::MINUTES_PER_MONTH;
-use dowguard_domain::{Budget, GuardCost, MetricsPlan, Money, Product, TargetKind};
+use dowguard_domain::metrics_plan::stage_every;
+use dowguard_domain::{Budget, GuardCost, GuardSettings, MetricsPlan, Money, Product, TargetKind};
 use dowguard_guard::assess::members;
 use dowguard_guard::ports::{BudgetStore, Discovery};
 use serde::Serialize;
@@ -22,12 +23,9 @@ pub struct GuardCostArgs {
     /// Minutes between evaluator runs (the EventBridge schedule).
     #[arg(long, default_value_t = 1, value_name = "MIN")]
     pub schedule_minutes: u64,
-    /// Minutes between measurements of a target that is not being watched.
-    #[arg(long, default_value_t = MetricsPlan::default().detail_every_minutes, value_name = "MIN")]
-    pub detail_every_minutes: u64,
-    /// Minutes between refreshes of spend-to-date.
-    #[arg(long, default_value_t = MetricsPlan::default().totals_every_minutes, value_name = "MIN")]
-    pub totals_every_minutes: u64,
+    /// Minutes between sweeps that refresh every target's spend-to-date.
+    #[arg(long, default_value_t = MetricsPlan::default().sweep_every_minutes, value_name = "MIN")]
+    pub sweep_every_minutes: u64,
     /// The evaluator's memory (MB, arm64).
     #[arg(long, default_value_t = 256, value_name = "MB")]
     pub evaluator_memory_mb: u32,
@@ -75,11 +73,20 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         .filter(|t| t.id.kind() == TargetKind::Function)
         .count() as u64;
     let stages = guarded.len() as u64 - functions;
+    let now = ctx.now();
+    let settings = GuardSettings::default();
+    // Each stage at the cadence the evaluator derives from its worst case and budgets.
+    let stage_every: Vec<u64> = guarded
+        .iter()
+        .filter(|t| matches!(t.id.kind(), TargetKind::RestStage | TargetKind::HttpStage))
+        .map(|t| stage_every(t, &budgets, &ctx.prices, now, &settings))
+        .collect();
     let plan = MetricsPlan {
-        detail_every_minutes: args.detail_every_minutes,
-        totals_every_minutes: args.totals_every_minutes,
+        sweep_every_minutes: args.sweep_every_minutes,
     };
-    let cw = GuardCost::estimate(functions, stages, args.schedule_minutes, plan);
+    // One alarm per guarded target (usage plans excepted), as the alarm sync keeps.
+    let alarms = functions + stage_every.len() as u64;
+    let cw = GuardCost::estimate(functions, &stage_every, args.schedule_minutes, alarms, plan);
     let runs = MINUTES_PER_MONTH / args.schedule_minutes.max(1);
     let lambda = ctx.prices.cost(Product::LambdaRequests, 0, u128::from(runs))
         + ctx.prices.cost(
@@ -102,13 +109,19 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
     }
     let mut out = format!(
         "The guard's own cost a month for {} guarded target(s): {} function(s), {} API stage(s) or plan(s)\n\
-         evaluator every {} min, targets measured every {} min (every run while watched), totals every {} min\n\n",
+         evaluator every {} min: the account's Lambda usage every run (2 metrics), functions the guard\n\
+         watches or holds every run, API stages every {} min (from each one's worst case and budgets),\n\
+         every target's spend-to-date every {} min\n\n",
         functions + stages,
         functions,
         stages,
         args.schedule_minutes,
-        args.detail_every_minutes,
-        args.totals_every_minutes
+        match (stage_every.iter().min(), stage_every.iter().max()) {
+            (Some(low), Some(high)) if low != high => format!("{low} to {high}"),
+            (Some(every), _) => every.to_string(),
+            _ => "-".to_string(),
+        },
+        args.sweep_every_minutes
     );
     let mut table = Table::new(&["ITEM", "QUANTITY A MONTH", "COST A MONTH"]);
     table.row(vec![
@@ -118,7 +131,7 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
     ]);
     table.row(vec![
         "CloudWatch alarms".into(),
-        format!("{} alarms", functions + stages),
+        format!("{alarms} alarms"),
         view.alarms.to_string(),
     ]);
     table.row(vec![
@@ -132,7 +145,10 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
     table.row(vec!["total".into(), String::new(), view.total.to_string()]);
     out.push_str(&table.render());
     out.push_str(
-        "\nWithout the free tier; DynamoDB and SNS requests are not counted (cents at these volumes).\n",
+        "\nWithout the free tier; DynamoDB and SNS requests are not counted (cents at these volumes).\n\
+         Exposure: every function is covered every run by the account's aggregate; when what the functions\n\
+         not measured served, priced at the dearest of them, could lift a budget to its first throttle level,\n\
+         the same run measures them all. So an attack is seen as soon as a full measurement would see it.\n",
     );
     print_text(&out)
 }

@@ -179,15 +179,18 @@ fn level(thresholds: &Thresholds, short: BurnRate, long: BurnRate) -> (Level, Ru
     }
 }
 
+/// The first throttle threshold (the watch threshold when a budget has no throttle
+/// level): the burn rate at which the guard starts to change limits.
+#[inline]
+pub fn first_throttle(thresholds: &Thresholds) -> BurnRate {
+    thresholds.levels().first().copied().unwrap_or(thresholds.watch())
+}
+
 /// Calm is below this: the hysteresis share of the first throttle threshold, and
 /// never above the watch threshold (the rest of the budget pays for the demand).
 #[inline]
-fn calm_bar(thresholds: &Thresholds, settings: &GuardSettings) -> BurnRate {
-    thresholds
-        .levels()
-        .first()
-        .copied()
-        .unwrap_or(thresholds.watch())
+pub fn calm_bar(thresholds: &Thresholds, settings: &GuardSettings) -> BurnRate {
+    first_throttle(thresholds)
         .scale(settings.hysteresis_millionths)
         // mutation: calm-below-hysteresis
         .min(thresholds.watch())

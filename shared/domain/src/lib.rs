@@ -135,6 +135,7 @@ pub mod gaps;
 pub mod guard_cost;
 pub mod judge;
 pub mod limits;
+pub mod metrics_plan;
 pub mod money;
 pub mod pricebook;
 pub mod release;
@@ -156,7 +157,8 @@ pub use budget::{
 pub use coverage::Coverage;
 pub use decide::{AccountConcurrency, BudgetReport, ByTarget, Decision, GuardSettings, Inputs, decide};
 pub use gaps::Gaps;
-pub use guard_cost::{GuardCost, MetricsPlan};
+pub use guard_cost::GuardCost;
+pub use metrics_plan::MetricsPlan;
 pub use money::{Money, MoneyError};
 pub use pricebook::{PriceBook, PriceBookError, Prices, Product, TargetPrice, UnitPrice, UnitPrices};
 pub use release::{Release, ReleaseOutcome, release};

@@ -2,12 +2,12 @@
 //! as an evaluation pass, stopping before anything is saved or changed. What
 //! `dowguard status` shows, computed by the same core the guard acts on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Budget, BudgetReport, Decision, Gaps, GuardSettings, GuardState,
-    Inputs, Phase, Prices, Target, TargetId, coverage, decide,
+    Inputs, Prices, Target, TargetId, coverage, decide,
 };
 
 use crate::evaluate::{GuardError, covered_targets, gaps_of};
@@ -84,17 +84,15 @@ where
     let targets = discovered.targets.clone();
     let states = listed_states.items.clone();
     let detailed = covered_targets(&plain, &targets, &states);
-    let urgent: HashSet<TargetId> = states
-        .iter()
-        .filter(|(_, s)| s.phase != Phase::Normal)
-        .map(|(id, _)| id.clone())
-        .collect();
+    // A person asking: every covered target measured in full, no tripwire.
     let fetched = metrics
         .fetch(&MetricsRequest {
             now,
             targets: &targets,
             detailed: &detailed,
-            urgent: &urgent,
+            urgent: &detailed,
+            every: &HashMap::new(),
+            aggregate: false,
             window_minutes: settings.long_window_minutes + settings.metric_delay_minutes + 1,
         })
         .await

@@ -13,9 +13,10 @@ use dowguard_domain::{
 
 use crate::audit::{AuditRecord, Outcome};
 use crate::executor::Executor;
+use crate::measure::{Measurement, Plan, measure};
 use crate::ports::{
     AuditLog, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, LambdaControl, Listed,
-    MetricsRequest, MetricsSource, PortError, Ports, StateStore, Versioned,
+    PortError, Ports, StateStore, Versioned,
 };
 
 /// Why a pass could not run at all.
@@ -52,6 +53,9 @@ pub struct PassReport {
     pub metrics_requested: u64,
     /// Whether the metrics provider reported partial data.
     pub partial_metrics: bool,
+    /// The budgets whose functions the pass measured because the account's
+    /// aggregate could not rule them out ([`dowguard_domain::metrics_plan::widen`]).
+    pub tripwire: Vec<dowguard_domain::metrics_plan::Trip>,
     /// What the pass could not see (services not listed, unreadable stored items,
     /// partial or ambiguous metrics): budgets with a gap held their members.
     pub gaps: Gaps,
@@ -223,24 +227,6 @@ impl<P: Ports> Guard<'_, P> {
             }
         };
         let detailed = covered_targets(&budgets, &targets, &states);
-        let mut urgent: HashSet<TargetId> = states
-            .iter()
-            .filter(|(_, s)| s.phase != dowguard_domain::Phase::Normal)
-            .map(|(id, _)| id.clone())
-            .collect();
-        if let Some(only) = &options.only {
-            urgent.extend(only.iter().cloned());
-        }
-        let fetched = account
-            .fetch(&MetricsRequest {
-                now,
-                targets: &targets,
-                detailed: &detailed,
-                urgent: &urgent,
-                window_minutes: self.settings.long_window_minutes + self.settings.metric_delay_minutes + 1,
-            })
-            .await
-            .map_err(GuardError::Metrics)?;
         let needs_account = targets
             .iter()
             .any(|t| t.id.kind() == TargetKind::Function && detailed.contains(&t.id));
@@ -249,19 +235,46 @@ impl<P: Ports> Guard<'_, P> {
         } else {
             AccountConcurrency::default()
         };
-        let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, &fetched);
-        let decision = decide(&Inputs {
+        let also = options.only.clone().unwrap_or_default();
+        let plan = Plan {
             now,
             budgets: &budgets,
             targets: &targets,
             states: &states,
-            metrics: &fetched.by_target,
+            detailed: &detailed,
+            also: &also,
             prices: self.prices,
-            account_usage: AccountUsage::default(),
-            concurrency,
-            gaps: &gaps,
             settings: self.settings,
-        });
+        };
+        let Measurement {
+            fetched,
+            decision,
+            trips,
+        } = measure(account, &plan, |fetched| {
+            let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, fetched);
+            decide(&Inputs {
+                now,
+                budgets: &budgets,
+                targets: &targets,
+                states: &states,
+                metrics: &fetched.by_target,
+                prices: self.prices,
+                account_usage: AccountUsage::default(),
+                concurrency,
+                gaps: &gaps,
+                settings: self.settings,
+            })
+        })
+        .await
+        .map_err(GuardError::Metrics)?;
+        for trip in &trips {
+            tracing::info!(
+                budget = trip.budget.as_ref().map(ToString::to_string),
+                bound = %trip.bound,
+                "tripwire: the budget's functions measured"
+            );
+        }
+        let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, &fetched);
 
         // States (restore points included) are stored before any change.
         let mut blocked: HashMap<TargetId, String> = HashMap::new();
@@ -309,6 +322,7 @@ impl<P: Ports> Guard<'_, P> {
             conflicts,
             metrics_requested: fetched.metrics_requested,
             partial_metrics: fetched.partial,
+            tripwire: trips,
             gaps,
         })
     }

@@ -12,6 +12,7 @@ pub mod assess;
 pub mod audit;
 pub mod evaluate;
 pub mod executor;
+pub mod measure;
 pub mod memory;
 pub mod ports;
 

@@ -383,11 +383,28 @@ impl MetricsSource for MemoryCloud {
             .filter(|(id, _)| request.detailed.contains(*id))
             .map(|(id, m)| (id.clone(), m.clone()))
             .collect();
+        // Like CloudWatch: the aggregate is every function's minutes added up.
+        let aggregate = request.aggregate.then(|| {
+            let mut per_minute: std::collections::BTreeMap<i64, dowguard_domain::Usage> = Default::default();
+            for (id, m) in &data.metrics {
+                if id.kind() == dowguard_domain::TargetKind::Function {
+                    for point in &m.minutes {
+                        per_minute.entry(point.minute).or_default().add(&point.usage);
+                    }
+                }
+            }
+            per_minute
+                .into_iter()
+                .map(|(minute, usage)| dowguard_domain::MinuteUsage { minute, usage })
+                .collect()
+        });
         Ok(FetchedMetrics {
             metrics_requested: by_target.len() as u64 * 3,
+            fresh: by_target.keys().cloned().collect(),
             by_target,
             partial: false,
             gaps: Default::default(),
+            aggregate,
         })
     }
 }

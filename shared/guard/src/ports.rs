@@ -10,7 +10,7 @@ use std::ops::Deref;
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
-    Quota, Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
+    MinuteUsage, Quota, Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -228,9 +228,17 @@ pub struct MetricsRequest<'a> {
     pub targets: &'a [Target],
     /// Targets some budget needs figures for (the rest are not measured).
     pub detailed: &'a HashSet<TargetId>,
-    /// Targets the guard is watching or holding: these are measured every pass,
-    /// the others at the adapter's own cadence.
+    /// Targets measured in full this pass: the hot set
+    /// ([`dowguard_domain::metrics_plan::hot_set`]), or every function when the
+    /// tripwire asks for them.
     pub urgent: &'a HashSet<TargetId>,
+    /// Minutes between measurements of targets with a cadence of their own (API
+    /// stages, [`dowguard_domain::metrics_plan::stage_every`]). A target neither
+    /// urgent nor listed here gets only its spend-to-date, at each sweep.
+    pub every: &'a HashMap<TargetId, u64>,
+    /// Whether to read the account's Lambda usage across all functions (the
+    /// tripwire).
+    pub aggregate: bool,
     /// Minutes of one-minute history wanted for detailed targets.
     pub window_minutes: i64,
 }
@@ -246,9 +254,28 @@ pub struct FetchedMetrics {
     pub partial: bool,
     /// Targets whose figures are partial or cannot be attributed to them, with why.
     pub gaps: BTreeMap<TargetId, String>,
+    /// Targets measured with fresh one-minute figures by this fetch.
+    pub fresh: HashSet<TargetId>,
+    /// The account's Lambda usage per minute across all functions, when asked for
+    /// and complete; `None` when not asked for, or when CloudWatch returned it
+    /// partial (the tripwire then measures every function).
+    pub aggregate: Option<Vec<MinuteUsage>>,
 }
 
 impl FetchedMetrics {
+    /// Takes in a later fetch of the same pass: its targets' figures replace
+    /// these, its counts add up.
+    pub fn absorb(&mut self, later: FetchedMetrics) {
+        self.by_target.extend(later.by_target);
+        self.metrics_requested += later.metrics_requested;
+        self.partial |= later.partial;
+        self.gaps.extend(later.gaps);
+        self.fresh.extend(later.fresh);
+        if later.aggregate.is_some() {
+            self.aggregate = later.aggregate;
+        }
+    }
+
     /// Records that the provider returned partial data for `metric` of each target.
     pub fn note_partial(&mut self, partial: &[(TargetId, String)]) {
         for (target, metric) in partial {

@@ -181,6 +181,12 @@ pub fn summary(report: &PassReport) -> Value {
         "budgets": budgets,
         "actions": actions,
         "metrics_requested": report.metrics_requested,
+        // Budgets whose functions were measured because the account's aggregate
+        // could not rule them out.
+        "tripwire": report.tripwire.iter().map(|t| json!({
+            "budget": t.budget.as_ref().map(ToString::to_string),
+            "bound": t.bound.to_string(),
+        })).collect::<Vec<_>>(),
         "gaps": report.gaps.lines(),
     })
 }

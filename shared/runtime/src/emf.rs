@@ -209,6 +209,7 @@ mod tests {
             conflicts: vec![],
             metrics_requested: 42,
             partial_metrics: true,
+            tripwire: Vec::new(),
             gaps: Gaps {
                 kinds: BTreeMap::from([(TargetKind::HttpStage, "GetApis failed".into())]),
                 figures: BTreeMap::from([(

@@ -8,16 +8,16 @@
 //! minute the strategy looks at what it can see and may change limits, which take
 //! effect from the next minute.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 use dowguard_domain::alarm::requests_per_minute;
 use dowguard_domain::coverage::budgets_of;
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
 use dowguard_domain::{
-    AccountConcurrency, AccountUsage, Arch, Budget, Change, GuardCost, GuardState, Inputs, Intent, Limits,
-    MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Phase, Target, TargetId, TargetKind, TargetMetrics,
-    TargetSpec, Throttle, Usage, coverage, decide, epoch_minute,
+    AccountConcurrency, AccountUsage, Arch, Budget, BudgetReport, Change, GuardCost, GuardState, Inputs,
+    Intent, Limits, MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Target, TargetId, TargetKind,
+    TargetMetrics, TargetSpec, Throttle, Usage, coverage, decide, epoch_minute, metrics_plan,
 };
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -226,6 +226,8 @@ pub(crate) struct Outcome {
     pub(crate) evaluations: u64,
     pub(crate) decide_time: std::time::Duration,
     pub(crate) guard_cost: Money,
+    /// Passes whose tripwire measured every function.
+    pub(crate) tripwire_trips: u64,
     /// (minute, cumulative spend of the first budget's scope).
     pub(crate) series: Vec<(u32, Money)>,
     /// When (and why) Cost Anomaly Detection would alert on this account's spend.
@@ -244,6 +246,9 @@ struct Store {
     periods: Vec<Option<(i64, i64)>>,
     /// The month (first minute, first minute of the next) last looked up.
     month: (i64, i64),
+    /// Every function's served minutes added up, as Lambda publishes them across
+    /// all functions: the tripwire's aggregate (the last few hours).
+    aggregate: Vec<MinuteUsage>,
 }
 
 /// Folded datapoints are dropped in batches of this many, so that dropping them
@@ -257,11 +262,26 @@ impl Store {
             folded: vec![0; targets.len()],
             periods: vec![None; targets.len()],
             month: (0, 0),
+            aggregate: Vec::new(),
+        }
+    }
+
+    /// Adds a function's served minute to the account's aggregate.
+    fn aggregate(&mut self, point: MinuteUsage) {
+        match self.aggregate.last_mut() {
+            Some(last) if last.minute == point.minute => last.usage.add(&point.usage),
+            _ => self.aggregate.push(point),
         }
     }
 
     /// Folds every minute up to `through` into the period-to-date totals.
     fn flush(&mut self, through: i64) {
+        // The aggregate is read back to the oldest spend-to-date: keep two sweeps.
+        let keep_from = through - 2 * 60;
+        let old = self.aggregate.partition_point(|p| p.minute < keep_from);
+        if old >= DROP_BATCH {
+            self.aggregate.drain(..old);
+        }
         for (i, series) in self.metrics.iter_mut().enumerate() {
             let Some(series) = series else { continue };
             let folded = &mut self.folded[i];
@@ -379,9 +399,14 @@ struct World<'a> {
     evaluations: u64,
     decide_time: std::time::Duration,
     metrics_requested: u64,
+    /// Passes whose tripwire measured every function.
+    trips: u64,
     /// Per target: the minute of its last one-minute measurement and of its last
     /// spend-to-date refresh, on the metrics plan's cadence.
     measured: Vec<(Option<i64>, Option<i64>)>,
+    /// The ids of the account's functions (every one is covered: the tripwire's
+    /// last round measures them all).
+    functions: HashSet<TargetId>,
     series: Vec<(u32, Money)>,
     cumulative: Exact,
     step: u32,
@@ -439,6 +464,11 @@ impl<'a> World<'a> {
             store,
             first_minute: epoch_minute(sc.start),
             states: vec![None; targets.len()],
+            functions: targets
+                .iter()
+                .filter(|t| t.id.kind() == TargetKind::Function)
+                .map(|t| t.id.clone())
+                .collect(),
             first_action: None,
             first_reason: None,
             tightenings: 0,
@@ -447,6 +477,7 @@ impl<'a> World<'a> {
             evaluations: 0,
             decide_time: std::time::Duration::ZERO,
             metrics_requested: 0,
+            trips: 0,
             measured: Vec::new(),
             series: Vec::new(),
             cumulative: Exact::ZERO,
@@ -656,13 +687,19 @@ impl<'a> World<'a> {
         self.usage[i] = usage;
         self.cost[i] = cost;
         self.legit_rejected_now[i] = self.tallies[i].legit_rejected - legit_rejected_before;
-        if let Some(Some(series)) = self.store.as_mut().and_then(|s| s.metrics.get_mut(i))
+        if let Some(store) = self.store.as_mut()
             && (usage.requests > 0 || usage.throttled > 0)
         {
-            series.minutes.push(MinuteUsage {
+            let point = MinuteUsage {
                 minute: self.first_minute + i64::from(m),
                 usage,
-            });
+            };
+            if target.id.kind() == TargetKind::Function {
+                store.aggregate(point);
+            }
+            if let Some(Some(series)) = store.metrics.get_mut(i) {
+                series.minutes.push(point);
+            }
         }
         if self.strategy == Strategy::KillSwitch {
             let recent = &mut self.recent[i];
@@ -791,6 +828,76 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Counts the metrics the evaluator's plan requests for the pass at minute `m`
+    /// ([`dowguard_domain::metrics_plan`]): the tripwire, the hot set, API stages at
+    /// their cadence, the sweeps, and every function when the tripwire trips.
+    fn count_metrics(&mut self, m: u32, now: chrono::DateTime<chrono::Utc>, reports: &[BudgetReport]) {
+        let Some(store) = &self.store else { return };
+        let (budgets, targets) = (&self.sc.budgets, &self.targets);
+        let settings = &self.sc.guard.settings;
+        let plan = self.sc.guard.metrics_plan;
+        let minute = i64::from(m);
+        let held: HashMap<TargetId, GuardState> = targets
+            .iter()
+            .zip(&self.states)
+            .filter_map(|(t, s)| s.as_ref().map(|s| (t.id.clone(), s.clone())))
+            .collect();
+        let hot = metrics_plan::hot_set(&held, &HashSet::new());
+        self.measured.resize(targets.len(), (None, None));
+        let mut requested = if self.functions.is_empty() {
+            0
+        } else {
+            metrics_plan::AGGREGATE_METRICS
+        };
+        for (t, (detail, totals)) in targets.iter().zip(self.measured.iter_mut()) {
+            let staged = matches!(t.id.kind(), TargetKind::RestStage | TargetKind::HttpStage)
+                && detail.is_none_or(|last| {
+                    let every = metrics_plan::stage_every(t, budgets, &self.sc.prices, now, settings);
+                    minute - last >= i64::try_from(every).unwrap_or(i64::MAX)
+                });
+            let full = hot.contains(&t.id);
+            if full || staged {
+                requested += MetricsPlan::metrics_per_measurement(t.id.kind(), full);
+                *detail = Some(minute);
+            }
+            if plan.sweep_due(minute, *totals) {
+                requested += MetricsPlan::metrics_per_measurement(t.id.kind(), false);
+                *totals = Some(minute);
+            }
+        }
+        // The tripwire's rounds, on the simulated account's own aggregate.
+        let mut fresh: HashSet<TargetId> = hot
+            .iter()
+            .filter(|id| id.kind() == TargetKind::Function)
+            .cloned()
+            .collect();
+        let mut tripped = false;
+        for round in 0..metrics_plan::MAX_ROUNDS {
+            let measured = metrics_plan::Measured {
+                now,
+                budgets,
+                targets,
+                metrics: store.metrics.as_slice(),
+                fresh: &fresh,
+                watched: &hot,
+                aggregate: Some(store.aggregate.as_slice()),
+                reports,
+                prices: &self.sc.prices,
+                settings,
+            };
+            let (next, _) = metrics_plan::widen(&measured, &self.functions, round);
+            if next.is_empty() {
+                break;
+            }
+            tripped = true;
+            requested +=
+                next.len() as u64 * MetricsPlan::metrics_per_measurement(TargetKind::Function, false);
+            fresh.extend(next);
+        }
+        self.trips += u64::from(tripped);
+        self.metrics_requested += requested;
+    }
+
     fn record_tighten(&mut self, m: u32, reason: &str) {
         self.tightenings += 1;
         if self.first_action.is_none() {
@@ -836,28 +943,7 @@ impl<'a> World<'a> {
         });
         self.decide_time += clock.elapsed();
         self.evaluations += 1;
-        // The metrics the adapter's plan would request for this pass.
-        let plan = self.sc.guard.metrics_plan;
-        self.measured.resize(self.targets.len(), (None, None));
-        let minute = i64::from(m);
-        for ((t, (detail, totals)), state) in self
-            .targets
-            .iter()
-            .zip(self.measured.iter_mut())
-            .zip(&self.states)
-        {
-            let phase = state.as_ref().map_or(Phase::Normal, |s| s.phase);
-            let watched = phase != Phase::Normal;
-            if plan.detail_due(minute, *detail, watched) {
-                self.metrics_requested +=
-                    MetricsPlan::metrics_per_measurement(t.id.kind(), phase.is_tightened());
-                *detail = Some(minute);
-            }
-            if plan.totals_due(minute, *totals) {
-                self.metrics_requested += MetricsPlan::metrics_per_measurement(t.id.kind(), false);
-                *totals = Some(minute);
-            }
-        }
+        self.count_metrics(m, now, &decision.reports);
         // Persist the states first, then apply the actions.
         for (id, state) in decision.states {
             if let Some(&i) = self.index.get(&id) {
@@ -913,6 +999,7 @@ impl<'a> World<'a> {
             evaluations: self.evaluations,
             decide_time: self.decide_time,
             guard_cost,
+            tripwire_trips: self.trips,
             series: self.series,
             anomaly: self.anomaly_alert,
         }

@@ -19,6 +19,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("async-flood", include_str!("../scenarios/async-flood.toml")),
     ("rest-flood", include_str!("../scenarios/rest-flood.toml")),
     ("diurnal", include_str!("../scenarios/diurnal.toml")),
+    ("thousand", include_str!("../scenarios/thousand.toml")),
     ("launch-spike", include_str!("../scenarios/launch-spike.toml")),
     ("organic-growth", include_str!("../scenarios/organic-growth.toml")),
 ];

@@ -90,6 +90,8 @@ pub struct StrategyReport {
     pub evaluations: u64,
     /// The guard's own CloudWatch cost: metrics requested and alarms.
     pub guard_cost: Money,
+    /// Passes whose metrics tripwire measured every function (dowguard only).
+    pub tripwire_trips: u64,
     /// Wall-clock time spent in the decision core (machine-dependent, not reported
     /// in JSON).
     #[serde(skip)]
@@ -202,6 +204,7 @@ impl Report {
                     notifications: o.notifications,
                     evaluations: o.evaluations,
                     guard_cost: o.guard_cost,
+                    tripwire_trips: o.tripwire_trips,
                     decide_time: o.decide_time,
                     budgets: o
                         .periods

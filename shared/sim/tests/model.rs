@@ -180,13 +180,14 @@ fn guard_cloudwatch_cost_grows_with_targets_and_evaluations() {
     let one = run(&scenario(&flood("", 2, 1)).expect("valid"));
     let five = run(&scenario(&flood("", 2, 5)).expect("valid"));
     let cost = |r: &dowguard_sim::Report| r.strategy(Strategy::Dowguard).expect("reported").guard_cost;
-    // One alarm for 3 hours at $0.10 a month, plus the metrics of the plan: a quiet
-    // function every 5 minutes (2 metrics), a watched or held one every pass (up to
-    // 3), and its spend-to-date once an hour (2).
+    // One alarm for 3 hours at $0.10 a month, plus the metrics of the plan: the
+    // account's aggregate every pass (2 metrics), a held function every pass (3),
+    // the function when the tripwire has it measured (2), and its spend-to-date once
+    // an hour (2).
     let alarm = Money::from_cents(10).mul_div(180, 43_200).expect("fits");
     let metric = |n: i128| Money::from_picos(n * 10_000_000);
     let least = alarm + metric(36 * 2 + 3 * 2);
-    let most = alarm + metric(180 * 3 + 3 * 2);
+    let most = alarm + metric(180 * (2 + 3 + 2) + 3 * 2);
     for (label, c) in [("every minute", cost(&one)), ("every 5 minutes", cost(&five))] {
         assert!(least <= c && c <= most, "{label}: {c} outside {least}..{most}");
     }
