@@ -17,6 +17,7 @@ use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
+use dowguard_domain::window::bare_walk;
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Arch, Budget, BudgetSpec, Floors, GuardSettings, Inputs, Limits,
     MinuteUsage, PriceBook, Target, TargetId, TargetMetrics, TargetSpec, Throttle, Usage, decide,
@@ -158,27 +159,6 @@ fn bench_decide(c: &mut Criterion) {
         b.iter(|| black_box(bare_walk(black_box(&targets), black_box(&metrics))))
     });
     group.finish();
-}
-
-/// The least any pass must do with its inputs: find each target's datapoints and
-/// read every one of them (every window's requests, throttles and duration, and the
-/// period-to-date totals).
-fn bare_walk(targets: &[Target], metrics: &HashMap<TargetId, TargetMetrics>) -> u128 {
-    let mut total = 0u128;
-    for target in targets {
-        let Some(m) = metrics.get(&target.id) else {
-            continue;
-        };
-        for point in m
-            .minutes
-            .iter()
-            .map(|w| &w.usage)
-            .chain(m.to_date.iter().map(|p| &p.usage))
-        {
-            total += u128::from(point.requests) + u128::from(point.throttled) + u128::from(point.duration_ms);
-        }
-    }
-    total
 }
 
 criterion_group!(benches, bench_decide);

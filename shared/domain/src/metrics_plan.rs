@@ -24,7 +24,7 @@
 //! it, no budget's decision can change by measuring them: each is below the rate
 //! at which the guard would act.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
@@ -164,6 +164,8 @@ pub struct Tripwire<'a> {
     pub budgets: &'a [Budget],
     /// The targets, in the pass's order.
     pub targets: &'a [Target],
+    /// Each budget's members, as positions in `targets` ([`members`]).
+    pub members: &'a [Vec<usize>],
     /// Whether each target (by position) was measured this pass.
     pub hot: &'a [bool],
     /// Whether each target (by position) is held or recovering (the hot set).
@@ -223,7 +225,10 @@ pub fn trip(wire: &Tripwire<'_>) -> Vec<Trip> {
             let mut measured = (Money::ZERO, Money::ZERO);
             let (mut bound, mut bound_long, mut since_sweep) = (Money::ZERO, Money::ZERO, Money::ZERO);
             let (mut has_cold, mut has_hot) = (false, false);
-            for (i, target) in members(budget, wire.targets) {
+            for (i, target) in wire.members[b]
+                .iter()
+                .filter_map(|&i| Some((i, wire.targets.get(i)?)))
+            {
                 has_hot |= wire.watched.get(i).copied().unwrap_or(false);
                 if wire.hot.get(i).copied().unwrap_or(false) {
                     let (short, long) = wire.spend.get(i).copied().unwrap_or_default();
@@ -269,12 +274,24 @@ pub fn trip(wire: &Tripwire<'_>) -> Vec<Trip> {
 /// members of their budgets are bounded by the tripwire like any cold function, at
 /// the calm bar rather than the first throttle level ([`trip`]), so that no hold is
 /// lifted on missing figures.
-pub fn hot_set(states: &HashMap<TargetId, GuardState>, also: &HashSet<TargetId>) -> HashSet<TargetId> {
+pub fn hot_set<'s>(
+    states: impl IntoIterator<Item = (&'s TargetId, &'s GuardState)>,
+    also: &HashSet<TargetId>,
+) -> HashSet<TargetId> {
     states
-        .iter()
+        .into_iter()
         .filter(|(_, s)| s.phase.is_tightened() || s.phase == Phase::Recovering)
         .map(|(id, _)| id.clone())
         .chain(also.iter().cloned())
+        .collect()
+}
+
+/// Each budget's members, as positions in `targets`, in budget order: what
+/// [`Measured::members`] takes.
+pub fn members_of(budgets: &[Budget], targets: &[Target]) -> Vec<Vec<usize>> {
+    budgets
+        .iter()
+        .map(|b| members(b, targets).map(|(i, _)| i).collect())
         .collect()
 }
 
@@ -287,6 +304,9 @@ pub struct Measured<'a, M: ?Sized> {
     pub budgets: &'a [Budget],
     /// The targets.
     pub targets: &'a [Target],
+    /// Each budget's members, as positions in `targets` ([`members`]), in budget
+    /// order.
+    pub members: &'a [Vec<usize>],
     /// Each target's figures as fetched: fresh minutes for the targets measured
     /// this pass, spend-to-date for the others.
     pub metrics: &'a M,
@@ -357,6 +377,7 @@ pub fn tripwire<M: ByTarget<TargetMetrics> + ?Sized>(m: &Measured<'_, M>) -> Vec
         now: m.now,
         budgets: m.budgets,
         targets: m.targets,
+        members: m.members,
         hot: &m.targets.iter().map(is_fresh).collect::<Vec<_>>(),
         watched: &m
             .targets
@@ -429,8 +450,9 @@ pub fn widen<M: ByTarget<TargetMetrics> + ?Sized>(
     } else {
         m.budgets
             .iter()
-            .filter(|b| trips.iter().any(|t| t.budget.as_ref() == Some(&b.id)))
-            .flat_map(|b| members(b, m.targets).map(|(_, t)| t))
+            .zip(m.members)
+            .filter(|(b, _)| trips.iter().any(|t| t.budget.as_ref() == Some(&b.id)))
+            .flat_map(|(_, members)| members.iter().filter_map(|&i| m.targets.get(i)))
             .filter(cold)
             .map(|t| t.id.clone())
             .collect()

@@ -212,3 +212,29 @@ impl Pricing {
         }
     }
 }
+
+/// The least any pass must do with its inputs: find each target's figures and read
+/// every datapoint once (each window's requests, throttles and duration, and the
+/// period-to-date totals), adding them up and nothing else. `make bench` measures
+/// [`crate::decide`] and the simulator's passes against it: a ratio holds across
+/// machines where absolute times do not.
+pub fn bare_walk<M>(targets: &[Target], metrics: &M) -> u128
+where
+    M: crate::decide::ByTarget<TargetMetrics> + ?Sized,
+{
+    let mut total = 0u128;
+    for (i, target) in targets.iter().enumerate() {
+        let Some(m) = metrics.for_target(i, &target.id) else {
+            continue;
+        };
+        let points = m
+            .minutes
+            .iter()
+            .map(|w| &w.usage)
+            .chain(m.to_date.iter().map(|p| &p.usage));
+        for point in points {
+            total += u128::from(point.requests) + u128::from(point.throttled) + u128::from(point.duration_ms);
+        }
+    }
+    total
+}

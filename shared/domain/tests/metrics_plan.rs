@@ -8,7 +8,7 @@
 mod support;
 
 use dowguard_domain::metrics_plan::{
-    MetricsPlan, Tripwire, first_throttle_spend, stage_every, stage_worst_per_minute, trip,
+    MetricsPlan, Tripwire, first_throttle_spend, members_of, stage_every, stage_worst_per_minute, trip,
 };
 use dowguard_domain::{Budget, GuardSettings, Money, Target, Usage};
 use proptest::prelude::*;
@@ -39,6 +39,7 @@ impl Pass {
             now: t0(),
             budgets: &self.budgets,
             targets: &self.targets,
+            members: &members_of(&self.budgets, &self.targets),
             hot: &self.hot,
             watched: &self.watched,
             spend: &self.short.iter().map(|s| (*s, *s)).collect::<Vec<_>>(),
@@ -313,6 +314,7 @@ fn a_tight_budget_on_one_function_has_only_that_function_measured() {
         })
         .collect();
     let detailed: HashSet<_> = targets.iter().map(|t| t.id.clone()).collect();
+    let members = members_of(&budgets, &targets);
     let mut fresh = HashSet::new();
     let pass = |fresh: &HashSet<_>, round| {
         widen(
@@ -320,6 +322,7 @@ fn a_tight_budget_on_one_function_has_only_that_function_measured() {
                 now: t0(),
                 budgets: &budgets,
                 targets: &targets,
+                members: &members,
                 metrics: &metrics,
                 fresh,
                 watched: &HashSet::new(),
@@ -343,6 +346,7 @@ fn a_tight_budget_on_one_function_has_only_that_function_measured() {
             now: t0(),
             budgets: &budgets,
             targets: &targets,
+            members: &members,
             metrics: &metrics,
             fresh: &HashSet::new(),
             watched: &HashSet::new(),

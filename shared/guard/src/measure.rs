@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use dowguard_domain::metrics_plan::{MAX_ROUNDS, Measured, Trip, hot_set, stage_every, widen};
+use dowguard_domain::metrics_plan::{MAX_ROUNDS, Measured, Trip, hot_set, members_of, stage_every, widen};
 use dowguard_domain::{Budget, Decision, GuardSettings, GuardState, Prices, Target, TargetId, TargetKind};
 
 use crate::ports::{FetchedMetrics, MetricsRequest, MetricsSource, PortResult};
@@ -53,6 +53,7 @@ where
     F: Fn(&FetchedMetrics) -> Decision,
 {
     let hot = hot_set(plan.states, plan.also);
+    let members = members_of(plan.budgets, plan.targets);
     let every: HashMap<TargetId, u64> = plan
         .targets
         .iter()
@@ -82,6 +83,7 @@ where
                 now: plan.now,
                 budgets: plan.budgets,
                 targets: plan.targets,
+                members: &members,
                 metrics: &fetched.by_target,
                 fresh: &fetched.fresh,
                 watched: &hot,

@@ -1,6 +1,8 @@
 //! How long a year of one-minute traffic for 100 targets takes to simulate, with
 //! every strategy, at a 1-minute and a 5-minute schedule; and what one decision
-//! pass over 100 targets costs. Run with `cargo bench -p dowguard-sim --bench year`.
+//! pass over 100 targets costs, as a multiple of a bare walk over the same pass's
+//! inputs (the target; absolute times change with the machine). Run with
+//! `cargo bench -p dowguard-sim --bench year`.
 
 #![allow(missing_docs)]
 
@@ -82,7 +84,6 @@ from = "3d"
 }
 
 fn main() -> ExitCode {
-    let mut slow = false;
     for interval in [5, 1] {
         let text = scenario(interval);
         let scenario = match Scenario::from_toml(&text, "year bench", |_| unreachable_csv()) {
@@ -110,13 +111,14 @@ fn main() -> ExitCode {
             dg.spend,
             dg.overspend,
         );
-        if elapsed.as_secs() >= 10 {
-            println!("MISSED: a year of 100 targets at the {interval}-minute schedule took 10 s or more");
-            slow = true;
-        }
-    }
-    if !slow {
-        println!("target met: a year of 100 targets simulates in under 10 s at either schedule");
+        // The ratio is the target; the times above are information.
+        let hundredths = dg.decide_time.as_nanos() * 100 / dg.walk_time.as_nanos().max(1);
+        println!(
+            "year pass, every {interval} min: {}.{:02}\u{d7} a bare walk of its inputs (target: <= 3\u{d7}){}",
+            hundredths / 100,
+            hundredths % 100,
+            if hundredths <= 300 { "" } else { " MISSED" }
+        );
     }
     ExitCode::SUCCESS
 }

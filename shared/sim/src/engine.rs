@@ -14,6 +14,7 @@ use chrono::{DateTime, Duration, Timelike, Utc};
 use dowguard_domain::alarm::requests_per_minute;
 use dowguard_domain::coverage::budgets_of;
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
+use dowguard_domain::window::bare_walk;
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Arch, Budget, BudgetReport, Change, GuardCost, GuardState, Inputs,
     Intent, Limits, MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Target, TargetId, TargetKind,
@@ -225,6 +226,7 @@ pub(crate) struct Outcome {
     pub(crate) notifications: u64,
     pub(crate) evaluations: u64,
     pub(crate) decide_time: std::time::Duration,
+    pub(crate) walk_time: std::time::Duration,
     pub(crate) guard_cost: Money,
     /// Passes whose tripwire measured every function.
     pub(crate) tripwire_trips: u64,
@@ -398,12 +400,16 @@ struct World<'a> {
     notifications: u64,
     evaluations: u64,
     decide_time: std::time::Duration,
+    /// Time spent in [`bare_walk`] over the same inputs.
+    walk_time: std::time::Duration,
     metrics_requested: u64,
     /// Passes whose tripwire measured every function.
     trips: u64,
     /// Per target: the minute of its last one-minute measurement and of its last
     /// spend-to-date refresh, on the metrics plan's cadence.
     measured: Vec<(Option<i64>, Option<i64>)>,
+    /// Each budget's members (positions in the targets), for the tripwire.
+    budget_members: Vec<Vec<usize>>,
     /// The ids of the account's functions (every one is covered: the tripwire's
     /// last round measures them all).
     functions: HashSet<TargetId>,
@@ -464,6 +470,7 @@ impl<'a> World<'a> {
             store,
             first_minute: epoch_minute(sc.start),
             states: vec![None; targets.len()],
+            budget_members: metrics_plan::members_of(&sc.budgets, &targets),
             functions: targets
                 .iter()
                 .filter(|t| t.id.kind() == TargetKind::Function)
@@ -477,6 +484,7 @@ impl<'a> World<'a> {
             evaluations: 0,
             decide_time: std::time::Duration::ZERO,
             metrics_requested: 0,
+            walk_time: std::time::Duration::ZERO,
             trips: 0,
             measured: Vec::new(),
             series: Vec::new(),
@@ -837,12 +845,11 @@ impl<'a> World<'a> {
         let settings = &self.sc.guard.settings;
         let plan = self.sc.guard.metrics_plan;
         let minute = i64::from(m);
-        let held: HashMap<TargetId, GuardState> = targets
+        let states = targets
             .iter()
             .zip(&self.states)
-            .filter_map(|(t, s)| s.as_ref().map(|s| (t.id.clone(), s.clone())))
-            .collect();
-        let hot = metrics_plan::hot_set(&held, &HashSet::new());
+            .filter_map(|(t, s)| Some((&t.id, s.as_ref()?)));
+        let hot = metrics_plan::hot_set(states, &HashSet::new());
         self.measured.resize(targets.len(), (None, None));
         let mut requested = if self.functions.is_empty() {
             0
@@ -877,6 +884,7 @@ impl<'a> World<'a> {
                 now,
                 budgets,
                 targets,
+                members: &self.budget_members,
                 metrics: store.metrics.as_slice(),
                 fresh: &fresh,
                 watched: &hot,
@@ -928,6 +936,10 @@ impl<'a> World<'a> {
             self.sc.account_concurrency,
             self.sc.account_concurrency.saturating_sub(reserved),
         );
+        // The yardstick: a bare walk over exactly the inputs this pass reads.
+        let clock = std::time::Instant::now();
+        std::hint::black_box(bare_walk(&self.targets, store.metrics.as_slice()));
+        self.walk_time += clock.elapsed();
         let clock = std::time::Instant::now();
         let decision = decide(&Inputs {
             now,
@@ -998,6 +1010,7 @@ impl<'a> World<'a> {
             notifications: self.notifications,
             evaluations: self.evaluations,
             decide_time: self.decide_time,
+            walk_time: self.walk_time,
             guard_cost,
             tripwire_trips: self.trips,
             series: self.series,

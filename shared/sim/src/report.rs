@@ -96,6 +96,10 @@ pub struct StrategyReport {
     /// in JSON).
     #[serde(skip)]
     pub decide_time: std::time::Duration,
+    /// Wall-clock time a bare walk over the same passes' inputs took
+    /// ([`dowguard_domain::window::bare_walk`]; machine-dependent, not in JSON).
+    #[serde(skip)]
+    pub walk_time: std::time::Duration,
     /// Per budget, per period.
     pub budgets: Vec<BudgetOutcome>,
     /// Cumulative spend of the first budget's scope: (minute, spend).
@@ -206,6 +210,7 @@ impl Report {
                     guard_cost: o.guard_cost,
                     tripwire_trips: o.tripwire_trips,
                     decide_time: o.decide_time,
+                    walk_time: o.walk_time,
                     budgets: o
                         .periods
                         .into_iter()
