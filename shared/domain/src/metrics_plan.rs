@@ -23,6 +23,30 @@
 //! function at once (the same figures as a full pass) and decides on them. Below
 //! it, no budget's decision can change by measuring them: each is below the rate
 //! at which the guard would act.
+//!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use dowguard_domain::metrics_plan::{stage_every, stage_worst_per_minute};
+//! use dowguard_domain::{Budget, BudgetSpec, GuardSettings, Limits, PriceBook, Target, TargetId, TargetSpec};
+//!
+//! let prices = PriceBook::bundled()?.prices("us-east-1", false)?;
+//! let now = Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap();
+//! let id = TargetId::parse("rest-stage:a1b2c3/prod")?;
+//! let stage = Target::new(id.clone(), TargetSpec::RestStage, Default::default(), Limits::unset(id.kind()));
+//! // No throttle of its own: the account's 10,000 requests a second, $2.10 a minute.
+//! assert_eq!(stage_worst_per_minute(&stage, &prices).to_string(), "$2.10");
+//! let day = |amount: &str| Budget::parse(BudgetSpec {
+//!     id: "shop".into(), scope: id.to_string(), period: "day".into(), amount: amount.into(),
+//!     thresholds: vec![], mode: "enforce".into(), owner: "finance@example.com".into(),
+//!     topic: None, floors: Default::default(), protected: false,
+//! });
+//! let settings = GuardSettings::default();
+//! // $50 a day allows $0.69 in five minutes at 4x: measured every minute.
+//! assert_eq!(stage_every(&stage, &[day("50")?], &prices, now, &settings), 1);
+//! // $5,000 a day allows $69: measured every 33 minutes.
+//! assert_eq!(stage_every(&stage, &[day("5000")?], &prices, now, &settings), 33);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashSet;
 
