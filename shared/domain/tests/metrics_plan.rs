@@ -28,6 +28,15 @@ struct Pass {
 }
 
 impl Pass {
+    /// Adds a function measured this pass (not held), which spent `short`.
+    fn with_measured(mut self, name: &str, memory_mb: u32, short: Money) -> Pass {
+        self.targets.push(function(name, memory_mb, false, None));
+        self.hot.push(true);
+        self.watched.push(false);
+        self.short.push(short);
+        self
+    }
+
     fn wire(
         &self,
         residual_short: Usage,
@@ -126,14 +135,10 @@ fn a_residual_that_could_reach_the_first_throttle_level_trips_a_sweep() {
 
 #[test]
 fn measured_spend_of_hot_members_counts_toward_the_trip() {
-    let mut pass = account_of_two();
-    pass.targets.push(function("hot", 512, false, None));
-    pass.hot.push(true);
-    pass.watched.push(false);
+    let mut pass = account_of_two().with_measured("hot", 512, Money::ZERO);
     let residual = residual_at(&pass, 1024, 600_000);
     let half = residual_at(&pass, 1024, 500_000);
-    pass.short
-        .push(prices().list().of(&pass.targets[1].spec).cost(&half));
+    pass.short[2] = prices().list().of(&pass.targets[1].spec).cost(&half);
     assert_eq!(
         pass.wire(residual, Usage::default())
             .and_then(|t| t.budget)
@@ -146,11 +151,7 @@ fn measured_spend_of_hot_members_counts_toward_the_trip() {
 
 #[test]
 fn a_budget_holding_a_member_trips_at_its_calm_bar_so_no_hold_is_lifted_on_missing_figures() {
-    let mut pass = account_of_two();
-    pass.targets.push(function("held", 512, false, None));
-    pass.hot.push(true);
-    pass.watched.push(false);
-    pass.short.push(Money::ZERO);
+    let mut pass = account_of_two().with_measured("held", 512, Money::ZERO);
     // 30% of the first throttle level (4×) is 1.2×: above the calm bar (1×, the
     // watch level), far below a throttle.
     let residual = residual_at(&pass, 1024, 300_000);
