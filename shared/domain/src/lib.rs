@@ -10,6 +10,7 @@ pub mod action;
 pub mod alarm;
 pub mod budget;
 pub mod decide;
+pub mod drift;
 pub mod exposure;
 pub mod gaps;
 pub mod guard_cost;
