@@ -154,6 +154,19 @@ async fn run() -> DemoResult<()> {
         .await
         .map_err(|e| format!("{e} (see target/demo/watch.log)"))?;
 
+    println!(
+        "\n== The inventory function reads the guarded targets into the guard's table (CloudTrail's change events keep it current; here, its schedule) =="
+    );
+    let answer = emulator
+        .invoke("dowguard-inventory", &fixture_at("scheduled-event.json", now)?)
+        .await?;
+    println!(
+        "  read {} targets, {} kept in the inventory; {}",
+        answer["read"],
+        answer["written"].as_array().map_or(0, Vec::len),
+        answer["trail"]["note"].as_str().unwrap_or("no trail check")
+    );
+
     let attack_end = dowguard_tests::account::attack_end_before(now);
     let attack_start = attack_end - Duration::minutes(10);
     let calm = attack_start - Duration::minutes(15);

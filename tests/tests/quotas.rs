@@ -481,6 +481,7 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
         lambda_per_second: 1_000,
         apigateway_per_second: 1_000,
         usage_plan_interval: StdDuration::ZERO,
+        tagging_per_second: 1_000,
     };
     let observer = AwsStack::new(&aws.sdk_config(), &unpaced);
     let limits = async || -> Result<BTreeMap<TargetId, Limits>, Error> {

@@ -54,7 +54,7 @@ pub enum Drift {
     Held {
         /// The state to store first: the new original in its restore point, and
         /// the limits the guard now holds.
-        state: GuardState,
+        state: Box<GuardState>,
         /// What to change to set the guard's limits again (empty while restoring,
         /// or when the new value is as tight as the guard's).
         changes: Vec<Change>,
@@ -303,7 +303,7 @@ pub fn judge(state: Option<&GuardState>, observed: &Observed<'_>) -> Drift {
             holds = if restoring { "restores" } else { "holds" },
             phase = state.phase.name(),
         ),
-        state: next,
+        state: Box::new(next),
         changes,
     }
 }
