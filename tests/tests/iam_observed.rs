@@ -682,7 +682,12 @@ async fn an_http_stage_tagged_only_on_its_api_is_never_written() -> Result<(), E
     let evaluator = w.app(EVALUATOR, vec![])?;
     let responder = w.app(RESPONDER, vec![])?;
     let inventory = w.app(INVENTORY, vec![])?;
-    run(&inventory, INVENTORY, event("scheduled-event.json", Utc::now(), None)?).await?;
+    run(
+        &inventory,
+        INVENTORY,
+        event("scheduled-event.json", Utc::now(), None)?,
+    )
+    .await?;
     let at = w.attack_end + Duration::minutes(1);
     let alarm = format!("{PREFIX}{scope}");
     dowguard_alarm_responder::handle(&responder, event("alarm-state-change.json", at, Some(&alarm))?)

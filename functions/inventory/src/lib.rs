@@ -92,6 +92,7 @@ fn summary(trigger: &Trigger, report: &InventoryReport) -> Value {
         "read": report.read,
         "written": names(&report.written),
         "removed": names(&report.removed),
+        "superseded": names(&report.superseded),
         "drift": report.drift.iter().map(|d| json!({
             "target": d.target.to_string(),
             "by": d.by,

@@ -424,6 +424,9 @@ pub struct InventoryReport {
     pub written: Vec<TargetId>,
     /// Entries removed.
     pub removed: Vec<TargetId>,
+    /// Entries another writer changed since this one read the inventory: theirs
+    /// stand.
+    pub superseded: Vec<TargetId>,
     /// Changes by others to held targets.
     pub drift: Vec<DriftNote>,
     /// The trail check, if one was made.
@@ -808,6 +811,9 @@ impl<P: Ports> Keeper<'_, P> {
         };
         match self.ports.store().remove_entry(id, entry.version).await {
             Ok(()) => report.removed.push(id.clone()),
+            // Another writer (a pass, an event) wrote it since: the next
+            // reconciliation judges it again.
+            Err(e) if e.kind == FailureKind::Conflict => report.superseded.push(id.clone()),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
@@ -871,6 +877,10 @@ impl<P: Ports> Keeper<'_, P> {
             .await
         {
             Ok(_) => report.written.push(id),
+            // Another writer (the pass that changed it, an event read after the
+            // change) wrote it since this one read the inventory: its value is at
+            // least as fresh, and stands.
+            Err(e) if e.kind == FailureKind::Conflict => report.superseded.push(id),
             Err(e) => report.errors.push(e.to_string()),
         }
     }
