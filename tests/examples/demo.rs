@@ -1,8 +1,8 @@
-//! `make demo`: the real evaluator and alarm-responder binaries, run by the Lambda
-//! runtime emulator (`cargo lambda watch`) and invoked with AWS event JSON
+//! `make demo`: the real inventory, evaluator and alarm-responder binaries, run by
+//! the Lambda runtime emulator (`cargo lambda watch`) and invoked with AWS event JSON
 //! (`cargo lambda invoke`), against a small example account in the local
 //! AWS server. It tells the story step by step — the account and its budgets, the
-//! alarms the evaluator derives, a flood, the alarm responder's immediate throttle,
+//! inventory the guard's passes read, the alarms the evaluator derives, a flood, the alarm responder's immediate throttle,
 //! the evaluator's pass, calm, recovery and the exact restore — and stops the
 //! emulator and the server it started, also on failure, within a bounded time.
 

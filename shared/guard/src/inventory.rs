@@ -15,9 +15,9 @@
 //!   back a target whose change failed ([`Source::ReadBack`]);
 //! - each AWS API call that changes a limit, a tag or a target's existence, as
 //!   CloudTrail reports it through EventBridge, re-reads that target
-//!   ([`Guard::observe`], [`Source::Event`]);
+//!   ([`Keeper::observe`], [`Source::Event`]);
 //! - a reconciliation reads one slice of the account's functions per invocation
-//!   ([`Guard::reconcile`], [`Source::Reconciled`]): [`SLICES`] slices, so with the
+//!   ([`Keeper::reconcile`], [`Source::Reconciled`]): [`SLICES`] slices, so with the
 //!   five-minute schedule every function is read again each hour, and each slice
 //!   three times as often where no trail delivers the events.
 //!
