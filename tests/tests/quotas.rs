@@ -535,8 +535,10 @@ async fn two_evaluators_the_responder_and_the_inventory_function_together_stay_w
     .await?;
     assert!(kept.errors.is_empty(), "{:?}", kept.errors);
     let record = observer.store.load_inventory().await?.meta;
-    let mut cleared = Meta::default();
-    cleared.apis = record.value.apis;
+    let cleared = Meta {
+        apis: record.value.apis,
+        ..Meta::default()
+    };
     observer.store.put_meta(&cleared, record.version).await?;
 
     let proxy = Proxy::start_with_quotas(aws.endpoint(), &AWS_QUOTAS).await?;
