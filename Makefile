@@ -6,7 +6,7 @@
 #   make deny    licences, bans, sources and RustSec advisories of every dependency
 #   make infra-check  sam validate --lint, cfn-lint (serverless rules), checkov on infra/template.yaml
 #   make bench   the benchmark figures quoted in the README
-#   make build   the two Lambda bootstraps for arm64 as zips (cargo lambda), with their sizes
+#   make build   the three Lambda bootstraps for arm64 as zips (cargo lambda), with their sizes
 #   make demo    the main job, run locally
 
 SHELL := bash
@@ -114,7 +114,7 @@ bench: setup
 # cross-built with cargo-lambda and zig from .venv-sam, zipped in target/lambda/NAME/.
 build: setup
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --locked \
-	  -p dowguard-evaluator -p dowguard-alarm-responder --output-format zip
+	  -p dowguard-evaluator -p dowguard-alarm-responder -p dowguard-inventory --output-format zip
 	@for zip in target/lambda/*/bootstrap.zip; do \
 	  printf '%-48s %6s KiB\n' "$$zip" "$$(( $$(stat -c %s "$$zip") / 1024 ))"; done
 

@@ -1,8 +1,8 @@
-//! `make demo`: the real evaluator and alarm-responder binaries, run by the Lambda
-//! runtime emulator (`cargo lambda watch`) and invoked with AWS event JSON
+//! `make demo`: the real inventory, evaluator and alarm-responder binaries, run by
+//! the Lambda runtime emulator (`cargo lambda watch`) and invoked with AWS event JSON
 //! (`cargo lambda invoke`), against a small example account in the local
 //! AWS server. It tells the story step by step — the account and its budgets, the
-//! alarms the evaluator derives, a flood, the alarm responder's immediate throttle,
+//! inventory the guard's passes read, the alarms the evaluator derives, a flood, the alarm responder's immediate throttle,
 //! the evaluator's pass, calm, recovery and the exact restore — and stops the
 //! emulator and the server it started, also on failure, within a bounded time.
 
@@ -153,6 +153,19 @@ async fn run() -> DemoResult<()> {
     let emulator = Emulator::start(&env, Some(&dir.join("watch.log")))
         .await
         .map_err(|e| format!("{e} (see target/demo/watch.log)"))?;
+
+    println!(
+        "\n== The inventory function reads the guarded targets into the guard's table (CloudTrail's change events keep it current; here, its schedule) =="
+    );
+    let answer = emulator
+        .invoke("dowguard-inventory", &fixture_at("scheduled-event.json", now)?)
+        .await?;
+    println!(
+        "  read {} targets, {} kept in the inventory; {}",
+        answer["read"],
+        answer["written"].as_array().map_or(0, Vec::len),
+        answer["trail"]["note"].as_str().unwrap_or("no trail check")
+    );
 
     let attack_end = dowguard_tests::account::attack_end_before(now);
     let attack_start = attack_end - Duration::minutes(10);

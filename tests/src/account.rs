@@ -240,6 +240,33 @@ impl LocalGuard {
             .collect())
     }
 
+    /// Reconciles the whole inventory with the local server at `now`, as the
+    /// inventory function does over a few invocations: what a pass then reads.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors; what could not be read from the server.
+    pub async fn reconcile(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> FixtureResult<dowguard_guard::inventory::InventoryReport> {
+        let report = dowguard_guard::inventory::Keeper {
+            ports: &self.stack,
+            actor: "inventory",
+        }
+        .reconcile(now, dowguard_guard::inventory::Slices::All)
+        .await?;
+        if report.errors.is_empty() {
+            Ok(report)
+        } else {
+            Err(format!(
+                "the reconciliation could not read everything: {:?}",
+                report.errors
+            )
+            .into())
+        }
+    }
+
     /// The guard over these adapters, acting as `actor`.
     pub fn guard<'a>(&'a self, actor: &'a str) -> AwsGuard<'a> {
         self.stack.guard(actor, &self.prices, &self.settings)

@@ -206,3 +206,59 @@ pub async fn create_http_api_with(
     create.send().await?;
     Ok(api_id)
 }
+
+/// Creates an S3 bucket `name` with a bare path-style `PUT /name`: the local
+/// server routes a request by the service its `Authorization` header names and
+/// checks no signature, and the tests need a bucket only so that a trail can name
+/// one (`CreateTrail` refuses a bucket that does not exist).
+///
+/// # Errors
+///
+/// The connection's errors, or an answer other than 200.
+pub async fn create_bucket(aws: &LocalAws, name: &str) -> FixtureResult<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = aws
+        .endpoint()
+        .strip_prefix("http://")
+        .ok_or("the endpoint is not plain http")?;
+    let mut stream = tokio::net::TcpStream::connect(authority).await?;
+    let request = format!(
+        "PUT /{name} HTTP/1.1\r\nHost: {authority}\r\nAuthorization: AWS4-HMAC-SHA256 \
+         Credential=AKIDLOCALTEST/20260101/{region}/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
+         x-amz-content-sha256: UNSIGNED-PAYLOAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        region = crate::REGION
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer.lines().next().unwrap_or_default();
+    if status.contains(" 200 ") {
+        Ok(())
+    } else {
+        Err(format!("creating bucket {name}: {status}").into())
+    }
+}
+
+/// Creates a trail `name` over a new bucket, logging if `logging`; its event
+/// selectors are CloudTrail's defaults (every management event).
+///
+/// # Errors
+///
+/// Any SDK or connection error.
+pub async fn create_trail(aws: &LocalAws, name: &str, logging: bool) -> FixtureResult<()> {
+    let bucket = format!("{name}-logs");
+    create_bucket(aws, &bucket).await?;
+    let client = aws_sdk_cloudtrail::Client::new(&aws.sdk_config());
+    client
+        .create_trail()
+        .name(name)
+        .s3_bucket_name(bucket)
+        .is_multi_region_trail(true)
+        .send()
+        .await?;
+    if logging {
+        client.start_logging().name(name).send().await?;
+    }
+    Ok(())
+}

@@ -22,19 +22,23 @@ use dowguard_adapters::dynamodb::{DynamoStore, create_table};
 use dowguard_adapters::lambda::LambdaAdapter;
 use dowguard_adapters::pace::Pacer;
 use dowguard_adapters::sns::SnsNotifier;
+use dowguard_adapters::tagging::TaggingAdapter;
+use dowguard_adapters::trail::TrailAdapter;
 use dowguard_domain::MetricsPlan;
 use dowguard_domain::{
     AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Limits, Phase, Quota, QuotaPeriod, RestorePoint,
-    TargetId, Throttle, UsagePlanId,
+    Target, TargetId, TargetKind, Throttle, UsagePlanId,
 };
 use dowguard_guard::FailureKind;
 use dowguard_guard::ports::{
-    AuditLog, BudgetStore, Discovery, FetchedMetrics, LambdaControl, MetricsRequest, Notifier, StageControl,
-    StateStore, UsagePlanControl,
+    AuditLog, BudgetStore, Discovery, FetchedMetrics, InventorySource, LambdaControl, MetricsRequest,
+    Notifier, StageControl, StateStore, UsagePlanControl,
 };
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::day_budget;
-use dowguard_tests::fixtures::{create_function, create_http_api, create_rest_api, create_usage_plan};
+use dowguard_tests::fixtures::{
+    GUARDED, create_function, create_http_api, create_rest_api, create_usage_plan,
+};
 
 const TABLE: &str = "dowguard-test";
 
@@ -393,8 +397,39 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
             gateway,
         ),
         CloudWatchMetrics::new(aws_sdk_cloudwatch::Client::new(&config), MetricsPlan::default()),
+        (
+            TaggingAdapter::new(aws_sdk_resourcegroupstagging::Client::new(&config), 15),
+            TrailAdapter::new(aws_sdk_cloudtrail::Client::new(&config)),
+        ),
     );
     let targets = account.discover().await.unwrap();
+    // Each target read alone is what the listing says of it.
+    for target in targets.iter() {
+        let read = account.read_target(&target.id).await.unwrap();
+        assert_eq!(read.map(|f| f.target).as_ref(), Some(target), "{}", target.id);
+    }
+    let listed: Vec<Target> = account
+        .list_apis()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.target)
+        .collect();
+    assert_eq!(
+        listed.len(),
+        targets
+            .iter()
+            .filter(|t| t.id.kind() != TargetKind::Function)
+            .count()
+    );
+    assert_eq!(
+        account
+            .read_target(&TargetId::parse("function:gone").unwrap())
+            .await
+            .unwrap(),
+        None,
+        "a function that does not exist reads as none"
+    );
     let find = |id: &str| {
         let id = TargetId::parse(id).unwrap();
         targets
@@ -868,4 +903,130 @@ async fn a_steady_pass_over_many_functions_asks_for_two_metrics_whatever_their_n
             .all(|m| m.usage.requests == 30 && m.usage.duration_ms == 3_000),
         "three functions' minutes added up: {aggregate:?}"
     );
+}
+
+/// The inventory in the table: entries and the inventory's record written at the
+/// version read, a stale writer refused, an entry removed; and a held target's
+/// restore point replaced only by `replace_original`, only from the point read.
+#[tokio::test]
+async fn the_inventory_is_versioned_and_a_held_original_is_replaced_only_on_purpose() {
+    use dowguard_guard::inventory::{Entry, Meta, Source};
+    use dowguard_guard::ports::{Found, InventoryStore};
+    let aws = LocalAws::start().await.unwrap();
+    let store = store(&aws).await;
+    let now = Utc::now();
+    let id = TargetId::parse("function:checkout").unwrap();
+    let target = dowguard_domain::Target::new(
+        id.clone(),
+        dowguard_domain::TargetSpec::Function {
+            memory_mb: 512,
+            arch: dowguard_domain::Arch::Arm64,
+            async_invoked: false,
+        },
+        Default::default(),
+        Limits::Function {
+            reserved_concurrency: Some(50),
+            async_config: None,
+        },
+    );
+    let entry = Entry::new(Found::of(target.clone()), now, Source::Reconciled);
+    let v1 = store.put_entry(&entry, 0).await.unwrap();
+    assert_eq!(
+        store.put_entry(&entry, 0).await.expect_err("exists").kind,
+        FailureKind::Conflict
+    );
+    let v2 = store.put_entry(&entry, v1).await.unwrap();
+    let mut meta = Meta::default();
+    meta.slices.insert(3, now);
+    store.put_meta(&meta, 0).await.unwrap();
+    let read = store.load_inventory().await.unwrap();
+    assert_eq!(read.entries[&id].version, v2);
+    assert_eq!(read.entries[&id].value, entry);
+    assert_eq!(read.meta.value, meta);
+    assert!(read.unreadable.is_empty());
+    assert_eq!(
+        store.remove_entry(&id, v1).await.expect_err("stale").kind,
+        FailureKind::Conflict
+    );
+    store.remove_entry(&id, v2).await.unwrap();
+    assert!(store.load_inventory().await.unwrap().entries.is_empty());
+
+    // A held state: only replace_original may change its restore point.
+    let original = RestorePoint {
+        limits: target.limits.clone(),
+        captured_at: now,
+    };
+    let mut state = GuardState::new(now, dowguard_domain::Mode::Enforce);
+    state.phase = Phase::Throttled { level: 1 };
+    state.restore_point = Some(original.clone());
+    state.version = store.save_state(&id, &state).await.unwrap();
+    let mut rebased = state.clone();
+    rebased.restore_point = Some(RestorePoint {
+        limits: Limits::Function {
+            reserved_concurrency: Some(80),
+            async_config: None,
+        },
+        captured_at: now,
+    });
+    assert_eq!(
+        store.save_state(&id, &rebased).await.expect_err("held").kind,
+        FailureKind::Refused
+    );
+    let wrong = RestorePoint {
+        limits: Limits::Function {
+            reserved_concurrency: Some(7),
+            async_config: None,
+        },
+        captured_at: now,
+    };
+    assert_eq!(
+        store
+            .replace_original(&id, &rebased, &wrong)
+            .await
+            .expect_err("not the point read")
+            .kind,
+        FailureKind::Conflict
+    );
+    store.replace_original(&id, &rebased, &original).await.unwrap();
+    let stored = store.load_states().await.unwrap();
+    assert_eq!(stored[&id].restore_point, rebased.restore_point);
+}
+
+/// The tagging API finds the functions carrying a tag, a hundred a page; and
+/// the trail check tells a trail that logs management events from none.
+#[tokio::test]
+async fn tagged_functions_are_found_by_tag_and_a_logging_trail_is_detected() {
+    use dowguard_tests::fixtures::{create_function_with, create_trail};
+    let aws = LocalAws::start().await.unwrap();
+    let config = aws.sdk_config();
+    for i in 0..120 {
+        create_function_with(&aws, &format!("guarded-{i:03}"), 128, &[GUARDED])
+            .await
+            .unwrap();
+    }
+    create_function_with(&aws, "team-a", 128, &[("team", "a")])
+        .await
+        .unwrap();
+    create_function_with(&aws, "untagged", 128, &[]).await.unwrap();
+    let tagging = TaggingAdapter::new(aws_sdk_resourcegroupstagging::Client::new(&config), 1_000);
+    let found = tagging
+        .functions_tagged(&[(GUARDED.0.into(), GUARDED.1.into()), ("team".into(), "a".into())])
+        .await
+        .unwrap();
+    assert_eq!(
+        found.len(),
+        121,
+        "every guarded function and the team's, across pages"
+    );
+    assert!(found.iter().any(|f| f.as_str() == "team-a"));
+    assert!(!found.iter().any(|f| f.as_str() == "untagged"));
+
+    let trail = TrailAdapter::new(aws_sdk_cloudtrail::Client::new(&config));
+    assert_eq!(trail.status().await.unwrap().trail, None, "no trail yet");
+    create_trail(&aws, "stopped", false).await.unwrap();
+    let stopped = trail.status().await.unwrap();
+    assert_eq!(stopped.trail, None, "{}", stopped.note);
+    assert!(stopped.note.contains("not logging"), "{}", stopped.note);
+    create_trail(&aws, "management", true).await.unwrap();
+    assert_eq!(trail.status().await.unwrap().trail.as_deref(), Some("management"));
 }

@@ -1,4 +1,5 @@
-//! The real Lambda binaries, once each, under the Lambda runtime emulator
+//! The real Lambda binaries (the inventory function, the evaluator, the alarm
+//! responder), once each, under the Lambda runtime emulator
 //! (`cargo lambda watch`, from `.venv-sam`), invoked with the event fixtures
 //! (`cargo lambda invoke`) against a flooded example account in the
 //! local AWS server: the binaries read their configuration from the environment,
@@ -48,6 +49,18 @@ async fn the_binaries_throttle_a_flood_and_reject_a_foreign_event() -> Result<()
     assert_eq!(
         foreign["rejected"], "event from account \"999999999999\", not this deployment's",
         "{foreign}"
+    );
+
+    // The inventory function reads the account into the table first.
+    let inventory = emulator
+        .invoke("dowguard-inventory", &fixture_at("scheduled-event.json", now)?)
+        .await?;
+    assert_eq!(inventory["trigger"], "reconcile", "{inventory}");
+    assert!(
+        inventory["written"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|t| t == "function:checkout")),
+        "{inventory}"
     );
 
     let answer = emulator

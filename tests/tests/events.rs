@@ -5,6 +5,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::TargetId;
+use dowguard_guard::inventory::{ApiCall, Touched};
+use dowguard_runtime::change::{Trigger, inventory_trigger};
 use dowguard_runtime::event::{
     AlarmState, AlarmTrigger, Expected, Rejection, Via, alarm_trigger, parse_json, schedule_tick,
 };
@@ -278,6 +280,67 @@ fn a_schedule_from_another_rule_is_refused_only_when_the_rule_is_pinned() -> Res
     };
     let got = load("scheduled-event-other-rule.json")?.and_then(|e| schedule_tick(&e, &unpinned));
     assert_eq!(got.map(|t| t.time), Ok(time("2026-11-22T06:01:00Z")?));
+    Ok(())
+}
+
+#[test]
+fn change_fixtures_give_exactly_their_outcome() -> Result<(), Error> {
+    let call = |event: &str, by: &str, target: &str| -> Result<Trigger, Error> {
+        Ok(Trigger::Change(ApiCall {
+            event: event.into(),
+            principal: Some(by.into()),
+            at: time("2026-11-22T06:03:00Z")?,
+            touched: vec![Touched::Target(TargetId::parse(target)?)],
+        }))
+    };
+    let cases: Vec<(&str, Result<Trigger, Rejection>)> = vec![
+        (
+            "cloudtrail-put-function-concurrency.json",
+            Ok(call(
+                "PutFunctionConcurrency20171031",
+                "arn:aws:sts::123456789012:assumed-role/cfn-deploy/AWSCloudFormation",
+                "function:checkout",
+            )?),
+        ),
+        (
+            "cloudtrail-update-stage.json",
+            Ok(call(
+                "UpdateStage",
+                "arn:aws:iam::123456789012:user/alice",
+                "rest-stage:a1b2c3d4e5/prod",
+            )?),
+        ),
+        (
+            "cloudtrail-failed-call.json",
+            Err(unexpected(
+                "detail.errorCode",
+                "AccessDenied",
+                "no error code: a call that failed changed nothing",
+            )),
+        ),
+        (
+            "cloudtrail-other-account.json",
+            Err(Rejection::ForeignAccount {
+                found: "999999999999".into(),
+            }),
+        ),
+    ];
+    for (name, want) in cases {
+        let got = load(name)?.and_then(|event| inventory_trigger(&event, &expected(&[])));
+        assert_eq!(got, want, "{name}");
+    }
+    let unfollowed =
+        load("cloudtrail-unfollowed-call.json")?.and_then(|e| inventory_trigger(&e, &expected(&[])));
+    assert!(
+        matches!(&unfollowed, Err(Rejection::Unexpected { field: "detail.eventName", found, .. }) if found == "Invoke"),
+        "{unfollowed:?}"
+    );
+    // Its schedule, from the rule the deployment pins.
+    let tick = load("scheduled-event.json")?.and_then(|e| inventory_trigger(&e, &expected(&[])));
+    assert!(
+        matches!(tick, Ok(Trigger::Reconcile(t)) if t.time == time("2026-11-22T06:01:00Z")?),
+        "a schedule reconciles"
+    );
     Ok(())
 }
 

@@ -147,6 +147,7 @@ impl Rig {
         example.flood(&self.aws, times.attack_end, 10).await.unwrap();
         let guard = LocalGuard::with_config(&self.config).await.unwrap();
         let originals = guard.limits().await.unwrap();
+        guard.reconcile(Utc::now()).await.unwrap();
         (guard, originals)
     }
 

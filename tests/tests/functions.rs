@@ -9,6 +9,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_domain::{Limits, TargetId};
+use dowguard_guard::inventory::Slices;
 use dowguard_guard::ports::{Discovery, StateStore};
 use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
@@ -90,6 +91,11 @@ impl World {
         let attack_end = dowguard_tests::account::attack_end_before(now);
         example.flood(&aws, attack_end, 10).await?;
         let app = App::new(config()?, &aws.sdk_config(), Role::Evaluator)?;
+        // The inventory function has read the account.
+        app.guard("inventory")
+            .keeper()
+            .reconcile(Utc::now(), Slices::All)
+            .await?;
         Ok(World {
             aws,
             app,

@@ -42,6 +42,7 @@ async fn an_attack_is_throttled_in_the_account_and_the_originals_come_back_exact
     let attack_end = dowguard_tests::account::attack_end_before(now);
     example.flood(&aws, attack_end, 10).await.unwrap();
     let local = LocalGuard::new(&aws).await.unwrap();
+    local.reconcile(Utc::now()).await.unwrap();
     let guard = local.guard("evaluator");
     let lambda = aws_sdk_lambda::Client::new(&config);
     let apigw = aws_sdk_apigateway::Client::new(&config);
@@ -245,6 +246,7 @@ async fn an_unthrottled_http_stage_is_restored_to_no_throttle_and_the_next_pass_
     let attack_end = dowguard_tests::account::attack_end_before(now);
     flood_stages(&aws, attack_end, 10, &[&[("ApiId", &api), ("Stage", "live")]]).await;
     let local = LocalGuard::new(&aws).await.unwrap();
+    local.reconcile(Utc::now()).await.unwrap();
     assert_eq!(local.limits().await.unwrap()[&id], Limits::stage(None));
     let guard = local.guard("evaluator");
     let v2 = aws_sdk_apigatewayv2::Client::new(&config);
@@ -345,6 +347,7 @@ async fn method_and_route_overrides_are_capped_while_throttled_and_restored_exac
     )
     .await;
     let local = LocalGuard::new(&aws).await.unwrap();
+    local.reconcile(Utc::now()).await.unwrap();
     let originals = local.limits().await.unwrap();
     let rest_original = &originals[&rest_id];
     let Limits::Stage {

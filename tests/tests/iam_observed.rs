@@ -7,12 +7,15 @@
 //! the `aws:ResourceTag/dowguard-guarded` conditions checked against the tags the
 //! resources carry in the local server.
 //!
-//! The scenarios reach every call path of the functions: a calm pass with the alarm
-//! sync (alarms put, a stale one deleted), a flood that throttles every kind of
-//! target, two alarm responders and two evaluators racing so that a conditional
-//! state write loses (a gate holds one pass's first state write until the other
-//! pass has written), the calm after and the restore, and a budget that notifies
-//! its own SNS topic.
+//! The scenarios reach every call path of the functions: the inventory function's
+//! reconciliation (tagged functions, the API Gateway listing, the trail check), a
+//! calm pass with the alarm sync (alarms put, a stale one deleted), a flood that
+//! throttles every kind of target, two alarm responders and two evaluators racing
+//! so that a conditional state write loses (a gate holds one pass's first state
+//! write until the other pass has written), change events while the targets are
+//! held (a deploy that rewrites a held reservation, set again by the inventory
+//! function; a stage update; a function untagged and dropped from the inventory),
+//! the calm after and the restore, and a budget that notifies its own SNS topic.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -28,7 +31,7 @@ use dowguard_guard::ports::{BudgetStore, Discovery};
 use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, TABLE, attack_end_before, day_budget, put_minutes};
-use dowguard_tests::fixtures::{GUARDED, create_function, create_http_api};
+use dowguard_tests::fixtures::{GUARDED, create_function, create_http_api, create_trail};
 use dowguard_tests::iam::record::{GateControl, Recording, gate};
 use dowguard_tests::iam::{Report, check};
 use dowguard_tests::template::{Deployment, translated};
@@ -37,29 +40,23 @@ use serde_json::Value;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// The template's logical ids of the two functions.
+/// The template's logical ids of the three functions.
 const EVALUATOR: &str = "Evaluator";
 const RESPONDER: &str = "AlarmResponder";
+const INVENTORY: &str = "Inventory";
 
 /// The alarm prefix (the template's default).
 const PREFIX: &str = "dowguard-";
 
-/// What the evaluator must be seen doing in these scenarios: discovery of every
-/// kind of target, metrics, the table (a lost race's read-back included), the
-/// audit, notices, every kind of throttle and its restore, and the alarm sync.
+/// What the evaluator must be seen doing in these scenarios: metrics, the table (a
+/// lost race's read-back included), the audit, notices, every kind of throttle and
+/// its restore, and the alarm sync. It lists nothing: its targets come from the
+/// inventory.
 const EVALUATOR_MUST: &[(&str, &str)] = &[
-    ("Lambda", "ListFunctions"),
-    ("Lambda", "ListTags"),
-    ("Lambda", "GetFunctionConcurrency"),
     ("Lambda", "PutFunctionConcurrency"),
     ("Lambda", "DeleteFunctionConcurrency"),
-    ("API Gateway", "GetRestApis"),
-    ("API Gateway", "GetStages"),
-    ("API Gateway", "GetUsagePlans"),
     ("API Gateway", "UpdateStage"),
     ("API Gateway", "UpdateUsagePlan"),
-    ("ApiGatewayV2", "GetApis"),
-    ("ApiGatewayV2", "GetStages"),
     ("ApiGatewayV2", "UpdateStage"),
     ("CloudWatch", "GetMetricData"),
     ("CloudWatch", "DescribeAlarms"),
@@ -72,18 +69,42 @@ const EVALUATOR_MUST: &[(&str, &str)] = &[
     ("SNS", "Publish"),
 ];
 
-/// What the alarm responder must be seen doing: discovery, metrics, the table
-/// (a lost race's read-back included), the audit, a notice, and the function's
-/// throttle.
+/// What the alarm responder must be seen doing: metrics, the table (a lost race's
+/// read-back included), the audit, a notice, and the function's throttle.
 const RESPONDER_MUST: &[(&str, &str)] = &[
-    ("Lambda", "ListFunctions"),
-    ("Lambda", "ListTags"),
-    ("Lambda", "GetFunctionConcurrency"),
     ("Lambda", "PutFunctionConcurrency"),
     ("CloudWatch", "GetMetricData"),
     ("DynamoDB", "Query"),
     ("DynamoDB", "PutItem"),
     ("DynamoDB", "GetItem"),
+    ("DynamoDB", "BatchWriteItem"),
+    ("SNS", "Publish"),
+];
+
+/// What the inventory function must be seen doing: the tagged functions, one
+/// function and one REST stage read whole, the API Gateway listing, the trail
+/// check, its entries written and removed, a held reservation set again with its
+/// audit and notice, and its lease.
+const INVENTORY_MUST: &[(&str, &str)] = &[
+    ("Resource Groups Tagging API", "GetResources"),
+    ("CloudTrail", "DescribeTrails"),
+    ("CloudTrail", "GetTrailStatus"),
+    ("CloudTrail", "GetEventSelectors"),
+    ("Lambda", "GetFunction"),
+    ("Lambda", "GetFunctionConcurrency"),
+    ("Lambda", "GetFunctionEventInvokeConfig"),
+    ("Lambda", "PutFunctionConcurrency"),
+    ("API Gateway", "GetRestApis"),
+    ("API Gateway", "GetRestApi"),
+    ("API Gateway", "GetStages"),
+    ("API Gateway", "GetStage"),
+    ("API Gateway", "GetUsagePlans"),
+    ("ApiGatewayV2", "GetApis"),
+    ("ApiGatewayV2", "GetStages"),
+    ("DynamoDB", "Query"),
+    ("DynamoDB", "PutItem"),
+    ("DynamoDB", "UpdateItem"),
+    ("DynamoDB", "DeleteItem"),
     ("DynamoDB", "BatchWriteItem"),
     ("SNS", "Publish"),
 ];
@@ -179,10 +200,10 @@ impl World {
     fn app(&self, function: &str, extra: Vec<SharedInterceptor>) -> Result<App, Error> {
         let mut all = vec![self.recording.interceptor(function)];
         all.extend(extra);
-        let role = if function == EVALUATOR {
-            Role::Evaluator
-        } else {
-            Role::Responder
+        let role = match function {
+            EVALUATOR => Role::Evaluator,
+            INVENTORY => Role::Inventory,
+            _ => Role::Responder,
         };
         Ok(App::with_interceptors(
             config(&self.notices)?,
@@ -207,6 +228,8 @@ impl World {
             .await?
             .into_iter()
             .map(|t| (t.id, t.limits))
+            // `spare` has no budget: the guard never changes it.
+            .filter(|(id, _)| id.to_string() != "function:spare")
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
@@ -231,14 +254,28 @@ impl World {
     }
 }
 
-/// Runs the handler of `function` (the evaluator or the alarm responder).
+/// Runs the handler of `function` (the evaluator, the alarm responder or the
+/// inventory function).
 async fn run(app: &App, function: &str, event: LambdaEvent<Value>) -> Result<Value, Error> {
-    let out = if function == EVALUATOR {
-        dowguard_evaluator::handle(app, event).await
-    } else {
-        dowguard_alarm_responder::handle(app, event).await
+    let out = match function {
+        EVALUATOR => dowguard_evaluator::handle(app, event).await,
+        INVENTORY => dowguard_inventory::handle(app, event).await,
+        _ => dowguard_alarm_responder::handle(app, event).await,
     };
     Ok(out.map_err(|d| d.error_message)?)
+}
+
+/// A CloudTrail event of `name` (Lambda's or API Gateway's) with `parameters`,
+/// made by `principal`, from the fixture's shape.
+fn change(source: &str, name: &str, parameters: Value, principal: &str) -> Result<LambdaEvent<Value>, Error> {
+    let mut event = event("cloudtrail-put-function-concurrency.json", Utc::now(), None)?;
+    let payload = &mut event.payload;
+    payload["source"] = Value::from(format!("aws.{source}"));
+    payload["detail"]["eventSource"] = Value::from(format!("{source}.amazonaws.com"));
+    payload["detail"]["eventName"] = Value::from(name);
+    payload["detail"]["requestParameters"] = parameters;
+    payload["detail"]["userIdentity"]["arn"] = Value::from(principal);
+    Ok(event)
 }
 
 /// Runs `gated` (a `gated_function` pass) until its first state write waits at the
@@ -280,7 +317,7 @@ fn assert_observed(report: &Report, function: &str, must: &[(&str, &str)]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), Error> {
+async fn every_call_of_the_three_functions_is_allowed_by_their_roles() -> Result<(), Error> {
     let w = World::start().await?;
     let aws = &w.aws;
     let now = w.attack_end + Duration::hours(1);
@@ -290,6 +327,10 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
     let example = ExampleAccount::seed(aws, now).await?;
     create_function(aws, "search").await?;
     create_function(aws, "late").await?;
+    // Guarded, without a budget: untagged later, and dropped from the inventory.
+    create_function(aws, "spare").await?;
+    // A trail that logs management events: the inventory's trail check reads it.
+    create_trail(aws, "management", true).await?;
     let orders = create_http_api(aws, "orders", "prod").await?;
     let finance = topic(aws, "finance-alerts", &[GUARDED]).await?;
     let store = &w.observer.stack.store;
@@ -370,6 +411,16 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
     let originals = w.limits().await?;
     let evaluator = w.app(EVALUATOR, vec![])?;
     let responder = w.app(RESPONDER, vec![])?;
+    let inventory = w.app(INVENTORY, vec![])?;
+
+    // 0. The inventory function reads the account into the table.
+    let out = run(
+        &inventory,
+        INVENTORY,
+        event("scheduled-event.json", Utc::now(), None)?,
+    )
+    .await?;
+    assert_eq!(out["trail"]["trail"], "management", "{out}");
 
     // 1. A calm pass before the flood: alarms put, the stale one deleted.
     let calm = event("scheduled-event.json", w.attack_end - Duration::hours(2), None)?;
@@ -453,7 +504,80 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
         assert_ne!(before, after, "{id} was not throttled: {won}");
     }
 
-    // 4. The calm after, until every original limit is back.
+    // 4. Change events while the targets are held: a deploy rewrites checkout's
+    // reservation (the inventory function sets the guard's limit again), a person
+    // updates the REST stage, and `spare` loses its guard tag.
+    let lambda = aws_sdk_lambda::Client::new(&aws.sdk_config());
+    lambda
+        .put_function_concurrency()
+        .function_name("checkout")
+        .reserved_concurrent_executions(80)
+        .send()
+        .await?;
+    let deploy = "arn:aws:sts::123456789012:assumed-role/cfn-deploy/AWSCloudFormation";
+    let out = run(
+        &inventory,
+        INVENTORY,
+        change(
+            "lambda",
+            "PutFunctionConcurrency20171031",
+            serde_json::json!({"functionName": "checkout", "reservedConcurrentExecutions": 80}),
+            deploy,
+        )?,
+    )
+    .await?;
+    assert_eq!(out["drift"][0]["by"], deploy, "{out}");
+    let out = run(
+        &inventory,
+        INVENTORY,
+        change(
+            "apigateway",
+            "UpdateStage",
+            serde_json::json!({"restApiId": example.api, "stageName": "prod"}),
+            "arn:aws:iam::123456789012:user/alice",
+        )?,
+    )
+    .await?;
+    assert!(out.get("rejected").is_none(), "{out}");
+    let spare = lambda
+        .get_function()
+        .function_name("spare")
+        .send()
+        .await?
+        .configuration()
+        .and_then(|c| c.function_arn())
+        .ok_or("spare without an ARN")?
+        .to_string();
+    lambda
+        .untag_resource()
+        .resource(&spare)
+        .tag_keys(GUARDED.0)
+        .send()
+        .await?;
+    let out = run(
+        &inventory,
+        INVENTORY,
+        change(
+            "lambda",
+            "UntagResource20170331v2",
+            serde_json::json!({"resource": spare, "tagKeys": [GUARDED.0]}),
+            "arn:aws:iam::123456789012:user/alice",
+        )?,
+    )
+    .await?;
+    assert_eq!(out["removed"], serde_json::json!(["function:spare"]), "{out}");
+    // The deploy's 80 is the original the calm brings back.
+    let mut originals = originals;
+    for (id, limits) in &mut originals {
+        if id.to_string() == "function:checkout" {
+            *limits = Limits::Function {
+                reserved_concurrency: Some(80),
+                async_config: None,
+            };
+        }
+    }
+
+    // 5. The calm after, until every original limit is back.
     let mut at = at;
     let mut passes = 0;
     loop {
@@ -487,6 +611,16 @@ async fn every_call_of_both_functions_is_allowed_by_their_roles() -> Result<(), 
     );
     assert_observed(&report, EVALUATOR, EVALUATOR_MUST);
     assert_observed(&report, RESPONDER, RESPONDER_MUST);
+    assert_observed(&report, INVENTORY, INVENTORY_MUST);
+    for function in [EVALUATOR, RESPONDER] {
+        let seen = report.operations_of(function);
+        for listing in [("Lambda", "ListFunctions"), ("Lambda", "ListTags")] {
+            assert!(
+                !seen.contains(&(listing.0.to_string(), listing.1.to_string())),
+                "{function} listed the account: {listing:?}"
+            );
+        }
+    }
     assert!(
         report
             .checks
@@ -547,6 +681,13 @@ async fn an_http_stage_tagged_only_on_its_api_is_never_written() -> Result<(), E
     .await?;
     let evaluator = w.app(EVALUATOR, vec![])?;
     let responder = w.app(RESPONDER, vec![])?;
+    let inventory = w.app(INVENTORY, vec![])?;
+    run(
+        &inventory,
+        INVENTORY,
+        event("scheduled-event.json", Utc::now(), None)?,
+    )
+    .await?;
     let at = w.attack_end + Duration::minutes(1);
     let alarm = format!("{PREFIX}{scope}");
     dowguard_alarm_responder::handle(&responder, event("alarm-state-change.json", at, Some(&alarm))?)
@@ -558,12 +699,18 @@ async fn an_http_stage_tagged_only_on_its_api_is_never_written() -> Result<(), E
 
     let report = w.report().await?;
     println!("{}", report.table());
+    assert!(
+        report
+            .operations_of(INVENTORY)
+            .contains(&("ApiGatewayV2".to_string(), "GetStages".to_string())),
+        "the inventory did not list the HTTP API's stages"
+    );
     for function in [EVALUATOR, RESPONDER] {
         assert!(
-            report
+            !report
                 .operations_of(function)
-                .contains(&("ApiGatewayV2".to_string(), "GetStages".to_string())),
-            "{function} did not discover the HTTP API's stages"
+                .contains(&("ApiGatewayV2".to_string(), "UpdateStage".to_string())),
+            "{function} wrote the stage its role may not change"
         );
     }
     let failures = report.failures();

@@ -26,6 +26,8 @@ const UNSCOPABLE: &[&str] = &[
     "lambda:ListFunctions",
     "lambda:GetAccountSettings",
     "cloudwatch:GetMetricData",
+    "tag:GetResources",
+    "cloudtrail:DescribeTrails",
 ];
 
 /// A function's role: its allowed actions, managed policies, and any problem with
@@ -177,18 +179,15 @@ fn the_table_matches_the_key_schema_of_the_store() -> Result<(), Error> {
 #[test]
 fn every_variable_the_functions_read_is_set_or_defaulted_in_the_template() -> Result<(), Error> {
     let template = translated()?;
-    for function in ["Evaluator", "AlarmResponder"] {
+    for function in ["Evaluator", "AlarmResponder", "Inventory"] {
         let vars = &template["Resources"][function]["Properties"]["Environment"]["Variables"];
         for name in dowguard_runtime::config::ALL_VARIABLES {
             let set_by_lambda = *name == "AWS_REGION";
-            let only_evaluator = [
-                dowguard_runtime::config::ALARM_SYNC,
-                dowguard_runtime::config::SCHEDULE_RULE_ARN,
-            ]
-            .contains(name)
-                && function == "AlarmResponder";
+            // Only the evaluator syncs alarms; the responder takes no scheduled event.
+            let unused = (*name == dowguard_runtime::config::ALARM_SYNC && function != "Evaluator")
+                || (*name == dowguard_runtime::config::SCHEDULE_RULE_ARN && function == "AlarmResponder");
             assert!(
-                set_by_lambda || only_evaluator || vars.get(*name).is_some(),
+                set_by_lambda || unused || vars.get(*name).is_some(),
                 "{function} does not set {name}"
             );
         }
@@ -250,7 +249,7 @@ fn resolve(template: &Value, value: &Value, given: &[(&str, &str)]) -> Option<Va
 #[test]
 fn the_guards_own_concurrency_is_reserved_only_when_the_parameter_turns_it_on() -> Result<(), Error> {
     let template = translated()?;
-    for (function, reserved) in [("Evaluator", 1), ("AlarmResponder", 2)] {
+    for (function, reserved) in [("Evaluator", 1), ("AlarmResponder", 2), ("Inventory", 1)] {
         let property = &template["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
         assert_eq!(
             resolve(&template, property, &[]),
@@ -284,5 +283,48 @@ fn the_evaluator_pins_the_schedule_rule_the_template_creates() -> Result<(), Err
         vars[dowguard_runtime::config::SCHEDULE_RULE_ARN]["Fn::Sub"],
         "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${ScheduleRuleName}"
     );
+    Ok(())
+}
+
+/// The inventory function pins its reconciliation schedule to the rule the
+/// template creates for it, and its change rule matches exactly the CloudTrail
+/// events the function follows (`dowguard_runtime::change`): an event name the
+/// rule forgot would never arrive, one the function does not know would be
+/// refused.
+#[test]
+fn the_inventory_rules_are_its_schedule_and_exactly_the_change_events_it_follows() -> Result<(), Error> {
+    use dowguard_runtime::change::{
+        API_CALL_DETAIL_TYPE, APIGATEWAY_EVENTS, APIGATEWAY_SOURCE, LAMBDA_EVENTS, LAMBDA_SOURCE,
+    };
+    let template = translated()?;
+    let schedule = &template["Resources"]["InventoryReconcile"];
+    assert_eq!(schedule["Type"], "AWS::Events::Rule");
+    assert_eq!(
+        resolve(&template, &schedule["Properties"]["Name"], &[]).ok_or("the rule has no name")?,
+        "dowguard-inventory-reconcile"
+    );
+    assert_eq!(schedule["Properties"]["ScheduleExpression"], "rate(5 minutes)");
+    let vars = &template["Resources"]["Inventory"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        vars[dowguard_runtime::config::SCHEDULE_RULE_ARN]["Fn::Sub"],
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${ReconcileRuleName}"
+    );
+    let pattern = &template["Resources"]["InventoryChanges"]["Properties"]["EventPattern"];
+    assert_eq!(
+        pattern["source"],
+        serde_json::json!([LAMBDA_SOURCE.0, APIGATEWAY_SOURCE.0])
+    );
+    assert_eq!(pattern["detail-type"], serde_json::json!([API_CALL_DETAIL_TYPE]));
+    assert_eq!(
+        pattern["detail"]["eventSource"],
+        serde_json::json!([LAMBDA_SOURCE.1, APIGATEWAY_SOURCE.1])
+    );
+    let names: BTreeSet<String> = strings(pattern["detail"].get("eventName")).into_iter().collect();
+    let known: BTreeSet<String> = LAMBDA_EVENTS
+        .iter()
+        .chain(APIGATEWAY_EVENTS)
+        .map(|n| (*n).to_string())
+        .collect();
+    assert_eq!(names, known);
     Ok(())
 }

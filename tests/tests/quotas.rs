@@ -37,7 +37,8 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use dowguard_adapters::dynamodb::create_table;
 use dowguard_adapters::stack::{AwsStack, Pacing, StackConfig};
 use dowguard_domain::{Limits, TargetId};
-use dowguard_guard::ports::{BudgetStore, Discovery, StateStore};
+use dowguard_guard::inventory::{Keeper, Meta, Slices};
+use dowguard_guard::ports::{BudgetStore, Discovery, InventoryStore, StateStore};
 use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{TABLE, attack_end_before, day_budget, put_minutes};
@@ -67,16 +68,21 @@ const BOUND: StdDuration = StdDuration::from_secs(300);
 /// The deployment's configuration: AWS's own usage-plan interval (the default),
 /// the flood hours old (as in the demo).
 fn config() -> Result<Config, Error> {
+    config_for("arn:aws:events:us-east-1:123456789012:rule/dowguard-evaluator-schedule")
+}
+
+/// The inventory function's reconciliation rule, as the template names it.
+const INVENTORY_RULE: &str = "arn:aws:events:us-east-1:123456789012:rule/dowguard-inventory-reconcile";
+
+/// The configuration of a function whose schedule comes from `rule`.
+fn config_for(rule: &str) -> Result<Config, Error> {
     let vars: HashMap<&str, &str> = [
         ("DOWGUARD_TABLE", TABLE),
         ("DOWGUARD_ACCOUNT_ID", dowguard_tests::ACCOUNT_ID),
         ("AWS_REGION", dowguard_tests::REGION),
         ("DOWGUARD_MODE", "enforce"),
         ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
-        (
-            "DOWGUARD_SCHEDULE_RULE_ARN",
-            "arn:aws:events:us-east-1:123456789012:rule/dowguard-evaluator-schedule",
-        ),
+        ("DOWGUARD_SCHEDULE_RULE_ARN", rule),
     ]
     .into();
     Ok(Config::from_lookup(|name| {
@@ -399,6 +405,28 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
         "HTTP API calls right after 50 REST calls: none refused"
     );
 
+    // The Tagging API: 30 GetResources at once, 15 a second.
+    let tagging = aws_sdk_resourcegroupstagging::Client::new(&unretried(&proxy));
+    let (throttled, others) = burst(&tagging, 30, |c| async move {
+        use aws_sdk_resourcegroupstagging::operation::get_resources::GetResourcesError as E;
+        match c
+            .get_resources()
+            .resource_type_filters("lambda:function")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(E::ThrottledException(_)) => Err(None),
+                _ => Err(Some(format!("{e:?}"))),
+            },
+        }
+    })
+    .await;
+    assert!(others.is_empty(), "{others:?}");
+    println!("quota-proxy: tagging burst=30 throttled={throttled}");
+    assert!(throttled > 0, "30 GetResources at once: none refused");
+
     // UpdateUsagePlan: one every 20 seconds, on a fresh account-wide bucket.
     let proxy = Proxy::start_with_quotas(aws.endpoint(), &AWS_QUOTAS).await?;
     let rest = aws_sdk_apigateway::Client::new(&unretried(&proxy));
@@ -468,8 +496,8 @@ async fn an_unpaced_burst_gets_each_services_own_throttling_error() -> Result<()
 /// none of their requests, every change is applied once, every flooded target
 /// ends throttled, and the second evaluator skips, saying why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane_quotas() -> Result<(), Error>
-{
+async fn two_evaluators_the_responder_and_the_inventory_function_together_stay_within_the_control_plane_quotas()
+-> Result<(), Error> {
     let aws = LocalAws::start().await?;
     let now = Utc::now().duration_trunc(Duration::minutes(1))?;
     let attack_end = attack_end_before(now);
@@ -481,6 +509,7 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
         lambda_per_second: 1_000,
         apigateway_per_second: 1_000,
         usage_plan_interval: StdDuration::ZERO,
+        tagging_per_second: 1_000,
     };
     let observer = AwsStack::new(&aws.sdk_config(), &unpaced);
     let limits = async || -> Result<BTreeMap<TargetId, Limits>, Error> {
@@ -496,14 +525,36 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
     for t in &targets {
         assert!(originals.contains_key(t), "{t} was not created");
     }
+    // The inventory as the inventory function left it, then its record cleared so
+    // that its run below reads the whole account again, beside the passes.
+    let kept = Keeper {
+        ports: &observer,
+        actor: "inventory",
+    }
+    .reconcile(Utc::now(), Slices::All)
+    .await?;
+    assert!(kept.errors.is_empty(), "{:?}", kept.errors);
+    let record = observer.store.load_inventory().await?.meta;
+    let cleared = Meta {
+        apis: record.value.apis,
+        ..Meta::default()
+    };
+    observer.store.put_meta(&cleared, record.version).await?;
 
     let proxy = Proxy::start_with_quotas(aws.endpoint(), &AWS_QUOTAS).await?;
     let sdk = dowguard_tests::sdk_config_for(proxy.endpoint());
-    let (first, second, responder) = (
+    let (first, second, responder, inventory) = (
         App::new(config()?, &sdk, Role::Evaluator)?,
         App::new(config()?, &sdk, Role::Evaluator)?,
         App::new(config()?, &sdk, Role::Responder)?,
+        App::new(config_for(INVENTORY_RULE)?, &sdk, Role::Inventory)?,
     );
+    let mut reconciliation = invocation("scheduled-event.json", Utc::now(), "inventory")?;
+    reconciliation.payload["resources"] = serde_json::json!([INVENTORY_RULE]);
+    // A person changes a REST stage while the guard works: its change event too.
+    let mut stage_update = invocation("cloudtrail-update-stage.json", Utc::now(), "inventory-event")?;
+    stage_update.payload["detail"]["requestParameters"]["restApiId"] =
+        Value::from(crowd.rest_apis[1].clone());
     let at = attack_end + Duration::minutes(1);
     let started = Instant::now();
     let outs = tokio::time::timeout(BOUND, async {
@@ -520,6 +571,12 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
                 &responder,
                 invocation("alarm-state-change.json", at, "responder").unwrap()
             ),
+            dowguard_inventory::handle(&inventory, reconciliation),
+            // The event arrives while the reconciliation runs, and waits for its lease.
+            async {
+                tokio::time::sleep(StdDuration::from_millis(500)).await;
+                dowguard_inventory::handle(&inventory, stage_update).await
+            },
         )
     })
     .await
@@ -563,7 +620,7 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
         total_throttled, 0,
         "AWS would have refused {total_throttled} of the guard's requests: {throttled:?}"
     );
-    let outs: Vec<Value> = [outs.0, outs.1, outs.2]
+    let outs: Vec<Value> = [outs.0, outs.1, outs.2, outs.3, outs.4]
         .into_iter()
         .map(|o| o.map_err(|d| format!("{}: {}", d.error_type, d.error_message)))
         .collect::<Result<_, _>>()?;
@@ -584,6 +641,18 @@ async fn two_evaluators_and_the_responder_together_stay_within_the_control_plane
         outs[2].get("pass_at").is_some(),
         "the responder ran its pass: {}",
         outs[2]
+    );
+    assert_eq!(outs[3]["trigger"], "reconcile", "{}", outs[3]);
+    assert!(
+        outs[3]["read"].as_u64().is_some_and(|n| n >= FUNCTIONS as u64),
+        "the inventory read the whole account again: {}",
+        outs[3]
+    );
+    assert_eq!(outs[3]["errors"], serde_json::json!([]), "{}", outs[3]);
+    assert_eq!(
+        outs[4]["trigger"], "UpdateStage",
+        "the change event ran: {}",
+        outs[4]
     );
 
     // Every change applied once: per target and kind of limit, at most one write

@@ -68,6 +68,7 @@ async fn two_evaluators_and_an_alarm_responder_at_once_apply_each_change_once() 
         r.guard("alarm-responder"),
     );
     let originals = a.limits().await.unwrap();
+    a.reconcile(Utc::now()).await.unwrap();
     let checkout = TargetId::parse("function:checkout").unwrap();
     let alarmed = HashSet::from([checkout.clone()]);
 

@@ -1,7 +1,9 @@
 //! dowguard's alarm responder: receives a CloudWatch alarm state change (from
 //! EventBridge, or wrapped in an SNS notification), validates it strictly, and on
 //! ALARM runs a guard pass over the alarmed target at once, so a surge is throttled
-//! within a minute instead of at the next schedule. On OK it does nothing: recovery
+//! within a minute instead of at the next schedule. The pass reads the targets
+//! from the inventory in the table and changes only the alarmed target: its AWS
+//! calls concern that target alone. On OK it does nothing: recovery
 //! is the evaluator's, after the cool-down. Anything foreign or malformed is
 //! rejected with the reason logged, and changes nothing. A pass runs only if this
 //! instance ran none over the target this minute, it holds the responders' slot in
@@ -87,9 +89,11 @@ async fn admitted_pass<D: Deployment>(
         .duration_trunc(TimeDelta::minutes(1))
         .unwrap_or(trigger.time);
     let only: HashSet<_> = [trigger.target.clone()].into();
+    let mut options = app.options(Some(only));
+    options.as_of = Some(now);
     let report = app
         .guard(ACTOR)
-        .evaluate_with(at, &app.options(Some(only)))
+        .evaluate_with(at, &options)
         .await
         .map_err(|e| diagnostic("GuardError", &e))?;
     emit(&pass_documents(&app.config.metrics_namespace, ACTOR, &report));

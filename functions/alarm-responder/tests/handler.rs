@@ -78,6 +78,7 @@ async fn flooded_app(now: DateTime<Utc>) -> App<MemoryStack> {
         .put_budget(&budget, None, "finance", now)
         .await
         .unwrap();
+    stack.reconcile(now).await.unwrap();
     App::over(production_config(), stack).unwrap()
 }
 
@@ -128,4 +129,75 @@ async fn the_production_event_age_refuses_an_alarm_eleven_minutes_old() {
         .await
         .unwrap();
     assert_eq!(on_time["alarm"]["state"], "ALARM", "{on_time}");
+}
+
+/// An account of 300 flooded functions, each with its own budget, and the alarm of
+/// one of them: the responder's pass reads and changes that function only. It
+/// reads the targets from the inventory in the table, never from the account.
+#[tokio::test]
+async fn a_responder_pass_in_an_account_of_many_functions_makes_calls_for_the_alarmed_one_only() {
+    let event = fixture("alarm-state-change.json");
+    let now = event_time(&event) + Duration::seconds(5);
+    let app = flooded_app(now).await;
+    for i in 0..300 {
+        let name = format!("worker-{i:03}");
+        let id = TargetId::parse(&format!("function:{name}")).unwrap();
+        app.stack.cloud.data.lock().unwrap().targets.push(Target::new(
+            id.clone(),
+            TargetSpec::Function {
+                memory_mb: 512,
+                arch: Arch::X86_64,
+                async_invoked: false,
+            },
+            Default::default(),
+            Limits::Function {
+                reserved_concurrency: Some(500),
+                async_config: None,
+            },
+        ));
+        app.stack
+            .cloud
+            .set_metrics(&id, steady_traffic(now, 20_000_000, 100));
+        let budget = Budget::parse(BudgetSpec {
+            id: format!("{name}-daily"),
+            scope: format!("function:{name}"),
+            period: "day".into(),
+            amount: "240".into(),
+            thresholds: vec![],
+            mode: "enforce".into(),
+            owner: "finance@example.com".into(),
+            topic: None,
+            floors: Floors::default(),
+            protected: false,
+        })
+        .unwrap();
+        app.stack
+            .store
+            .put_budget(&budget, None, "finance", now)
+            .await
+            .unwrap();
+    }
+    app.stack.reconcile(now).await.unwrap();
+    let reads_before = app.stack.cloud.reads().len();
+
+    let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
+    assert_eq!(out["alarm"]["target"], "function:checkout", "{out}");
+    let calls = app.stack.cloud.calls();
+    assert!(!calls.is_empty(), "the alarmed function is throttled");
+    assert!(
+        calls.iter().all(|c| c.ends_with(" function:checkout")),
+        "only the alarmed function is changed: {calls:?}"
+    );
+    let reads = app.stack.cloud.reads();
+    assert_eq!(
+        &reads[reads_before..],
+        &[] as &[String],
+        "the pass lists nothing and reads no other target"
+    );
+    assert_eq!(
+        out["metrics_requested"], 3,
+        "the metrics of one function, not of 301: {out}"
+    );
+    let states = app.stack.store.data.lock().unwrap().states.len();
+    assert_eq!(states, 1, "only the alarmed function's state is written");
 }

@@ -1,9 +1,12 @@
 //! dowguard's evaluator: on each EventBridge schedule it runs one guard pass over
-//! every budget (discover → metrics → decide → save states → act → audit →
+//! every budget (the inventory → metrics → decide → save states → act → audit →
 //! notify), prints its figures as embedded metrics, then keeps the per-target
-//! alarms in step with the budgets. The alarm sync is a step of this function, not
-//! a function of its own: it needs the same discovery and budgets, runs on the same
-//! schedule, and one role with `cloudwatch:PutMetricAlarm` is one fewer to audit.
+//! alarms in step with the budgets. It never lists the account: the targets and
+//! their limits come from the inventory in the table (`dowguard_guard::inventory`,
+//! kept by the inventory function), and what the inventory cannot vouch for is a
+//! gap of the pass. The alarm sync is a step of this function, not a function of
+//! its own: it works from the same targets and budgets, runs on the same schedule,
+//! and one role with `cloudwatch:PutMetricAlarm` is one fewer to audit.
 //!
 //! One pass at a time: the evaluator takes a lease in the table before its pass and
 //! gives it back after (a second evaluator skips), and every pass counts against
@@ -80,9 +83,11 @@ async fn admitted_pass<D: Deployment>(
         tracing::warn!(reason = %refused, "pass refused");
         return Ok(json!({ "refused": refused }));
     }
+    let mut options = app.options(None);
+    options.as_of = Some(now);
     let report = app
         .guard(ACTOR)
-        .evaluate_with(at, &app.options(None))
+        .evaluate_with(at, &options)
         .await
         .map_err(|e| diagnostic("GuardError", &e))?;
     emit(&pass_documents(&app.config.metrics_namespace, ACTOR, &report));
@@ -96,15 +101,7 @@ async fn admitted_pass<D: Deployment>(
         let synced = match app.stack.store().list_budgets().await {
             Ok(budgets) => {
                 let avg = app.settings.default_avg_duration_ms;
-                sync_alarms(
-                    app.stack.account(),
-                    app.stack.alarms(),
-                    &budgets,
-                    &app.prices,
-                    at,
-                    avg,
-                )
-                .await
+                sync_alarms(&report.seen, app.stack.alarms(), &budgets, &app.prices, at, avg).await
             }
             Err(e) => Err(e),
         };

@@ -92,6 +92,7 @@ async fn flooded_app(now: DateTime<Utc>) -> App<MemoryStack> {
         .put_budget(&budget, None, "finance", now)
         .await
         .unwrap();
+    stack.reconcile(now).await.unwrap();
     App::over(production_config(), stack).unwrap()
 }
 
@@ -168,4 +169,53 @@ async fn a_second_evaluator_finds_the_lease_held_and_skips() {
         "{out}"
     );
     assert!(app.stack.cloud.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_steady_state_pass_reads_the_inventory_and_lists_nothing() {
+    let event = scheduled_event();
+    let now = event_time(&event) + Duration::seconds(20);
+    let app = flooded_app(now).await;
+    let reads_before = app.stack.cloud.reads().len();
+    let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
+    assert_eq!(out["gaps"], serde_json::json!([]), "{out}");
+    assert_eq!(
+        app.stack.cloud.reads().len(),
+        reads_before,
+        "{:?}",
+        app.stack.cloud.reads()
+    );
+}
+
+#[tokio::test]
+async fn an_empty_inventory_is_a_gap_of_the_pass_never_a_silent_skip() {
+    let event = scheduled_event();
+    let now = event_time(&event) + Duration::seconds(20);
+    let app = flooded_app(now).await;
+    app.stack.store.data.lock().unwrap().inventory.clear();
+    app.stack.store.data.lock().unwrap().inventory_meta = Default::default();
+    let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
+    let gaps: Vec<String> = serde_json::from_value(out["gaps"].clone()).unwrap();
+    assert!(
+        gaps.iter().any(|g| g.contains("never reconciled"))
+            && gaps.iter().any(|g| g.contains("never listed")),
+        "{out}"
+    );
+    assert!(
+        app.stack.cloud.calls().is_empty(),
+        "nothing it cannot see is changed"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_inventory_is_a_gap_and_the_budgets_hold() {
+    let event = scheduled_event();
+    let now = event_time(&event) + Duration::seconds(20);
+    let app = flooded_app(now - Duration::hours(3)).await;
+    let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
+    let gaps: Vec<String> = serde_json::from_value(out["gaps"].clone()).unwrap();
+    assert!(
+        gaps.iter().any(|g| g.contains("more than 120 minutes ago")),
+        "{out}"
+    );
 }

@@ -8,8 +8,8 @@ use dowguard_domain::{
     AccountConcurrency, AsyncConfig, FunctionName, Quota, TargetId, TargetKind, Throttle, UsagePlanId,
 };
 use dowguard_guard::ports::{
-    Discovered, Discovery, FetchedMetrics, LambdaControl, MetricsRequest, MetricsSource, StageControl,
-    Unlisted, UsagePlanControl,
+    Discovered, Discovery, FetchedMetrics, Found, InventorySource, LambdaControl, MetricsRequest,
+    MetricsSource, StageControl, TrailStatus, Unlisted, UsagePlanControl,
 };
 use dowguard_guard::{FailureKind, PortError, PortResult};
 
@@ -17,6 +17,8 @@ use crate::apigateway::{RestAdapter, RestCatalog};
 use crate::apigatewayv2::HttpAdapter;
 use crate::cloudwatch::CloudWatchMetrics;
 use crate::lambda::LambdaAdapter;
+use crate::tagging::TaggingAdapter;
+use crate::trail::TrailAdapter;
 
 /// Every service adapter of one account and region.
 #[derive(Debug)]
@@ -29,6 +31,10 @@ pub struct AwsAccount {
     pub http: HttpAdapter,
     /// CloudWatch metrics.
     pub metrics: CloudWatchMetrics,
+    /// The Resource Groups Tagging API.
+    pub tagging: TaggingAdapter,
+    /// CloudTrail's trails.
+    pub trail: TrailAdapter,
     catalog: Arc<RwLock<RestCatalog>>,
 }
 
@@ -39,14 +45,24 @@ impl AwsAccount {
         rest: RestAdapter,
         http: HttpAdapter,
         metrics: CloudWatchMetrics,
+        (tagging, trail): (TaggingAdapter, TrailAdapter),
     ) -> Self {
         AwsAccount {
             lambda,
             rest,
             http,
             metrics,
+            tagging,
+            trail,
             catalog: Arc::new(RwLock::new(RestCatalog::default())),
         }
+    }
+
+    fn set_catalog(&self, catalog: RestCatalog) {
+        *self
+            .catalog
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
     }
 
     /// The catalogue of REST APIs (names, usage plans' stages) itself, kept current by every discovery, for whoever else
@@ -82,10 +98,7 @@ impl Discovery for AwsAccount {
         match rest {
             Ok((targets, catalog)) => {
                 found.targets.extend(targets);
-                *self
-                    .catalog
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = catalog;
+                self.set_catalog(catalog);
             }
             Err(e) => found.unlisted.push(Unlisted::new(
                 "REST API stages and usage plans",
@@ -103,6 +116,74 @@ impl Discovery for AwsAccount {
             tracing::warn!(what = %unlisted.what, error = %unlisted.error, "could not list; the rest of the account is still guarded");
         }
         Ok(found)
+    }
+
+    /// The REST API names and each plan's stages, rebuilt from the inventory: what
+    /// the metrics and the alarms need, which a pass no longer discovers.
+    fn remember(&self, found: &[Found]) {
+        let mut catalog = RestCatalog::default();
+        for f in found {
+            if let TargetId::RestStage(api, stage) = &f.target.id {
+                if let Some(name) = &f.api_name {
+                    catalog.api_names.insert(api.clone(), name.clone());
+                }
+                for plan in &f.target.usage_plans {
+                    catalog
+                        .plan_stages
+                        .entry(plan.clone())
+                        .or_default()
+                        .push((api.clone(), stage.clone()));
+                }
+            }
+        }
+        self.set_catalog(catalog);
+    }
+}
+
+impl InventorySource for AwsAccount {
+    async fn tagged_functions(&self, tags: &[(String, String)]) -> PortResult<Vec<FunctionName>> {
+        self.tagging.functions_tagged(tags).await
+    }
+
+    async fn read_target(&self, id: &TargetId) -> PortResult<Option<Found>> {
+        Ok(match id {
+            TargetId::Function(name) => self.lambda.read_function(name).await?.map(Found::of),
+            TargetId::RestStage(api, stage) => {
+                self.rest
+                    .read_stage(api, stage)
+                    .await?
+                    .map(|(target, name)| Found {
+                        target,
+                        api_name: Some(name),
+                    })
+            }
+            TargetId::HttpStage(api, stage) => self.http.read_stage(api, stage).await?.map(Found::of),
+            TargetId::UsagePlan(plan) => self.rest.read_plan(plan).await?.map(|(t, _)| Found::of(t)),
+        })
+    }
+
+    /// Every REST API stage and usage plan, and every HTTP API stage; the REST
+    /// catalogue is kept from the same listing.
+    async fn list_apis(&self) -> PortResult<Vec<Found>> {
+        let (rest, catalog) = self.rest.discover().await?;
+        let http = self.http.discover().await?;
+        let found = rest
+            .into_iter()
+            .map(|target| {
+                let api_name = match &target.id {
+                    TargetId::RestStage(api, _) => catalog.api_names.get(api).cloned(),
+                    _ => None,
+                };
+                Found { target, api_name }
+            })
+            .chain(http.into_iter().map(Found::of))
+            .collect();
+        self.set_catalog(catalog);
+        Ok(found)
+    }
+
+    async fn trail_status(&self) -> PortResult<TrailStatus> {
+        self.trail.status().await
     }
 }
 

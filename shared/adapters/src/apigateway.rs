@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_apigateway::Client;
-use aws_sdk_apigateway::types::{MethodSetting, Op, PatchOperation, QuotaPeriodType};
+use aws_sdk_apigateway::types::{
+    ApiStage, MethodSetting, Op, PatchOperation, QuotaPeriodType, QuotaSettings, ThrottleSettings,
+};
 use chrono::Utc;
 use dowguard_domain::{
     ApiId, Limits, Quota, QuotaPeriod, StageName, Target, TargetId, TargetSpec, Throttle, UsagePlanId,
@@ -246,46 +248,10 @@ impl RestAdapter {
                 let Some(Ok(id)) = plan.id().map(UsagePlanId::parse) else {
                     continue;
                 };
-                let throttle = plan
-                    .throttle()
-                    .and_then(|t| throttle_of(t.rate_limit(), t.burst_limit()));
-                let quota = plan.quota().and_then(|q| {
-                    let period = match q.period()? {
-                        QuotaPeriodType::Day => QuotaPeriod::Day,
-                        QuotaPeriodType::Week => QuotaPeriod::Week,
-                        QuotaPeriodType::Month => QuotaPeriod::Month,
-                        _ => return None,
-                    };
-                    Some(Quota {
-                        limit: u64::try_from(q.limit()).ok()?,
-                        period,
-                        offset: u32::try_from(q.offset()).unwrap_or(0),
-                    })
-                });
-                let stages: Vec<(ApiId, StageName)> = plan
-                    .api_stages()
-                    .iter()
-                    .filter_map(|s| {
-                        Some((
-                            ApiId::parse(s.api_id()?).ok()?,
-                            StageName::parse(s.stage()?).ok()?,
-                        ))
-                    })
-                    .collect();
-                catalog.plan_stages.insert(id.clone(), stages);
-                let tags: BTreeMap<String, String> = plan
-                    .tags()
-                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                let guarded = tags_allow_guard(&tags);
-                let mut target = Target::new(
-                    TargetId::UsagePlan(id),
-                    TargetSpec::UsagePlan,
-                    tags,
-                    Limits::UsagePlan { throttle, quota },
-                );
-                target.guarded = guarded;
-                targets.push(target);
+                catalog
+                    .plan_stages
+                    .insert(id.clone(), plan_stages(plan.api_stages()));
+                targets.push(plan_target(id, plan.throttle(), plan.quota(), plan.tags()));
             }
             position = page.position().map(str::to_string);
             if position.is_none() {
@@ -581,5 +547,170 @@ impl UsagePlanControl for RestAdapter {
             .await
             .map(|_| ())
             .map_err(|e| port_error("UpdateUsagePlan", format!("usage-plan:{plan}"), e))
+    }
+}
+
+/// The stages a usage plan covers.
+fn plan_stages(api_stages: &[ApiStage]) -> Vec<(ApiId, StageName)> {
+    api_stages
+        .iter()
+        .filter_map(|s| {
+            Some((
+                ApiId::parse(s.api_id()?).ok()?,
+                StageName::parse(s.stage()?).ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// A usage plan as a target: its throttle, quota and own tags.
+fn plan_target(
+    id: UsagePlanId,
+    throttle: Option<&ThrottleSettings>,
+    quota: Option<&QuotaSettings>,
+    tags: Option<&HashMap<String, String>>,
+) -> Target {
+    let throttle = throttle.and_then(|t| throttle_of(t.rate_limit(), t.burst_limit()));
+    let quota = quota.and_then(|q| {
+        let period = match q.period()? {
+            QuotaPeriodType::Day => QuotaPeriod::Day,
+            QuotaPeriodType::Week => QuotaPeriod::Week,
+            QuotaPeriodType::Month => QuotaPeriod::Month,
+            _ => return None,
+        };
+        Some(Quota {
+            limit: u64::try_from(q.limit()).ok()?,
+            period,
+            offset: u32::try_from(q.offset()).unwrap_or(0),
+        })
+    });
+    let tags: BTreeMap<String, String> = tags
+        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    let guarded = tags_allow_guard(&tags);
+    let mut target = Target::new(
+        TargetId::UsagePlan(id),
+        TargetSpec::UsagePlan,
+        tags,
+        Limits::UsagePlan { throttle, quota },
+    );
+    target.guarded = guarded;
+    target
+}
+
+/// `Ok(None)` for a resource that does not exist, the error for any other failure.
+fn absent<T>(result: PortResult<T>) -> PortResult<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.kind == FailureKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl RestAdapter {
+    /// One REST API stage as it is now, with its API's CloudWatch `ApiName`
+    /// (`GetRestApi`, `GetStage`, the account's throttle when the stage has method
+    /// settings, and `GetUsagePlans` for the plans that include it); `None` when
+    /// the API or the stage does not exist.
+    pub async fn read_stage(&self, api: &ApiId, stage: &StageName) -> PortResult<Option<(Target, String)>> {
+        let id = TargetId::RestStage(api.clone(), stage.clone());
+        self.stage_pacer.wait().await;
+        let Some(rest_api) = absent(
+            self.client
+                .get_rest_api()
+                .rest_api_id(api.as_str())
+                .send()
+                .await
+                .map_err(|e| port_error("GetRestApi", api.as_str(), e)),
+        )?
+        else {
+            return Ok(None);
+        };
+        self.stage_pacer.wait().await;
+        let Some(found) = absent(
+            self.client
+                .get_stage()
+                .rest_api_id(api.as_str())
+                .stage_name(stage.as_str())
+                .send()
+                .await
+                .map_err(|e| port_error("GetStage", id.to_string(), e)),
+        )?
+        else {
+            return Ok(None);
+        };
+        let settings = found.method_settings();
+        let account = match settings {
+            Some(m) if !m.is_empty() => Some(account_throttle(&self.client, &self.stage_pacer).await?),
+            _ => None,
+        };
+        let mut tags: BTreeMap<String, String> = rest_api
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        if let Some(own) = found.tags() {
+            tags.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        let guarded = tags_allow_guard(&tags);
+        let mut target = Target::new(
+            id,
+            TargetSpec::RestStage,
+            tags,
+            rest_stage_limits(settings, account.as_ref()),
+        );
+        target.guarded = guarded;
+        let mut position: Option<String> = None;
+        loop {
+            self.stage_pacer.wait().await;
+            let page = self
+                .client
+                .get_usage_plans()
+                .set_position(position.clone())
+                .limit(500)
+                .send()
+                .await
+                .map_err(|e| port_error("GetUsagePlans", "account", e))?;
+            for plan in page.items() {
+                let Some(Ok(plan_id)) = plan.id().map(UsagePlanId::parse) else {
+                    continue;
+                };
+                if plan_stages(plan.api_stages())
+                    .iter()
+                    .any(|(a, s)| a == api && s == stage)
+                {
+                    target.usage_plans.insert(plan_id);
+                }
+            }
+            position = page.position().map(str::to_string);
+            if position.is_none() {
+                break;
+            }
+        }
+        let name = metric_api_name(rest_api.name().unwrap_or_default(), api);
+        Ok(Some((target, name)))
+    }
+
+    /// One usage plan as it is now (`GetUsagePlan`), with the stages it covers;
+    /// `None` when it does not exist.
+    pub async fn read_plan(
+        &self,
+        plan: &UsagePlanId,
+    ) -> PortResult<Option<(Target, Vec<(ApiId, StageName)>)>> {
+        self.stage_pacer.wait().await;
+        let Some(found) = absent(
+            self.client
+                .get_usage_plan()
+                .usage_plan_id(plan.as_str())
+                .send()
+                .await
+                .map_err(|e| port_error("GetUsagePlan", format!("usage-plan:{plan}"), e)),
+        )?
+        else {
+            return Ok(None);
+        };
+        Ok(Some((
+            plan_target(plan.clone(), found.throttle(), found.quota(), found.tags()),
+            plan_stages(found.api_stages()),
+        )))
     }
 }

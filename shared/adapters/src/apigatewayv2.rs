@@ -137,6 +137,63 @@ impl HttpAdapter {
 }
 
 impl HttpAdapter {
+    /// One HTTP API stage as it is now (`GetApi`, `GetStage`, the account's
+    /// throttle); `None` when the API or the stage does not exist.
+    pub async fn read_stage(&self, api: &ApiId, stage: &StageName) -> PortResult<Option<Target>> {
+        let id = TargetId::HttpStage(api.clone(), stage.clone());
+        let missing = |e: PortError| {
+            if e.kind == FailureKind::NotFound {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        };
+        self.pacer.wait().await;
+        let http_api = match self
+            .client
+            .get_api()
+            .api_id(api.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error("GetApi", api.as_str(), e))
+        {
+            Ok(found) => found,
+            Err(e) => return missing(e),
+        };
+        if http_api.protocol_type() != Some(&ProtocolType::Http) {
+            return Ok(None);
+        }
+        self.pacer.wait().await;
+        let found = match self
+            .client
+            .get_stage()
+            .api_id(api.as_str())
+            .stage_name(stage.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error("GetStage", id.to_string(), e))
+        {
+            Ok(found) => found,
+            Err(e) => return missing(e),
+        };
+        let account = crate::apigateway::account_throttle(&self.account, &self.pacer).await?;
+        let limits = http_stage_limits(found.default_route_settings(), found.route_settings(), &account);
+        let own: BTreeMap<String, String> = found
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let mut tags: BTreeMap<String, String> = http_api
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        tags.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut target = Target::new(id, TargetSpec::HttpStage, tags, limits);
+        // IAM sees an HTTP API stage's own tags only ("API Gateway resources that
+        // can be tagged").
+        target.guarded = tags_allow_guard(&own);
+        Ok(Some(target))
+    }
+
     /// The routes of an HTTP API that anyone can call: no authorization and no API
     /// key required, as their route keys (`GET /orders`, `$default`).
     pub async fn open_routes(&self, api: &ApiId) -> PortResult<Vec<String>> {

@@ -10,8 +10,11 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, SseSpecification, TimeToLiveSpecification, TransactWriteItem, WriteRequest,
 };
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use dowguard_domain::{Budget, BudgetId, BudgetSpec, GuardState, Phase, TargetId};
-use dowguard_guard::ports::{AuditLog, BudgetChange, BudgetStore, Listed, StateStore, UnreadableItem};
+use dowguard_domain::{Budget, BudgetId, BudgetSpec, GuardState, Phase, RestorePoint, TargetId};
+use dowguard_guard::inventory::{Entry, Inventory, Meta, slice_of};
+use dowguard_guard::ports::{
+    AuditLog, BudgetChange, BudgetStore, InventoryStore, Listed, StateStore, UnreadableItem,
+};
 use dowguard_guard::{AuditRecord, FailureKind, PortError, PortResult, Versioned};
 
 use crate::error::{invalid, port_error};
@@ -20,6 +23,10 @@ const PK: &str = "pk";
 const SK: &str = "sk";
 const BUDGETS: &str = "BUDGETS";
 const STATES: &str = "STATES";
+/// The inventory's partition: one item per target and the inventory's own record.
+pub const INVENTORY: &str = "INVENTORY";
+/// The sort key of the inventory's own record.
+const INVENTORY_META: &str = "META";
 /// Attempts at writing a batch of audit records whose items DynamoDB left unprocessed.
 pub const AUDIT_ATTEMPTS: u32 = 5;
 /// The attribute DynamoDB's TTL reads on audit items.
@@ -57,6 +64,10 @@ fn budget_key(id: &BudgetId) -> String {
 
 fn state_key(target: &TargetId) -> String {
     format!("S#{target}")
+}
+
+fn entry_key(target: &TargetId) -> String {
+    format!("I#{target}")
 }
 
 /// Creates the guard's table as the SAM template declares it: string keys `pk` and
@@ -482,6 +493,172 @@ impl StateStore for DynamoStore {
                 }
             }
         }
+    }
+
+    /// Replaces a held target's restore point, and only if the stored item is still
+    /// at the version read **and** still carries the restore point `previous`: the
+    /// one sanctioned replacement (someone else changed a held limit).
+    async fn replace_original(
+        &self,
+        target: &TargetId,
+        state: &GuardState,
+        previous: &RestorePoint,
+    ) -> PortResult<u64> {
+        let resource = format!("state of {target}");
+        let json = serde_json::to_string(state).map_err(|e| invalid("PutItem", &resource, e.to_string()))?;
+        let old =
+            serde_json::to_string(previous).map_err(|e| invalid("PutItem", &resource, e.to_string()))?;
+        let rp = state
+            .restore_point
+            .as_ref()
+            .ok_or_else(|| invalid("PutItem", &resource, "a replaced original needs a restore point"))?;
+        let rp = serde_json::to_string(rp).map_err(|e| invalid("PutItem", &resource, e.to_string()))?;
+        let version = state.version + 1;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(STATES))
+            .item(SK, s(state_key(target)))
+            .item("state", s(json))
+            .item("version", n(version))
+            .item("held", AttributeValue::Bool(state.phase != Phase::Normal))
+            .item("rp", s(rp))
+            .condition_expression("#version = :expected AND rp = :old")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(state.version))
+            .expression_attribute_values(":old", s(old))
+            .send()
+            .await
+            .map(|_| version)
+            .map_err(|e| port_error("PutItem", resource, e))
+    }
+}
+
+impl DynamoStore {
+    /// A conditional `PutItem` of `item` on the inventory's partition: the item
+    /// must not exist (`expected` 0) or be at version `expected`.
+    async fn put_versioned(
+        &self,
+        sort: String,
+        mut item: HashMap<String, AttributeValue>,
+        expected: u64,
+        resource: &str,
+    ) -> PortResult<u64> {
+        let version = expected + 1;
+        item.insert(PK.to_string(), s(INVENTORY));
+        item.insert(SK.to_string(), s(sort));
+        item.insert("version".to_string(), n(version));
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        put = if expected == 0 {
+            put.condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+        } else {
+            put.condition_expression("#version = :expected")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(expected))
+        };
+        put.send()
+            .await
+            .map(|_| version)
+            .map_err(|e| port_error("PutItem", resource.to_string(), e))
+    }
+}
+
+impl InventoryStore for DynamoStore {
+    /// The inventory's partition (`Query pk = INVENTORY`, consistent): the entries
+    /// and the inventory's own record. An item that cannot be read is reported.
+    async fn load_inventory(&self) -> PortResult<Inventory> {
+        let mut inventory = Inventory::default();
+        for item in self.query_all("Query", INVENTORY).await? {
+            let sort = get_s(&item, SK).unwrap_or_default();
+            let version = get_n(&item, "version").unwrap_or(0);
+            if sort == INVENTORY_META {
+                match get_s(&item, "meta").map(serde_json::from_str::<Meta>) {
+                    Some(Ok(meta)) => inventory.meta = Versioned { value: meta, version },
+                    Some(Err(e)) => inventory.unreadable.push(UnreadableItem {
+                        key: item_key(INVENTORY, &item),
+                        target: None,
+                        why: format!("the inventory's record is unreadable: {e}"),
+                    }),
+                    None => inventory.unreadable.push(UnreadableItem {
+                        key: item_key(INVENTORY, &item),
+                        target: None,
+                        why: "the inventory's record has no body".into(),
+                    }),
+                }
+                continue;
+            }
+            let target = sort.strip_prefix("I#").and_then(|t| TargetId::parse(t).ok());
+            match (target, get_s(&item, "entry").map(serde_json::from_str::<Entry>)) {
+                (Some(id), Some(Ok(entry))) if entry.target.id == id => {
+                    inventory.entries.insert(
+                        id,
+                        Versioned {
+                            value: entry,
+                            version,
+                        },
+                    );
+                }
+                (target, read) => inventory.unreadable.push(UnreadableItem {
+                    key: item_key(INVENTORY, &item),
+                    target,
+                    why: match read {
+                        Some(Err(e)) => format!("inventory entry unreadable: {e}"),
+                        Some(Ok(_)) => "the entry names another target than its key".into(),
+                        None => "inventory entry without a body".into(),
+                    },
+                }),
+            }
+        }
+        Ok(inventory)
+    }
+
+    async fn put_entry(&self, entry: &Entry, expected: u64) -> PortResult<u64> {
+        let id = &entry.target.id;
+        let resource = format!("inventory entry of {id}");
+        let json = serde_json::to_string(entry).map_err(|e| invalid("PutItem", &resource, e.to_string()))?;
+        let item = HashMap::from([
+            ("entry".to_string(), s(json)),
+            ("target".to_string(), s(id.to_string())),
+            ("slice".to_string(), n(slice_of(id))),
+            (
+                "confirmed_at".to_string(),
+                s(entry.confirmed.at.to_rfc3339_opts(SecondsFormat::Secs, true)),
+            ),
+        ]);
+        self.put_versioned(entry_key(id), item, expected, &resource).await
+    }
+
+    async fn remove_entry(&self, target: &TargetId, expected: u64) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(INVENTORY))
+            .key(SK, s(entry_key(target)))
+            .condition_expression("#version = :expected")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":expected", n(expected))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error("DeleteItem", format!("inventory entry of {target}"), e))
+    }
+
+    async fn put_meta(&self, meta: &Meta, expected: u64) -> PortResult<u64> {
+        let json = serde_json::to_string(meta)
+            .map_err(|e| invalid("PutItem", "the inventory's record", e.to_string()))?;
+        let item = HashMap::from([("meta".to_string(), s(json))]);
+        self.put_versioned(
+            INVENTORY_META.to_string(),
+            item,
+            expected,
+            "the inventory's record",
+        )
+        .await
     }
 }
 

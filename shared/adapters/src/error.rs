@@ -18,13 +18,16 @@ pub fn kind_of(code: Option<&str>, status: Option<u16>) -> FailureKind {
         | "RequestLimitExceeded"
         | "ProvisionedThroughputExceededException"
         | "RequestThrottled"
+        | "ThrottledException"
         | "LimitExceededException" => FailureKind::Throttled,
         "ConditionalCheckFailedException"
         | "TransactionCanceledException"
         | "ConflictException"
         | "ResourceConflictException"
         | "TransactionConflictException" => FailureKind::Conflict,
-        "ResourceNotFoundException" | "NotFoundException" | "NotFound" => FailureKind::NotFound,
+        "ResourceNotFoundException" | "NotFoundException" | "NotFound" | "TrailNotFoundException" => {
+            FailureKind::NotFound
+        }
         "ServiceException"
         | "InternalServerError"
         | "InternalFailure"

@@ -2,6 +2,8 @@
 //! function discovery. Every call is paced to share the account's Lambda control
 //! plane (about 15 requests a second) politely.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::types::{Architecture, DestinationConfig, FunctionConfiguration, OnFailure, OnSuccess};
 use dowguard_domain::{
@@ -23,6 +25,10 @@ pub const ASYNC_TAG: &str = "dowguard:invocation";
 pub struct LambdaAdapter {
     client: Client,
     pacer: Pacer,
+    /// `GetFunction` is outside the control plane's shared quota ("Lambda quotas":
+    /// the remainder "excludes invocation, GetFunction, and GetPolicy requests"),
+    /// so it does not draw on `pacer`; it is paced at the same rate on its own.
+    get_function_pacer: Pacer,
 }
 
 impl LambdaAdapter {
@@ -31,7 +37,43 @@ impl LambdaAdapter {
         LambdaAdapter {
             client,
             pacer: Pacer::per_second(per_second),
+            get_function_pacer: Pacer::per_second(per_second),
         }
+    }
+
+    /// One function as it is now: its configuration and tags (`GetFunction`), its
+    /// reservation (`GetFunctionConcurrency`) and its async invoke config; `None`
+    /// when it does not exist.
+    pub async fn read_function(&self, function: &FunctionName) -> PortResult<Option<Target>> {
+        self.get_function_pacer.wait().await;
+        let found = match self
+            .client
+            .get_function()
+            .function_name(function.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error("GetFunction", function.as_str(), e))
+        {
+            Ok(found) => found,
+            Err(e) if e.kind == FailureKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let tags: BTreeMap<String, String> = found
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let Some(config) = found.configuration() else {
+            return Err(invalid(
+                "GetFunction",
+                function.as_str(),
+                "no configuration in the answer",
+            ));
+        };
+        let limits = Limits::Function {
+            reserved_concurrency: self.reserved_concurrency(function).await?,
+            async_config: self.async_config(function).await?,
+        };
+        Ok(Some(function_target(function.clone(), config, tags, limits)))
     }
 
     /// The function's reserved concurrency (`GetFunctionConcurrency`; `GetFunction`
@@ -126,34 +168,11 @@ impl LambdaAdapter {
                 }
                 None => Default::default(),
             };
-            let arch = if config.architectures().contains(&Architecture::Arm64) {
-                Arch::Arm64
-            } else {
-                Arch::X86_64
-            };
-            let memory_mb = config
-                .memory_size()
-                .and_then(|m| u32::try_from(m).ok())
-                .unwrap_or(128);
-            let async_invoked = tags_say_async(&tags);
             let limits = Limits::Function {
                 reserved_concurrency: self.reserved_concurrency(&function).await?,
                 async_config: self.async_config(&function).await?,
             };
-            // IAM's `aws:ResourceTag` sees the function's own tags.
-            let guarded = tags_allow_guard(&tags);
-            let mut target = Target::new(
-                TargetId::Function(function),
-                TargetSpec::Function {
-                    memory_mb,
-                    arch,
-                    async_invoked,
-                },
-                tags,
-                limits,
-            );
-            target.guarded = guarded;
-            targets.push(target);
+            targets.push(function_target(function, &config, tags, limits));
         }
         Ok(targets)
     }
@@ -198,7 +217,40 @@ impl LambdaAdapter {
     }
 }
 
-fn tags_say_async(tags: &std::collections::BTreeMap<String, String>) -> bool {
+/// A function as a target: memory, architecture and tags from its configuration.
+fn function_target(
+    function: FunctionName,
+    config: &FunctionConfiguration,
+    tags: BTreeMap<String, String>,
+    limits: Limits,
+) -> Target {
+    let arch = if config.architectures().contains(&Architecture::Arm64) {
+        Arch::Arm64
+    } else {
+        Arch::X86_64
+    };
+    let memory_mb = config
+        .memory_size()
+        .and_then(|m| u32::try_from(m).ok())
+        .unwrap_or(128);
+    let async_invoked = tags_say_async(&tags);
+    // IAM's `aws:ResourceTag` sees the function's own tags.
+    let guarded = tags_allow_guard(&tags);
+    let mut target = Target::new(
+        TargetId::Function(function),
+        TargetSpec::Function {
+            memory_mb,
+            arch,
+            async_invoked,
+        },
+        tags,
+        limits,
+    );
+    target.guarded = guarded;
+    target
+}
+
+fn tags_say_async(tags: &BTreeMap<String, String>) -> bool {
     tags.get(ASYNC_TAG)
         .is_some_and(|v| v.eq_ignore_ascii_case("async"))
 }

@@ -6,12 +6,14 @@
 //! |---|---|---|
 //! | [`cloudwatch`] | CloudWatch `GetMetricData` | metrics source, guard-cost model |
 //! | [`alarms`] | CloudWatch alarms | one alarm per guarded target, kept in step with the budgets |
-//! | [`dynamodb`] | DynamoDB | budget store, state store, audit log |
+//! | [`dynamodb`] | DynamoDB | budget store, state store, audit log, inventory |
 //! | [`lease`] | DynamoDB | the evaluator's lease, the pass counter, account-wide pacing slots |
 //! | [`lambda`] | Lambda | concurrency and async-config control, function discovery |
 //! | [`apigateway`] | API Gateway (REST) | stage throttles, usage plans, discovery |
 //! | [`apigatewayv2`] | API Gateway (HTTP APIs) | stage throttles, discovery |
 //! | [`sns`] | SNS | notifier |
+//! | [`tagging`] | Resource Groups Tagging API | the functions carrying the guard's (or a budget's) tag |
+//! | [`trail`] | CloudTrail | whether a trail delivers the change events the inventory follows |
 //! | [`account`] | all of the above | one account seen through every port |
 //! | [`permissions`] | IAM | the actions behind every call above, for the roles |
 //! | [`stack`] | all of the above | every adapter built from one SDK configuration |
@@ -29,6 +31,8 @@ pub mod pace;
 pub mod permissions;
 pub mod sns;
 pub mod stack;
+pub mod tagging;
+pub mod trail;
 
 pub use account::AwsAccount;
 pub use stack::{AwsStack, Interceptors, StackConfig};

@@ -8,6 +8,7 @@
 /// `TransactWriteItems` is authorised per item, so it lists the item actions.
 pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("lambda", "list_functions", &["lambda:ListFunctions"]),
+    ("lambda", "get_function", &["lambda:GetFunction"]),
     ("lambda", "list_tags", &["lambda:ListTags"]),
     (
         "lambda",
@@ -45,9 +46,13 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("apigateway", "get_stages", &["apigateway:GET"]),
     ("apigateway", "get_usage_plans", &["apigateway:GET"]),
     ("apigateway", "get_resources", &["apigateway:GET"]),
+    ("apigateway", "get_rest_api", &["apigateway:GET"]),
+    ("apigateway", "get_stage", &["apigateway:GET"]),
+    ("apigateway", "get_usage_plan", &["apigateway:GET"]),
     ("apigateway", "update_stage", &["apigateway:PATCH"]),
     ("apigateway", "update_usage_plan", &["apigateway:PATCH"]),
     ("apigatewayv2", "get_apis", &["apigateway:GET"]),
+    ("apigatewayv2", "get_api", &["apigateway:GET"]),
     ("apigatewayv2", "get_stages", &["apigateway:GET"]),
     ("apigatewayv2", "get_stage", &["apigateway:GET"]),
     ("apigatewayv2", "get_routes", &["apigateway:GET"]),
@@ -59,6 +64,7 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("dynamodb", "query", &["dynamodb:Query"]),
     ("dynamodb", "get_item", &["dynamodb:GetItem"]),
     ("dynamodb", "put_item", &["dynamodb:PutItem"]),
+    ("dynamodb", "delete_item", &["dynamodb:DeleteItem"]),
     ("dynamodb", "batch_write_item", &["dynamodb:BatchWriteItem"]),
     (
         "dynamodb",
@@ -70,6 +76,10 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("lease", "put_item", &["dynamodb:PutItem"]),
     ("lease", "update_item", &["dynamodb:UpdateItem"]),
     ("sns", "publish", &["sns:Publish"]),
+    ("tagging", "get_resources", &["tag:GetResources"]),
+    ("trail", "describe_trails", &["cloudtrail:DescribeTrails"]),
+    ("trail", "get_trail_status", &["cloudtrail:GetTrailStatus"]),
+    ("trail", "get_event_selectors", &["cloudtrail:GetEventSelectors"]),
 ];
 
 /// Discovery of every target with its tags and current limits
@@ -82,6 +92,40 @@ pub const DISCOVERY: &[&str] = &[
     "lambda:GetFunctionEventInvokeConfig",
     "apigateway:GET",
 ];
+
+/// Keeping the inventory ([`crate::account::AwsAccount`] as the guard's
+/// `InventorySource`): the functions carrying a tag (`tag:GetResources`), one
+/// function read whole (`GetFunction` with its tags, its reservation, its async
+/// config), one REST or HTTP API stage or usage plan (`apigateway:GET`), and the
+/// API Gateway listing.
+pub const INVENTORY: &[&str] = &[
+    "tag:GetResources",
+    "lambda:GetFunction",
+    "lambda:GetFunctionConcurrency",
+    "lambda:GetFunctionEventInvokeConfig",
+    "apigateway:GET",
+];
+
+/// Reading a target back after a change whose outcome is unknown, or before
+/// setting limits the inventory says have drifted (a pass's
+/// `InventorySource::read_target`).
+pub const READ_BACK: &[&str] = &[
+    "lambda:GetFunction",
+    "lambda:GetFunctionConcurrency",
+    "lambda:GetFunctionEventInvokeConfig",
+    "apigateway:GET",
+];
+
+/// The trail check ([`crate::trail::TrailAdapter::status`]).
+pub const TRAIL: &[&str] = &[
+    "cloudtrail:DescribeTrails",
+    "cloudtrail:GetTrailStatus",
+    "cloudtrail:GetEventSelectors",
+];
+
+/// The inventory's entries in the guard's table: read (`Query`), written
+/// (conditional `PutItem`), removed (conditional `DeleteItem`).
+pub const INVENTORY_TABLE: &[&str] = &["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"];
 
 /// Invocation metrics (`GetMetricData`).
 pub const METRICS: &[&str] = &["cloudwatch:GetMetricData"];
@@ -127,6 +171,8 @@ mod tests {
         ("dynamodb", include_str!("dynamodb.rs")),
         ("lease", include_str!("lease.rs")),
         ("sns", include_str!("sns.rs")),
+        ("tagging", include_str!("tagging.rs")),
+        ("trail", include_str!("trail.rs")),
     ];
 
     /// `client.op()` or `client` then `.op()` on the next line.
@@ -178,6 +224,10 @@ mod tests {
     fn every_group_action_belongs_to_a_listed_operation() {
         for action in DISCOVERY
             .iter()
+            .chain(INVENTORY)
+            .chain(READ_BACK)
+            .chain(TRAIL)
+            .chain(INVENTORY_TABLE)
             .chain(METRICS)
             .chain(ACCOUNT_CONCURRENCY)
             .chain(GUARD_TABLE)

@@ -21,6 +21,8 @@ use crate::lambda::LambdaAdapter;
 use crate::lease::TableLeases;
 use crate::pace::Pacer;
 use crate::sns::SnsNotifier;
+use crate::tagging::TaggingAdapter;
+use crate::trail::TrailAdapter;
 
 /// The account-wide control-plane quotas the guard shares with everyone else in the
 /// account. None can be raised.
@@ -38,26 +40,32 @@ pub mod quotas {
     /// API Gateway `UpdateUsagePlan`: "1 request every 20 seconds per account"
     /// (the same table).
     pub const UPDATE_USAGE_PLAN_INTERVAL: Duration = Duration::from_secs(20);
+    /// The Resource Groups Tagging API's `GetResources`: "Maximum of 15 calls per
+    /// second" (Tag Editor user guide, "Service quotas").
+    pub const GET_RESOURCES_PER_SECOND: u32 = crate::tagging::GET_RESOURCES_PER_SECOND;
 }
 
 /// Which of the guard's processes a stack is built for. Up to one of each may call
 /// AWS at the same time: the evaluator holds a lease in the table, the alarm
-/// responder a slot in the table (one responder pass at a time), and a person runs
-/// the CLI. Each paces itself to its share of each account-wide quota, and the
-/// shares of all three add up to less than the quota ([`Pacing::for_role`]).
+/// responder a slot in the table (one responder pass at a time), the inventory
+/// function a lease of its own, and a person runs the CLI. Each paces itself to its
+/// share of each account-wide quota, and the shares of all four add up to less than
+/// the quota ([`Pacing::for_role`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The scheduled evaluator: the whole account each pass.
+    /// The scheduled evaluator: every budget each pass, from the inventory.
     Evaluator,
     /// The alarm responder: one alarmed target's budgets.
     Responder,
+    /// The inventory function: reconciliation and change events.
+    Inventory,
     /// The `dowguard` command line.
     Cli,
 }
 
 impl Role {
     /// Every role, for checks over all of them.
-    pub const ALL: [Role; 3] = [Role::Evaluator, Role::Responder, Role::Cli];
+    pub const ALL: [Role; 4] = [Role::Evaluator, Role::Responder, Role::Inventory, Role::Cli];
 }
 
 /// Client-side pacing of the control planes: one pacer per service in a process,
@@ -72,23 +80,30 @@ pub struct Pacing {
     /// The least time between two UpdateUsagePlan calls, in this process and,
     /// through the table's slot, across every process of the stack.
     pub usage_plan_interval: Duration,
+    /// Resource Groups Tagging API `GetResources` calls per second.
+    pub tagging_per_second: u32,
 }
 
 impl Pacing {
     /// The share of each account-wide quota ([`quotas`]) that `role` takes. The
-    /// evaluator, which lists the whole account, takes the most; with all three
-    /// running at once the guard uses 14 of Lambda's 15 calls a second and 9 of API
-    /// Gateway's 10, leaving room for the account's own deploys.
+    /// evaluator reads the inventory instead of listing the account, so its calls
+    /// are the changes it makes; the inventory function, which reads the account a
+    /// slice at a time, takes most of the Lambda and tagging shares. With all four
+    /// running at once the guard uses 14 of Lambda's 15 calls a second, 9 of API
+    /// Gateway's 10 and 13 of `GetResources`' 15, leaving room for the account's
+    /// own deploys.
     pub fn for_role(role: Role) -> Self {
-        let (lambda_per_second, apigateway_per_second) = match role {
-            Role::Evaluator => (8, 4),
-            Role::Responder => (4, 3),
-            Role::Cli => (2, 2),
+        let (lambda_per_second, apigateway_per_second, tagging_per_second) = match role {
+            Role::Evaluator => (5, 3, 2),
+            Role::Responder => (3, 2, 1),
+            Role::Inventory => (4, 2, 8),
+            Role::Cli => (2, 2, 2),
         };
         Pacing {
             lambda_per_second,
             apigateway_per_second,
             usage_plan_interval: quotas::UPDATE_USAGE_PLAN_INTERVAL,
+            tagging_per_second,
         }
     }
 }
@@ -156,6 +171,16 @@ impl Interceptors {
         /// An SNS client.
         sns,
         aws_sdk_sns
+    );
+    client_with!(
+        /// A Resource Groups Tagging API client.
+        tagging,
+        aws_sdk_resourcegroupstagging
+    );
+    client_with!(
+        /// A CloudTrail client.
+        cloudtrail,
+        aws_sdk_cloudtrail
     );
 }
 
@@ -257,6 +282,10 @@ impl AwsStack {
             .with_plan_slot(leases.clone()),
             HttpAdapter::new(clients.apigatewayv2(sdk), clients.apigateway(sdk), gateway),
             CloudWatchMetrics::new(clients.cloudwatch(sdk), config.metrics_plan),
+            (
+                TaggingAdapter::new(clients.tagging(sdk), pacing.tagging_per_second),
+                TrailAdapter::new(clients.cloudtrail(sdk)),
+            ),
         );
         let alarms = CloudWatchAlarms::new(
             clients.cloudwatch(sdk),
@@ -297,15 +326,17 @@ mod tests {
         let all = Role::ALL.map(Pacing::for_role);
         let lambda: u32 = all.iter().map(|p| p.lambda_per_second).sum();
         let gateway: u32 = all.iter().map(|p| p.apigateway_per_second).sum();
+        let tagging: u32 = all.iter().map(|p| p.tagging_per_second).sum();
         assert!(lambda < quotas::LAMBDA_PER_SECOND, "{lambda}");
         assert!(gateway < quotas::APIGATEWAY_PER_SECOND, "{gateway}");
+        assert!(tagging < quotas::GET_RESOURCES_PER_SECOND, "{tagging}");
         assert!(
             all.iter()
                 .all(|p| p.usage_plan_interval >= quotas::UPDATE_USAGE_PLAN_INTERVAL)
         );
         assert!(
             all.iter()
-                .all(|p| p.lambda_per_second > 0 && p.apigateway_per_second > 0)
+                .all(|p| p.lambda_per_second > 0 && p.apigateway_per_second > 0 && p.tagging_per_second > 0)
         );
     }
 }

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 
 use dowguard_domain::{GuardState, Limits, Money, Target, TargetId};
+use dowguard_guard::inventory::{Inventory, SLICES, SLICES_WITHOUT_TRAIL};
+use dowguard_guard::ports::{InventoryStore, Unlisted};
 use dowguard_guard::{AuditRecord, assess};
 use serde::Serialize;
 
@@ -58,9 +60,68 @@ struct StatusView {
     unbudgeted: Vec<TargetView>,
     partial_metrics: bool,
     /// What could not be read: services not listed, unreadable stored items,
-    /// partial or ambiguous metrics.
+    /// partial or ambiguous metrics, and what the guard's inventory cannot vouch for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     gaps: Vec<String>,
+    /// The guard's inventory, which its passes read instead of the account.
+    inventory: InventoryView,
+}
+
+/// The inventory the guard's passes read, and whether change events reach it.
+#[derive(Debug, Serialize)]
+struct InventoryView {
+    targets: usize,
+    slices_reconciled: usize,
+    slices: u8,
+    oldest_slice: Option<chrono::DateTime<chrono::Utc>>,
+    apis_listed: Option<chrono::DateTime<chrono::Utc>>,
+    /// The trail that delivers the change events, if the last check found one.
+    trail: Option<String>,
+    /// What the last trail check found, or that none was made.
+    trail_note: String,
+}
+
+impl InventoryView {
+    fn of(inventory: &Inventory) -> Self {
+        let meta = &inventory.meta.value;
+        InventoryView {
+            targets: inventory.entries.len(),
+            slices_reconciled: meta.slices.len(),
+            slices: SLICES,
+            oldest_slice: meta.slices.values().min().copied(),
+            apis_listed: meta.apis,
+            trail: meta.trail.as_ref().and_then(|t| t.status.trail.clone()),
+            trail_note: match &meta.trail {
+                None => "not checked yet: the inventory function has not run".into(),
+                Some(check) if check.status.trail.is_some() => format!(
+                    "{} (checked {}): change events keep the inventory current, and it reconciles one slice a run, the whole account each hour",
+                    check.status.note,
+                    check.at.format("%Y-%m-%d %H:%M UTC")
+                ),
+                Some(check) => format!(
+                    "{} (checked {}): no change events reach the guard, so the inventory reconciles {SLICES_WITHOUT_TRAIL} slices a run, the whole account every {} minutes, and every held target each run",
+                    check.status.note,
+                    check.at.format("%Y-%m-%d %H:%M UTC"),
+                    5 * u32::from(SLICES / SLICES_WITHOUT_TRAIL)
+                ),
+            },
+        }
+    }
+
+    fn render(&self) -> String {
+        let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map_or_else(|| "never".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        };
+        format!(
+            "inventory: {} targets; {} of {} slices of functions reconciled, the oldest {}; API Gateway listed {}\nCloudTrail: {}\n",
+            self.targets,
+            self.slices_reconciled,
+            self.slices,
+            when(self.oldest_slice),
+            when(self.apis_listed),
+            self.trail_note
+        )
+    }
 }
 
 fn target_view(
@@ -195,13 +256,17 @@ pub async fn run(ctx: &Context, filter: Option<&str>) -> CliResult<u8> {
         .flat_map(|b| &b.targets)
         .chain(&unbudgeted)
         .any(|t| t.state.starts_with("throttled") || t.state == "stopped");
+    let inventory = ctx.stack.store.load_inventory().await?;
+    let mut gaps = assessment.gaps.lines();
+    gaps.extend(inventory.gaps(now).iter().map(Unlisted::line));
     let view = StatusView {
         at: now,
         throttled,
         budgets,
         unbudgeted,
         partial_metrics: assessment.partial_metrics,
-        gaps: assessment.gaps.lines(),
+        gaps,
+        inventory: InventoryView::of(&inventory),
     };
     match ctx.format() {
         Format::Json => print_json(&view)?,
@@ -280,6 +345,7 @@ fn render(view: &StatusView) -> String {
         out.push_str(&targets_table(&view.unbudgeted));
         out.push('\n');
     }
+    out.push_str(&view.inventory.render());
     if !view.gaps.is_empty() {
         out.push_str("could not read everything:\n");
         for g in &view.gaps {

@@ -203,6 +203,8 @@ async fn status_shows_the_throttle_release_restores_the_originals_and_history_te
     // A flood, and one pass of the real guard: it throttles the checkout function.
     account.flood(&aws, now(), 5).await.unwrap();
     let local = LocalGuard::new(&aws).await.unwrap();
+    // The inventory function has read the account; then one pass.
+    local.reconcile(now()).await.unwrap();
     local.guard("evaluator").evaluate(now()).await.unwrap();
     let checkout = TargetId::parse("function:checkout").unwrap();
     let held = local

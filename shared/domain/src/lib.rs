@@ -130,6 +130,7 @@ pub mod alarm;
 pub mod budget;
 pub mod coverage;
 pub mod decide;
+pub mod drift;
 pub mod exposure;
 pub mod gaps;
 pub mod guard_cost;

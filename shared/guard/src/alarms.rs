@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use dowguard_domain::{AlarmPlan, Budget, Prices, TargetKind, desired_alarms, plan_alarms};
 
-use crate::ports::{Alarms, Discovery, Listed, PortResult, Versioned};
+use crate::ports::{Alarms, Discovered, Listed, PortResult, Versioned};
 
 /// What one alarm sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,15 +19,16 @@ pub struct AlarmSyncReport {
     pub unchanged: usize,
 }
 
-/// Brings `alarms` in step with the `listed` budgets over what `account` lists at
-/// `now`. The alarm of a target whose service could not be listed is kept, and
-/// while a stored budget is unreadable nothing is deleted: the alarm may be its.
+/// Brings `alarms` in step with the `listed` budgets over the targets a pass saw
+/// (`discovered`: the inventory, never another listing of the account) at `now`.
+/// The alarm of a target the inventory cannot vouch for is kept, and while a
+/// stored budget is unreadable nothing is deleted: the alarm may be its.
 ///
 /// # Errors
 ///
-/// The first port error: discovery, listing, putting or deleting an alarm.
-pub async fn sync_alarms<D: Discovery, A: Alarms>(
-    account: &D,
+/// The first port error: listing, putting or deleting an alarm.
+pub async fn sync_alarms<A: Alarms>(
+    discovered: &Discovered,
     alarms: &A,
     listed: &Listed<Vec<Versioned<Budget>>>,
     prices: &Prices,
@@ -35,14 +36,13 @@ pub async fn sync_alarms<D: Discovery, A: Alarms>(
     avg_duration_ms: u64,
 ) -> PortResult<AlarmSyncReport> {
     let budgets: Vec<Budget> = listed.items.iter().map(|v| v.value.clone()).collect();
-    let discovered = account.discover().await?;
     let unlisted: Vec<TargetKind> = discovered
         .unlisted
         .iter()
         .flat_map(|u| u.kinds.iter().copied())
         .collect();
     let prefix = alarms.prefix();
-    let desired = desired_alarms(prefix, &budgets, &discovered, prices, now, avg_duration_ms);
+    let desired = desired_alarms(prefix, &budgets, discovered, prices, now, avg_duration_ms);
     let existing = alarms.list().await?;
     let AlarmPlan {
         put,

@@ -1,22 +1,29 @@
-//! One evaluation pass: discover → budgets and states → metrics → decide → save
-//! states → apply → audit. The order is the crash-safety argument: a state (with its
-//! restore point) is stored before any change to its target, and a change that did
-//! not happen is decided again on the next pass.
+//! One evaluation pass: the inventory → budgets and states → metrics → decide →
+//! save states → apply → keep the inventory → audit. The order is the crash-safety
+//! argument: a state (with its restore point) is stored before any change to its
+//! target, and a change that did not happen is decided again on the next pass.
+//!
+//! A pass reads the targets from the inventory in the guard's table
+//! ([`crate::inventory`]), never by listing the account: its AWS calls are the
+//! table's, the metrics', and those of the targets it changes. It writes what AWS
+//! accepted into the inventory, reads back a target whose change failed, and reads
+//! a target again before setting limits the inventory says have drifted.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Action, Budget, BudgetReport, Decision, Gaps, GuardSettings,
-    GuardState, Inputs, Mode, Prices, Scope, Target, TargetId, TargetKind, decide,
+    GuardState, Inputs, Limits, Mode, Prices, Rule, Scope, Target, TargetId, TargetKind, decide,
 };
 
 use crate::audit::{AuditRecord, Outcome};
 use crate::executor::Executor;
+use crate::inventory::{Entry, Inventory, Source, apply_change};
 use crate::measure::{Measurement, Plan, measure};
 use crate::ports::{
-    AuditLog, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, LambdaControl, Listed,
-    PortError, Ports, StateStore, Versioned,
+    AuditLog, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, InventorySource,
+    InventoryStore, LambdaControl, Listed, PortError, Ports, StateStore, Versioned,
 };
 
 /// Why a pass could not run at all.
@@ -59,6 +66,9 @@ pub struct PassReport {
     /// What the pass could not see (services not listed, unreadable stored items,
     /// partial or ambiguous metrics): budgets with a gap held their members.
     pub gaps: Gaps,
+    /// Every target the inventory holds, with what it could not vouch for, as the
+    /// pass read it (the alarm sync works from this, not from another listing).
+    pub seen: Discovered,
 }
 
 impl PassReport {
@@ -83,6 +93,9 @@ pub struct PassOptions {
     /// decided and recorded, none is applied, and targets held in `enforce` mode
     /// get their originals back.
     pub dry_run_only: bool,
+    /// The wall-clock time the inventory's age is judged at; `None`: the pass's own
+    /// time (a pass may be run for an earlier minute than the clock's).
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// The targets of `only`, every budget covering one of them, every member of those
@@ -182,7 +195,8 @@ impl<P: Ports> Guard<'_, P> {
     /// once (the alarm responder's pass). The budgets covering them are judged whole:
     /// every member of those budgets, and every budget covering those members, takes
     /// part, so a group budget sees all its spend and no other budget's hold on a
-    /// shared member is lost. Targets outside that closure are left as they are.
+    /// shared member is lost. Only the targets `only` names are changed (states,
+    /// limits, notices): the others are left to the evaluator, a minute away.
     pub async fn evaluate_targets(
         &self,
         now: DateTime<Utc>,
@@ -205,7 +219,9 @@ impl<P: Ports> Guard<'_, P> {
         options: &PassOptions,
     ) -> Result<PassReport, GuardError> {
         let (store, account) = (self.ports.store(), self.ports.account());
-        let discovered = account.discover().await.map_err(GuardError::Discovery)?;
+        let inventory = store.load_inventory().await.map_err(GuardError::Store)?;
+        let discovered = inventory.discovered(options.as_of.unwrap_or(now));
+        account.remember(&inventory.found());
         let listed_budgets = store.list_budgets().await.map_err(GuardError::Store)?;
         let listed_states = store.load_states().await.map_err(GuardError::Store)?;
         let mut budgets: Vec<Budget> = listed_budgets.items.iter().map(|v| v.value.clone()).collect();
@@ -227,9 +243,11 @@ impl<P: Ports> Guard<'_, P> {
             }
         };
         let detailed = covered_targets(&budgets, &targets, &states);
-        let needs_account = targets
-            .iter()
-            .any(|t| t.id.kind() == TargetKind::Function && detailed.contains(&t.id));
+        let needs_account = targets.iter().any(|t| {
+            t.id.kind() == TargetKind::Function
+                && detailed.contains(&t.id)
+                && options.only.as_ref().is_none_or(|only| only.contains(&t.id))
+        });
         let concurrency = if needs_account {
             account.account_concurrency().await.map_err(GuardError::Account)?
         } else {
@@ -248,7 +266,7 @@ impl<P: Ports> Guard<'_, P> {
         };
         let Measurement {
             fetched,
-            decision,
+            mut decision,
             trips,
         } = measure(account, &plan, |fetched| {
             let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, fetched);
@@ -275,6 +293,11 @@ impl<P: Ports> Guard<'_, P> {
             );
         }
         let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, &fetched);
+        if let Some(only) = &options.only {
+            // A targeted pass changes only what its alarm names.
+            decision.states.retain(|(target, _)| only.contains(target));
+            decision.actions.retain(|action| only.contains(&action.target));
+        }
 
         // States (restore points included) are stored before any change.
         let mut blocked: HashMap<TargetId, String> = HashMap::new();
@@ -291,11 +314,30 @@ impl<P: Ports> Guard<'_, P> {
                 blocked.insert(target.clone(), why);
             }
         }
+        let (preset, read_back) = self.already_in_place(&decision.actions, &blocked, &targets).await;
         let executor = Executor {
             account,
             notifier: self.ports.notifier(),
         };
-        let outcomes = executor.run(&decision.actions, &blocked).await;
+        let to_run: Vec<Action> = decision
+            .actions
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !preset.contains_key(i))
+            .map(|(_, a)| a.clone())
+            .collect();
+        let mut ran = executor.run(&to_run, &blocked).await.into_iter();
+        let outcomes: Vec<Outcome> = (0..decision.actions.len())
+            .map(|i| {
+                preset.get(&i).cloned().unwrap_or_else(|| {
+                    ran.next().unwrap_or(Outcome::Skipped {
+                        why: "not run".into(),
+                    })
+                })
+            })
+            .collect();
+        self.keep_inventory(&inventory, &targets, &decision.actions, &outcomes, read_back, now)
+            .await;
         let records: Vec<AuditRecord> = decision
             .actions
             .iter()
@@ -324,7 +366,171 @@ impl<P: Ports> Guard<'_, P> {
             partial_metrics: fetched.partial,
             tripwire: trips,
             gaps,
+            seen: discovered,
         })
+    }
+
+    /// Before limits the inventory says have drifted are set again (the converge
+    /// rule), the target is read: the inventory may be behind (a change whose answer
+    /// was lost, an inventory write that failed). Actions whose change is already in
+    /// place are not run; they and the targets read are returned.
+    async fn already_in_place(
+        &self,
+        actions: &[Action],
+        blocked: &HashMap<TargetId, String>,
+        targets: &[Target],
+    ) -> (HashMap<usize, Outcome>, BTreeMap<TargetId, crate::ports::Found>) {
+        let mut preset = HashMap::new();
+        let mut read: BTreeMap<TargetId, crate::ports::Found> = BTreeMap::new();
+        for (i, action) in actions.iter().enumerate() {
+            let limit_change = !matches!(action.change, dowguard_domain::Change::Notify { .. });
+            if action.reason.rule != Rule::Converge
+                || !limit_change
+                || !action.apply
+                || blocked.contains_key(&action.target)
+            {
+                continue;
+            }
+            if !read.contains_key(&action.target) {
+                match self.ports.account().read_target(&action.target).await {
+                    Ok(Some(found)) => {
+                        read.insert(action.target.clone(), found);
+                    }
+                    Ok(None) => {
+                        preset.insert(
+                            i,
+                            Outcome::Skipped {
+                                why: "the target no longer exists".into(),
+                            },
+                        );
+                        continue;
+                    }
+                    Err(e) => {
+                        // Unconfirmed, a change is never sent: it may already be in
+                        // place, and sending it twice is what convergence must not do.
+                        preset.insert(
+                            i,
+                            Outcome::Skipped {
+                                why: format!("could not read the target before setting it again; the next pass tries again: {e}"),
+                            },
+                        );
+                        continue;
+                    }
+                }
+            }
+            let Some(found) = read.get(&action.target) else {
+                continue;
+            };
+            let inventoried = targets.iter().find(|t| t.id == action.target);
+            if apply_change(&found.target.limits, &action.change) == found.target.limits
+                && inventoried.is_some_and(|t| t.limits != found.target.limits)
+            {
+                preset.insert(
+                    i,
+                    Outcome::Skipped {
+                        why: "already in place: the inventory was behind, and is brought up to date".into(),
+                    },
+                );
+            }
+        }
+        (preset, read)
+    }
+
+    /// Writes what this pass learnt into the inventory: the limits AWS accepted,
+    /// and a fresh read of every target whose change failed (its outcome is not
+    /// known) or that was read before a change. A write that loses to another
+    /// writer (an event read after this pass's change) is left to it.
+    async fn keep_inventory(
+        &self,
+        inventory: &Inventory,
+        targets: &[Target],
+        actions: &[Action],
+        outcomes: &[Outcome],
+        mut read: BTreeMap<TargetId, crate::ports::Found>,
+        now: DateTime<Utc>,
+    ) {
+        let account = self.ports.account();
+        let mut applied: BTreeMap<TargetId, Limits> = BTreeMap::new();
+        let mut unsure: HashSet<TargetId> = HashSet::new();
+        for (action, outcome) in actions.iter().zip(outcomes) {
+            if matches!(action.change, dowguard_domain::Change::Notify { .. }) {
+                continue;
+            }
+            match outcome {
+                Outcome::Applied => {
+                    let base = match applied.get(&action.target) {
+                        Some(limits) => limits.clone(),
+                        None => match read.get(&action.target) {
+                            Some(found) => found.target.limits.clone(),
+                            None => match targets.iter().find(|t| t.id == action.target) {
+                                Some(t) => t.limits.clone(),
+                                None => continue,
+                            },
+                        },
+                    };
+                    applied.insert(action.target.clone(), apply_change(&base, &action.change));
+                }
+                Outcome::Failed { .. } => {
+                    unsure.insert(action.target.clone());
+                }
+                Outcome::Skipped { .. } => {}
+            }
+        }
+        for id in &unsure {
+            applied.remove(id);
+            match account.read_target(id).await {
+                Ok(Some(found)) => {
+                    read.insert(id.clone(), found);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(target = %id, error = %e, "could not read back a target whose change failed; the next reconciliation does")
+                }
+            }
+        }
+        let mut writes: Vec<Entry> = Vec::new();
+        for (id, limits) in applied {
+            let Some(entry) = inventory.entries.get(&id) else {
+                continue;
+            };
+            let mut target = entry.value.target.clone();
+            target.limits = limits;
+            writes.push(Entry::new(
+                crate::ports::Found {
+                    target,
+                    api_name: entry.value.api_name.clone(),
+                },
+                now,
+                Source::Applied {
+                    actor: self.actor.to_string(),
+                },
+            ));
+        }
+        for (id, found) in read {
+            if writes.iter().any(|e| e.target.id == id) {
+                continue;
+            }
+            if inventory
+                .entries
+                .get(&id)
+                .is_some_and(|e| e.value.target == found.target && e.value.api_name == found.api_name)
+            {
+                continue;
+            }
+            writes.push(Entry::new(
+                found,
+                now,
+                Source::ReadBack {
+                    actor: self.actor.to_string(),
+                },
+            ));
+        }
+        for entry in writes {
+            let expected = inventory.entries.get(&entry.target.id).map_or(0, |e| e.version);
+            if let Err(e) = self.ports.store().put_entry(&entry, expected).await {
+                tracing::warn!(target = %entry.target.id, error = %e, "inventory entry not written; the event or the next reconciliation brings it up to date");
+            }
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! [`ports`] declares the narrow capabilities the guard needs (discovery, metrics,
 //! budget and state stores, audit, Lambda and API Gateway controls, notices), each
 //! speaking domain types only. [`evaluate::Guard`] runs one pass of the guard over
-//! any implementation of them, and [`executor::Executor`] applies actions. The
+//! any implementation of them, and [`executor::Executor`] applies actions.
+//! [`inventory`] keeps the targets and their limits in the guard's table, so that a
+//! pass reads them there instead of listing the account. The
 //! Lambdas and the CLI plug in the AWS adapters; tests and the simulator plug in
 //! [`memory`].
 
@@ -12,6 +14,7 @@ pub mod assess;
 pub mod audit;
 pub mod evaluate;
 pub mod executor;
+pub mod inventory;
 pub mod measure;
 pub mod memory;
 pub mod ports;

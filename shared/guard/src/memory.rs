@@ -8,15 +8,17 @@ use std::sync::{Mutex, MutexGuard};
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
-    Limits, MinuteUsage, Phase, Quota, Target, TargetId, TargetKind, TargetMetrics, Throttle, Usage,
-    UsagePlanId, epoch_minute,
+    Limits, MinuteUsage, Phase, Quota, RestorePoint, Target, TargetId, TargetKind, TargetMetrics, Throttle,
+    Usage, UsagePlanId, epoch_minute,
 };
 
 use crate::audit::AuditRecord;
+use crate::inventory::{Entry, Inventory, Meta};
 use crate::ports::{
     Alarms, AuditLog, BudgetChange, BudgetStore, Deployment, Discovered, Discovery, FailureKind,
-    FetchedMetrics, Held, LambdaControl, Leases, Listed, MetricsRequest, MetricsSource, Notifier, PortError,
-    PortResult, Ports, StageControl, StateStore, Unlisted, UnreadableItem, UsagePlanControl, Versioned,
+    FetchedMetrics, Found, Held, InventorySource, InventoryStore, LambdaControl, Leases, Listed,
+    MetricsRequest, MetricsSource, Notifier, PortError, PortResult, Ports, StageControl, StateStore,
+    TrailStatus, Unlisted, UnreadableItem, UsagePlanControl, Versioned,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -43,6 +45,10 @@ pub struct StoreData {
     pub leases: HashMap<String, Held>,
     /// Passes counted per epoch minute.
     pub passes: HashMap<i64, u32>,
+    /// The inventory's entries.
+    pub inventory: BTreeMap<TargetId, Versioned<Entry>>,
+    /// The inventory's own record.
+    pub inventory_meta: Versioned<Meta>,
 }
 
 /// Budgets, states and audit trail in memory.
@@ -229,6 +235,102 @@ impl StateStore for MemoryStore {
         data.states.insert(target.clone(), saved);
         Ok(stored_version + 1)
     }
+
+    async fn replace_original(
+        &self,
+        target: &TargetId,
+        state: &GuardState,
+        previous: &RestorePoint,
+    ) -> PortResult<u64> {
+        let mut data = lock(&self.data);
+        let resource = format!("state of {target}");
+        injected(&mut data, "ReplaceOriginal", &resource)?;
+        let stored = data.states.get(target);
+        let stored_version = stored.map_or(0, |s| s.version);
+        if stored_version != state.version || stored.and_then(|s| s.restore_point.as_ref()) != Some(previous)
+        {
+            return Err(PortError::new(
+                "ReplaceOriginal",
+                resource,
+                FailureKind::Conflict,
+                "the state or its restore point changed since it was read",
+            ));
+        }
+        let mut saved = state.clone();
+        saved.version = stored_version + 1;
+        data.states.insert(target.clone(), saved);
+        Ok(stored_version + 1)
+    }
+}
+
+impl InventoryStore for MemoryStore {
+    async fn load_inventory(&self) -> PortResult<Inventory> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "LoadInventory", "inventory")?;
+        Ok(Inventory {
+            entries: data.inventory.clone(),
+            meta: data.inventory_meta.clone(),
+            unreadable: Vec::new(),
+        })
+    }
+
+    async fn put_entry(&self, entry: &Entry, expected: u64) -> PortResult<u64> {
+        let mut data = lock(&self.data);
+        let id = entry.target.id.clone();
+        injected(&mut data, "PutEntry", &id.to_string())?;
+        let stored = data.inventory.get(&id).map_or(0, |e| e.version);
+        if stored != expected {
+            return Err(PortError::new(
+                "PutEntry",
+                id.to_string(),
+                FailureKind::Conflict,
+                format!("stored version {stored}, written from {expected}"),
+            ));
+        }
+        data.inventory.insert(
+            id,
+            Versioned {
+                value: entry.clone(),
+                version: stored + 1,
+            },
+        );
+        Ok(stored + 1)
+    }
+
+    async fn remove_entry(&self, target: &TargetId, expected: u64) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "RemoveEntry", &target.to_string())?;
+        let stored = data.inventory.get(target).map_or(0, |e| e.version);
+        if stored != expected {
+            return Err(PortError::new(
+                "RemoveEntry",
+                target.to_string(),
+                FailureKind::Conflict,
+                format!("stored version {stored}, removed from {expected}"),
+            ));
+        }
+        data.inventory.remove(target);
+        Ok(())
+    }
+
+    async fn put_meta(&self, meta: &Meta, expected: u64) -> PortResult<u64> {
+        let mut data = lock(&self.data);
+        injected(&mut data, "PutMeta", "inventory")?;
+        let stored = data.inventory_meta.version;
+        if stored != expected {
+            return Err(PortError::new(
+                "PutMeta",
+                "inventory",
+                FailureKind::Conflict,
+                format!("stored version {stored}, written from {expected}"),
+            ));
+        }
+        data.inventory_meta = Versioned {
+            value: meta.clone(),
+            version: stored + 1,
+        };
+        Ok(stored + 1)
+    }
 }
 
 impl AuditLog for MemoryStore {
@@ -262,7 +364,7 @@ pub struct CloudData {
     pub concurrency: AccountConcurrency,
     /// Published notices.
     pub notices: Vec<Notice>,
-    /// Every control-plane call made, in order (`operation resource`).
+    /// Every control-plane call that changes something, in order (`operation resource`).
     pub calls: Vec<String>,
     /// Operations that fail once, with the kind of failure.
     pub fail_next: HashMap<&'static str, FailureKind>,
@@ -270,6 +372,10 @@ pub struct CloudData {
     pub unlisted: Vec<(TargetKind, PortError)>,
     /// dowguard's alarms by name, with their thresholds.
     pub alarms: BTreeMap<String, u64>,
+    /// The trail that logs the Region's management write events, if any.
+    pub trail: Option<String>,
+    /// Every read the inventory made (`operation resource`), in order.
+    pub reads: Vec<String>,
 }
 
 /// An account in memory: targets, metrics, controls and notices.
@@ -309,9 +415,14 @@ impl MemoryCloud {
         lock(&self.data).metrics.insert(target.clone(), metrics);
     }
 
-    /// The control-plane calls made so far.
+    /// The control-plane calls made so far that change something.
     pub fn calls(&self) -> Vec<String> {
         lock(&self.data).calls.clone()
+    }
+
+    /// The reads the inventory and the passes made so far.
+    pub fn reads(&self) -> Vec<String> {
+        lock(&self.data).reads.clone()
     }
 
     /// The notices published so far.
@@ -360,6 +471,7 @@ fn injected_cloud(data: &mut CloudData, operation: &'static str, resource: &str)
 impl Discovery for MemoryCloud {
     async fn discover(&self) -> PortResult<Discovered> {
         let mut data = lock(&self.data);
+        data.reads.push("Discover account".into());
         injected_cloud(&mut data, "Discover", "account")?;
         let hidden = |t: &Target| data.unlisted.iter().any(|(kind, _)| t.id.kind() == *kind);
         Ok(Discovered {
@@ -369,6 +481,72 @@ impl Discovery for MemoryCloud {
                 .iter()
                 .map(|(kind, e)| Unlisted::new(kind.prefix(), &[*kind], e))
                 .collect(),
+        })
+    }
+}
+
+impl InventorySource for MemoryCloud {
+    async fn tagged_functions(&self, tags: &[(String, String)]) -> PortResult<Vec<FunctionName>> {
+        let mut data = lock(&self.data);
+        data.reads.push("GetResources account".into());
+        injected_cloud(&mut data, "GetResources", "account")?;
+        if let Some((_, e)) = data.unlisted.iter().find(|(k, _)| *k == TargetKind::Function) {
+            return Err(PortError::new(
+                e.operation,
+                e.resource.clone(),
+                e.kind,
+                e.message.clone(),
+            ));
+        }
+        Ok(data
+            .targets
+            .iter()
+            .filter(|t| tags.iter().any(|(k, v)| t.tags.get(k) == Some(v)))
+            .filter_map(|t| match &t.id {
+                TargetId::Function(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn read_target(&self, id: &TargetId) -> PortResult<Option<Found>> {
+        let mut data = lock(&self.data);
+        data.reads.push(format!("Read {id}"));
+        injected_cloud(&mut data, "Read", &id.to_string())?;
+        Ok(data.targets.iter().find(|t| &t.id == id).cloned().map(Found::of))
+    }
+
+    async fn list_apis(&self) -> PortResult<Vec<Found>> {
+        let mut data = lock(&self.data);
+        data.reads.push("ListApis account".into());
+        injected_cloud(&mut data, "ListApis", "account")?;
+        if let Some((_, e)) = data.unlisted.iter().find(|(k, _)| *k != TargetKind::Function) {
+            return Err(PortError::new(
+                e.operation,
+                e.resource.clone(),
+                e.kind,
+                e.message.clone(),
+            ));
+        }
+        Ok(data
+            .targets
+            .iter()
+            .filter(|t| t.id.kind() != TargetKind::Function)
+            .cloned()
+            .map(Found::of)
+            .collect())
+    }
+
+    async fn trail_status(&self) -> PortResult<TrailStatus> {
+        let mut data = lock(&self.data);
+        data.reads.push("DescribeTrails account".into());
+        injected_cloud(&mut data, "DescribeTrails", "account")?;
+        Ok(TrailStatus {
+            trail: data.trail.clone(),
+            note: data
+                .trail
+                .as_ref()
+                .map_or_else(|| "no trail".to_string(), |t| format!("trail {t}")),
         })
     }
 }
@@ -633,6 +811,26 @@ impl Deployment for MemoryStack {
     }
     fn alarms(&self) -> &MemoryCloud {
         &self.cloud
+    }
+}
+
+impl MemoryStack {
+    /// Reconciles the whole inventory with the in-memory account at `now`, as the
+    /// inventory function would over a few invocations.
+    ///
+    /// # Errors
+    ///
+    /// The store's errors.
+    pub async fn reconcile(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<crate::inventory::InventoryReport, crate::GuardError> {
+        crate::inventory::Keeper {
+            ports: self,
+            actor: "inventory",
+        }
+        .reconcile(now, crate::inventory::Slices::All)
+        .await
     }
 }
 

@@ -10,11 +10,12 @@ use std::ops::Deref;
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
-    MinuteUsage, Quota, Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
+    MinuteUsage, Quota, RestorePoint, Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditRecord;
+use crate::inventory::{Entry, Inventory, Meta};
 
 /// What kind of failure a port reports; callers decide on this, never on text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,6 +173,60 @@ pub trait Discovery: Send + Sync {
     /// service by service: a service that cannot be listed is reported in
     /// [`Discovered::unlisted`] and the others are still returned.
     fn discover(&self) -> impl Future<Output = PortResult<Discovered>> + Send;
+
+    /// Learns, without calling AWS, what the inventory keeps about targets that the
+    /// other ports need and a pass no longer discovers (the CloudWatch names of REST
+    /// APIs, the stages of each usage plan). Nothing by default.
+    fn remember(&self, _found: &[Found]) {}
+}
+
+/// A target as read from the account, with what the metrics need besides it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Found {
+    /// The target, with its tags and current limits.
+    pub target: Target,
+    /// For a REST API stage: the `ApiName` CloudWatch gives its API's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_name: Option<String>,
+}
+
+impl Found {
+    /// A target that needs nothing else.
+    pub fn of(target: Target) -> Self {
+        Found {
+            target,
+            api_name: None,
+        }
+    }
+}
+
+/// Whether this Region's management write events reach EventBridge: they do only
+/// where a CloudTrail trail logs them ("Events from AWS services", Amazon
+/// EventBridge user guide: a trail with logging enabled is required for events
+/// whose detail-type is `AWS API Call via CloudTrail`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailStatus {
+    /// A trail that is logging and records this Region's management write events,
+    /// if there is one.
+    pub trail: Option<String>,
+    /// What was found, for people: the trails seen and why none qualifies.
+    pub note: String,
+}
+
+/// The account read a target or a few at a time: what the inventory is kept from.
+pub trait InventorySource: Send + Sync {
+    /// The functions carrying any of `tags` (key and value), with the Resource
+    /// Groups Tagging API, whose tags are their own.
+    fn tagged_functions(
+        &self,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = PortResult<Vec<FunctionName>>> + Send;
+    /// One target as it is now; `None` when it does not exist (any more).
+    fn read_target(&self, id: &TargetId) -> impl Future<Output = PortResult<Option<Found>>> + Send;
+    /// Every REST API stage, usage plan and HTTP API stage: there are few of them.
+    fn list_apis(&self) -> impl Future<Output = PortResult<Vec<Found>>> + Send;
+    /// Whether a CloudTrail trail logs this Region's management write events.
+    fn trail_status(&self) -> impl Future<Output = PortResult<TrailStatus>> + Send;
 }
 
 /// A stored item that could not be read (a field missing, a value that no longer
@@ -344,6 +399,32 @@ pub trait StateStore: Send + Sync {
         target: &TargetId,
         state: &GuardState,
     ) -> impl Future<Output = PortResult<u64>> + Send;
+    /// The one way a held target's restore point is replaced: someone else changed
+    /// a limit the guard holds, and their value is the original to restore
+    /// (`dowguard_domain::drift`). Writes `state` if the stored version still equals
+    /// `state.version` and the stored restore point is still `previous`.
+    fn replace_original(
+        &self,
+        target: &TargetId,
+        state: &GuardState,
+        previous: &RestorePoint,
+    ) -> impl Future<Output = PortResult<u64>> + Send;
+}
+
+/// The inventory in the guard's table (`crate::inventory`).
+pub trait InventoryStore: Send + Sync {
+    /// Every entry and the inventory's own record; entries that cannot be read are
+    /// reported, never dropped silently.
+    fn load_inventory(&self) -> impl Future<Output = PortResult<Inventory>> + Send;
+    /// Writes `entry` if the stored version still equals `expected` (0: none
+    /// stored); a stale version fails with [`FailureKind::Conflict`]. Returns the
+    /// new version.
+    fn put_entry(&self, entry: &Entry, expected: u64) -> impl Future<Output = PortResult<u64>> + Send;
+    /// Removes the entry of `target` if the stored version still equals `expected`.
+    fn remove_entry(&self, target: &TargetId, expected: u64) -> impl Future<Output = PortResult<()>> + Send;
+    /// Writes the inventory's own record if its stored version still equals
+    /// `expected`. Returns the new version.
+    fn put_meta(&self, meta: &Meta, expected: u64) -> impl Future<Output = PortResult<u64>> + Send;
 }
 
 /// The audit trail.
@@ -406,15 +487,22 @@ pub trait Notifier: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
-/// The account as a pass acts on it: discovery, metrics and every actuator.
-pub trait Account: Discovery + MetricsSource + LambdaControl + StageControl + UsagePlanControl {}
+/// The account as a pass acts on it: discovery, the inventory's reads, metrics and
+/// every actuator.
+pub trait Account:
+    Discovery + InventorySource + MetricsSource + LambdaControl + StageControl + UsagePlanControl
+{
+}
 
-impl<T: Discovery + MetricsSource + LambdaControl + StageControl + UsagePlanControl> Account for T {}
+impl<T: Discovery + InventorySource + MetricsSource + LambdaControl + StageControl + UsagePlanControl> Account
+    for T
+{
+}
 
 /// Everything one pass acts through: the guard's table, the account, notices.
 pub trait Ports: Send + Sync {
-    /// Budgets, states and the audit trail.
-    type Store: BudgetStore + StateStore + AuditLog;
+    /// Budgets, states, the audit trail and the inventory.
+    type Store: BudgetStore + StateStore + AuditLog + InventoryStore;
     /// Discovery, metrics and the actuators.
     type Account: Account;
     /// Notices.
@@ -441,7 +529,7 @@ pub struct Wired<'a, S, A, N> {
 
 impl<S, A, N> Ports for Wired<'_, S, A, N>
 where
-    S: BudgetStore + StateStore + AuditLog,
+    S: BudgetStore + StateStore + AuditLog + InventoryStore,
     A: Account,
     N: Notifier,
 {

@@ -10,6 +10,7 @@ mod support;
 
 use chrono::Duration;
 use dowguard_domain::{GuardSettings, Level, Phase};
+use dowguard_guard::inventory::Slices;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::{BudgetStore, StateStore, Wired};
 use dowguard_guard::{Guard, assess};
@@ -54,6 +55,7 @@ async fn assessing_a_flood_reports_the_level_but_saves_and_changes_nothing() {
         settings: &settings,
         actor: "evaluator",
     };
+    guard.keeper().reconcile(now, Slices::All).await.unwrap();
     let pass = guard.evaluate(now).await.unwrap();
     assert_eq!(pass.decision.reports, assessment.decision.reports);
     let after = assess(&store, &cloud, &cloud, &prices, &settings, now)

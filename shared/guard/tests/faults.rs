@@ -34,13 +34,15 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AsyncConfig, FunctionName, GuardSettings, Limits, Phase, Prices, Quota, Target,
-    TargetId, Throttle, UsagePlanId,
+    AccountConcurrency, AsyncConfig, FunctionName, GuardSettings, Limits, Phase, Prices, Quota, RestorePoint,
+    Target, TargetId, Throttle, UsagePlanId,
 };
+use dowguard_guard::inventory::{Entry, Inventory, Keeper, Meta, Slices};
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::{
-    AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FetchedMetrics, LambdaControl, Listed,
-    MetricsRequest, MetricsSource, Notifier, StageControl, StateStore, UsagePlanControl, Versioned, Wired,
+    AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FetchedMetrics, Found, InventorySource,
+    InventoryStore, LambdaControl, Listed, MetricsRequest, MetricsSource, Notifier, StageControl, StateStore,
+    TrailStatus, UsagePlanControl, Versioned, Wired,
 };
 use dowguard_guard::{AuditRecord, FailureKind, Guard, PortError, PortResult};
 use support::{budget, checkout, partners, prices, shop, t0, thumbnails, traffic_of};
@@ -169,6 +171,49 @@ impl StateStore for Faulty<'_> {
     }
     async fn save_state(&self, target: &TargetId, state: &dowguard_domain::GuardState) -> PortResult<u64> {
         self.gate("SaveState", self.store.save_state(target, state)).await
+    }
+    async fn replace_original(
+        &self,
+        target: &TargetId,
+        state: &dowguard_domain::GuardState,
+        previous: &RestorePoint,
+    ) -> PortResult<u64> {
+        self.gate(
+            "ReplaceOriginal",
+            self.store.replace_original(target, state, previous),
+        )
+        .await
+    }
+}
+
+impl InventoryStore for Faulty<'_> {
+    async fn load_inventory(&self) -> PortResult<Inventory> {
+        self.gate("LoadInventory", self.store.load_inventory()).await
+    }
+    async fn put_entry(&self, entry: &Entry, expected: u64) -> PortResult<u64> {
+        self.gate("PutEntry", self.store.put_entry(entry, expected)).await
+    }
+    async fn remove_entry(&self, target: &TargetId, expected: u64) -> PortResult<()> {
+        self.gate("RemoveEntry", self.store.remove_entry(target, expected))
+            .await
+    }
+    async fn put_meta(&self, meta: &Meta, expected: u64) -> PortResult<u64> {
+        self.gate("PutMeta", self.store.put_meta(meta, expected)).await
+    }
+}
+
+impl InventorySource for Faulty<'_> {
+    async fn tagged_functions(&self, tags: &[(String, String)]) -> PortResult<Vec<FunctionName>> {
+        self.gate("GetResources", self.cloud.tagged_functions(tags)).await
+    }
+    async fn read_target(&self, id: &TargetId) -> PortResult<Option<Found>> {
+        self.gate("Read", self.cloud.read_target(id)).await
+    }
+    async fn list_apis(&self) -> PortResult<Vec<Found>> {
+        self.gate("ListApis", self.cloud.list_apis()).await
+    }
+    async fn trail_status(&self) -> PortResult<TrailStatus> {
+        self.gate("DescribeTrails", self.cloud.trail_status()).await
     }
 }
 
@@ -333,6 +378,19 @@ async fn run(fault: Option<(usize, usize, Fault)>, settings: &GuardSettings, pri
         settings,
         actor: "evaluator",
     };
+    // The inventory, reconciled once without faults, as the inventory function would.
+    let plain = Wired {
+        store: &store,
+        account: &cloud,
+        notifier: &cloud,
+    };
+    Keeper {
+        ports: &plain,
+        actor: "inventory",
+    }
+    .reconcile(t0(), Slices::All)
+    .await
+    .unwrap();
     let originals: HashMap<TargetId, Limits> = targets().into_iter().map(|t| (t.id, t.limits)).collect();
     let mut acting = Vec::new();
     for pass in 0..RUN_MINUTES {

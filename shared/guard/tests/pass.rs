@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use dowguard_domain::{
     Budget, BudgetId, Change, GuardSettings, Intent, Limits, Phase, Prices, TargetId, TargetKind,
 };
+use dowguard_guard::inventory::Slices;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore, restore_point_kept};
 use dowguard_guard::ports::{BudgetStore, StateStore, UnreadableItem, Wired};
 use dowguard_guard::{FailureKind, Guard, Outcome, PassReport, PortError};
@@ -56,6 +57,12 @@ impl Fixture {
             settings: &self.settings,
             actor: "evaluator",
         };
+        // The inventory function keeps the inventory current beside the passes.
+        guard
+            .keeper()
+            .reconcile(now, Slices::All)
+            .await
+            .expect("reconciled");
         guard.evaluate(now).await.expect("pass runs")
     }
 }

@@ -16,6 +16,7 @@ use dowguard_domain::{
     Arch, Budget, GuardSettings, Intent, Limits, Prices, Target, TargetId, TargetMetrics, TargetSpec,
 };
 use dowguard_guard::evaluate::PassOptions;
+use dowguard_guard::inventory::Slices;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::BudgetStore;
 use dowguard_guard::ports::Wired;
@@ -102,6 +103,11 @@ impl World {
             settings: &self.settings,
             actor: "alarm-responder",
         };
+        guard
+            .keeper()
+            .reconcile(t0(), Slices::All)
+            .await
+            .expect("reconciled");
         guard.evaluate_with(t0(), options).await.expect("pass runs")
     }
 
@@ -127,26 +133,41 @@ fn tightened(report: &PassReport) -> HashSet<String> {
 }
 
 #[tokio::test]
-async fn a_targeted_pass_tightens_the_target_and_its_group_but_leaves_others_alone() {
+async fn a_targeted_pass_judges_the_group_but_changes_only_the_alarmed_target() {
     let world = World::new().await;
     let only: HashSet<TargetId> = [TargetId::parse("function:checkout").unwrap()].into();
     let report = world
         .pass(&PassOptions {
             only: Some(only),
-            dry_run_only: false,
+            ..PassOptions::default()
         })
         .await;
     let budgets: HashSet<String> = report.reports().iter().map(|r| r.budget.to_string()).collect();
-    assert_eq!(budgets, ["checkout".to_string(), "shop".to_string()].into());
     assert_eq!(
-        tightened(&report),
-        ["function:checkout".to_string(), "function:search".to_string()].into()
+        budgets,
+        ["checkout".to_string(), "shop".to_string()].into(),
+        "the group budget is judged whole"
     );
+    assert_eq!(tightened(&report), ["function:checkout".to_string()].into());
     assert!(world.reserved("checkout").is_some_and(|r| r < 500));
+    assert_eq!(
+        world.reserved("search"),
+        Some(500),
+        "a member of the group the alarm does not name is left to the evaluator"
+    );
     assert_eq!(
         world.reserved("report"),
         Some(500),
         "outside the closure: untouched"
+    );
+    assert!(
+        world
+            .cloud
+            .calls()
+            .iter()
+            .all(|c| c.ends_with("function:checkout")),
+        "{:?}",
+        world.cloud.calls()
     );
 }
 
@@ -165,6 +186,7 @@ async fn a_dry_run_deployment_decides_but_changes_nothing() {
         .pass(&PassOptions {
             only: None,
             dry_run_only: true,
+            ..PassOptions::default()
         })
         .await;
     let decided = report

@@ -40,6 +40,14 @@ pub const RESPONDER_LEASE: &str = "responder";
 /// The longest a responder waits for [`RESPONDER_LEASE`] (its timeout is 60 s).
 pub const RESPONDER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// The inventory function's lease: one invocation at a time (a reconciliation or
+/// a change event), so its share of the control-plane quotas holds across them.
+pub const INVENTORY_LEASE: &str = "inventory";
+
+/// The longest a change event waits for [`INVENTORY_LEASE`]; after that the change
+/// is left to the reconciliation.
+pub const INVENTORY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How often a waiting responder asks for the slot again (one conditional write).
 pub const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 

@@ -142,6 +142,7 @@ impl<D: Deployment> App<D> {
         PassOptions {
             only,
             dry_run_only: self.config.mode == Mode::DryRun,
+            as_of: None,
         }
     }
 }

@@ -218,6 +218,7 @@ mod tests {
                 )]),
                 ..Gaps::default()
             },
+            seen: Default::default(),
         };
         let docs = pass_documents("Dowguard", "evaluator", &pass);
         assert_eq!(docs.len(), 2);

@@ -245,7 +245,7 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, Rejection> {
     serde_json::from_slice(bytes).map_err(|_| Rejection::NotJson)
 }
 
-fn field<'v>(value: &'v Value, key: &str, path: &'static str) -> Result<&'v Value, Rejection> {
+pub(crate) fn field<'v>(value: &'v Value, key: &str, path: &'static str) -> Result<&'v Value, Rejection> {
     match value {
         Value::Object(map) => map.get(key).ok_or(Rejection::Missing { field: path }),
         _ => Err(Rejection::WrongType {
@@ -255,7 +255,7 @@ fn field<'v>(value: &'v Value, key: &str, path: &'static str) -> Result<&'v Valu
     }
 }
 
-fn text<'v>(value: &'v Value, key: &str, path: &'static str) -> Result<&'v str, Rejection> {
+pub(crate) fn text<'v>(value: &'v Value, key: &str, path: &'static str) -> Result<&'v str, Rejection> {
     field(value, key, path)?.as_str().ok_or(Rejection::WrongType {
         field: path,
         expected: "a string",
@@ -305,7 +305,7 @@ fn rfc3339(raw: &str, path: &'static str) -> Result<DateTime<Utc>, Rejection> {
 
 /// The common envelope of EventBridge events: source, detail-type, account, region
 /// and time.
-fn envelope(
+pub(crate) fn envelope(
     event: &Value,
     expected: &Expected<'_>,
     source: &str,

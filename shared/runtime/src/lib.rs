@@ -12,11 +12,14 @@
 //! - [`event`]: strict, pure, panic-free validation of the events the functions
 //!   receive (EventBridge schedules, CloudWatch alarm state changes, SNS-wrapped
 //!   alarm notifications), returning a typed trigger or a [`event::Rejection`].
+//! - [`change`]: the inventory function's events (its schedule, and the CloudTrail
+//!   API-call events of the changes it follows), validated the same way.
 //! - [`roles`]: the exact IAM actions each function's role needs, derived from the
 //!   adapters' calls and the domain's actions, for the template checks.
 
 pub mod admission;
 pub mod app;
+pub mod change;
 pub mod config;
 pub mod emf;
 pub mod event;

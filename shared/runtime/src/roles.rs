@@ -7,7 +7,8 @@
 use std::collections::BTreeSet;
 
 use dowguard_adapters::permissions::{
-    ACCOUNT_CONCURRENCY, ALARM_SYNC, DISCOVERY, GUARD_TABLE, LEASES, METRICS,
+    ACCOUNT_CONCURRENCY, ALARM_SYNC, GUARD_TABLE, INVENTORY, INVENTORY_TABLE, LEASES, METRICS, READ_BACK,
+    TRAIL,
 };
 use dowguard_domain::ALL_PERMISSIONS;
 
@@ -20,13 +21,14 @@ fn set(groups: &[&[&'static str]]) -> BTreeSet<&'static str> {
     groups.iter().flat_map(|g| g.iter().copied()).collect()
 }
 
-/// The evaluator: its lease and the pass cap, a full pass (discovery, metrics,
-/// account concurrency, the table, every action, the usage-plan slot) plus the
-/// alarm sync.
+/// The evaluator: its lease and the pass cap, a full pass from the inventory
+/// (metrics, account concurrency, the table, every action, the usage-plan slot, a
+/// target read back after a change whose outcome is unknown) plus the alarm sync.
+/// It never lists the account.
 pub fn evaluator() -> BTreeSet<&'static str> {
     set(&[
         LEASES,
-        DISCOVERY,
+        READ_BACK,
         METRICS,
         ACCOUNT_CONCURRENCY,
         GUARD_TABLE,
@@ -37,11 +39,11 @@ pub fn evaluator() -> BTreeSet<&'static str> {
 }
 
 /// The alarm responder: the pass cap, then a pass over the alarmed targets (with
-/// the usage-plan slot); it never touches alarms.
+/// the usage-plan slot); it never touches alarms and never lists the account.
 pub fn alarm_responder() -> BTreeSet<&'static str> {
     set(&[
         LEASES,
-        DISCOVERY,
+        READ_BACK,
         METRICS,
         ACCOUNT_CONCURRENCY,
         GUARD_TABLE,
@@ -50,9 +52,30 @@ pub fn alarm_responder() -> BTreeSet<&'static str> {
     ])
 }
 
+/// The inventory function: its lease, the inventory's reads (tagged functions,
+/// one target at a time, the API Gateway listing), the trail check, the
+/// inventory's entries and the states in the table, and, when someone else
+/// changed a limit the guard holds, the guard's limit set again, audited and told
+/// (every action's permission).
+pub fn inventory() -> BTreeSet<&'static str> {
+    set(&[
+        LEASES,
+        INVENTORY,
+        TRAIL,
+        INVENTORY_TABLE,
+        GUARD_TABLE,
+        ALL_PERMISSIONS,
+        PLATFORM,
+    ])
+}
+
 /// Every function of the template with its role's actions, by logical id.
 pub fn all() -> Vec<(&'static str, BTreeSet<&'static str>)> {
-    vec![("Evaluator", evaluator()), ("AlarmResponder", alarm_responder())]
+    vec![
+        ("Evaluator", evaluator()),
+        ("AlarmResponder", alarm_responder()),
+        ("Inventory", inventory()),
+    ]
 }
 
 #[cfg(test)]
@@ -68,6 +91,13 @@ mod tests {
             }
         }
         assert!(evaluator().contains("cloudwatch:PutMetricAlarm"));
+        for (name, actions) in [("evaluator", evaluator()), ("responder", alarm_responder())] {
+            assert!(
+                !actions.contains("lambda:ListFunctions") && !actions.contains("lambda:ListTags"),
+                "{name} reads the inventory and never lists the account"
+            );
+        }
+        assert!(!inventory().contains("cloudwatch:PutMetricAlarm"));
         assert!(!alarm_responder().contains("cloudwatch:PutMetricAlarm"));
         assert!(!alarm_responder().contains("cloudwatch:DeleteAlarms"));
         for (name, actions) in all() {

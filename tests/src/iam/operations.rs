@@ -79,14 +79,18 @@ pub enum Rule {
     CloudWatchAlarms(&'static str),
     /// The action on the form body's `TopicArn`. Resource type `topic`.
     SnsTopic(&'static str),
+    /// The action on the trail the JSON body names in `key` (a name or an ARN; a
+    /// name is the deployment Region's trail). Resource type `trail` ("Actions,
+    /// resources, and condition keys for AWS CloudTrail").
+    CloudTrailTrail(&'static str, &'static str),
     /// No permission is needed (`sts:GetCallerIdentity`: "No permissions are
     /// required to perform this operation", AWS STS API Reference).
     Nothing,
 }
 
 use Rule::{
-    ApiGatewayPath, CloudWatchAlarms, DynamoTable, DynamoTables, DynamoTransaction, Everywhere,
-    LambdaFunction, Nothing, SnsTopic,
+    ApiGatewayPath, CloudTrailTrail, CloudWatchAlarms, DynamoTable, DynamoTables, DynamoTransaction,
+    Everywhere, LambdaFunction, Nothing, SnsTopic,
 };
 
 /// Every operation the tests know, as `(SDK service, operation, rule)`.
@@ -189,6 +193,29 @@ pub const OPERATIONS: &[(&str, &str, Rule)] = &[
     ),
     ("SNS", "Publish", SnsTopic("sns:Publish")),
     ("STS", "GetCallerIdentity", Nothing),
+    // The Resource Groups Tagging API names no resource ("Actions, resources, and
+    // condition keys for Resource Group Tagging API").
+    (
+        "Resource Groups Tagging API",
+        "GetResources",
+        Everywhere("tag:GetResources"),
+    ),
+    // Listing the Region's trails names none: a request on every trail.
+    (
+        "CloudTrail",
+        "DescribeTrails",
+        Everywhere("cloudtrail:DescribeTrails"),
+    ),
+    (
+        "CloudTrail",
+        "GetTrailStatus",
+        CloudTrailTrail("cloudtrail:GetTrailStatus", "Name"),
+    ),
+    (
+        "CloudTrail",
+        "GetEventSelectors",
+        CloudTrailTrail("cloudtrail:GetEventSelectors", "TrailName"),
+    ),
 ];
 
 /// The line of `OPERATIONS` for a service's operation.
@@ -313,6 +340,18 @@ pub fn requests(call: &Call, deployment: &Deployment) -> Result<Vec<Request>, Ma
             } else {
                 Ok(names.iter().map(|n| one(action, alarm(n))).collect())
             }
+        }
+        CloudTrailTrail(action, key) => {
+            let body = json(&call.body).map_err(unreadable)?;
+            let named = body[key]
+                .as_str()
+                .ok_or_else(|| unreadable(format!("no {key}")))?;
+            let arn = if named.starts_with("arn:") {
+                named.to_string()
+            } else {
+                format!("arn:{partition}:cloudtrail:{region}:{account}:trail/{named}")
+            };
+            Ok(vec![one(action, arn)])
         }
         SnsTopic(action) => {
             let form = String::from_utf8_lossy(&call.body);

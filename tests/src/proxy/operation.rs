@@ -294,6 +294,14 @@ pub(crate) fn classify(method: &str, target: &str, request: &Message) -> Operati
                 },
                 |(api, _, _, op)| ((*api).to_string(), (*op).to_string()),
             ),
+        // awsJson: the operation is the `X-Amz-Target` after its prefix.
+        "tagging" | "cloudtrail" => (
+            service.clone(),
+            request
+                .header("x-amz-target")
+                .and_then(|t| t.rsplit_once('.'))
+                .map_or_else(unknown, |(_, op)| op.to_string()),
+        ),
         "dynamodb" => (
             "dynamodb".into(),
             request

@@ -61,7 +61,7 @@ impl Quota {
 }
 
 /// The quotas the proxy enforces in quota mode: every number in one place.
-pub const AWS_QUOTAS: [Quota; 7] = [
+pub const AWS_QUOTAS: [Quota; 8] = [
     // "Lambda quotas", Lambda API requests: "Remainder of the control plane API
     // requests (excludes invocation, GetFunction, and GetPolicy requests): 15
     // requests per second across all APIs". No burst is given.
@@ -137,6 +137,17 @@ pub const AWS_QUOTAS: [Quota; 7] = [
         requests: 9,
         per: Duration::from_secs(1),
         burst: 9,
+    },
+    // Tag Editor user guide, "Service quotas": "Rate of calling the GetResources
+    // API operation: Maximum of 15 calls per second" (the Resource Groups Tagging
+    // API, signed `tagging`). No burst is given.
+    Quota {
+        name: "tagging-GetResources",
+        service: "tagging",
+        applies: Applies::Only("GetResources"),
+        requests: 15,
+        per: Duration::from_secs(1),
+        burst: 15,
     },
 ];
 
@@ -278,6 +289,19 @@ pub fn throttled_answer(
             ("x-amzn-RequestId", request_id.to_string()),
         ];
         return ("400 Bad Request", headers, body);
+    }
+    if op.api == "tagging" {
+        // awsJson 1.1: the error's type in `__type`, answered 400; the Tagging API
+        // names its throttling error `ThrottledException` (its API model).
+        let body = json!({
+            "__type": "ThrottledException",
+            "Message": format!("Rate exceeded ({})", refusal.quota.name),
+        });
+        let headers = vec![
+            ("Content-Type", "application/x-amz-json-1.1".to_string()),
+            ("x-amzn-RequestId", request_id.to_string()),
+        ];
+        return ("400 Bad Request", headers, body.to_string().into_bytes());
     }
     let retry_after = refusal.retry_after.as_secs() + u64::from(refusal.retry_after.subsec_nanos() > 0);
     let message = format!("Rate exceeded ({})", refusal.quota.name);

@@ -1,0 +1,16 @@
+//! The inventory function's entry point: tracing, configuration and clients once,
+//! then the Lambda runtime loop.
+
+use dowguard_runtime::telemetry::{chain, init_tracing};
+use dowguard_runtime::{App, Role};
+use lambda_runtime::{Error, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    init_tracing();
+    let app = App::from_env(Role::Inventory).await.inspect_err(|e| {
+        tracing::error!(error = %chain(e), "cannot start");
+    })?;
+    let app = &app;
+    lambda_runtime::run(service_fn(move |event| dowguard_inventory::handle(app, event))).await
+}
