@@ -218,6 +218,28 @@ fn with(limits: &Limits, set: &BTreeMap<Key, Value>) -> Limits {
     out
 }
 
+/// The fields someone else moved: changed from `before`, not to the guard's own
+/// value, and (while the guard restores) not back to the `original` either.
+fn changed_by_them(
+    before: &BTreeMap<Key, Value>,
+    after: &BTreeMap<Key, Value>,
+    ours: &BTreeMap<Key, Value>,
+    original: Option<&BTreeMap<Key, Value>>,
+) -> Vec<Key> {
+    let mut keys: Vec<&Key> = before.keys().chain(after.keys()).chain(ours.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| {
+            let now = value(after, k);
+            now != value(before, k)
+                && now != guard_value(ours, k)
+                && original.is_none_or(|original| now != value(original, k))
+        })
+        .cloned()
+        .collect()
+}
+
 /// What a change by someone else (`observed`) means for a target whose stored
 /// state is `state`.
 pub fn judge(state: Option<&GuardState>, observed: &Observed<'_>) -> Drift {
@@ -235,19 +257,7 @@ pub fn judge(state: Option<&GuardState>, observed: &Observed<'_>) -> Drift {
     };
     let (before, after) = (fields(observed.before), fields(observed.after));
     let (original, ours) = (fields(&rp.limits), fields(applied));
-    let mut keys: Vec<&Key> = before.keys().chain(after.keys()).chain(ours.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let changed: Vec<Key> = keys
-        .into_iter()
-        .filter(|k| {
-            let now = value(&after, k);
-            now != value(&before, k)
-                && now != guard_value(&ours, k)
-                && !(restoring && now == value(&original, k))
-        })
-        .cloned()
-        .collect();
+    let changed = changed_by_them(&before, &after, &ours, restoring.then_some(&original));
     if changed.is_empty() {
         return Drift::None;
     }
