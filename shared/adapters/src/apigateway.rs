@@ -233,30 +233,14 @@ impl RestAdapter {
                 break;
             }
         }
-        let mut position: Option<String> = None;
-        loop {
-            self.stage_pacer.wait().await;
-            let page = self
-                .client
-                .get_usage_plans()
-                .set_position(position.clone())
-                .limit(500)
-                .send()
-                .await
-                .map_err(|e| port_error("GetUsagePlans", "account", e))?;
-            for plan in page.items() {
-                let Some(Ok(id)) = plan.id().map(UsagePlanId::parse) else {
-                    continue;
-                };
-                catalog
-                    .plan_stages
-                    .insert(id.clone(), plan_stages(plan.api_stages()));
-                targets.push(plan_target(id, plan.throttle(), plan.quota(), plan.tags()));
-            }
-            position = page.position().map(str::to_string);
-            if position.is_none() {
-                break;
-            }
+        for plan in self.usage_plans().await? {
+            let Some(Ok(id)) = plan.id().map(UsagePlanId::parse) else {
+                continue;
+            };
+            catalog
+                .plan_stages
+                .insert(id.clone(), plan_stages(plan.api_stages()));
+            targets.push(plan_target(id, plan.throttle(), plan.quota(), plan.tags()));
         }
         // Each stage learns the plans that include it: a plan's budget covers them.
         for (plan, stages) in &catalog.plan_stages {
@@ -659,6 +643,24 @@ impl RestAdapter {
             rest_stage_limits(settings, account.as_ref()),
         );
         target.guarded = guarded;
+        for plan in self.usage_plans().await? {
+            let Some(Ok(plan_id)) = plan.id().map(UsagePlanId::parse) else {
+                continue;
+            };
+            if plan_stages(plan.api_stages())
+                .iter()
+                .any(|(a, s)| a == api && s == stage)
+            {
+                target.usage_plans.insert(plan_id);
+            }
+        }
+        let name = metric_api_name(rest_api.name().unwrap_or_default(), api);
+        Ok(Some((target, name)))
+    }
+
+    /// Every usage plan of the account, page by page (`GetUsagePlans`, paced).
+    async fn usage_plans(&self) -> PortResult<Vec<aws_sdk_apigateway::types::UsagePlan>> {
+        let mut plans = Vec::new();
         let mut position: Option<String> = None;
         loop {
             self.stage_pacer.wait().await;
@@ -670,24 +672,12 @@ impl RestAdapter {
                 .send()
                 .await
                 .map_err(|e| port_error("GetUsagePlans", "account", e))?;
-            for plan in page.items() {
-                let Some(Ok(plan_id)) = plan.id().map(UsagePlanId::parse) else {
-                    continue;
-                };
-                if plan_stages(plan.api_stages())
-                    .iter()
-                    .any(|(a, s)| a == api && s == stage)
-                {
-                    target.usage_plans.insert(plan_id);
-                }
-            }
+            plans.extend(page.items().iter().cloned());
             position = page.position().map(str::to_string);
             if position.is_none() {
-                break;
+                return Ok(plans);
             }
         }
-        let name = metric_api_name(rest_api.name().unwrap_or_default(), api);
-        Ok(Some((target, name)))
     }
 
     /// One usage plan as it is now (`GetUsagePlan`), with the stages it covers;

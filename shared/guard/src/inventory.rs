@@ -518,16 +518,7 @@ impl<P: Ports> Keeper<'_, P> {
     pub async fn reconcile(&self, now: DateTime<Utc>, slices: Slices) -> Result<InventoryReport, GuardError> {
         let store = self.ports.store();
         let account = self.ports.account();
-        let inventory = store.load_inventory().await.map_err(GuardError::Store)?;
-        let budgets: Vec<Budget> = store
-            .list_budgets()
-            .await
-            .map_err(GuardError::Store)?
-            .items
-            .into_iter()
-            .map(|v| v.value)
-            .collect();
-        let states = store.load_states().await.map_err(GuardError::Store)?.items;
+        let (inventory, budgets, states) = self.read_table().await?;
         let mut report = InventoryReport::default();
         let mut meta = inventory.meta.value.clone();
 
@@ -727,6 +718,24 @@ impl<P: Ports> Keeper<'_, P> {
         }
     }
 
+    /// The inventory, the budgets and the guard states, as the table holds them.
+    async fn read_table(
+        &self,
+    ) -> Result<(Inventory, Vec<Budget>, HashMap<TargetId, GuardState>), GuardError> {
+        let store = self.ports.store();
+        let inventory = store.load_inventory().await.map_err(GuardError::Store)?;
+        let budgets = store
+            .list_budgets()
+            .await
+            .map_err(GuardError::Store)?
+            .items
+            .into_iter()
+            .map(|v| v.value)
+            .collect();
+        let states = store.load_states().await.map_err(GuardError::Store)?.items;
+        Ok((inventory, budgets, states))
+    }
+
     /// Handles one API call CloudTrail reported: each target it may have changed is
     /// read again, its entry written, added or removed, and a change by someone
     /// else to a held target handled as drift.
@@ -736,18 +745,8 @@ impl<P: Ports> Keeper<'_, P> {
     /// [`GuardError::Store`] when the inventory, the budgets or the states cannot
     /// be read.
     pub async fn observe(&self, call: &ApiCall, now: DateTime<Utc>) -> Result<InventoryReport, GuardError> {
-        let store = self.ports.store();
         let account = self.ports.account();
-        let inventory = store.load_inventory().await.map_err(GuardError::Store)?;
-        let budgets: Vec<Budget> = store
-            .list_budgets()
-            .await
-            .map_err(GuardError::Store)?
-            .items
-            .into_iter()
-            .map(|v| v.value)
-            .collect();
-        let states = store.load_states().await.map_err(GuardError::Store)?.items;
+        let (inventory, budgets, states) = self.read_table().await?;
         let tags = wanted_tags(&budgets);
         let named: HashSet<TargetId> = budgets
             .iter()
