@@ -108,6 +108,7 @@ bench: setup
 	$(CARGO) run --release --locked -p dowguard-cli -- simulate --library --plot docs/simulator-flood.svg
 	$(CARGO) bench --locked -p dowguard-sim --bench year
 	$(CARGO) test --locked -q -p dowguard-domain --lib guard_cost -- --nocapture | grep functions
+	$(CARGO) run --release --locked -p dowguard-tests --example inventory_bench
 	@$(PYTHON) shared/domain/scripts/bench_figures.py target/criterion
 
 # What `sam build` deploys: each function's `bootstrap` for provided.al2023 on arm64,

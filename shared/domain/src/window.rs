@@ -216,7 +216,7 @@ impl Pricing {
 /// The least any pass must do with its inputs: find each target's figures and read
 /// every datapoint once (each window's requests, throttles and duration, and the
 /// period-to-date totals), adding them up and nothing else. `make bench` measures
-/// [`crate::decide`] and the simulator's passes against it: a ratio holds across
+/// [`crate::decide()`] and the simulator's passes against it: a ratio holds across
 /// machines where absolute times do not.
 pub fn bare_walk<M>(targets: &[Target], metrics: &M) -> u128
 where
