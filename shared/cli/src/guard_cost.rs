@@ -110,7 +110,7 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
     let mut out = format!(
         "The guard's own cost a month for {} guarded target(s): {} function(s), {} API stage(s) or plan(s)\n\
          evaluator every {} min: the account's Lambda usage every run (2 metrics), functions the guard\n\
-         watches or holds every run, API stages every {} min (from each one's worst case and budgets),\n\
+         holds or has just released every run, API stages every {} min (from each one's worst case and budgets),\n\
          every target's spend-to-date every {} min\n\n",
         functions + stages,
         functions,

@@ -228,7 +228,7 @@ pub(crate) struct Outcome {
     pub(crate) decide_time: std::time::Duration,
     pub(crate) walk_time: std::time::Duration,
     pub(crate) guard_cost: Money,
-    /// Passes whose tripwire measured every function.
+    /// Passes whose tripwire had functions measured one by one.
     pub(crate) tripwire_trips: u64,
     /// (minute, cumulative spend of the first budget's scope).
     pub(crate) series: Vec<(u32, Money)>,
@@ -403,7 +403,7 @@ struct World<'a> {
     /// Time spent in [`bare_walk`] over the same inputs.
     walk_time: std::time::Duration,
     metrics_requested: u64,
-    /// Passes whose tripwire measured every function.
+    /// Passes whose tripwire had functions measured one by one.
     trips: u64,
     /// Per target: the minute of its last one-minute measurement and of its last
     /// spend-to-date refresh, on the metrics plan's cadence.

@@ -90,7 +90,7 @@ pub struct StrategyReport {
     pub evaluations: u64,
     /// The guard's own CloudWatch cost: metrics requested and alarms.
     pub guard_cost: Money,
-    /// Passes whose metrics tripwire measured every function (dowguard only).
+    /// Passes whose metrics tripwire had functions measured one by one (dowguard only).
     pub tripwire_trips: u64,
     /// Wall-clock time spent in the decision core (machine-dependent, not reported
     /// in JSON).
