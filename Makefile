@@ -107,7 +107,7 @@ bench: setup
 	$(CARGO) bench --locked -p dowguard-domain --bench decide -- --noplot
 	$(CARGO) run --release --locked -p dowguard-cli -- simulate --library --plot docs/simulator-flood.svg
 	$(CARGO) bench --locked -p dowguard-sim --bench year
-	$(CARGO) test --locked -q -p dowguard-domain --lib guard_cost -- --nocapture | grep functions
+	$(CARGO) test --locked -q -p dowguard-domain --lib guard_cost -- --nocapture | grep -o '[0-9]* functions: .*'
 	$(CARGO) run --release --locked -p dowguard-tests --example inventory_bench
 	@$(PYTHON) shared/domain/scripts/bench_figures.py target/criterion
 

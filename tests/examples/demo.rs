@@ -131,6 +131,8 @@ async fn run() -> DemoResult<()> {
         ("DOWGUARD_MODE", "enforce"),
         ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
         ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+        // A five-minute schedule: the targets need alarms, and the alarm path runs.
+        ("DOWGUARD_SCHEDULE_MINUTES", "5"),
         // The story's calm half hour is replayed in seconds: more passes a minute
         // than a deployment's cap of 6 allows.
         ("DOWGUARD_MAX_PASSES_PER_MINUTE", "100"),
@@ -171,7 +173,7 @@ async fn run() -> DemoResult<()> {
     let attack_start = attack_end - Duration::minutes(10);
     let calm = attack_start - Duration::minutes(15);
     println!(
-        "\n== {} UTC: the scheduled evaluator runs on a calm account and derives one alarm per guarded target ==",
+        "\n== {} UTC: the scheduled evaluator (every 5 minutes) runs on a calm account and derives an alarm on each guarded target ==",
         calm.format("%H:%M")
     );
     let answer = emulator

@@ -34,6 +34,9 @@ fn config_with(extra: &[(&str, &str)]) -> Result<Config, Error> {
         // The flood is written hours in the past, as in the demo.
         ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
         ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+        // Every five minutes, so that the targets need alarms and the responder's
+        // path has something to answer; the one-minute default has its own test.
+        ("DOWGUARD_SCHEDULE_MINUTES", "5"),
         // The rule and the topic the fixtures come from.
         ("DOWGUARD_SCHEDULE_RULE_ARN", SCHEDULE_RULE),
         (
@@ -154,7 +157,8 @@ const FOREIGN: [&str; 7] = [
 ];
 
 #[tokio::test]
-async fn a_scheduled_evaluation_throttles_the_flood_and_syncs_one_alarm_per_target() -> Result<(), Error> {
+async fn a_scheduled_evaluation_every_five_minutes_throttles_the_flood_and_alarms_each_target()
+-> Result<(), Error> {
     let w = World::flooded().await?;
     assert_eq!(w.reserved().await?, Some(50));
     let tick = event("scheduled-event.json", w.attack_end + Duration::minutes(1))?;
@@ -174,6 +178,50 @@ async fn a_scheduled_evaluation_throttles_the_flood_and_syncs_one_alarm_per_targ
         ]
     );
     assert_eq!(out["alarms"]["put"].as_array().map(Vec::len), Some(2), "{out}");
+    drop(w.aws);
+    Ok(())
+}
+
+/// At the default one-minute schedule every pass sees every function, and no
+/// target needs an alarm: the sync stays away from CloudWatch's alarms except once
+/// an hour, when it deletes those a slower schedule left.
+#[tokio::test]
+async fn at_a_one_minute_schedule_the_alarms_a_slower_one_left_are_deleted_on_the_hour() -> Result<(), Error>
+{
+    let w = World::flooded().await?;
+    let slow = event("scheduled-event.json", w.attack_end + Duration::minutes(1))?;
+    dowguard_evaluator::handle(&w.app, slow)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert_eq!(w.alarm_names().await?.len(), 2);
+    let every_minute = App::new(
+        config_with(&[
+            ("DOWGUARD_MAX_PASSES_PER_MINUTE", "1000"),
+            ("DOWGUARD_SCHEDULE_MINUTES", "1"),
+        ])?,
+        &w.aws.sdk_config(),
+        Role::Evaluator,
+    )?;
+    let next_hour = (w.attack_end + Duration::hours(1)).duration_trunc(Duration::hours(1))?;
+    let off_the_hour = event("scheduled-event.json", next_hour - Duration::minutes(1))?;
+    let out = dowguard_evaluator::handle(&every_minute, off_the_hour)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert!(
+        out.get("rejected").is_none() && out.get("alarms").is_none(),
+        "{out}"
+    );
+    assert_eq!(w.alarm_names().await?.len(), 2, "untouched off the hour");
+    let on_the_hour = event("scheduled-event.json", next_hour)?;
+    let out = dowguard_evaluator::handle(&every_minute, on_the_hour)
+        .await
+        .map_err(|d| d.error_message)?;
+    assert_eq!(
+        out["alarms"]["deleted"].as_array().map(Vec::len),
+        Some(2),
+        "{out}"
+    );
+    assert!(w.alarm_names().await?.is_empty());
     drop(w.aws);
     Ok(())
 }

@@ -121,6 +121,8 @@ fn config(topic: &str) -> Result<Config, Error> {
         // The flood is written hours in the past, as in the demo.
         ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
         ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+        // An alarm on every target, so that the alarm path runs on each kind.
+        ("DOWGUARD_ALARMS", "every-target"),
         // Many passes run in one real minute here; the cap has its own test.
         ("DOWGUARD_MAX_PASSES_PER_MINUTE", "1000"),
     ]

@@ -184,7 +184,11 @@ fn every_variable_the_functions_read_is_set_or_defaulted_in_the_template() -> Re
         for name in dowguard_runtime::config::ALL_VARIABLES {
             let set_by_lambda = *name == "AWS_REGION";
             // Only the evaluator syncs alarms; the responder takes no scheduled event.
-            let unused = (*name == dowguard_runtime::config::ALARM_SYNC && function != "Evaluator")
+            let alarms_only = [
+                dowguard_runtime::config::ALARMS,
+                dowguard_runtime::config::SCHEDULE_MINUTES,
+            ];
+            let unused = (alarms_only.contains(name) && function != "Evaluator")
                 || (*name == dowguard_runtime::config::SCHEDULE_RULE_ARN && function == "AlarmResponder");
             assert!(
                 set_by_lambda || unused || vars.get(*name).is_some(),
@@ -200,18 +204,24 @@ fn every_variable_the_functions_read_is_set_or_defaulted_in_the_template() -> Re
     Ok(())
 }
 
-/// A parameter's value: the one given, else the template's default.
+/// A parameter's value: the one given, else the template's default. A `Ref` to a
+/// parameter is a string, whatever its type, as CloudFormation gives it.
 fn parameter(template: &Value, name: &str, given: &[(&str, &str)]) -> Option<Value> {
     given
         .iter()
         .find(|(k, _)| *k == name)
         .map(|(_, v)| Value::from(*v))
         .or_else(|| template["Parameters"][name].get("Default").cloned())
+        .map(|v| match v {
+            Value::Number(n) => Value::from(n.to_string()),
+            other => other,
+        })
 }
 
 /// Resolves `value` as CloudFormation would for the parameter values `given`:
-/// `Ref` to a parameter, the conditions (`Fn::Equals`, `Fn::Not`, `Condition`) and
-/// `Fn::If`. `None` is `AWS::NoValue`: the property is absent.
+/// `Ref` to a parameter, the conditions (`Fn::Equals`, `Fn::Not`, `Condition`),
+/// `Fn::If`, and `Fn::Sub` of parameters (pseudo parameters stay as written).
+/// `None` is `AWS::NoValue`: the property is absent.
 fn resolve(template: &Value, value: &Value, given: &[(&str, &str)]) -> Option<Value> {
     let Value::Object(map) = value else {
         return Some(value.clone());
@@ -231,6 +241,17 @@ fn resolve(template: &Value, value: &Value, given: &[(&str, &str)]) -> Option<Va
     if let Some(Value::Array(parts)) = map.get("Fn::Not") {
         let [c] = parts.as_slice() else { return None };
         return Some(Value::Bool(resolve(template, c, given)? != Value::Bool(true)));
+    }
+    if let Some(Value::String(text)) = map.get("Fn::Sub") {
+        let mut out = text.clone();
+        if let Some(Value::Object(parameters)) = template.get("Parameters") {
+            for name in parameters.keys() {
+                if let Some(Value::String(v)) = parameter(template, name, given) {
+                    out = out.replace(&format!("${{{name}}}"), &v);
+                }
+            }
+        }
+        return Some(Value::from(out));
     }
     if let Some(Value::Array(parts)) = map.get("Fn::If") {
         let [Value::String(condition), then, otherwise] = parts.as_slice() else {
@@ -283,6 +304,65 @@ fn the_evaluator_pins_the_schedule_rule_the_template_creates() -> Result<(), Err
         vars[dowguard_runtime::config::SCHEDULE_RULE_ARN]["Fn::Sub"],
         "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${ScheduleRuleName}"
     );
+    Ok(())
+}
+
+/// The evaluator runs on the schedule its alarm sync reads: every allowed
+/// `ScheduleMinutes` builds a valid rate expression ("Rate expressions reference",
+/// Amazon EventBridge User Guide: the unit is singular for 1 and plural above)
+/// and sets `DOWGUARD_SCHEDULE_MINUTES` to the same minutes, and every allowed
+/// `Alarms` value is one the evaluator accepts.
+#[test]
+fn the_evaluator_runs_on_the_schedule_its_alarm_sync_reads() -> Result<(), Error> {
+    use dowguard_domain::AlarmScope;
+    use dowguard_runtime::config::{ACCOUNT_ID, ALARMS, Config, REGION, SCHEDULE_MINUTES, TABLE};
+    let template = translated()?;
+    let expression = &template["Resources"]["EvaluatorTick"]["Properties"]["ScheduleExpression"];
+    let vars = &template["Resources"]["Evaluator"]["Properties"]["Environment"]["Variables"];
+    let allowed = |name: &str| -> Vec<String> {
+        template["Parameters"][name]["AllowedValues"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            .collect()
+    };
+    let config = |given: &[(&str, &str)]| {
+        let var =
+            |name: &str| resolve(&template, &vars[name], given).and_then(|v| v.as_str().map(str::to_string));
+        Config::from_lookup(|name| match name {
+            TABLE => Some("dowguard".to_string()),
+            ACCOUNT_ID => Some("123456789012".to_string()),
+            REGION => Some("us-east-1".to_string()),
+            SCHEDULE_MINUTES | ALARMS => var(name),
+            _ => None,
+        })
+    };
+    assert_eq!(
+        resolve(&template, expression, &[]),
+        Some(Value::from("rate(1 minute)"))
+    );
+    let minutes = allowed("ScheduleMinutes");
+    assert!(minutes.len() >= 3, "{minutes:?}");
+    for m in &minutes {
+        let given = [("ScheduleMinutes", m.as_str())];
+        let rate = if m == "1" {
+            "rate(1 minute)".to_string()
+        } else {
+            format!("rate({m} minutes)")
+        };
+        assert_eq!(resolve(&template, expression, &given), Some(Value::from(rate)));
+        assert_eq!(config(&given)?.schedule_minutes.to_string(), *m);
+    }
+    let kinds: Vec<AlarmScope> = allowed("Alarms")
+        .iter()
+        .map(|a| config(&[("Alarms", a.as_str())]).map(|c| c.alarms))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        kinds,
+        [AlarmScope::Needed, AlarmScope::EveryTarget, AlarmScope::None]
+    );
+    assert_eq!(config(&[])?.alarms, AlarmScope::Needed);
     Ok(())
 }
 

@@ -82,6 +82,8 @@ fn config_for(rule: &str) -> Result<Config, Error> {
         ("AWS_REGION", dowguard_tests::REGION),
         ("DOWGUARD_MODE", "enforce"),
         ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
+        // A five-minute schedule: the targets need alarms, and the alarm path runs.
+        ("DOWGUARD_SCHEDULE_MINUTES", "5"),
         ("DOWGUARD_SCHEDULE_RULE_ARN", rule),
     ]
     .into();

@@ -1,7 +1,9 @@
 //! dowguard's evaluator: on each EventBridge schedule it runs one guard pass over
 //! every budget (the inventory → metrics → decide → save states → act → audit →
-//! notify), prints its figures as embedded metrics, then keeps the per-target
-//! alarms in step with the budgets. It never lists the account: the targets and
+//! notify), prints its figures as embedded metrics, then keeps the alarms in step
+//! with the budgets and its own schedule (alarms only where a target's worst case
+//! could outrun its budget between two runs: none at the default one-minute
+//! schedule). It never lists the account: the targets and
 //! their limits come from the inventory in the table (`dowguard_guard::inventory`,
 //! kept by the inventory function), and what the inventory cannot vouch for is a
 //! gap of the pass. The alarm sync is a step of this function, not a function of
@@ -12,7 +14,8 @@
 //! gives it back after (a second evaluator skips), and every pass counts against
 //! the deployment's cap on passes a minute (`dowguard_runtime::admission`).
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
+use dowguard_domain::AlarmBasis;
 use dowguard_guard::alarms::sync_alarms;
 use dowguard_guard::ports::BudgetStore;
 use dowguard_guard::ports::Deployment;
@@ -97,12 +100,19 @@ async fn admitted_pass<D: Deployment>(
         "pass done"
     );
     let mut out = summary(&report);
-    if app.config.alarm_sync {
+    let basis = AlarmBasis {
+        prices: &app.prices,
+        now: at,
+        avg_duration_ms: app.settings.default_avg_duration_ms,
+        schedule_minutes: app.config.schedule_minutes,
+        scope: app.config.alarms,
+        settings: &app.settings,
+    };
+    // Where no target could need an alarm (the default one-minute schedule), the
+    // sync runs once an hour, only to delete alarms an earlier schedule left.
+    if basis.could_need_any() || at.minute() == 0 {
         let synced = match app.stack.store().list_budgets().await {
-            Ok(budgets) => {
-                let avg = app.settings.default_avg_duration_ms;
-                sync_alarms(&report.seen, app.stack.alarms(), &budgets, &app.prices, at, avg).await
-            }
+            Ok(budgets) => sync_alarms(&report.seen, app.stack.alarms(), &budgets, &basis).await,
             Err(e) => Err(e),
         };
         out["alarms"] = match synced {

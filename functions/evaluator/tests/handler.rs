@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, Timelike, Utc};
 use dowguard_domain::{Arch, Budget, BudgetSpec, Floors, Limits, Target, TargetId, TargetSpec};
 use dowguard_evaluator::handle_at;
 use dowguard_guard::memory::{MemoryStack, steady_traffic};
@@ -33,9 +33,14 @@ fn event_time(event: &Value) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
-/// What the template sets, with nothing widened for tests.
+/// What the template sets by default, with nothing widened for tests.
 fn production_config() -> Config {
-    let vars: HashMap<&str, &str> = [
+    config_with(&[])
+}
+
+/// [`production_config`] with `extra` parameters' variables set.
+fn config_with(extra: &[(&str, &str)]) -> Config {
+    let mut vars: HashMap<&str, &str> = [
         ("DOWGUARD_TABLE", "dowguard"),
         ("DOWGUARD_ACCOUNT_ID", "123456789012"),
         ("AWS_REGION", "us-east-1"),
@@ -44,8 +49,11 @@ fn production_config() -> Config {
             "DOWGUARD_SCHEDULE_RULE_ARN",
             "arn:aws:events:us-east-1:123456789012:rule/dowguard-evaluator-schedule",
         ),
+        ("DOWGUARD_ALARMS", "needed"),
+        ("DOWGUARD_SCHEDULE_MINUTES", "1"),
     ]
     .into();
+    vars.extend(extra.iter().copied());
     Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_string())).unwrap()
 }
 
@@ -68,6 +76,11 @@ fn checkout() -> Target {
 /// An in-memory account: `function:checkout` with a $240 day budget, flooded at
 /// about 100 times its pace for the hour before `now`.
 async fn flooded_app(now: DateTime<Utc>) -> App<MemoryStack> {
+    flooded_app_with(now, production_config()).await
+}
+
+/// [`flooded_app`] under `config`.
+async fn flooded_app_with(now: DateTime<Utc>, config: Config) -> App<MemoryStack> {
     let stack = MemoryStack::default();
     stack.cloud.data.lock().unwrap().targets.push(checkout());
     stack.cloud.set_metrics(
@@ -93,14 +106,14 @@ async fn flooded_app(now: DateTime<Utc>) -> App<MemoryStack> {
         .await
         .unwrap();
     stack.reconcile(now).await.unwrap();
-    App::over(production_config(), stack).unwrap()
+    App::over(config, stack).unwrap()
 }
 
 #[tokio::test]
-async fn a_scheduled_event_throttles_the_flood_and_syncs_one_alarm() {
+async fn a_scheduled_event_every_five_minutes_throttles_the_flood_and_syncs_one_alarm() {
     let event = scheduled_event();
     let now = event_time(&event) + Duration::seconds(20);
-    let app = flooded_app(now).await;
+    let app = flooded_app_with(now, config_with(&[("DOWGUARD_SCHEDULE_MINUTES", "5")])).await;
     let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
     assert!(out.get("pass_at").is_some(), "{out}");
     assert_eq!(
@@ -120,6 +133,35 @@ async fn a_scheduled_event_throttles_the_flood_and_syncs_one_alarm() {
         .store
         .state(&TargetId::parse("function:checkout").unwrap());
     assert!(state.is_some_and(|s| s.phase.is_tightened()));
+}
+
+#[tokio::test]
+async fn at_the_default_schedule_the_pass_acts_alone_and_keeps_no_alarm() {
+    let event = scheduled_event();
+    let now = event_time(&event) + Duration::seconds(20);
+    let app = flooded_app(now).await;
+    let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
+    assert!(out.get("pass_at").is_some(), "{out}");
+    let calls = app.stack.cloud.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("PutFunctionConcurrency function:checkout")),
+        "{calls:?}"
+    );
+    // The fixture is at 06:01: off the hour the sync does not even list alarms.
+    assert_eq!(event_time(&event).minute(), 1);
+    assert!(out.get("alarms").is_none(), "{out}");
+    assert!(!calls.iter().any(|c| c.contains("Alarm")), "{calls:?}");
+    let every_target = flooded_app_with(now, config_with(&[("DOWGUARD_ALARMS", "every-target")])).await;
+    let out = handle_at(&every_target, &event, &Context::default(), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        out["alarms"]["put"],
+        serde_json::json!(["dowguard-function:checkout"]),
+        "{out}"
+    );
 }
 
 #[tokio::test]

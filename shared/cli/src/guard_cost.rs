@@ -4,7 +4,10 @@
 
 use dowguard_domain::guard_cost::MINUTES_PER_MONTH;
 use dowguard_domain::metrics_plan::stage_every;
-use dowguard_domain::{Budget, GuardCost, GuardSettings, MetricsPlan, Money, Product, TargetKind};
+use dowguard_domain::{
+    AlarmBasis, AlarmScope, Budget, GuardCost, GuardSettings, MetricsPlan, Money, Product, TargetKind,
+    alarm_needed,
+};
 use dowguard_guard::assess::members;
 use dowguard_guard::ports::{BudgetStore, Discovery};
 use serde::Serialize;
@@ -18,7 +21,8 @@ use crate::output::{Format, Table, print_json, print_text};
 #[command(after_help = "\
 Examples:
   dowguard guard-cost
-  dowguard guard-cost --schedule-minutes 5 --all-targets")]
+  dowguard guard-cost --schedule-minutes 5 --all-targets
+  dowguard guard-cost --alarms-every-target")]
 pub struct GuardCostArgs {
     /// Minutes between evaluator runs (the EventBridge schedule).
     #[arg(long, default_value_t = 1, value_name = "MIN")]
@@ -35,6 +39,10 @@ pub struct GuardCostArgs {
     /// Count every discovered target, as if an account-wide budget covered them all.
     #[arg(long)]
     pub all_targets: bool,
+    /// Price an alarm on every guarded function and stage (DOWGUARD_ALARMS=every-target),
+    /// not only where the schedule needs one.
+    #[arg(long)]
+    pub alarms_every_target: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -44,6 +52,7 @@ struct CostView {
     evaluator_runs_per_month: u64,
     metrics_per_month: u64,
     metrics: Money,
+    alarm_count: u64,
     alarms: Money,
     lambda: Money,
     total: Money,
@@ -84,8 +93,23 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
     let plan = MetricsPlan {
         sweep_every_minutes: args.sweep_every_minutes,
     };
-    // One alarm per guarded target (usage plans excepted), as the alarm sync keeps.
-    let alarms = functions + stage_every.len() as u64;
+    // The alarms the evaluator's alarm sync keeps at this schedule.
+    let basis = AlarmBasis {
+        prices: &ctx.prices,
+        now,
+        avg_duration_ms: settings.default_avg_duration_ms,
+        schedule_minutes: args.schedule_minutes,
+        scope: if args.alarms_every_target {
+            AlarmScope::EveryTarget
+        } else {
+            AlarmScope::Needed
+        },
+        settings: &settings,
+    };
+    let alarms = guarded
+        .iter()
+        .filter(|t| alarm_needed(t, &budgets, &basis))
+        .count() as u64;
     let cw = GuardCost::estimate(functions, &stage_every, args.schedule_minutes, alarms, plan);
     let runs = MINUTES_PER_MONTH / args.schedule_minutes.max(1);
     let lambda = ctx.prices.cost(Product::LambdaRequests, 0, u128::from(runs))
@@ -100,6 +124,7 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         evaluator_runs_per_month: runs,
         metrics_per_month: cw.metrics_per_month,
         metrics: cw.metrics,
+        alarm_count: alarms,
         alarms: cw.alarms,
         lambda,
         total: cw.total() + lambda,
@@ -148,7 +173,10 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         "\nWithout the free tier; DynamoDB and SNS requests are not counted (cents at these volumes).\n\
          Exposure: every function is covered every run by the account's aggregate; when what the functions\n\
          not measured served, priced at the dearest of them, could lift a budget to its first throttle level,\n\
-         the same run measures them all. So an attack is seen as soon as a full measurement would see it.\n",
+         the same run measures them all. So an attack is seen as soon as a full measurement would see it.\n\
+         Alarms: only where a target's worst case could outrun its budget between two runs - every function\n\
+         when the evaluator runs less often than every minute, and the API stages whose cadence is shorter\n\
+         than the schedule.\n",
     );
     print_text(&out)
 }

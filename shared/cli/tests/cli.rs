@@ -376,6 +376,16 @@ async fn guard_cost_counts_the_guarded_targets() {
     assert_eq!(view["functions"], 1);
     assert_eq!(view["stages"], 2);
     assert_eq!(view["evaluator_runs_per_month"], 8_640);
+    // Every five minutes, the function needs an alarm; every minute, nothing does.
+    assert!(view["alarm_count"].as_u64().is_some_and(|n| n >= 1), "{view}");
+    let every_minute = json(&dowguard(&aws, &["guard-cost", "--output", "json"]));
+    assert_eq!(every_minute["alarm_count"], 0, "{every_minute}");
+    let all = json(&dowguard(
+        &aws,
+        &["guard-cost", "--output", "json", "--alarms-every-target"],
+    ));
+    // The function and the stage; a usage plan has no request metric of its own.
+    assert_eq!(all["alarm_count"], 2, "{all}");
 }
 
 #[tokio::test]

@@ -1,8 +1,19 @@
-//! Alarms derived from budgets: one CloudWatch alarm per guarded target, whose
-//! threshold is the request rate that would burn the strictest budget covering the
-//! target faster than its first throttle level allows. No one sets alarm thresholds by
-//! hand: they follow the budgets, and an alarm whose target no budget covers any
-//! more is removed.
+//! Alarms derived from budgets: a CloudWatch alarm on a guarded target whose worst
+//! case could outrun its budget between two passes of the evaluator
+//! ([`alarm_needed`]), with as threshold the request rate that would burn the
+//! strictest budget covering the target faster than its first throttle level allows.
+//! No one sets alarm thresholds by hand: they follow the budgets, and an alarm whose
+//! target no budget covers, or that the evaluator's schedule no longer needs, is
+//! removed.
+//!
+//! At the default one-minute schedule no target needs one: every pass reads the
+//! whole account's Lambda usage ([`crate::metrics_plan`]'s tripwire) and measures
+//! each API stage before its worst case can spend its first-throttle allowance, so
+//! an alarm would only repeat what the next pass sees. A slower schedule leaves
+//! functions unseen for minutes, and stages whose cadence is shorter than the
+//! schedule: those get alarms. [`AlarmBasis::every_target`] keeps one on every
+//! guarded target whatever the schedule, for deployments that want the alarm
+//! responder's path as a second, independent line at $0.10 a target a month.
 //!
 //! Everything here is pure: the shell lists the alarms that exist, asks
 //! [`desired_alarms`] what should exist, and applies [`plan_alarms`]'s answer.
@@ -10,7 +21,10 @@
 //! ```
 //! use std::collections::BTreeMap;
 //! use chrono::{TimeZone, Utc};
-//! use dowguard_domain::{Budget, BudgetSpec, Limits, PriceBook, Target, TargetId, TargetSpec, desired_alarms};
+//! use dowguard_domain::alarm::{AlarmBasis, AlarmScope};
+//! use dowguard_domain::{
+//!     Budget, BudgetSpec, GuardSettings, Limits, PriceBook, Target, TargetId, TargetSpec, desired_alarms,
+//! };
 //!
 //! let prices = PriceBook::bundled()?.prices("us-east-1", false)?;
 //! let id = TargetId::parse("rest-stage:a1b2c3/prod")?;
@@ -28,7 +42,20 @@
 //!     protected: false,
 //! })?;
 //! let now = Utc.with_ymd_and_hms(2026, 11, 22, 6, 0, 0).unwrap();
-//! let alarms = desired_alarms("dowguard", &[budget], &[stage], &prices, now, 1_000);
+//! let settings = GuardSettings::default();
+//! let every = |schedule_minutes| AlarmBasis {
+//!     prices: &prices,
+//!     now,
+//!     avg_duration_ms: 1_000,
+//!     schedule_minutes,
+//!     scope: AlarmScope::Needed,
+//!     settings: &settings,
+//! };
+//! let budgets = [budget];
+//! // The stage can spend its first-throttle allowance in under a minute: a pass a
+//! // minute sees it as soon as an alarm would, one every five minutes does not.
+//! assert!(desired_alarms("dowguard", &budgets, &[stage.clone()], &every(1)).is_empty());
+//! let alarms = desired_alarms("dowguard", &budgets, &[stage], &every(5));
 //! // $50 a day at 4× is $200 a day: 39,682 REST requests a minute at $3.50 a million.
 //! assert_eq!(alarms[0].requests_per_minute, 39_682);
 //! assert_eq!(alarms[0].target, id);
@@ -41,8 +68,10 @@ use chrono::{DateTime, Utc};
 
 use crate::budget::{Budget, BudgetId};
 use crate::coverage::budgets_of;
+use crate::metrics_plan::stage_every;
 use crate::money::Money;
 use crate::pricebook::Prices;
+use crate::settings::GuardSettings;
 use crate::target::{Target, TargetId, TargetKind, TargetSpec};
 
 /// The longest alarm name CloudWatch accepts.
@@ -159,26 +188,93 @@ pub fn requests_per_minute(
         .max(1)
 }
 
-/// The alarms that should exist: one per target the guard may change that some
-/// unprotected budget covers (usage plans excepted: CloudWatch has no per-plan
-/// request metric, and their stages carry alarms of their own; a target without the
-/// guard's tag gets none, since an alarm could only wake a responder that may not
-/// act on it), at the lowest threshold among those budgets.
-/// A budget's alarm fires at its first throttle level (4× by default).
+/// Which targets get an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmScope {
+    /// Those whose worst case could outrun their budgets between two passes
+    /// ([`alarm_needed`]): none at a one-minute schedule.
+    Needed,
+    /// Every guarded function and stage, at $0.10 each a month, so that the alarm
+    /// responder is a second line at any schedule.
+    EveryTarget,
+    /// None: the alarms under the prefix are deleted.
+    None,
+}
+
+/// What the alarms are derived under.
+#[derive(Debug, Clone, Copy)]
+pub struct AlarmBasis<'a> {
+    /// The region's prices.
+    pub prices: &'a Prices,
+    /// The time: a month budget's pace depends on the month's length.
+    pub now: DateTime<Utc>,
+    /// The duration assumed for a function's request.
+    pub avg_duration_ms: u64,
+    /// Minutes between two passes of the evaluator (its schedule).
+    pub schedule_minutes: u64,
+    /// Which targets get one.
+    pub scope: AlarmScope,
+    /// The guard's settings (the short window sets a stage's cadence).
+    pub settings: &'a GuardSettings,
+}
+
+impl AlarmBasis<'_> {
+    /// Whether any target could need an alarm under this basis: not at a
+    /// one-minute schedule with [`AlarmScope::Needed`], where [`alarm_needed`]
+    /// answers no for every target whatever the budgets (a stage's cadence is at
+    /// least a minute). The shell then needs to read nothing to know the answer.
+    pub fn could_need_any(&self) -> bool {
+        match self.scope {
+            AlarmScope::EveryTarget => true,
+            AlarmScope::Needed => self.schedule_minutes > 1,
+            AlarmScope::None => false,
+        }
+    }
+}
+
+/// Whether `target` needs an alarm under `budgets`: whether its worst case could
+/// outrun them between two passes.
+///
+/// - A function: when the evaluator runs less often than every minute. Every pass
+///   reads the whole account's Lambda usage and measures a budget's functions as
+///   soon as what they could have spent reaches its first throttle level
+///   ([`crate::metrics_plan::trip`]); between passes nothing watches them.
+/// - An API stage: when its cadence ([`stage_every`], the minutes its worst case
+///   needs to spend its tightest budget's first-throttle allowance) is shorter than
+///   the schedule, since a stage is measured at most once a pass.
+/// - A usage plan: never. CloudWatch has no per-plan request metric; its stages
+///   carry alarms of their own.
+///
+/// [`AlarmScope::EveryTarget`] answers yes for every function and stage,
+/// [`AlarmScope::None`] no for all.
+pub fn alarm_needed(target: &Target, budgets: &[Budget], basis: &AlarmBasis<'_>) -> bool {
+    match (target.id.kind(), basis.scope) {
+        (TargetKind::UsagePlan, _) | (_, AlarmScope::None) => false,
+        (_, AlarmScope::EveryTarget) => true,
+        (TargetKind::Function, AlarmScope::Needed) => basis.schedule_minutes > 1,
+        (TargetKind::RestStage | TargetKind::HttpStage, AlarmScope::Needed) => {
+            stage_every(target, budgets, basis.prices, basis.now, basis.settings) < basis.schedule_minutes
+        }
+    }
+}
+
+/// The alarms that should exist: one per target that [`alarm_needed`] and that some
+/// unprotected budget covers (a target without the guard's tag gets none, since an
+/// alarm could only wake a responder that may not act on it), at the lowest
+/// threshold among those budgets. A budget's alarm fires at its first throttle
+/// level (4× by default).
 pub fn desired_alarms(
     prefix: &str,
     budgets: &[Budget],
     targets: &[Target],
-    prices: &Prices,
-    now: DateTime<Utc>,
-    avg_duration_ms: u64,
+    basis: &AlarmBasis<'_>,
 ) -> Vec<DesiredAlarm> {
     let mut out: BTreeMap<String, DesiredAlarm> = BTreeMap::new();
     for target in targets {
-        if target.id.kind() == TargetKind::UsagePlan || !target.guarded {
+        if !target.guarded || !alarm_needed(target, budgets, basis) {
             continue;
         }
-        let cost = request_cost(&target.spec, prices, avg_duration_ms);
+        let cost = request_cost(&target.spec, basis.prices, basis.avg_duration_ms);
         for (_, budget) in budgets_of(target, budgets).filter(|(_, b)| !b.protected) {
             let multiple = budget
                 .thresholds
@@ -186,7 +282,7 @@ pub fn desired_alarms(
                 .first()
                 .copied()
                 .unwrap_or_else(|| budget.thresholds.watch());
-            let threshold = threshold_per_minute(budget, now, multiple.0, cost);
+            let threshold = threshold_per_minute(budget, basis.now, multiple.0, cost);
             let name = alarm_name(prefix, &target.id);
             if name.len() > MAX_ALARM_NAME {
                 continue;
@@ -293,6 +389,133 @@ mod tests {
             .expect("time")
     }
 
+    /// Alarms on every guarded target, for the tests of thresholds.
+    fn everywhere<'a>(prices: &'a Prices, settings: &'a GuardSettings) -> AlarmBasis<'a> {
+        AlarmBasis {
+            prices,
+            now: now(),
+            avg_duration_ms: 1_000,
+            schedule_minutes: 1,
+            scope: AlarmScope::EveryTarget,
+            settings,
+        }
+    }
+
+    fn function(id: &str) -> Target {
+        target(
+            id,
+            TargetSpec::Function {
+                memory_mb: 512,
+                arch: Arch::X86_64,
+                async_invoked: false,
+            },
+            &[],
+        )
+    }
+
+    /// A stage whose own throttle allows `rps` requests a second.
+    fn stage(id: &str, rps: u32) -> Target {
+        let mut t = target(id, TargetSpec::RestStage, &[]);
+        t.limits = Limits::Stage {
+            throttle: Some(crate::target::Throttle {
+                rate_limit: rust_decimal::Decimal::from(rps),
+                burst_limit: 100,
+            }),
+            overrides: BTreeMap::new(),
+        };
+        t
+    }
+
+    #[test]
+    fn at_a_one_minute_schedule_no_target_needs_an_alarm() {
+        let (prices, settings) = (prices(), GuardSettings::default());
+        let basis = AlarmBasis {
+            scope: AlarmScope::Needed,
+            ..everywhere(&prices, &settings)
+        };
+        // A small budget on a stage that can take 10,000 requests a second: its
+        // allowance goes in under a minute, and a pass a minute is as soon as any.
+        let targets = [
+            function("function:checkout"),
+            stage("rest-stage:a1b2c3/prod", 10_000),
+        ];
+        let budgets = [
+            budget("f", "function:checkout", "day", "1", false),
+            budget("s", "rest-stage:a1b2c3/prod", "day", "50", false),
+        ];
+        assert!(desired_alarms("dowguard-", &budgets, &targets, &basis).is_empty());
+        assert!(!basis.could_need_any());
+        for (schedule_minutes, scope, could) in [
+            (2, AlarmScope::Needed, true),
+            (1, AlarmScope::EveryTarget, true),
+            (5, AlarmScope::None, false),
+        ] {
+            let other = AlarmBasis {
+                schedule_minutes,
+                scope,
+                ..basis
+            };
+            assert_eq!(other.could_need_any(), could, "{schedule_minutes} {scope:?}");
+            let wanted = !desired_alarms("dowguard-", &budgets, &targets, &other).is_empty();
+            assert_eq!(wanted, could, "{schedule_minutes} {scope:?}");
+        }
+    }
+
+    #[test]
+    fn a_slower_schedule_alarms_every_function_and_the_stages_that_could_outrun_it() {
+        let (prices, settings) = (prices(), GuardSettings::default());
+        let basis = AlarmBasis {
+            schedule_minutes: 5,
+            scope: AlarmScope::Needed,
+            ..everywhere(&prices, &settings)
+        };
+        let fast = stage("rest-stage:fast/prod", 10_000);
+        let slow = stage("rest-stage:slow/prod", 1);
+        let budgets = [
+            budget("f", "function:checkout", "day", "1000", false),
+            budget("fast", "rest-stage:fast/prod", "day", "50", false),
+            budget("slow", "rest-stage:slow/prod", "day", "50", false),
+        ];
+        // The slow stage: 60 requests a minute cost $0.00021, its allowance $0.69.
+        assert_eq!(stage_every(&slow, &budgets, &prices, now(), &settings), 60);
+        assert_eq!(stage_every(&fast, &budgets, &prices, now(), &settings), 1);
+        let targets = [function("function:checkout"), fast, slow];
+        let names: Vec<String> = desired_alarms("dowguard-", &budgets, &targets, &basis)
+            .into_iter()
+            .map(|a| a.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["dowguard-function:checkout", "dowguard-rest-stage:fast/prod"]
+        );
+    }
+
+    #[test]
+    fn every_target_keeps_an_alarm_on_each_function_and_stage_at_any_schedule() {
+        let (prices, settings) = (prices(), GuardSettings::default());
+        let basis = everywhere(&prices, &settings);
+        let budgets = [budget("all", "account", "month", "10000", false)];
+        for (t, needed) in [
+            (function("function:checkout"), true),
+            (stage("rest-stage:slow/prod", 1), true),
+            (target("usage-plan:p1", TargetSpec::UsagePlan, &[]), false),
+        ] {
+            assert_eq!(alarm_needed(&t, &budgets, &basis), needed, "{}", t.id);
+            let slower = AlarmBasis {
+                schedule_minutes: 15,
+                scope: AlarmScope::Needed,
+                ..basis
+            };
+            let kind_needs = t.id.kind() == TargetKind::Function;
+            assert_eq!(alarm_needed(&t, &budgets, &slower), kind_needs, "{}", t.id);
+            let none = AlarmBasis {
+                scope: AlarmScope::None,
+                ..slower
+            };
+            assert!(!alarm_needed(&t, &budgets, &none), "{}", t.id);
+        }
+    }
+
     #[test]
     fn alarm_names_round_trip_to_their_targets() {
         for id in [
@@ -388,7 +611,8 @@ mod tests {
             budget("plan", "usage-plan:p1", "day", "5", false),
             budget("guarded-off", "http-stage:h1/$default", "day", "5", true),
         ];
-        let alarms = desired_alarms("dowguard-", &budgets, &targets, &prices(), now(), 1_000);
+        let (prices, settings) = (prices(), GuardSettings::default());
+        let alarms = desired_alarms("dowguard-", &budgets, &targets, &everywhere(&prices, &settings));
         assert_eq!(alarms.len(), 1, "{alarms:?}");
         assert_eq!(alarms[0].name, "dowguard-rest-stage:a1b2c3/prod");
         assert_eq!(alarms[0].budget.as_str(), "narrow");
@@ -445,7 +669,9 @@ mod tests {
         );
         untagged.guarded = false;
         let budgets = [budget("b", "function:checkout", "day", "50", false)];
-        assert!(desired_alarms("dowguard-", &budgets, &[untagged], &prices(), now(), 1_000).is_empty());
+        let (prices, settings) = (prices(), GuardSettings::default());
+        let basis = everywhere(&prices, &settings);
+        assert!(desired_alarms("dowguard-", &budgets, &[untagged], &basis).is_empty());
     }
 
     #[test]

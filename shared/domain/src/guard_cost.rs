@@ -24,7 +24,7 @@ pub struct GuardCost {
     pub metrics_per_month: u64,
     /// Their cost.
     pub metrics: Money,
-    /// One alarm per guarded target.
+    /// The alarms kept ([`crate::alarm::alarm_needed`]).
     pub alarms: Money,
 }
 
@@ -83,24 +83,82 @@ impl GuardCost {
 mod tests {
     use super::*;
 
+    fn functions(n: u64) -> Vec<crate::Target> {
+        (0..n)
+            .map(|i| {
+                let id = crate::TargetId::parse(&format!("function:f{i}")).expect("id");
+                crate::Target::new(
+                    id,
+                    crate::TargetSpec::Function {
+                        memory_mb: 512,
+                        arch: crate::Arch::Arm64,
+                        async_invoked: false,
+                    },
+                    std::collections::BTreeMap::new(),
+                    crate::Limits::unset(TargetKind::Function),
+                )
+            })
+            .collect()
+    }
+
+    /// The alarms the evaluator's alarm sync keeps on `targets`, all covered by a
+    /// $1,000 month budget, at `schedule_minutes`.
+    fn alarms_kept(targets: &[crate::Target], schedule_minutes: u64) -> u64 {
+        let prices = crate::PriceBook::bundled()
+            .and_then(|b| b.prices("us-east-1", false))
+            .expect("bundled prices");
+        let budget = crate::Budget::parse(crate::BudgetSpec {
+            id: "account".into(),
+            scope: "account".into(),
+            period: "month".into(),
+            amount: "1000".into(),
+            thresholds: vec![],
+            mode: "enforce".into(),
+            owner: "finance@example.com".into(),
+            topic: None,
+            floors: crate::Floors::default(),
+            protected: false,
+        })
+        .expect("budget");
+        let settings = crate::GuardSettings::default();
+        let basis = crate::AlarmBasis {
+            prices: &prices,
+            now: chrono::DateTime::UNIX_EPOCH,
+            avg_duration_ms: settings.default_avg_duration_ms,
+            schedule_minutes,
+            scope: crate::AlarmScope::Needed,
+            settings: &settings,
+        };
+        crate::desired_alarms("dowguard-", &[budget], targets, &basis).len() as u64
+    }
+
     #[test]
     fn guard_cost_for_100_and_1000_functions_at_the_defaults() {
-        // The metrics' share of the targets: at most $3 a month for 100 functions,
-        // $30 for 1,000. The alarm sync still keeps one alarm per guarded target.
-        for (functions, target) in [(100, 3), (1_000, 30)] {
-            let cost = GuardCost::estimate(functions, &[], 1, functions, MetricsPlan::default());
+        // At most $3 a month for 100 functions, $30 for 1,000, at the default
+        // one-minute schedule: the tripwire sees every function every run, so the
+        // alarm sync keeps no alarm.
+        for (count, target) in [(100, 3), (1_000, 30)] {
+            let targets = functions(count);
+            let alarms = alarms_kept(&targets, 1);
+            let cost = GuardCost::estimate(count, &[], 1, alarms, MetricsPlan::default());
             println!(
-                "{functions} functions: {} metrics a month = {} + {} alarms = {} a month",
+                "{count} functions: {} metrics a month = {} + {alarms} alarms {} = {} a month (target: <= ${target})",
                 cost.metrics_per_month,
                 cost.metrics,
                 cost.alarms,
                 cost.total()
             );
             // Two aggregate metrics a minute; each function's two metrics once an hour.
-            let expected = AGGREGATE_METRICS * MINUTES_PER_MONTH + functions * 2 * (MINUTES_PER_MONTH / 60);
+            let expected = AGGREGATE_METRICS * MINUTES_PER_MONTH + count * 2 * (MINUTES_PER_MONTH / 60);
             assert_eq!(cost.metrics_per_month, expected);
-            assert_eq!(cost.alarms, GuardCost::of_alarms(functions, MINUTES_PER_MONTH));
-            assert!(cost.metrics <= Money::from_dollars(target), "{}", cost.metrics);
+            assert_eq!(alarms, 0);
+            assert!(cost.total() <= Money::from_dollars(target), "{}", cost.total());
+            // A five-minute schedule leaves functions unseen between runs: each
+            // gets an alarm, and the bill says so.
+            let slower = alarms_kept(&targets, 5);
+            assert_eq!(slower, count);
+            let cost = GuardCost::estimate(count, &[], 5, slower, MetricsPlan::default());
+            assert_eq!(cost.alarms, GuardCost::of_alarms(count, MINUTES_PER_MONTH));
         }
     }
 

@@ -1,10 +1,10 @@
-//! The alarm sync: keeps one CloudWatch alarm per guarded target in step with the
-//! budgets, through the [`Alarms`] port. What should exist is the domain's
+//! The alarm sync: keeps CloudWatch alarms on the guarded targets that need one
+//! ([`dowguard_domain::alarm_needed`]) in step with the budgets and the evaluator's
+//! schedule, through the [`Alarms`] port. What should exist is the domain's
 //! [`desired_alarms`]; what to put and delete is [`plan_alarms`]; this module only
 //! reads the account and the alarms, and applies the plan.
 
-use chrono::{DateTime, Utc};
-use dowguard_domain::{AlarmPlan, Budget, Prices, TargetKind, desired_alarms, plan_alarms};
+use dowguard_domain::{AlarmBasis, AlarmPlan, Budget, TargetKind, desired_alarms, plan_alarms};
 
 use crate::ports::{Alarms, Discovered, Listed, PortResult, Versioned};
 
@@ -20,7 +20,8 @@ pub struct AlarmSyncReport {
 }
 
 /// Brings `alarms` in step with the `listed` budgets over the targets a pass saw
-/// (`discovered`: the inventory, never another listing of the account) at `now`.
+/// (`discovered`: the inventory, never another listing of the account), under
+/// `basis` (the prices, the time and the evaluator's schedule).
 /// The alarm of a target the inventory cannot vouch for is kept, and while a
 /// stored budget is unreadable nothing is deleted: the alarm may be its.
 ///
@@ -31,9 +32,7 @@ pub async fn sync_alarms<A: Alarms>(
     discovered: &Discovered,
     alarms: &A,
     listed: &Listed<Vec<Versioned<Budget>>>,
-    prices: &Prices,
-    now: DateTime<Utc>,
-    avg_duration_ms: u64,
+    basis: &AlarmBasis<'_>,
 ) -> PortResult<AlarmSyncReport> {
     let budgets: Vec<Budget> = listed.items.iter().map(|v| v.value.clone()).collect();
     let unlisted: Vec<TargetKind> = discovered
@@ -42,7 +41,7 @@ pub async fn sync_alarms<A: Alarms>(
         .flat_map(|u| u.kinds.iter().copied())
         .collect();
     let prefix = alarms.prefix();
-    let desired = desired_alarms(prefix, &budgets, discovered, prices, now, avg_duration_ms);
+    let desired = desired_alarms(prefix, &budgets, discovered, basis);
     let existing = alarms.list().await?;
     let AlarmPlan {
         put,

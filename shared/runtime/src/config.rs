@@ -3,7 +3,7 @@
 //! it and says what it should look like.
 
 use chrono::Duration;
-use dowguard_domain::Mode;
+use dowguard_domain::{AlarmScope, Mode};
 
 /// The DynamoDB table of budgets, states and the audit trail.
 pub const TABLE: &str = "DOWGUARD_TABLE";
@@ -26,8 +26,11 @@ pub const AUDIT_RETENTION_DAYS: &str = "DOWGUARD_AUDIT_RETENTION_DAYS";
 pub const MAX_EVENT_AGE_MINUTES: &str = "DOWGUARD_MAX_EVENT_AGE_MINUTES";
 /// The CloudWatch namespace of the guard's own metrics.
 pub const METRICS_NAMESPACE: &str = "DOWGUARD_METRICS_NAMESPACE";
-/// Whether the evaluator keeps the alarms in step with the budgets.
-pub const ALARM_SYNC: &str = "DOWGUARD_ALARM_SYNC";
+/// Which targets the evaluator keeps alarms on ([`AlarmScope`]).
+pub const ALARMS: &str = "DOWGUARD_ALARMS";
+/// Minutes between two runs of the evaluator: its schedule, which decides which
+/// targets need an alarm.
+pub const SCHEDULE_MINUTES: &str = "DOWGUARD_SCHEDULE_MINUTES";
 
 /// Least seconds between two UpdateUsagePlan calls (AWS allows about one per 20 s).
 pub const USAGE_PLAN_INTERVAL_SECONDS: &str = "DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS";
@@ -51,7 +54,8 @@ pub const ALL_VARIABLES: &[&str] = &[
     AUDIT_RETENTION_DAYS,
     MAX_EVENT_AGE_MINUTES,
     METRICS_NAMESPACE,
-    ALARM_SYNC,
+    ALARMS,
+    SCHEDULE_MINUTES,
     USAGE_PLAN_INTERVAL_SECONDS,
     SCHEDULE_RULE_ARN,
     ALARM_TOPIC_ARNS,
@@ -118,8 +122,10 @@ pub struct Config {
     pub max_event_age: Duration,
     /// [`METRICS_NAMESPACE`], default `Dowguard`.
     pub metrics_namespace: String,
-    /// [`ALARM_SYNC`], default true.
-    pub alarm_sync: bool,
+    /// [`ALARMS`]: `needed` (the default), `every-target` or `none`.
+    pub alarms: AlarmScope,
+    /// [`SCHEDULE_MINUTES`], default 1.
+    pub schedule_minutes: u64,
     /// [`USAGE_PLAN_INTERVAL_SECONDS`], default 20.
     pub usage_plan_interval: std::time::Duration,
     /// [`SCHEDULE_RULE_ARN`], default none (scheduled events from any rule of the
@@ -185,12 +191,6 @@ impl Config {
             name,
             value: value.chars().take(80).collect(),
             hint,
-        };
-        let boolean = |name: &'static str, default: bool| match get(name).as_deref() {
-            None => Ok(default),
-            Some("true" | "1" | "yes") => Ok(true),
-            Some("false" | "0" | "no") => Ok(false),
-            Some(other) => Err(invalid(name, other, "true or false")),
         };
         let number = |name: &'static str, default: i64, max: i64, hint: &'static str| match get(name) {
             None => Ok(default),
@@ -297,6 +297,19 @@ impl Config {
             }
             alarm_topic_arns.push(arn.to_string());
         }
+        let alarms = match get(ALARMS).as_deref() {
+            None | Some("needed") => AlarmScope::Needed,
+            Some("every-target") => AlarmScope::EveryTarget,
+            Some("none") => AlarmScope::None,
+            Some(other) => return Err(invalid(ALARMS, other, "needed, every-target or none")),
+        };
+        let schedule_minutes = u64::try_from(number(
+            SCHEDULE_MINUTES,
+            1,
+            60,
+            "whole minutes between evaluator runs, 1 to 60, as in the schedule rule",
+        )?)
+        .unwrap_or(1);
         let max_passes_per_minute = u32::try_from(number(
             MAX_PASSES_PER_MINUTE,
             i64::from(DEFAULT_MAX_PASSES_PER_MINUTE),
@@ -319,7 +332,8 @@ impl Config {
                 "whole minutes, 1 to 10080",
             )?),
             metrics_namespace,
-            alarm_sync: boolean(ALARM_SYNC, true)?,
+            alarms,
+            schedule_minutes,
             usage_plan_interval: std::time::Duration::from_secs(match get(USAGE_PLAN_INTERVAL_SECONDS) {
                 None => 20,
                 Some(v) => v
@@ -358,7 +372,8 @@ mod tests {
         assert_eq!(c.mode, Mode::DryRun);
         assert_eq!(c.alarm_prefix, "dowguard-");
         assert_eq!(c.topic_arn, None);
-        assert!(c.alarm_sync);
+        assert_eq!(c.alarms, AlarmScope::Needed);
+        assert_eq!(c.schedule_minutes, 1);
         assert_eq!(c.audit_retention, Duration::days(90));
         assert_eq!(c.max_event_age, Duration::minutes(10));
         assert_eq!(c.metrics_namespace, "Dowguard");
@@ -381,7 +396,8 @@ mod tests {
             (AUDIT_RETENTION_DAYS, "30"),
             (MAX_EVENT_AGE_MINUTES, "1440"),
             (METRICS_NAMESPACE, "Team/Dowguard"),
-            (ALARM_SYNC, "false"),
+            (ALARMS, "every-target"),
+            (SCHEDULE_MINUTES, "5"),
             (USAGE_PLAN_INTERVAL_SECONDS, "0"),
             (
                 SCHEDULE_RULE_ARN,
@@ -400,7 +416,8 @@ mod tests {
             Some("arn:aws:sns:eu-west-1:210987654321:dowguard")
         );
         assert_eq!(c.alarm_prefix, "dg-");
-        assert!(!c.alarm_sync);
+        assert_eq!(c.alarms, AlarmScope::EveryTarget);
+        assert_eq!(c.schedule_minutes, 5);
         assert_eq!(c.audit_retention, Duration::days(30));
         assert_eq!(c.max_event_age, Duration::minutes(1440));
         assert_eq!(c.metrics_namespace, "Team/Dowguard");
@@ -492,6 +509,9 @@ mod tests {
             (METRICS_NAMESPACE, "AWS/Lambda", "not starting with AWS/"),
             (REGION, "US EAST", "region code"),
             (USAGE_PLAN_INTERVAL_SECONDS, "-1", "0 to 300"),
+            (ALARMS, "true", "needed, every-target or none"),
+            (SCHEDULE_MINUTES, "0", "1 to 60"),
+            (SCHEDULE_MINUTES, "90", "1 to 60"),
         ];
         for (name, value, hint) in cases {
             let mut pairs: Vec<(&str, &str)> = BASE.iter().copied().filter(|(k, _)| *k != name).collect();

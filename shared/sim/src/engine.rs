@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Timelike, Utc};
-use dowguard_domain::alarm::requests_per_minute;
+use dowguard_domain::alarm::{AlarmBasis, AlarmScope, desired_alarms, requests_per_minute};
 use dowguard_domain::coverage::budgets_of;
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
 use dowguard_domain::window::bare_walk;
@@ -993,7 +993,21 @@ impl<'a> World<'a> {
             self.tallies[i].queued_at_end = queue.iter().map(|b| b.legit + b.attack).sum();
         }
         let alarms = match self.strategy {
-            Strategy::Dowguard | Strategy::KillSwitch => {
+            // The alarms the evaluator's alarm sync would keep at this schedule.
+            Strategy::Dowguard => {
+                let settings = &self.sc.guard.settings;
+                let basis = AlarmBasis {
+                    prices: &self.sc.prices,
+                    now: self.sc.start,
+                    avg_duration_ms: settings.default_avg_duration_ms,
+                    schedule_minutes: u64::from(self.sc.guard.interval_minutes),
+                    scope: AlarmScope::Needed,
+                    settings,
+                };
+                let kept = desired_alarms("dowguard-", &self.sc.budgets, &self.targets, &basis).len();
+                GuardCost::of_alarms(kept as u64, u64::from(self.sc.minutes))
+            }
+            Strategy::KillSwitch => {
                 GuardCost::of_alarms(self.targets.len() as u64, u64::from(self.sc.minutes))
             }
             _ => Money::ZERO,
