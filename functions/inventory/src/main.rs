@@ -5,7 +5,9 @@ use dowguard_runtime::telemetry::{chain, init_tracing};
 use dowguard_runtime::{App, Role};
 use lambda_runtime::{Error, service_fn};
 
-#[tokio::main]
+// One thread: the handler awaits its AWS calls one after another (it spawns no task),
+// and a second worker thread would only add its own allocator arena to the memory.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_tracing();
     let app = App::from_env(Role::Inventory).await.inspect_err(|e| {

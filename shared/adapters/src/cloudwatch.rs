@@ -13,7 +13,7 @@
 //! cached spend-to-date.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::primitives::DateTime as AwsDateTime;
@@ -128,11 +128,13 @@ pub fn unmeasurable(target: &Target, catalog: &RestCatalog) -> Option<String> {
     ))
 }
 
+/// What the cache keeps of a target: its latest figures, shared with the passes
+/// that read them ([`FetchedMetrics::by_target`]) rather than copied.
 #[derive(Debug, Clone, Default)]
 struct Cached {
-    minutes: Vec<MinuteUsage>,
+    /// One-minute points (`minutes`) and spend-to-date (`to_date`).
+    metrics: Arc<TargetMetrics>,
     detail_at: Option<i64>,
-    totals: Vec<PeriodUsage>,
     totals_at: Option<i64>,
 }
 
@@ -245,12 +247,43 @@ impl CloudWatchMetrics {
                 .iter()
                 .filter(|t| !totals_due.iter().any(|d| d.id == t.id))
                 .filter_map(|t| cache.get(&t.id))
-                .filter_map(|c| c.totals.iter().map(|p| p.through_minute).min())
+                .filter_map(|c| c.metrics.to_date.iter().map(|p| p.through_minute).min())
                 .filter_map(|through| DateTime::<Utc>::from_timestamp((through + 1) * 60, 0))
                 .fold(now - Duration::minutes(request.window_minutes), DateTime::min)
         };
-        let detail_plan = plan(&detail_due, catalog, request.urgent, 60);
-        let (detail, requested, partial) = self.run(&detail_plan, window_start, now).await?;
+        // The points about to be fetched again are let go first: at ten thousand
+        // targets an old and a new copy would not fit the evaluator's memory.
+        {
+            let mut cache = lock(&self.cache);
+            for t in &detail_due {
+                if let Some(c) = cache.get_mut(&t.id) {
+                    c.metrics = Arc::new(TargetMetrics {
+                        minutes: Vec::new(),
+                        to_date: c.metrics.to_date.clone(),
+                    });
+                    // Should this fetch fail, the target is due again at once.
+                    c.detail_at = None;
+                }
+            }
+        }
+        // Each target's points in one allocation of the window's length: grown
+        // point by point, ten thousand targets' vectors leave megabytes of holes.
+        let mut detail = Minutes::with_points(
+            usize::try_from((now - window_start).num_minutes().clamp(0, MAX_WINDOW_POINTS)).unwrap_or(0),
+        );
+        let (requested, partial) = self
+            .run_targets(
+                &detail_due,
+                catalog,
+                request.urgent,
+                60,
+                (window_start, now),
+                |t, minute, field, amount| {
+                    detail.add(t, minute, field, amount);
+                },
+            )
+            .await?;
+        let mut detail = detail.into_points();
         fetched.metrics_requested += requested;
         fetched.note_partial(&partial);
         fetched.fresh = detail_due.iter().map(|t| t.id.clone()).collect();
@@ -266,14 +299,19 @@ impl CloudWatchMetrics {
                     .filter(|t| t.id.kind() == TargetKind::Function && !fetched.fresh.contains(&t.id))
                     .filter(|t| !totals_due.iter().any(|d| d.id == t.id))
                     .filter_map(|t| cache.get(&t.id))
-                    .filter_map(|c| c.totals.iter().map(|p| p.through_minute).min())
+                    .filter_map(|c| c.metrics.to_date.iter().map(|p| p.through_minute).min())
                     .filter_map(|through| DateTime::<Utc>::from_timestamp((through + 1) * 60, 0))
                     .fold(now - Duration::minutes(request.window_minutes), DateTime::min)
             };
-            let (mut points, requested, partial) = self.run(&aggregate_plan(), since, now).await?;
+            let mut points = Minutes::default();
+            let (requested, partial) = self
+                .run(&aggregate_plan(), since, now, |k, minute, field, amount| {
+                    points.add(k, minute, field, amount);
+                })
+                .await?;
             fetched.metrics_requested += requested;
             fetched.aggregate = if partial.is_empty() {
-                Some(points.remove(&()).unwrap_or_default())
+                Some(points.into_points().remove(&()).unwrap_or_default())
             } else {
                 fetched.partial = true;
                 None
@@ -284,11 +322,35 @@ impl CloudWatchMetrics {
         let hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
         let (month_start, _) = Period::Month.bounds(now);
         let (day_start, _) = Period::Day.bounds(now);
-        let totals_plan = plan(&totals_due, catalog, &HashSet::new(), 3_600);
-        let (hourly, requested, partial) = if month_start < hour {
-            self.run(&totals_plan, month_start, hour).await?
+        // Summed as the points arrive: a month of hourly points for every target
+        // would otherwise be held at once (10,000 targets × 744 hours).
+        let (day_from, month_from) = (epoch_minute(day_start), epoch_minute(month_start));
+        let mut sums: HashMap<TargetId, (Usage, Usage)> = HashMap::new();
+        let none = HashSet::new();
+        let (requested, partial) = if month_start < hour {
+            self.run_targets(
+                &totals_due,
+                catalog,
+                &none,
+                3_600,
+                (month_start, hour),
+                |t, minute, field, amount| {
+                    if !sums.contains_key(t) {
+                        sums.insert(t.clone(), Default::default());
+                    }
+                    if let Some((day, month)) = sums.get_mut(t) {
+                        if minute >= month_from {
+                            add(month, field, amount);
+                        }
+                        if minute >= day_from {
+                            add(day, field, amount);
+                        }
+                    }
+                },
+            )
+            .await?
         } else {
-            (HashMap::new(), 0, Vec::new())
+            (0, Vec::new())
         };
         fetched.metrics_requested += requested;
         fetched.note_partial(&partial);
@@ -296,59 +358,102 @@ impl CloudWatchMetrics {
         let mut cache = lock(&self.cache);
         for t in &detail_due {
             let entry = cache.entry(t.id.clone()).or_default();
-            entry.minutes = detail.get(&t.id).cloned().unwrap_or_default();
+            entry.metrics = Arc::new(TargetMetrics {
+                minutes: detail.remove(&t.id).unwrap_or_default(),
+                to_date: entry.metrics.to_date.clone(),
+            });
             entry.detail_at = Some(minute);
         }
         for t in &totals_due {
             let entry = cache.entry(t.id.clone()).or_default();
             let through = epoch_minute(hour) - 1;
-            let points = hourly.get(&t.id).cloned().unwrap_or_default();
-            let sum_from = |from: DateTime<Utc>| {
-                let mut u = Usage::default();
-                for p in points.iter().filter(|p| p.minute >= epoch_minute(from)) {
-                    u.add(&p.usage);
-                }
-                u
-            };
-            entry.totals = vec![
+            let (day, month) = sums.remove(&t.id).unwrap_or_default();
+            let to_date = vec![
                 PeriodUsage {
                     period: Period::Day,
                     start: day_start,
                     through_minute: through,
-                    usage: sum_from(day_start),
+                    usage: day,
                 },
                 PeriodUsage {
                     period: Period::Month,
                     start: month_start,
                     through_minute: through,
-                    usage: sum_from(month_start),
+                    usage: month,
                 },
             ];
+            match Arc::get_mut(&mut entry.metrics) {
+                Some(metrics) => metrics.to_date = to_date,
+                None => {
+                    entry.metrics = Arc::new(TargetMetrics {
+                        minutes: entry.metrics.minutes.clone(),
+                        to_date,
+                    });
+                }
+            }
             entry.totals_at = Some(minute);
         }
         for t in &measured {
             if let Some(c) = cache.get(&t.id) {
-                fetched.by_target.insert(
-                    t.id.clone(),
-                    TargetMetrics {
-                        minutes: c.minutes.clone(),
-                        to_date: c.totals.clone(),
-                    },
-                );
+                fetched.by_target.insert(t.id.clone(), Arc::clone(&c.metrics));
             }
         }
         Ok(fetched)
     }
 
-    /// Runs a plan over `[start, end)`; returns points per target, the number of
+    /// Plans and runs the metrics of `targets` (in full for those in `full`) at
+    /// `period_s` over `[start, end)`, handing each point to `sink` as
+    /// [`CloudWatchMetrics::run`] does. Functions share no metric, so they are
+    /// planned a call's worth at a time; the other targets (whose stages may share
+    /// one) together: the plan of ten thousand functions is never held at once.
+    async fn run_targets(
+        &self,
+        targets: &[&Target],
+        catalog: &RestCatalog,
+        full: &HashSet<TargetId>,
+        period_s: i32,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        mut sink: impl FnMut(&TargetId, i64, Field, u64),
+    ) -> PortResult<(u64, Vec<(TargetId, String)>)> {
+        let (functions, others): (Vec<&Target>, Vec<&Target>) =
+            targets.iter().partition(|t| t.id.kind() == TargetKind::Function);
+        // Whole calls of functions: as many as fit MAX_QUERIES_PER_CALL queries.
+        let mut chunks: Vec<&[&Target]> = vec![others.as_slice()];
+        let (mut from, mut queries) = (0, 0);
+        for (i, t) in functions.iter().enumerate() {
+            let n = usize::try_from(MetricsPlan::metrics_per_measurement(
+                TargetKind::Function,
+                full.contains(&t.id),
+            ))
+            .unwrap_or(MAX_QUERIES_PER_CALL);
+            if queries + n > MAX_QUERIES_PER_CALL {
+                chunks.push(&functions[from..i]);
+                (from, queries) = (i, 0);
+            }
+            queries += n;
+        }
+        chunks.push(&functions[from..]);
+        let mut requested = 0;
+        let mut partial = Vec::new();
+        for chunk in chunks.into_iter().filter(|c| !c.is_empty()) {
+            let planned = plan(chunk, catalog, full, period_s);
+            let (n, p) = self.run(&planned, start, end, &mut sink).await?;
+            requested += n;
+            partial.extend(p);
+        }
+        Ok((requested, partial))
+    }
+
+    /// Runs a plan over `[start, end)`, handing each point to `sink` as
+    /// `(reader, epoch minute, field, amount)` as it arrives; returns the number of
     /// metrics requested and the targets a partial result concerns, with the metric.
     async fn run<K: Clone + Eq + std::hash::Hash>(
         &self,
         planned: &[Planned<K>],
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> PortResult<(HashMap<K, Vec<MinuteUsage>>, u64, Vec<(K, String)>)> {
-        let mut per_target: HashMap<K, HashMap<i64, Usage>> = HashMap::new();
+        mut sink: impl FnMut(&K, i64, Field, u64),
+    ) -> PortResult<(u64, Vec<(K, String)>)> {
         let mut partial: Vec<(K, String)> = Vec::new();
         let mut requested = 0u64;
         for (chunk_index, chunk) in planned.chunks(MAX_QUERIES_PER_CALL).enumerate() {
@@ -391,18 +496,7 @@ impl CloudWatchMetrics {
                         let minute = ts.secs().div_euclid(60);
                         let amount = count_of(*value);
                         for (target, field) in &p.readers {
-                            let usage = per_target
-                                .entry(target.clone())
-                                .or_default()
-                                .entry(minute)
-                                .or_default();
-                            match field {
-                                Field::Requests => usage.requests = usage.requests.saturating_add(amount),
-                                Field::Throttled => usage.throttled = usage.throttled.saturating_add(amount),
-                                Field::DurationMs => {
-                                    usage.duration_ms = usage.duration_ms.saturating_add(amount)
-                                }
-                            }
+                            sink(target, minute, *field, amount);
                         }
                     }
                 }
@@ -412,21 +506,88 @@ impl CloudWatchMetrics {
                 }
             }
         }
-        let points = per_target
-            .into_iter()
-            .map(|(target, minutes)| {
-                let mut v: Vec<MinuteUsage> = minutes
-                    .into_iter()
-                    .map(|(minute, usage)| MinuteUsage { minute, usage })
-                    .collect();
-                v.sort_by_key(|m| m.minute);
-                (target, v)
-            })
-            .collect();
-        Ok((points, requested, partial))
+        Ok((requested, partial))
     }
 }
 
+/// Adds `amount` to `usage`'s `field`.
+fn add(usage: &mut Usage, field: Field, amount: u64) {
+    match field {
+        Field::Requests => usage.requests = usage.requests.saturating_add(amount),
+        Field::Throttled => usage.throttled = usage.throttled.saturating_add(amount),
+        Field::DurationMs => usage.duration_ms = usage.duration_ms.saturating_add(amount),
+    }
+}
+
+/// The most one-minute points a reader's vector is sized for up front (a day).
+const MAX_WINDOW_POINTS: i64 = 1_440;
+
+/// One-minute points per reader, gathered as they arrive: each reader's points in
+/// minute order (a series comes oldest first, so a point is nearly always appended
+/// or found at the end), without a map per reader.
+struct Minutes<K> {
+    by_reader: HashMap<K, Vec<MinuteUsage>>,
+    /// The points a reader is expected to get: its vector's first capacity.
+    points: usize,
+}
+
+impl<K> Default for Minutes<K> {
+    fn default() -> Self {
+        Minutes::with_points(0)
+    }
+}
+
+impl<K> Minutes<K> {
+    fn with_points(points: usize) -> Self {
+        Minutes {
+            by_reader: HashMap::new(),
+            points,
+        }
+    }
+}
+
+impl<K: Clone + Eq + std::hash::Hash> Minutes<K> {
+    fn add(&mut self, reader: &K, minute: i64, field: Field, amount: u64) {
+        if !self.by_reader.contains_key(reader) {
+            self.by_reader
+                .insert(reader.clone(), Vec::with_capacity(self.points));
+        }
+        let Some(points) = self.by_reader.get_mut(reader) else {
+            return;
+        };
+        let at = match points.last() {
+            Some(last) if last.minute < minute => Err(points.len()),
+            _ => points.binary_search_by_key(&minute, |p| p.minute),
+        };
+        let i = at.unwrap_or_else(|i| {
+            points.insert(
+                i,
+                MinuteUsage {
+                    minute,
+                    usage: Usage::default(),
+                },
+            );
+            i
+        });
+        if let Some(point) = points.get_mut(i) {
+            add(&mut point.usage, field, amount);
+        }
+    }
+
+    /// Each reader's points, oldest first.
+    fn into_points(self) -> HashMap<K, Vec<MinuteUsage>> {
+        self.by_reader
+            .into_iter()
+            .map(|(reader, mut points)| {
+                // A quiet target has few points: give back what it was sized for.
+                if points.len() < points.capacity() / 2 {
+                    points.shrink_to_fit();
+                }
+                (reader, points)
+            })
+            .collect()
+    }
+}
 /// A CloudWatch sum as a whole count, rounded up (a partial millisecond is billed).
 fn count_of(value: f64) -> u64 {
     if value.is_finite() && value > 0.0 {
@@ -579,5 +740,26 @@ mod tests {
                 MetricsPlan::metrics_per_measurement(target.id.kind(), held)
             );
         }
+    }
+
+    #[test]
+    fn points_are_gathered_in_minute_order_whatever_order_the_series_come_in() {
+        let mut m: Minutes<&str> = Minutes::with_points(3);
+        for (minute, field, amount) in [
+            (12, Field::Requests, 3),
+            (10, Field::Requests, 1),
+            (11, Field::Requests, 2),
+            (10, Field::DurationMs, 100),
+            (12, Field::DurationMs, 300),
+            (12, Field::Requests, 4),
+        ] {
+            m.add(&"f", minute, field, amount);
+        }
+        let points = m.into_points().remove("f").unwrap_or_default();
+        let got: Vec<(i64, u64, u64)> = points
+            .iter()
+            .map(|p| (p.minute, p.usage.requests, p.usage.duration_ms))
+            .collect();
+        assert_eq!(got, [(10, 1, 100), (11, 2, 0), (12, 7, 300)]);
     }
 }

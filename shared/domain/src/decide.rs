@@ -100,6 +100,18 @@ impl<V, S: BuildHasher> ByTarget<V> for HashMap<TargetId, V, S> {
     }
 }
 
+/// Figures shared with a cache that keeps them between passes (the metrics
+/// adapter's): read through the `Arc`, never copied.
+impl<S: BuildHasher> ByTarget<TargetMetrics> for HashMap<TargetId, std::sync::Arc<TargetMetrics>, S> {
+    fn for_target(&self, _: usize, id: &TargetId) -> Option<&TargetMetrics> {
+        self.get(id).map(AsRef::as_ref)
+    }
+
+    fn is_empty(&self) -> bool {
+        HashMap::is_empty(self)
+    }
+}
+
 impl<V> ByTarget<V> for [Option<V>] {
     fn for_target(&self, index: usize, _: &TargetId) -> Option<&V> {
         self.get(index).and_then(Option::as_ref)

@@ -9,6 +9,7 @@
 //! accepted into the inventory, reads back a target whose change failed, and reads
 //! a target again before setting limits the inventory says have drifted.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -19,7 +20,7 @@ use dowguard_domain::{
 
 use crate::audit::{AuditRecord, Outcome};
 use crate::executor::Executor;
-use crate::inventory::{Entry, Inventory, Source, apply_change};
+use crate::inventory::{Entry, Ledger, Source, apply_change};
 use crate::measure::{Measurement, Plan, measure};
 use crate::ports::{
     AuditLog, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, InventorySource,
@@ -220,8 +221,8 @@ impl<P: Ports> Guard<'_, P> {
     ) -> Result<PassReport, GuardError> {
         let (store, account) = (self.ports.store(), self.ports.account());
         let inventory = store.load_inventory().await.map_err(GuardError::Store)?;
-        let discovered = inventory.discovered(options.as_of.unwrap_or(now));
-        account.remember(&inventory.found());
+        account.remember(&inventory.named());
+        let (discovered, ledger) = inventory.into_discovered(options.as_of.unwrap_or(now));
         let listed_budgets = store.list_budgets().await.map_err(GuardError::Store)?;
         let listed_states = store.load_states().await.map_err(GuardError::Store)?;
         let mut budgets: Vec<Budget> = listed_budgets.items.iter().map(|v| v.value.clone()).collect();
@@ -231,15 +232,15 @@ impl<P: Ports> Guard<'_, P> {
             }
         }
         let mut states = listed_states.items.clone();
-        let all_targets = discovered.targets.clone();
-        let targets = match &options.only {
-            None => all_targets,
+        // Every target, borrowed; a targeted pass's few, owned.
+        let targets: Cow<'_, [Target]> = match &options.only {
+            None => Cow::Borrowed(&discovered.targets),
             Some(only) => {
-                let (kept_budgets, kept_targets) = closure(only, &budgets, all_targets);
+                let (kept_budgets, kept_targets) = closure(only, &budgets, discovered.targets.clone());
                 budgets = kept_budgets;
                 let ids: HashSet<&TargetId> = kept_targets.iter().map(|t| &t.id).collect();
                 states.retain(|id, _| ids.contains(id));
-                kept_targets
+                Cow::Owned(kept_targets)
             }
         };
         let detailed = covered_targets(&budgets, &targets, &states);
@@ -336,8 +337,15 @@ impl<P: Ports> Guard<'_, P> {
                 })
             })
             .collect();
-        self.keep_inventory(&inventory, &targets, &decision.actions, &outcomes, read_back, now)
-            .await;
+        self.keep_inventory(
+            &ledger,
+            &discovered.targets,
+            &decision.actions,
+            &outcomes,
+            read_back,
+            now,
+        )
+        .await;
         let records: Vec<AuditRecord> = decision
             .actions
             .iter()
@@ -442,7 +450,7 @@ impl<P: Ports> Guard<'_, P> {
     /// writer (an event read after this pass's change) is left to it.
     async fn keep_inventory(
         &self,
-        inventory: &Inventory,
+        ledger: &Ledger,
         targets: &[Target],
         actions: &[Action],
         outcomes: &[Outcome],
@@ -490,15 +498,17 @@ impl<P: Ports> Guard<'_, P> {
         }
         let mut writes: Vec<Entry> = Vec::new();
         for (id, limits) in applied {
-            let Some(entry) = inventory.entries.get(&id) else {
+            let (Some((_, api_name)), Some(inventoried)) =
+                (ledger.get(&id), targets.iter().find(|t| t.id == id))
+            else {
                 continue;
             };
-            let mut target = entry.value.target.clone();
+            let mut target = inventoried.clone();
             target.limits = limits;
             writes.push(Entry::new(
                 crate::ports::Found {
                     target,
-                    api_name: entry.value.api_name.clone(),
+                    api_name: api_name.clone(),
                 },
                 now,
                 Source::Applied {
@@ -510,10 +520,11 @@ impl<P: Ports> Guard<'_, P> {
             if writes.iter().any(|e| e.target.id == id) {
                 continue;
             }
-            if inventory
-                .entries
-                .get(&id)
-                .is_some_and(|e| e.value.target == found.target && e.value.api_name == found.api_name)
+            let same_target = targets.iter().find(|t| t.id == id) == Some(&found.target);
+            if same_target
+                && ledger
+                    .get(&id)
+                    .is_some_and(|(_, api_name)| *api_name == found.api_name)
             {
                 continue;
             }
@@ -526,7 +537,7 @@ impl<P: Ports> Guard<'_, P> {
             ));
         }
         for entry in writes {
-            let expected = inventory.entries.get(&entry.target.id).map_or(0, |e| e.version);
+            let expected = ledger.get(&entry.target.id).map_or(0, |(version, _)| *version);
             if let Err(e) = self.ports.store().put_entry(&entry, expected).await {
                 tracing::warn!(target = %entry.target.id, error = %e, "inventory entry not written; the event or the next reconciliation brings it up to date");
             }

@@ -327,7 +327,35 @@ impl Inventory {
             unlisted: self.gaps(as_of),
         }
     }
+
+    /// The entries whose metric names or plans the metrics adapter must know (an
+    /// API name, usage plans): [`crate::ports::Account::remember`]'s input.
+    pub fn named(&self) -> Vec<Found> {
+        self.entries
+            .values()
+            .filter(|e| e.value.api_name.is_some() || !e.value.target.usage_plans.is_empty())
+            .map(|e| e.value.found())
+            .collect()
+    }
+
+    /// [`Inventory::discovered`], taking the targets out of the inventory rather
+    /// than copying them (ten thousand targets are megabytes a copy), with what a
+    /// pass needs to write entries back: each entry's version and API name.
+    pub fn into_discovered(self, as_of: DateTime<Utc>) -> (crate::ports::Discovered, Ledger) {
+        let unlisted = self.gaps(as_of);
+        let mut ledger = Ledger::new();
+        let mut targets = Vec::with_capacity(self.entries.len());
+        for (id, entry) in self.entries {
+            ledger.insert(id, (entry.version, entry.value.api_name));
+            targets.push(entry.value.target);
+        }
+        (crate::ports::Discovered { targets, unlisted }, ledger)
+    }
 }
+
+/// Each inventory entry's stored version and API name, by target
+/// ([`Inventory::into_discovered`]).
+pub type Ledger = BTreeMap<TargetId, (u64, Option<String>)>;
 
 fn gap(what: &str, kinds: &[TargetKind], error: String) -> Unlisted {
     Unlisted {

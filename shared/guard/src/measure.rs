@@ -99,6 +99,8 @@ where
             break;
         }
         trips.extend(why);
+        // Their figures are fetched again: the old ones go first, not alongside.
+        fetched.by_target.retain(|id, _| !next.contains(id));
         let more = source
             .fetch(&MetricsRequest {
                 now: plan.now,

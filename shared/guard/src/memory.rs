@@ -3,7 +3,7 @@
 //! tests and the simulator. Failures can be injected per operation.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
@@ -555,11 +555,11 @@ impl MetricsSource for MemoryCloud {
     async fn fetch(&self, request: &MetricsRequest<'_>) -> PortResult<FetchedMetrics> {
         let mut data = lock(&self.data);
         injected_cloud(&mut data, "GetMetricData", "metrics")?;
-        let by_target: HashMap<TargetId, TargetMetrics> = data
+        let by_target: HashMap<TargetId, Arc<TargetMetrics>> = data
             .metrics
             .iter()
             .filter(|(id, _)| request.detailed.contains(*id))
-            .map(|(id, m)| (id.clone(), m.clone()))
+            .map(|(id, m)| (id.clone(), Arc::new(m.clone())))
             .collect();
         // Like CloudWatch: the aggregate is every function's minutes added up.
         let aggregate = request.aggregate.then(|| {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use dowguard_domain::{
@@ -301,8 +302,9 @@ pub struct MetricsRequest<'a> {
 /// What a metrics fetch returned.
 #[derive(Debug, Clone, Default)]
 pub struct FetchedMetrics {
-    /// Metrics per target.
-    pub by_target: HashMap<TargetId, TargetMetrics>,
+    /// Metrics per target, shared with the source's cache (ten thousand targets'
+    /// hour of one-minute points is 20 MB a copy).
+    pub by_target: HashMap<TargetId, Arc<TargetMetrics>>,
     /// Metrics requested from the provider (CloudWatch bills $0.01 per 1,000).
     pub metrics_requested: u64,
     /// True if the provider said some data was incomplete.

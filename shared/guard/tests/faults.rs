@@ -242,6 +242,7 @@ impl MetricsSource for Faulty<'_> {
         if partial && s.fault.is_some_and(|(p, c, _)| p == s.pass && c + 1 == s.call) {
             // The newest five minutes are late, and the provider says so.
             for m in fetched.by_target.values_mut() {
+                let m = std::sync::Arc::make_mut(m);
                 let keep = m.minutes.len().saturating_sub(5);
                 m.minutes.truncate(keep);
             }
