@@ -109,6 +109,8 @@ bench: setup
 	$(CARGO) bench --locked -p dowguard-sim --bench year
 	$(CARGO) test --locked -q -p dowguard-domain --lib guard_cost -- --nocapture | grep -o '[0-9]* functions: .*'
 	$(CARGO) run --release --locked -p dowguard-tests --example inventory_bench
+	$(CARGO) build --release --locked -p dowguard-evaluator
+	$(CARGO) run --release --locked -p dowguard-tests --example evaluator_rss
 	@$(PYTHON) shared/domain/scripts/bench_figures.py target/criterion
 
 # What `sam build` deploys: each function's `bootstrap` for provided.al2023 on arm64,

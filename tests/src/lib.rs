@@ -17,6 +17,8 @@ pub mod emulator;
 pub mod fixtures;
 pub mod iam;
 pub mod proxy;
+pub mod runtime_api;
+pub mod synthetic_metrics;
 pub mod template;
 
 use std::fmt;

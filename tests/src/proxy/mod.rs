@@ -13,7 +13,10 @@
 //! - enforce AWS's account-wide control-plane quotas ([`Proxy::start_with_quotas`]
 //!   with [`AWS_QUOTAS`]): a request over a quota is not forwarded but answered
 //!   429 in the service's own error shape, as AWS would, and counted
-//!   ([`Proxy::throttled`]).
+//!   ([`Proxy::throttled`]);
+//! - answer some requests itself ([`Proxy::start_answering`] with a [`Responder`]),
+//!   for what the local server cannot hold at scale (a month of one-minute metrics
+//!   for thousands of functions).
 //!
 //! It only listens on loopback and only connects to the upstream it was given. It
 //! stops when dropped: the listener and every connection still open (a request
@@ -21,7 +24,7 @@
 
 mod operation;
 mod quota;
-mod wire;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -61,7 +64,24 @@ pub enum Answer {
     Fault(Fault),
     /// Forwarding failed (the server did not answer whole): answered 502.
     Unforwarded,
+    /// Answered by the proxy's [`Responder`], not forwarded.
+    Synthetic,
 }
+
+/// An answer the proxy gives itself: status line (`200 OK`), headers and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synthetic {
+    /// The status, e.g. `200 OK`.
+    pub status: &'static str,
+    /// Headers besides `Content-Length` and `Connection`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Decides, from a request's operation and body, whether the proxy answers it
+/// itself (`Some`) or forwards it (`None`).
+pub type Responder = Arc<dyn Fn(&Operation, &[u8]) -> Option<Synthetic> + Send + Sync>;
 
 /// One request the proxy received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,6 +139,17 @@ struct State {
     fault: Option<(usize, Fault)>,
     /// The quotas' buckets, in quota mode.
     buckets: Option<Buckets>,
+    /// Answers some requests instead of the server.
+    responder: Option<Respond>,
+}
+
+/// A [`Responder`] the state can show.
+struct Respond(Responder);
+
+impl std::fmt::Debug for Respond {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Responder")
+    }
 }
 
 /// A running proxy. Dropping it stops it.
@@ -147,7 +178,7 @@ impl Proxy {
     ///
     /// When no loopback port can be bound, or `upstream` is not plain `http://`.
     pub async fn start(upstream: &str) -> io::Result<Proxy> {
-        Self::launch(upstream, None).await
+        Self::launch(upstream, None, None).await
     }
 
     /// The same, enforcing `quotas` (normally [`AWS_QUOTAS`]) from now on: a
@@ -157,10 +188,24 @@ impl Proxy {
     ///
     /// As [`Proxy::start`].
     pub async fn start_with_quotas(upstream: &str, quotas: &[Quota]) -> io::Result<Proxy> {
-        Self::launch(upstream, Some(Buckets::new(quotas))).await
+        Self::launch(upstream, Some(Buckets::new(quotas)), None).await
     }
 
-    async fn launch(upstream: &str, buckets: Option<Buckets>) -> io::Result<Proxy> {
+    /// A proxy that answers the requests `responder` takes and forwards the rest
+    /// to `upstream`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Proxy::start`].
+    pub async fn start_answering(upstream: &str, responder: Responder) -> io::Result<Proxy> {
+        Self::launch(upstream, None, Some(responder)).await
+    }
+
+    async fn launch(
+        upstream: &str,
+        buckets: Option<Buckets>,
+        responder: Option<Responder>,
+    ) -> io::Result<Proxy> {
         let upstream = upstream
             .strip_prefix("http://")
             .ok_or_else(|| {
@@ -180,6 +225,7 @@ impl Proxy {
             requests: Vec::new(),
             fault: None,
             buckets,
+            responder: responder.map(Respond),
         }));
         let server = tokio::spawn(serve(listener, state.clone()));
         Ok(Proxy {
@@ -263,7 +309,8 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
 enum Plan {
     Forward,
     Fault(Fault),
-    Throttle(Vec<u8>),
+    /// Answered by the proxy: over a quota, or by its responder.
+    Reply(Vec<u8>),
 }
 
 async fn handle(mut client: TcpStream, state: Arc<Mutex<State>>) {
@@ -290,12 +337,22 @@ async fn handle(mut client: TcpStream, state: Arc<Mutex<State>>) {
                     let request_id = format!("dowguard-proxy-{id}");
                     let (status, headers, body) = throttled_answer(&operation, &refusal, &request_id);
                     (
-                        Plan::Throttle(wire::answer(status, &headers, &body)),
+                        Plan::Reply(wire::answer(status, &headers, &body)),
                         Answer::Throttled(refusal.quota.name),
                     )
                 }
             },
-            (None, None) => (Plan::Forward, Answer::Forwarded),
+            (None, None) => match state
+                .responder
+                .as_ref()
+                .and_then(|r| (r.0)(&operation, &request.body))
+            {
+                Some(answer) => (
+                    Plan::Reply(wire::answer(answer.status, &answer.headers, &answer.body)),
+                    Answer::Synthetic,
+                ),
+                None => (Plan::Forward, Answer::Forwarded),
+            },
         };
         state.requests.push(Request {
             id,
@@ -319,7 +376,7 @@ async fn handle(mut client: TcpStream, state: Arc<Mutex<State>>) {
             let _ = wire::forward(&upstream, &request).await;
             wire::answer("500 Internal Server Error", &[], b"")
         }
-        Plan::Throttle(reply) => reply,
+        Plan::Reply(reply) => reply,
         Plan::Forward => match wire::forward(&upstream, &request).await {
             Ok(reply) => reply,
             Err(_) => {
