@@ -9,7 +9,8 @@
 //! At the default one-minute schedule no target needs one: every pass reads the
 //! whole account's Lambda usage ([`crate::metrics_plan`]'s tripwire) and measures
 //! each API stage before its worst case can spend its first-throttle allowance, so
-//! an alarm would only repeat what the next pass sees. A slower schedule leaves
+//! an alarm on the same one-minute datapoints would see a target at about the same
+//! time as the next pass. A slower schedule leaves
 //! functions unseen for minutes, and stages whose cadence is shorter than the
 //! schedule: those get alarms. [`AlarmBasis::every_target`] keeps one on every
 //! guarded target whatever the schedule, for deployments that want the alarm
