@@ -12,7 +12,7 @@
 //! an alarm on the same one-minute datapoints would see a target at about the same
 //! time as the next pass. A slower schedule leaves
 //! functions unseen for minutes, and stages whose cadence is shorter than the
-//! schedule: those get alarms. [`AlarmBasis::every_target`] keeps one on every
+//! schedule: those get alarms. [`AlarmScope::EveryTarget`] keeps one on every
 //! guarded target whatever the schedule, for deployments that want the alarm
 //! responder's path as a second, independent line at $0.10 a target a month.
 //!
