@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::types::{AlarmType, ComparisonOperator, Dimension, Statistic};
-use dowguard_domain::{DesiredAlarm, ExistingAlarm, Target};
+use dowguard_domain::{ALARM_RULE, DesiredAlarm, ExistingAlarm, Target};
 use dowguard_guard::PortResult;
 use dowguard_guard::ports::Alarms;
 
@@ -23,8 +23,9 @@ use crate::pace::Pacer;
 /// Most alarm names `DeleteAlarms` takes in one call.
 pub const MAX_DELETE_PER_CALL: usize = 100;
 
-/// The alarm period: one minute, the resolution of the metrics it watches.
-pub const ALARM_PERIOD_SECONDS: i32 = 60;
+/// The alarm period: one minute, the resolution of the metrics it watches
+/// ([`ALARM_RULE`]).
+pub const ALARM_PERIOD_SECONDS: i32 = ALARM_RULE.period_seconds;
 
 /// The least time between two alarm writes (`PutMetricAlarm`, `DeleteAlarms`):
 /// CloudWatch allows 3 of each a second per account and Region ("CloudWatch service
@@ -118,12 +119,17 @@ impl CloudWatchAlarms {
             .metric_name(metric.name)
             .set_dimensions(Some(dimensions))
             .statistic(Statistic::Sum)
-            .period(ALARM_PERIOD_SECONDS)
-            .evaluation_periods(1)
-            .datapoints_to_alarm(1)
+            .period(ALARM_RULE.period_seconds)
+            .evaluation_periods(ALARM_RULE.evaluation_periods)
+            .datapoints_to_alarm(ALARM_RULE.datapoints_to_alarm)
             .threshold(count_as_threshold(alarm.requests_per_minute))
+            // `AlarmRule::breaching`: greater than, not equal.
             .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-            .treat_missing_data("notBreaching")
+            .treat_missing_data(if ALARM_RULE.missing_breaches {
+                "breaching"
+            } else {
+                "notBreaching"
+            })
             .actions_enabled(false)
             .send()
             .await

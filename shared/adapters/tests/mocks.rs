@@ -565,3 +565,62 @@ async fn audit_writes_back_off_between_attempts_and_never_after_the_last() {
     // 100 + 200 + 400 + 800 ms between five attempts, nothing after the last.
     assert_eq!(start.elapsed(), Duration::from_millis(1_500));
 }
+
+/// The alarm CloudWatch is asked to keep is the one the simulator evaluates: the
+/// domain's `ALARM_RULE` (period, one datapoint of one period, greater than the
+/// threshold, missing data not breaching) at the threshold `desired_alarms`
+/// computed. A change to the adapter's request without the rule, or the other way
+/// round, fails here.
+#[tokio::test]
+async fn an_alarm_is_put_with_the_rule_and_threshold_the_simulator_evaluates() {
+    use aws_sdk_cloudwatch::operation::put_metric_alarm::PutMetricAlarmOutput;
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+    use dowguard_adapters::alarms::CloudWatchAlarms;
+    use dowguard_adapters::cloudwatch::metrics_of;
+    use dowguard_domain::{ALARM_RULE, BudgetId, DesiredAlarm};
+    let requests_per_minute = 39_682;
+    let rule = mock!(aws_sdk_cloudwatch::Client::put_metric_alarm)
+        .match_requests(move |input| {
+            let missing = if ALARM_RULE.missing_breaches {
+                "breaching"
+            } else {
+                "notBreaching"
+            };
+            input.period() == Some(ALARM_RULE.period_seconds)
+                && input.evaluation_periods() == Some(ALARM_RULE.evaluation_periods)
+                && input.datapoints_to_alarm() == Some(ALARM_RULE.datapoints_to_alarm)
+                && input.comparison_operator() == Some(&ComparisonOperator::GreaterThanThreshold)
+                && input.treat_missing_data() == Some(missing)
+                && input.statistic() == Some(&Statistic::Sum)
+                && input.threshold() == Some(39_682.0)
+                && input.metric_name() == Some("Invocations")
+        })
+        .then_output(|| PutMetricAlarmOutput::builder().build());
+    let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&rule]);
+    let alarms = CloudWatchAlarms::new(client, "dowguard-", Default::default());
+    let target = Target::new(
+        TargetId::parse("function:checkout").unwrap(),
+        TargetSpec::Function {
+            memory_mb: 512,
+            arch: Arch::X86_64,
+            async_invoked: false,
+        },
+        Default::default(),
+        Limits::unset(dowguard_domain::TargetKind::Function),
+    );
+    let desired = DesiredAlarm {
+        name: "dowguard-function:checkout".into(),
+        target: target.id.clone(),
+        requests_per_minute,
+        budget: BudgetId::parse("checkout-daily").unwrap(),
+    };
+    let (metric, _) = metrics_of(&target, &RestCatalog::default(), false)
+        .into_iter()
+        .next()
+        .unwrap();
+    alarms.put_on(&desired, &metric).await.unwrap();
+    assert_eq!(rule.num_calls(), 1, "the request did not match the rule");
+    // The simulator's side of the same rule.
+    assert!(ALARM_RULE.breaching(requests_per_minute, Some(requests_per_minute + 1)));
+    assert!(!ALARM_RULE.breaching(requests_per_minute, Some(requests_per_minute)));
+}

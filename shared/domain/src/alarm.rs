@@ -99,6 +99,41 @@ pub fn target_of_alarm(prefix: &str, name: &str) -> Option<TargetId> {
     (target.to_string() == rest).then_some(target)
 }
 
+/// How CloudWatch evaluates a dowguard alarm: the adapter writes these settings
+/// with `PutMetricAlarm`, and the simulator evaluates its alarms by them. A standard
+/// alarm compares each period's statistic (here the one-minute `Sum` of requests)
+/// with its threshold; with one datapoint out of one evaluation period it is in
+/// ALARM while the latest period is above the threshold, and a period without data
+/// counts as not breaching ("Alarm evaluation" and "Configuring how CloudWatch
+/// alarms treat missing data", Amazon CloudWatch User Guide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlarmRule {
+    /// The period the statistic is taken over, in seconds.
+    pub period_seconds: i32,
+    /// Periods looked at (the N of "M out of N").
+    pub evaluation_periods: i32,
+    /// Breaching periods among them that put the alarm in ALARM (the M).
+    pub datapoints_to_alarm: i32,
+    /// Whether a period without data counts as breaching.
+    pub missing_breaches: bool,
+}
+
+/// The rule of every dowguard alarm: above the threshold in one one-minute period.
+pub const ALARM_RULE: AlarmRule = AlarmRule {
+    period_seconds: 60,
+    evaluation_periods: 1,
+    datapoints_to_alarm: 1,
+    missing_breaches: false,
+};
+
+impl AlarmRule {
+    /// Whether one period's request count (`None`: no datapoint) breaches a
+    /// threshold of `requests_per_minute` (greater than, not equal).
+    pub fn breaching(&self, requests_per_minute: u64, datapoint: Option<u64>) -> bool {
+        datapoint.map_or(self.missing_breaches, |count| count > requests_per_minute)
+    }
+}
+
 /// One alarm dowguard wants to exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredAlarm {
@@ -689,5 +724,16 @@ mod tests {
         ];
         let plan = plan_alarms("dowguard-", &[], &existing, &[TargetKind::HttpStage]);
         assert_eq!(plan.delete, vec!["dowguard-function:gone".to_string()]);
+    }
+
+    #[test]
+    fn an_alarm_breaches_above_its_threshold_and_not_on_missing_data() {
+        assert!(!ALARM_RULE.breaching(100, Some(100)));
+        assert!(ALARM_RULE.breaching(100, Some(101)));
+        assert!(!ALARM_RULE.breaching(100, None));
+        assert_eq!(
+            (ALARM_RULE.evaluation_periods, ALARM_RULE.datapoints_to_alarm),
+            (1, 1)
+        );
     }
 }

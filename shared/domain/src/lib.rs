@@ -150,8 +150,8 @@ pub mod wish;
 
 pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule, limit_changes};
 pub use alarm::{
-    AlarmBasis, AlarmPlan, AlarmScope, DesiredAlarm, ExistingAlarm, alarm_name, alarm_needed, desired_alarms,
-    plan_alarms, target_of_alarm,
+    ALARM_RULE, AlarmBasis, AlarmPlan, AlarmRule, AlarmScope, DesiredAlarm, ExistingAlarm, alarm_name,
+    alarm_needed, desired_alarms, plan_alarms, target_of_alarm,
 };
 pub use budget::{
     Budget, BudgetError, BudgetId, BudgetSpec, BurnRate, Floors, Mode, Period, Scope, Thresholds,
