@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Duration, Timelike, Utc};
-use dowguard_domain::alarm::{AlarmBasis, AlarmScope, desired_alarms, requests_per_minute};
+use dowguard_domain::alarm::{ALARM_RULE, AlarmBasis, desired_alarms, requests_per_minute};
 use dowguard_domain::coverage::budgets_of;
 use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
 use dowguard_domain::window::bare_walk;
@@ -230,11 +230,42 @@ pub(crate) struct Outcome {
     pub(crate) guard_cost: Money,
     /// Passes whose tripwire had functions measured one by one.
     pub(crate) tripwire_trips: u64,
+    /// Per target that was tightened: the first minute and the path that did it.
+    pub(crate) first_actions: Vec<FirstAction>,
+    /// Alarms that went to ALARM (dowguard).
+    pub(crate) alarm_firings: u64,
+    /// Passes the alarm responder ran (dowguard).
+    pub(crate) responder_passes: u64,
     /// (minute, cumulative spend of the first budget's scope).
     pub(crate) series: Vec<(u32, Money)>,
     /// When (and why) Cost Anomaly Detection would alert on this account's spend.
     pub(crate) anomaly: Option<(u32, String)>,
 }
+
+/// Which of the guard's paths changed a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Path {
+    /// The evaluator's scheduled pass (or the strategy's own rule, for baselines).
+    Schedule,
+    /// The alarm responder's pass on the target its alarm names.
+    Alarm,
+}
+
+/// The first time a target was tightened.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FirstAction {
+    /// The target.
+    pub target: String,
+    /// The minute of the run at whose end the limit took effect.
+    pub minute: u32,
+    /// The path that acted.
+    pub path: Path,
+}
+
+/// The alarm responder's passes a minute at most: the deployment's cap
+/// (`DOWGUARD_MAX_PASSES_PER_MINUTE`, 6 by default) less the evaluator's one.
+const RESPONDER_PASSES_PER_MINUTE: u32 = 5;
 
 /// The metrics the simulated CloudWatch holds for the dowguard strategy: one-minute
 /// datapoints per target, and period-to-date totals of every minute before the long
@@ -382,8 +413,20 @@ struct World<'a> {
     usage: Vec<Usage>,
     cost: Vec<Exact>,
     legit_rejected_now: Vec<u64>,
-    /// Served requests of the last minutes per target (kill switch alarm), newest last.
+    /// Served requests of the last minutes per target (the alarms' datapoints),
+    /// newest last.
     recent: Vec<VecDeque<u64>>,
+    /// Per target, dowguard's alarm threshold (requests a minute) as the alarm sync
+    /// keeps it, `None` without an alarm; recomputed every hour.
+    alarm_threshold: Vec<Option<u64>>,
+    /// The minute the thresholds were last computed.
+    alarms_at: Option<u32>,
+    /// Per target, whether its alarm is in ALARM.
+    in_alarm: Vec<bool>,
+    alarm_firings: u64,
+    responder_passes: u64,
+    /// Per target, the first tightening's minute and path.
+    first_by_target: Vec<Option<(u32, Path)>>,
     kill_threshold: Vec<u64>,
     tripped_until: Vec<Option<u32>>,
     anomaly_alert: Option<(u32, String)>,
@@ -463,6 +506,12 @@ impl<'a> World<'a> {
             cost: vec![Exact::ZERO; n],
             legit_rejected_now: vec![0; n],
             recent: vec![VecDeque::new(); n],
+            alarm_threshold: vec![None; n],
+            alarms_at: None,
+            in_alarm: vec![false; n],
+            alarm_firings: 0,
+            responder_passes: 0,
+            first_by_target: vec![None; n],
             kill_threshold,
             tripped_until: vec![None; n],
             anomaly_alert: None,
@@ -709,7 +758,7 @@ impl<'a> World<'a> {
                 series.minutes.push(point);
             }
         }
-        if self.strategy == Strategy::KillSwitch {
+        if matches!(self.strategy, Strategy::KillSwitch | Strategy::Dowguard) {
             let recent = &mut self.recent[i];
             recent.push_back(served);
             let depth = usize::try_from(self.sc.guard.settings.metric_delay_minutes).unwrap_or(0) + 1;
@@ -745,9 +794,11 @@ impl<'a> World<'a> {
             Strategy::BudgetsAction => self.budgets_action(m),
             Strategy::KillSwitch => self.kill_switch(m),
             Strategy::Dowguard => {
-                if (m + 1).is_multiple_of(self.sc.guard.interval_minutes) {
-                    self.dowguard(m);
+                let scheduled = (m + 1).is_multiple_of(self.sc.guard.interval_minutes);
+                if scheduled {
+                    self.dowguard(m, None);
                 }
+                self.alarms(m, scheduled);
             }
         }
     }
@@ -802,7 +853,7 @@ impl<'a> World<'a> {
                 let stopped = stopped_limits(&self.targets[i]);
                 if self.targets[i].limits != stopped {
                     self.targets[i].limits = stopped;
-                    self.record_tighten(m, &reason);
+                    self.record_tighten(m, i, Path::Schedule, &reason);
                 }
             }
         }
@@ -831,7 +882,7 @@ impl<'a> World<'a> {
                 );
                 self.targets[i].limits = stopped_limits(&self.targets[i]);
                 self.tripped_until[i] = Some(m + 1 + self.sc.baselines.kill_switch_restore_minutes);
-                self.record_tighten(m, &reason);
+                self.record_tighten(m, i, Path::Alarm, &reason);
             }
         }
     }
@@ -906,15 +957,68 @@ impl<'a> World<'a> {
         self.metrics_requested += requested;
     }
 
-    fn record_tighten(&mut self, m: u32, reason: &str) {
+    fn record_tighten(&mut self, m: u32, i: usize, path: Path, reason: &str) {
         self.tightenings += 1;
         if self.first_action.is_none() {
             self.first_action = Some(m + 1);
             self.first_reason = Some(reason.to_string());
         }
+        if let Some(first @ None) = self.first_by_target.get_mut(i) {
+            *first = Some((m + 1, path));
+        }
     }
 
-    fn dowguard(&mut self, m: u32) {
+    /// dowguard's alarms at the end of minute `m`, as CloudWatch evaluates them
+    /// ([`ALARM_RULE`]): each on the datapoint its metric delay lets it see, a
+    /// missing one not breaching. An alarm that goes to ALARM delivers its event
+    /// in the same minute, and the responder runs a pass on its target, at most
+    /// [`RESPONDER_PASSES_PER_MINUTE`] a minute (one fewer than the cap when the
+    /// evaluator ran this minute); an alarm that stays in ALARM sends nothing more.
+    fn alarms(&mut self, m: u32, scheduled: bool) {
+        if self.alarms_at.is_none_or(|at| m >= at + 60) {
+            self.alarms_at = Some(m);
+            let settings = &self.sc.guard.settings;
+            let basis = AlarmBasis {
+                prices: &self.sc.prices,
+                now: self.sc.start + Duration::minutes(i64::from(m)),
+                avg_duration_ms: settings.default_avg_duration_ms,
+                schedule_minutes: u64::from(self.sc.guard.interval_minutes),
+                scope: self.sc.guard.alarms,
+                settings,
+            };
+            self.alarm_threshold.iter_mut().for_each(|t| *t = None);
+            for alarm in desired_alarms("dowguard-", &self.sc.budgets, &self.targets, &basis) {
+                if let Some(&i) = self.index.get(&alarm.target) {
+                    self.alarm_threshold[i] = Some(alarm.requests_per_minute);
+                }
+            }
+        }
+        let depth = usize::try_from(self.sc.guard.settings.metric_delay_minutes).unwrap_or(0) + 1;
+        let mut budget = RESPONDER_PASSES_PER_MINUTE + u32::from(!scheduled);
+        for i in 0..self.targets.len() {
+            let Some(threshold) = self.alarm_threshold[i] else {
+                self.in_alarm[i] = false;
+                continue;
+            };
+            let recent = &self.recent[i];
+            let datapoint = (recent.len() >= depth).then(|| recent.front().copied().unwrap_or(0));
+            let breaching = ALARM_RULE.breaching(threshold, datapoint);
+            let fired = breaching && !self.in_alarm[i];
+            self.in_alarm[i] = breaching;
+            if fired {
+                self.alarm_firings += 1;
+                if budget > 0 {
+                    budget -= 1;
+                    self.dowguard(m, Some(i));
+                }
+            }
+        }
+    }
+
+    /// A pass of the evaluator (`only` none) or of the alarm responder on target
+    /// `only`: the same decision, of which a responder's pass keeps the alarmed
+    /// target's state and actions only, as `evaluate_targets` does.
+    fn dowguard(&mut self, m: u32, only: Option<usize>) {
         let Some(store) = &mut self.store else { return };
         let now = self.sc.start + Duration::minutes(i64::from(m) + 1);
         let settings = &self.sc.guard.settings;
@@ -955,14 +1059,30 @@ impl<'a> World<'a> {
         });
         self.decide_time += clock.elapsed();
         self.evaluations += 1;
-        self.count_metrics(m, now, &decision.reports);
+        let path = match only {
+            None => {
+                self.count_metrics(m, now, &decision.reports);
+                Path::Schedule
+            }
+            Some(i) => {
+                // The responder reads the aggregate and its target in full.
+                self.responder_passes += 1;
+                self.metrics_requested += metrics_plan::AGGREGATE_METRICS
+                    + MetricsPlan::metrics_per_measurement(self.targets[i].id.kind(), true);
+                Path::Alarm
+            }
+        };
+        let kept = |id: &TargetId| only.is_none_or(|i| self.targets[i].id == *id);
+        let states: Vec<(TargetId, GuardState)> =
+            decision.states.into_iter().filter(|(id, _)| kept(id)).collect();
+        let actions: Vec<_> = decision.actions.into_iter().filter(|a| kept(&a.target)).collect();
         // Persist the states first, then apply the actions.
-        for (id, state) in decision.states {
+        for (id, state) in states {
             if let Some(&i) = self.index.get(&id) {
                 self.states[i] = Some(state);
             }
         }
-        for action in &decision.actions {
+        for action in &actions {
             match action.intent {
                 Intent::Notify => {
                     self.notifications += 1;
@@ -971,7 +1091,8 @@ impl<'a> World<'a> {
                 Intent::Restore if action.apply => self.restores += 1,
                 Intent::Tighten if action.apply => {
                     let reason = action.reason.summary();
-                    self.record_tighten(m, &format!("{}: {reason}", action.target));
+                    let i = self.index.get(&action.target).copied().unwrap_or(usize::MAX);
+                    self.record_tighten(m, i, path, &format!("{}: {reason}", action.target));
                 }
                 _ => {}
             }
@@ -1001,7 +1122,7 @@ impl<'a> World<'a> {
                     now: self.sc.start,
                     avg_duration_ms: settings.default_avg_duration_ms,
                     schedule_minutes: u64::from(self.sc.guard.interval_minutes),
-                    scope: AlarmScope::Needed,
+                    scope: self.sc.guard.alarms,
                     settings,
                 };
                 let kept = desired_alarms("dowguard-", &self.sc.budgets, &self.targets, &basis).len();
@@ -1027,6 +1148,20 @@ impl<'a> World<'a> {
             walk_time: self.walk_time,
             guard_cost,
             tripwire_trips: self.trips,
+            first_actions: self
+                .first_by_target
+                .iter()
+                .zip(&self.targets)
+                .filter_map(|(first, t)| {
+                    first.map(|(minute, path)| FirstAction {
+                        target: t.id.to_string(),
+                        minute,
+                        path,
+                    })
+                })
+                .collect(),
+            alarm_firings: self.alarm_firings,
+            responder_passes: self.responder_passes,
             series: self.series,
             anomaly: self.anomaly_alert,
         }

@@ -20,6 +20,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("rest-flood", include_str!("../scenarios/rest-flood.toml")),
     ("diurnal", include_str!("../scenarios/diurnal.toml")),
     ("thousand", include_str!("../scenarios/thousand.toml")),
+    ("five-minute", include_str!("../scenarios/five-minute.toml")),
     ("launch-spike", include_str!("../scenarios/launch-spike.toml")),
     ("organic-growth", include_str!("../scenarios/organic-growth.toml")),
 ];

@@ -92,6 +92,14 @@ pub struct StrategyReport {
     pub guard_cost: Money,
     /// Passes whose metrics tripwire had functions measured one by one (dowguard only).
     pub tripwire_trips: u64,
+    /// dowguard's alarms that went to ALARM.
+    pub alarm_firings: u64,
+    /// Passes the alarm responder ran on an alarmed target (dowguard only).
+    pub responder_passes: u64,
+    /// Per target the strategy tightened: the first minute and which path acted
+    /// (`schedule`: the evaluator's pass or the baseline's rule; `alarm`: the alarm
+    /// responder, or the kill switch's alarm).
+    pub first_actions: Vec<crate::engine::FirstAction>,
     /// Wall-clock time spent in the decision core (machine-dependent, not reported
     /// in JSON).
     #[serde(skip)]
@@ -209,6 +217,9 @@ impl Report {
                     evaluations: o.evaluations,
                     guard_cost: o.guard_cost,
                     tripwire_trips: o.tripwire_trips,
+                    alarm_firings: o.alarm_firings,
+                    responder_passes: o.responder_passes,
+                    first_actions: o.first_actions,
                     decide_time: o.decide_time,
                     walk_time: o.walk_time,
                     budgets: o
@@ -455,6 +466,32 @@ impl Report {
             && let Some(reason) = &dg.first_reason
         {
             let _ = writeln!(out, "\ndowguard first acted because: {reason}");
+        }
+        if let Some(dg) = self.strategy(Strategy::Dowguard)
+            && dg.alarm_firings > 0
+        {
+            let firsts: Vec<String> = dg
+                .first_actions
+                .iter()
+                .map(|f| {
+                    let path = match f.path {
+                        crate::engine::Path::Schedule => "schedule",
+                        crate::engine::Path::Alarm => "alarm",
+                    };
+                    format!("{} at minute {} ({path})", f.target, f.minute)
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "dowguard's alarms fired {} time(s), the responder ran {} pass(es); first limits: {}",
+                dg.alarm_firings,
+                dg.responder_passes,
+                if firsts.is_empty() {
+                    "none".to_string()
+                } else {
+                    firsts.join(", ")
+                }
+            );
         }
         if !self.verdicts.is_empty() {
             out.push('\n');

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
 use dowguard_domain::{
-    Arch, AsyncConfig, Budget, BudgetSpec, Floors, GuardSettings, Limits, MetricsPlan, PriceBook, Prices,
-    Target, TargetId, TargetKind, TargetSpec, Throttle,
+    AlarmScope, Arch, AsyncConfig, Budget, BudgetSpec, Floors, GuardSettings, Limits, MetricsPlan, PriceBook,
+    Prices, Target, TargetId, TargetKind, TargetSpec, Throttle,
 };
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -54,6 +54,9 @@ pub struct GuardConfig {
     pub settings: GuardSettings,
     /// How often the guard measures what (the guard's own CloudWatch bill).
     pub metrics_plan: MetricsPlan,
+    /// Which targets get an alarm (the template's `Alarms` parameter): `needed`
+    /// by default, `every-target` or `none`.
+    pub alarms: AlarmScope,
 }
 
 /// Settings of the baseline strategies.
@@ -202,6 +205,8 @@ fn parse_duration(text: &str) -> Option<u32> {
 struct GuardFile {
     #[serde(default)]
     schedule_interval_minutes: Option<u32>,
+    #[serde(default)]
+    alarms: Option<String>,
     #[serde(default)]
     metric_delay_minutes: Option<u32>,
     #[serde(default)]
@@ -513,10 +518,22 @@ fn guard_config(raw: &GuardFile) -> Result<GuardConfig, SimError> {
         return Err(invalid("guard.metric_delay_minutes", "must be 0 to 60 minutes"));
     }
     settings.metric_delay_minutes = i64::from(delay);
+    let alarms = match raw.alarms.as_deref() {
+        None | Some("needed") => AlarmScope::Needed,
+        Some("every-target") => AlarmScope::EveryTarget,
+        Some("none") => AlarmScope::None,
+        Some(other) => {
+            return Err(invalid(
+                "guard.alarms",
+                format!("`{other}` is not one of needed, every-target, none"),
+            ));
+        }
+    };
     Ok(GuardConfig {
         interval_minutes: interval,
         settings,
         metrics_plan: raw.metrics_plan.unwrap_or_default(),
+        alarms,
     })
 }
 

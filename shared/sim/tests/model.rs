@@ -5,7 +5,7 @@
 #![allow(clippy::expect_used, reason = "test helpers fail loudly on a broken fixture")]
 
 use dowguard_domain::{Arch, PriceBook, TargetSpec};
-use dowguard_sim::engine::Strategy;
+use dowguard_sim::engine::{FirstAction, Path, Strategy};
 use dowguard_sim::{Money, Scenario, SimError, run};
 
 fn scenario(text: &str) -> Result<Scenario, SimError> {
@@ -46,10 +46,16 @@ until = "2h"
     )
 }
 
+/// `flood` with the guard's `alarms` setting.
+fn with_alarms(text: &str, alarms: &str) -> String {
+    text.replace("[guard]\n", &format!("[guard]\nalarms = \"{alarms}\"\n"))
+}
+
 #[test]
 fn first_limit_comes_after_the_metric_delay_plus_one_interval() {
     for (delay, interval, expected) in [(2, 1, 3), (5, 1, 6), (2, 5, 5), (0, 1, 1)] {
-        let r = run(&scenario(&flood("", delay, interval)).expect("valid"));
+        // The schedule alone: no alarm.
+        let r = run(&scenario(&with_alarms(&flood("", delay, interval), "none")).expect("valid"));
         let dg = r.strategy(Strategy::Dowguard).expect("reported");
         // With a 5-minute schedule the attack (at minute 60) is first seen by the
         // pass at minute 65, which reads minutes up to 62.
@@ -58,6 +64,67 @@ fn first_limit_comes_after_the_metric_delay_plus_one_interval() {
             Some(expected),
             "delay {delay}, interval {interval}"
         );
+        assert_eq!((dg.alarm_firings, dg.responder_passes), (0, 0));
+        assert!(
+            dg.first_actions.iter().all(|f| f.path == Path::Schedule),
+            "{:?}",
+            dg.first_actions
+        );
+    }
+}
+
+#[test]
+fn at_a_five_minute_schedule_the_alarm_and_the_responder_act_after_the_metric_delay() {
+    // The alarm sees minute 60 at the end of minute 62 and goes to ALARM; the
+    // responder's pass on its target acts in that minute, before the pass at 65.
+    let r = run(&scenario(&flood("", 2, 5)).expect("valid"));
+    let dg = r.strategy(Strategy::Dowguard).expect("reported");
+    assert_eq!(dg.minutes_to_first_action, Some(3));
+    assert_eq!(dg.alarm_firings, 1);
+    assert_eq!(dg.responder_passes, 1);
+    assert_eq!(
+        dg.first_actions,
+        [FirstAction {
+            target: "function:f".into(),
+            minute: 63,
+            path: Path::Alarm,
+        }]
+    );
+    // Every minute, the pass sees the flood as soon as an alarm would: none is kept.
+    let r = run(&scenario(&flood("", 2, 1)).expect("valid"));
+    let dg = r.strategy(Strategy::Dowguard).expect("reported");
+    assert_eq!((dg.alarm_firings, dg.first_actions[0].path), (0, Path::Schedule));
+}
+
+/// The simulator's alarms are the alarm sync's: the threshold `desired_alarms`
+/// computes (the code whose output the adapter writes with `PutMetricAlarm`), and
+/// `ALARM_RULE` (greater than, not equal; the adapter's request is tested against
+/// the same rule in the adapters' `mocks`). Traffic at exactly the threshold keeps
+/// the alarm quiet; one request more a minute fires it.
+#[test]
+fn the_simulated_alarm_fires_above_the_alarm_syncs_threshold_and_not_at_it() {
+    use dowguard_domain::{AlarmBasis, AlarmScope, desired_alarms};
+    let base = scenario(&flood("", 2, 5)).expect("valid");
+    let basis = AlarmBasis {
+        prices: &base.prices,
+        now: base.start,
+        avg_duration_ms: base.guard.settings.default_avg_duration_ms,
+        schedule_minutes: 5,
+        scope: AlarmScope::Needed,
+        settings: &base.guard.settings,
+    };
+    let targets: Vec<_> = base.targets.iter().map(|t| t.target.clone()).collect();
+    let alarms = desired_alarms("dowguard-", &base.budgets, &targets, &basis);
+    assert_eq!(alarms.len(), 1);
+    let threshold = alarms[0].requests_per_minute;
+    for (rpm, fires) in [(threshold, 0), (threshold + 1, 1)] {
+        // Legit traffic alone, at `rpm` a minute from the first hour.
+        let text = flood("", 2, 5)
+            .replace("rpm = 1000\n", &format!("rpm = {rpm}\nfrom = \"1h\"\n"))
+            .replace("rpm = 200000\n", "rpm = 0\n");
+        let r = run(&scenario(&text).expect("valid"));
+        let dg = r.strategy(Strategy::Dowguard).expect("reported");
+        assert_eq!(dg.alarm_firings, fires, "{rpm} a minute against {threshold}");
     }
 }
 

@@ -4,7 +4,7 @@
 
 #![allow(clippy::expect_used, reason = "test helpers fail loudly on a broken fixture")]
 
-use dowguard_sim::engine::Strategy;
+use dowguard_sim::engine::{Path, Strategy};
 use dowguard_sim::{Money, Report, StrategyReport, library, run};
 
 fn report(name: &str) -> Report {
@@ -174,6 +174,37 @@ fn organic_growth_that_exhausts_the_budget_is_stopped_and_explained() {
             "keeps-within-budget",
             "uses-the-budget",
         ],
+    );
+}
+
+#[test]
+fn at_a_five_minute_schedule_a_flooded_function_among_a_thousand_is_limited_by_its_alarm() {
+    let r = report("five-minute");
+    assert_met(&r, &[ATTACK, &["exposure-within-floor"]].concat());
+    let dg = of(&r, Strategy::Dowguard);
+    // The alarm sees the flood's first minute at the end of its third and the
+    // responder acts then, before the scheduled pass at the fifth.
+    assert_eq!(dg.minutes_to_first_action, Some(3));
+    let first: Vec<(&str, Path)> = dg
+        .first_actions
+        .iter()
+        .map(|f| (f.target.as_str(), f.path))
+        .collect();
+    assert_eq!(first, [("function:fn-0123", Path::Alarm)]);
+    assert_eq!((dg.alarm_firings, dg.responder_passes), (1, 1));
+    // One alarm per function for the day ($0.10 a month each, prorated), plus metrics.
+    let alarms = Money::parse("3.33").expect("money");
+    assert!(
+        dg.guard_cost > alarms && dg.guard_cost < Money::parse("5").expect("money"),
+        "{}",
+        dg.guard_cost
+    );
+    let bound = r.floor.mul_div(12, 10).expect("fits");
+    assert!(
+        dg.exposure <= bound,
+        "exposure {} > 1.2 x floor {}",
+        dg.exposure,
+        r.floor
     );
 }
 
