@@ -425,6 +425,8 @@ struct World<'a> {
     in_alarm: Vec<bool>,
     alarm_firings: u64,
     responder_passes: u64,
+    /// Alarms kept, summed over the minutes of the run (their bill).
+    alarm_minutes: u64,
     /// Per target, the first tightening's minute and path.
     first_by_target: Vec<Option<(u32, Path)>>,
     kill_threshold: Vec<u64>,
@@ -511,6 +513,7 @@ impl<'a> World<'a> {
             in_alarm: vec![false; n],
             alarm_firings: 0,
             responder_passes: 0,
+            alarm_minutes: 0,
             first_by_target: vec![None; n],
             kill_threshold,
             tripped_until: vec![None; n],
@@ -993,6 +996,7 @@ impl<'a> World<'a> {
                 }
             }
         }
+        self.alarm_minutes += self.alarm_threshold.iter().filter(|t| t.is_some()).count() as u64;
         let depth = usize::try_from(self.sc.guard.settings.metric_delay_minutes).unwrap_or(0) + 1;
         let mut budget = RESPONDER_PASSES_PER_MINUTE + u32::from(!scheduled);
         for i in 0..self.targets.len() {
@@ -1114,20 +1118,8 @@ impl<'a> World<'a> {
             self.tallies[i].queued_at_end = queue.iter().map(|b| b.legit + b.attack).sum();
         }
         let alarms = match self.strategy {
-            // The alarms the evaluator's alarm sync would keep at this schedule.
-            Strategy::Dowguard => {
-                let settings = &self.sc.guard.settings;
-                let basis = AlarmBasis {
-                    prices: &self.sc.prices,
-                    now: self.sc.start,
-                    avg_duration_ms: settings.default_avg_duration_ms,
-                    schedule_minutes: u64::from(self.sc.guard.interval_minutes),
-                    scope: self.sc.guard.alarms,
-                    settings,
-                };
-                let kept = desired_alarms("dowguard-", &self.sc.budgets, &self.targets, &basis).len();
-                GuardCost::of_alarms(kept as u64, u64::from(self.sc.minutes))
-            }
+            // The alarms the simulated alarm sync kept, minute by minute.
+            Strategy::Dowguard => GuardCost::of_alarms(self.alarm_minutes, 1),
             Strategy::KillSwitch => {
                 GuardCost::of_alarms(self.targets.len() as u64, u64::from(self.sc.minutes))
             }
