@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::proxy::wire;
 
@@ -78,7 +78,7 @@ impl RuntimeApi {
             events: events.into(),
             ..State::default()
         }));
-        let server = tokio::spawn(serve(listener, state.clone()));
+        let server = tokio::spawn(wire::serve_each(listener, state.clone(), handle));
         Ok(RuntimeApi {
             address,
             state,
@@ -107,19 +107,6 @@ impl RuntimeApi {
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { return };
-                connections.spawn(handle(client, state.clone()));
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }

@@ -109,6 +109,18 @@ async fn flooded_app_with(now: DateTime<Utc>, config: Config) -> App<MemoryStack
     App::over(config, stack).unwrap()
 }
 
+/// Asserts the pass set `checkout`'s reservation; returns the calls it made.
+fn assert_checkout_throttled(app: &App<MemoryStack>) -> Vec<String> {
+    let calls = app.stack.cloud.calls();
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("PutFunctionConcurrency function:checkout")),
+        "{calls:?}"
+    );
+    calls
+}
+
 #[tokio::test]
 async fn a_scheduled_event_every_five_minutes_throttles_the_flood_and_syncs_one_alarm() {
     let event = scheduled_event();
@@ -121,13 +133,7 @@ async fn a_scheduled_event_every_five_minutes_throttles_the_flood_and_syncs_one_
         serde_json::json!(["dowguard-function:checkout"]),
         "{out}"
     );
-    let calls = app.stack.cloud.calls();
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.starts_with("PutFunctionConcurrency function:checkout")),
-        "{calls:?}"
-    );
+    assert_checkout_throttled(&app);
     let state = app
         .stack
         .store
@@ -142,13 +148,7 @@ async fn at_the_default_schedule_the_pass_acts_alone_and_keeps_no_alarm() {
     let app = flooded_app(now).await;
     let out = handle_at(&app, &event, &Context::default(), now).await.unwrap();
     assert!(out.get("pass_at").is_some(), "{out}");
-    let calls = app.stack.cloud.calls();
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.starts_with("PutFunctionConcurrency function:checkout")),
-        "{calls:?}"
-    );
+    let calls = assert_checkout_throttled(&app);
     // The fixture is at 06:01: off the hour the sync does not even list alarms.
     assert_eq!(event_time(&event).minute(), 1);
     assert!(out.get("alarms").is_none(), "{out}");

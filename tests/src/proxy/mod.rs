@@ -35,7 +35,7 @@ pub use operation::{Operation, ROUTES, signing_service};
 pub use quota::{AWS_QUOTAS, Applies, Bucket, Buckets, Quota, Refusal, throttled_answer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// How long a request broken with [`Fault::NoAnswer`] is held before its
 /// connection is dropped: far longer than any test's operation timeout.
@@ -227,7 +227,7 @@ impl Proxy {
             buckets,
             responder: responder.map(Respond),
         }));
-        let server = tokio::spawn(serve(listener, state.clone()));
+        let server = tokio::spawn(wire::serve_each(listener, state.clone(), handle));
         Ok(Proxy {
             endpoint,
             state,
@@ -288,21 +288,6 @@ fn count<'a>(requests: impl Iterator<Item = &'a Request>) -> BTreeMap<String, us
         *out.entry(r.operation.key()).or_default() += 1;
     }
     out
-}
-
-/// Accepts connections until aborted; each connection's task lives in the set,
-/// so aborting this task closes them all.
-async fn serve(listener: TcpListener, state: Arc<Mutex<State>>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { return };
-                connections.spawn(handle(client, state.clone()));
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
 }
 
 /// What to do with one request, decided when it is read.

@@ -5,7 +5,7 @@
 use std::io;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// The largest head the proxy reads; anything longer is not an SDK request.
 const MAX_HEAD: usize = 64 * 1024;
@@ -97,6 +97,27 @@ pub(crate) async fn forward(upstream: &str, request: &Message) -> io::Result<Vec
         .await
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the server sent no whole answer"))?;
     Ok(answer.closing())
+}
+
+/// Accepts connections on `listener` until aborted, each handled by `handle` with
+/// its own clone of `state` on a task of its own. The tasks live in a set, so
+/// aborting this task closes every connection still open.
+pub(crate) async fn serve_each<S, F, Fut>(listener: TcpListener, state: S, handle: F)
+where
+    S: Clone,
+    F: Fn(TcpStream, S) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((client, _)) = accepted else { return };
+                connections.spawn(handle(client, state.clone()));
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
 }
 
 /// A complete answer with `status` (e.g. `503 Service Unavailable`), the given
