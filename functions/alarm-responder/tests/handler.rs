@@ -60,22 +60,8 @@ async fn flooded_app(now: DateTime<Utc>) -> App<MemoryStack> {
         },
     ));
     stack.cloud.set_metrics(&id, steady_traffic(now, 20_000_000, 100));
-    let budget = Budget::parse(BudgetSpec {
-        id: "checkout-daily".into(),
-        scope: "function:checkout".into(),
-        period: "day".into(),
-        amount: "240".into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })
-    .unwrap();
     stack
-        .store
-        .put_budget(&budget, None, "finance", now)
+        .put_day_budget("checkout-daily", "function:checkout", "240", now)
         .await
         .unwrap();
     stack.reconcile(now).await.unwrap();

@@ -10,10 +10,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Timelike, Utc};
-use dowguard_domain::{Arch, Budget, BudgetSpec, Floors, Limits, Target, TargetId, TargetSpec};
+use dowguard_domain::{Arch, Limits, Target, TargetId, TargetSpec};
 use dowguard_evaluator::handle_at;
 use dowguard_guard::memory::{MemoryStack, steady_traffic};
-use dowguard_guard::ports::BudgetStore;
 use dowguard_runtime::{App, Config};
 use lambda_runtime::Context;
 use serde_json::Value;
@@ -87,22 +86,8 @@ async fn flooded_app_with(now: DateTime<Utc>, config: Config) -> App<MemoryStack
         &TargetId::parse("function:checkout").unwrap(),
         steady_traffic(now, 20_000_000, 100),
     );
-    let budget = Budget::parse(BudgetSpec {
-        id: "checkout-daily".into(),
-        scope: "function:checkout".into(),
-        period: "day".into(),
-        amount: "240".into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })
-    .unwrap();
     stack
-        .store
-        .put_budget(&budget, None, "finance", now)
+        .put_day_budget("checkout-daily", "function:checkout", "240", now)
         .await
         .unwrap();
     stack.reconcile(now).await.unwrap();

@@ -11,12 +11,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use dowguard_domain::{
-    Arch, Budget, BudgetSpec, Floors, GUARD_TAG, GUARD_TAG_VALUE, Limits, Phase, Target, TargetId, TargetSpec,
-};
+use dowguard_domain::{Arch, GUARD_TAG, GUARD_TAG_VALUE, Limits, Phase, Target, TargetId, TargetSpec};
 use dowguard_guard::inventory::{SLICES, Source};
 use dowguard_guard::memory::{MemoryStack, steady_traffic};
-use dowguard_guard::ports::{BudgetStore, InventoryStore};
+use dowguard_guard::ports::InventoryStore;
 use dowguard_inventory::handle_at;
 use dowguard_runtime::{App, Config};
 use lambda_runtime::Context;
@@ -104,22 +102,8 @@ async fn app(now: DateTime<Utc>) -> App<MemoryStack> {
         function("search", &guarded, None),
         function("legacy", &[], None),
     ]);
-    let budget = Budget::parse(BudgetSpec {
-        id: "checkout-daily".into(),
-        scope: "function:checkout".into(),
-        period: "day".into(),
-        amount: "240".into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })
-    .unwrap();
     stack
-        .store
-        .put_budget(&budget, None, "finance", now)
+        .put_day_budget("checkout-daily", "function:checkout", "240", now)
         .await
         .unwrap();
     App::over(production_config(), stack).unwrap()

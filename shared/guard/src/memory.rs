@@ -832,6 +832,40 @@ impl MemoryStack {
         .reconcile(now, crate::inventory::Slices::All)
         .await
     }
+
+    /// Stores an `enforce` day budget `id` of `amount` dollars over `scope`, set by
+    /// `finance` at `now`, owned by finance@example.com: the budget the handlers'
+    /// tests start from.
+    ///
+    /// # Errors
+    ///
+    /// The budget's own error if it does not parse, or the store's.
+    pub async fn put_day_budget(
+        &self,
+        id: &str,
+        scope: &str,
+        amount: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Budget, String> {
+        let budget = Budget::parse(dowguard_domain::BudgetSpec {
+            id: id.into(),
+            scope: scope.into(),
+            period: "day".into(),
+            amount: amount.into(),
+            thresholds: vec![],
+            mode: "enforce".into(),
+            owner: "finance@example.com".into(),
+            topic: None,
+            floors: dowguard_domain::Floors::default(),
+            protected: false,
+        })
+        .map_err(|e| e.to_string())?;
+        self.store
+            .put_budget(&budget, None, "finance", now)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(budget)
+    }
 }
 
 /// An hour of `per_minute` requests of `ms_each` milliseconds each, ending the minute
