@@ -9,7 +9,7 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use chrono::{DateTime, Utc};
 use dowguard_adapters::dynamodb::{DynamoStore, create_table};
 use dowguard_adapters::stack::{AwsGuard, AwsStack, Pacing, StackConfig};
-use dowguard_domain::{Budget, BudgetSpec, Floors, GuardSettings, PriceBook, Prices};
+use dowguard_domain::{Budget, BudgetSpec, GuardSettings, PriceBook, Prices};
 use dowguard_guard::ports::BudgetStore;
 
 use crate::LocalAws;
@@ -34,18 +34,12 @@ pub struct ExampleAccount {
 ///
 /// The budget's parse error.
 pub fn day_budget(id: &str, scope: &str, amount: &str) -> FixtureResult<Budget> {
-    Ok(Budget::parse(BudgetSpec {
-        id: id.into(),
-        scope: scope.into(),
-        period: "day".into(),
-        amount: amount.into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    })?)
+    Ok(Budget::parse(BudgetSpec::day(
+        id,
+        scope,
+        amount,
+        "finance@example.com",
+    ))?)
 }
 
 impl ExampleAccount {

@@ -513,6 +513,33 @@ pub struct BudgetSpec {
     pub protected: bool,
 }
 
+impl BudgetSpec {
+    /// A day budget of `amount` dollars over `scope`, in `enforce` mode with the
+    /// default thresholds and no floors, owned by `owner`.
+    ///
+    /// ```
+    /// use dowguard_domain::{Budget, BudgetSpec};
+    ///
+    /// let budget = Budget::parse(BudgetSpec::day("checkout-daily", "function:checkout", "240", "finance@example.com"))?;
+    /// assert_eq!(budget.amount.to_string(), "$240.00");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn day(id: &str, scope: &str, amount: &str, owner: &str) -> BudgetSpec {
+        BudgetSpec {
+            id: id.into(),
+            scope: scope.into(),
+            period: "day".into(),
+            amount: amount.into(),
+            thresholds: vec![],
+            mode: "enforce".into(),
+            owner: owner.into(),
+            topic: None,
+            floors: Floors::default(),
+            protected: false,
+        }
+    }
+}
+
 impl Budget {
     /// Validates a budget written as text.
     pub fn parse(spec: BudgetSpec) -> Result<Budget, BudgetError> {

@@ -847,18 +847,12 @@ impl MemoryStack {
         amount: &str,
         now: DateTime<Utc>,
     ) -> Result<Budget, String> {
-        let budget = Budget::parse(dowguard_domain::BudgetSpec {
-            id: id.into(),
-            scope: scope.into(),
-            period: "day".into(),
-            amount: amount.into(),
-            thresholds: vec![],
-            mode: "enforce".into(),
-            owner: "finance@example.com".into(),
-            topic: None,
-            floors: dowguard_domain::Floors::default(),
-            protected: false,
-        })
+        let budget = Budget::parse(dowguard_domain::BudgetSpec::day(
+            id,
+            scope,
+            amount,
+            "finance@example.com",
+        ))
         .map_err(|e| e.to_string())?;
         self.store
             .put_budget(&budget, None, "finance", now)

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use dowguard_domain::{
-    AccountConcurrency, AccountUsage, Action, Arch, Budget, BudgetSpec, Change, Decision, Floors, Gaps,
+    AccountConcurrency, AccountUsage, Action, Arch, Budget, BudgetSpec, Change, Decision, Gaps,
     GuardSettings, GuardState, Inputs, Intent, Limits, MinuteUsage, Money, PriceBook, Prices, Target,
     TargetId, TargetMetrics, TargetSpec, Throttle, Usage, decide, epoch_minute,
 };
@@ -38,18 +38,7 @@ pub fn id(text: &str) -> TargetId {
 }
 
 pub fn spec(id: &str, scope: &str, amount: &str) -> BudgetSpec {
-    BudgetSpec {
-        id: id.into(),
-        scope: scope.into(),
-        period: "day".into(),
-        amount: amount.into(),
-        thresholds: vec![],
-        mode: "enforce".into(),
-        owner: "finance@example.com".into(),
-        topic: None,
-        floors: Floors::default(),
-        protected: false,
-    }
+    BudgetSpec::day(id, scope, amount, "finance@example.com")
 }
 
 pub fn function(name: &str, memory_mb: u32, async_invoked: bool, reserved: Option<u32>) -> Target {
