@@ -588,19 +588,7 @@ mod tests {
     }
 
     fn budget(id: &str, scope: &str, amount: &str) -> Budget {
-        Budget::parse(BudgetSpec {
-            id: id.into(),
-            scope: scope.into(),
-            period: "day".into(),
-            amount: amount.into(),
-            thresholds: vec![],
-            mode: "enforce".into(),
-            owner: "finance".into(),
-            topic: None,
-            floors: Floors::default(),
-            protected: false,
-        })
-        .expect("budget")
+        Budget::parse(BudgetSpec::day(id, scope, amount, "finance")).expect("budget")
     }
 
     fn ctx<'a>(budgets: &'a [Budget], prices: &'a Prices) -> ExposureContext<'a> {
