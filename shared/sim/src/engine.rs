@@ -17,12 +17,13 @@ use dowguard_domain::pricebook::{MB_MS_PER_GB_SECOND, UnitPrice, UnitPrices};
 use dowguard_domain::window::bare_walk;
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Arch, Budget, BudgetReport, Change, GuardCost, GuardState, Inputs,
-    Intent, Limits, MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Target, TargetId, TargetKind,
-    TargetMetrics, TargetSpec, Throttle, Usage, coverage, decide, epoch_minute, metrics_plan,
+    Intent, Limits, MetricsPlan, MinuteUsage, Money, Period, PeriodUsage, Phase, Target, TargetId,
+    TargetKind, TargetMetrics, TargetSpec, Throttle, Usage, coverage, decide, epoch_minute, metrics_plan,
 };
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::episodes::{Episode, Episodes, Seen};
 use crate::report::{PeriodOutcome, Report};
 use crate::scenario::{DEFAULT_MAX_EVENT_AGE_S, Scenario};
 use crate::traffic::Demand;
@@ -205,6 +206,8 @@ struct Track {
     next_boundary: u32,
     spend: Exact,
     legit_rejected: u64,
+    /// Requests of the scope refused (legit and attack) since the run began.
+    refused: u64,
     /// Spend of the current UTC day (for the anomaly model).
     day_spend: Exact,
     next_day: u32,
@@ -238,6 +241,8 @@ pub(crate) struct Outcome {
     pub(crate) responder_passes: u64,
     /// (minute, cumulative spend of the first budget's scope).
     pub(crate) series: Vec<(u32, Money)>,
+    /// The budgets' episodes (dowguard).
+    pub(crate) episodes: Vec<Episode>,
     /// When (and why) Cost Anomaly Detection would alert on this account's spend.
     pub(crate) anomaly: Option<(u32, String)>,
 }
@@ -413,6 +418,8 @@ struct World<'a> {
     usage: Vec<Usage>,
     cost: Vec<Exact>,
     legit_rejected_now: Vec<u64>,
+    /// This minute's refused requests per target, legit and attack.
+    refused_now: Vec<u64>,
     /// Served requests of the last minutes per target (the alarms' datapoints),
     /// newest last.
     recent: Vec<VecDeque<u64>>,
@@ -461,6 +468,7 @@ struct World<'a> {
     series: Vec<(u32, Money)>,
     cumulative: Exact,
     step: u32,
+    episodes: Episodes,
 }
 
 impl<'a> World<'a> {
@@ -481,6 +489,7 @@ impl<'a> World<'a> {
                 next_boundary: minutes_until(sc.start, b.period.bounds(sc.start).1),
                 spend: Exact::ZERO,
                 legit_rejected: 0,
+                refused: 0,
                 day_spend: Exact::ZERO,
                 next_day: minutes_until(sc.start, Period::Day.bounds(sc.start).1),
                 periods: Vec::new(),
@@ -507,6 +516,8 @@ impl<'a> World<'a> {
             usage: vec![Usage::default(); n],
             cost: vec![Exact::ZERO; n],
             legit_rejected_now: vec![0; n],
+            refused_now: vec![0; n],
+            episodes: Episodes::new(sc.budgets.len()),
             recent: vec![VecDeque::new(); n],
             alarm_threshold: vec![None; n],
             alarms_at: None,
@@ -615,6 +626,7 @@ impl<'a> World<'a> {
         .max(1);
         let tally = &mut self.tallies[i];
         let legit_rejected_before = tally.legit_rejected;
+        let refused_before = tally.legit_rejected + tally.attack_rejected;
         tally.legit_requests += d.legit;
         tally.attack_requests += d.attack;
         if d.attack > 0 && tally.onset.is_none() {
@@ -746,7 +758,9 @@ impl<'a> World<'a> {
         };
         self.usage[i] = usage;
         self.cost[i] = cost;
-        self.legit_rejected_now[i] = self.tallies[i].legit_rejected - legit_rejected_before;
+        let tally = &self.tallies[i];
+        self.legit_rejected_now[i] = tally.legit_rejected - legit_rejected_before;
+        self.refused_now[i] = tally.legit_rejected + tally.attack_rejected - refused_before;
         if let Some(store) = self.store.as_mut()
             && (usage.requests > 0 || usage.throttled > 0)
         {
@@ -778,6 +792,7 @@ impl<'a> World<'a> {
             for &i in &track.members {
                 spend += self.cost[i];
                 track.legit_rejected += self.legit_rejected_now[i];
+                track.refused += self.refused_now[i];
             }
             track.spend += spend;
             track.day_spend += spend;
@@ -1086,6 +1101,7 @@ impl<'a> World<'a> {
                 self.states[i] = Some(state);
             }
         }
+        let mut tightened: HashSet<usize> = HashSet::new();
         for action in &actions {
             match action.intent {
                 Intent::Notify => {
@@ -1106,7 +1122,42 @@ impl<'a> World<'a> {
             let Some(&i) = self.index.get(&action.target) else {
                 continue;
             };
+            if action.intent == Intent::Tighten {
+                tightened.insert(i);
+            }
             apply(&mut self.targets[i], &action.change);
+        }
+        self.observe_episodes(m, now, &decision.reports, &tightened);
+    }
+
+    /// Hands every budget's report of a pass to its episode.
+    fn observe_episodes(
+        &mut self,
+        m: u32,
+        now: DateTime<Utc>,
+        reports: &[BudgetReport],
+        tightened: &HashSet<usize>,
+    ) {
+        for (b, budget) in self.sc.budgets.iter().enumerate() {
+            let Some(report) = reports.iter().find(|r| r.budget == budget.id) else {
+                continue;
+            };
+            let members = &self.tracks[b].members;
+            // Watching, held or recovering: the guard is not done with the target.
+            let held = members
+                .iter()
+                .any(|&i| self.states[i].as_ref().is_some_and(|s| s.phase != Phase::Normal));
+            self.episodes.observe(
+                b,
+                Seen {
+                    minute: m + 1,
+                    now,
+                    report,
+                    held,
+                    tightened: members.iter().any(|i| tightened.contains(i)),
+                    refused_so_far: self.tracks[b].refused,
+                },
+            );
         }
     }
 
@@ -1126,6 +1177,8 @@ impl<'a> World<'a> {
             _ => Money::ZERO,
         };
         let guard_cost = alarms + GuardCost::of_metrics(self.metrics_requested);
+        let refused: Vec<u64> = self.tracks.iter().map(|t| t.refused).collect();
+        let episodes = std::mem::take(&mut self.episodes).finish(&refused);
         Outcome {
             strategy: self.strategy,
             tallies: self.tallies,
@@ -1155,6 +1208,7 @@ impl<'a> World<'a> {
             alarm_firings: self.alarm_firings,
             responder_passes: self.responder_passes,
             series: self.series,
+            episodes,
             anomaly: self.anomaly_alert,
         }
     }

@@ -16,6 +16,7 @@
 //! ([`Report::verdicts`]).
 
 pub mod engine;
+pub mod episodes;
 pub mod library;
 pub mod plot;
 pub mod report;
@@ -24,6 +25,7 @@ pub mod traffic;
 
 pub use dowguard_domain::Money;
 pub use engine::run;
+pub use episodes::Episode;
 pub use report::{Report, StrategyReport, Verdict};
 pub use scenario::{Expectations, Scenario, ScenarioClass, SimTarget};
 pub use traffic::{CsvTrace, Demand};

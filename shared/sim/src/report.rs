@@ -110,6 +110,10 @@ pub struct StrategyReport {
     pub walk_time: std::time::Duration,
     /// Per budget, per period.
     pub budgets: Vec<BudgetOutcome>,
+    /// The budgets' episodes: when each had the guard's attention, how far it
+    /// went and what its targets refused meanwhile (dowguard only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub episodes: Vec<crate::episodes::Episode>,
     /// Cumulative spend of the first budget's scope: (minute, spend).
     #[serde(skip)]
     pub series: Vec<(u32, Money)>,
@@ -232,6 +236,7 @@ impl Report {
                         })
                         .collect(),
                     series: o.series,
+                    episodes: o.episodes,
                 }
             })
             .collect();
