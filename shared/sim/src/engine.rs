@@ -74,12 +74,20 @@ impl Strategy {
 pub fn run(scenario: &Scenario) -> Report {
     // Cost Anomaly Detection changes nothing, so it lives in the unguarded account:
     // four simulated accounts make five reports.
-    let simulated = [
-        Strategy::Dowguard,
-        Strategy::Unguarded,
-        Strategy::BudgetsAction,
-        Strategy::KillSwitch,
-    ];
+    run_strategies(
+        scenario,
+        &[
+            Strategy::Dowguard,
+            Strategy::Unguarded,
+            Strategy::BudgetsAction,
+            Strategy::KillSwitch,
+        ],
+    )
+}
+
+/// Runs only the `simulated` strategies (Cost Anomaly Detection comes with
+/// [`Strategy::Unguarded`]); the report holds those alone.
+pub fn run_strategies(scenario: &Scenario, simulated: &[Strategy]) -> Report {
     let mut results: Vec<Outcome> = std::thread::scope(|scope| {
         let handles: Vec<_> = simulated
             .iter()
@@ -208,6 +216,10 @@ struct Track {
     legit_rejected: u64,
     /// Requests of the scope refused (legit and attack) since the run began.
     refused: u64,
+    /// `refused` when the current period began.
+    refused_at_period_start: u64,
+    /// Requests of the scope (served or not) in the current period.
+    requests: u64,
     /// Spend of the current UTC day (for the anomaly model).
     day_spend: Exact,
     next_day: u32,
@@ -420,6 +432,8 @@ struct World<'a> {
     legit_rejected_now: Vec<u64>,
     /// This minute's refused requests per target, legit and attack.
     refused_now: Vec<u64>,
+    /// This minute's requests per target (its demand).
+    requests_now: Vec<u64>,
     /// Served requests of the last minutes per target (the alarms' datapoints),
     /// newest last.
     recent: Vec<VecDeque<u64>>,
@@ -490,6 +504,8 @@ impl<'a> World<'a> {
                 spend: Exact::ZERO,
                 legit_rejected: 0,
                 refused: 0,
+                refused_at_period_start: 0,
+                requests: 0,
                 day_spend: Exact::ZERO,
                 next_day: minutes_until(sc.start, Period::Day.bounds(sc.start).1),
                 periods: Vec::new(),
@@ -517,6 +533,7 @@ impl<'a> World<'a> {
             cost: vec![Exact::ZERO; n],
             legit_rejected_now: vec![0; n],
             refused_now: vec![0; n],
+            requests_now: vec![0; n],
             episodes: Episodes::new(sc.budgets.len()),
             recent: vec![VecDeque::new(); n],
             alarm_threshold: vec![None; n],
@@ -761,6 +778,7 @@ impl<'a> World<'a> {
         let tally = &self.tallies[i];
         self.legit_rejected_now[i] = tally.legit_rejected - legit_rejected_before;
         self.refused_now[i] = tally.legit_rejected + tally.attack_rejected - refused_before;
+        self.requests_now[i] = d.legit + d.attack;
         if let Some(store) = self.store.as_mut()
             && (usage.requests > 0 || usage.throttled > 0)
         {
@@ -793,6 +811,7 @@ impl<'a> World<'a> {
                 spend += self.cost[i];
                 track.legit_rejected += self.legit_rejected_now[i];
                 track.refused += self.refused_now[i];
+                track.requests += self.requests_now[i];
             }
             track.spend += spend;
             track.day_spend += spend;
@@ -1221,10 +1240,14 @@ fn close_period(track: &mut Track, budget: &Budget, complete: bool) {
         spend: track.spend.money(),
         overspend: (track.spend.money() - budget.amount).non_negative(),
         legit_rejected: track.legit_rejected,
+        requests: track.requests,
+        refused: track.refused - track.refused_at_period_start,
         complete,
     });
     track.spend = Exact::ZERO;
     track.legit_rejected = 0;
+    track.requests = 0;
+    track.refused_at_period_start = track.refused;
 }
 
 /// Whole minutes from `start` to `t` (saturating to the `u32` range).

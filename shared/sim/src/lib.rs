@@ -15,6 +15,7 @@
 //! ([`plot::write_svg`]) and checks itself against the scenario's expectations
 //! ([`Report::verdicts`]).
 
+pub mod backtest;
 pub mod engine;
 pub mod episodes;
 pub mod library;

@@ -35,6 +35,10 @@ pub struct PeriodOutcome {
     pub overspend: Money,
     /// Legit requests of the scope rejected (or expired in a queue) in the period.
     pub legit_rejected: u64,
+    /// Requests of the scope in the period (legit and attack, served or not).
+    pub requests: u64,
+    /// Requests of the scope refused (or expired in a queue) in the period.
+    pub refused: u64,
     /// False for the last period when the run ends before it does.
     pub complete: bool,
 }

@@ -73,6 +73,18 @@ pub struct Baselines {
     pub kill_switch_restore_minutes: u32,
 }
 
+impl Default for Baselines {
+    /// The settings a scenario without a `[baselines]` table gets.
+    fn default() -> Self {
+        Baselines {
+            budgets_refresh_minutes: 8 * 60,
+            anomaly_delay_minutes: 24 * 60,
+            kill_switch_multiple_millionths: 10_000_000,
+            kill_switch_restore_minutes: 60,
+        }
+    }
+}
+
 /// What kind of scenario this is, which decides what its expectations mean.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -538,25 +550,37 @@ fn guard_config(raw: &GuardFile) -> Result<GuardConfig, SimError> {
 }
 
 fn baselines(raw: &BaselinesFile) -> Result<Baselines, SimError> {
-    let hours = |v: Option<u32>, default: u32, field: &str| -> Result<u32, SimError> {
-        let h = v.unwrap_or(default);
+    let defaults = Baselines::default();
+    let hours = |v: Option<u32>, default_minutes: u32, field: &str| -> Result<u32, SimError> {
+        let h = v.unwrap_or(default_minutes / 60);
         if !(1..=24 * 31).contains(&h) {
             return Err(invalid(field, "must be 1 to 744 hours"));
         }
         Ok(h * 60)
     };
-    let multiple = millionths(
-        "baselines.kill_switch_multiple",
-        raw.kill_switch_multiple.as_deref().unwrap_or("10"),
-    )?;
+    let multiple = match raw.kill_switch_multiple.as_deref() {
+        None => defaults.kill_switch_multiple_millionths,
+        Some(text) => millionths("baselines.kill_switch_multiple", text)?,
+    };
     if multiple == 0 {
         return Err(invalid("baselines.kill_switch_multiple", "must be above zero"));
     }
     Ok(Baselines {
-        budgets_refresh_minutes: hours(raw.budgets_refresh_hours, 8, "baselines.budgets_refresh_hours")?,
-        anomaly_delay_minutes: hours(raw.anomaly_delay_hours, 24, "baselines.anomaly_delay_hours")?,
+        budgets_refresh_minutes: hours(
+            raw.budgets_refresh_hours,
+            defaults.budgets_refresh_minutes,
+            "baselines.budgets_refresh_hours",
+        )?,
+        anomaly_delay_minutes: hours(
+            raw.anomaly_delay_hours,
+            defaults.anomaly_delay_minutes,
+            "baselines.anomaly_delay_hours",
+        )?,
         kill_switch_multiple_millionths: multiple,
-        kill_switch_restore_minutes: raw.kill_switch_restore_minutes.unwrap_or(60).max(1),
+        kill_switch_restore_minutes: raw
+            .kill_switch_restore_minutes
+            .unwrap_or(defaults.kill_switch_restore_minutes)
+            .max(1),
     })
 }
 

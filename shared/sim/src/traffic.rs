@@ -370,6 +370,32 @@ impl CsvTrace {
         Ok(CsvTrace { rows })
     }
 
+    /// A trace from rows of (minute, target index, demand), in minute order with
+    /// one row per target per minute, as [`CsvTrace::parse`] would accept them.
+    pub fn from_rows(rows: Vec<(u32, usize, Demand)>) -> Result<CsvTrace, SimError> {
+        for pair in rows.windows(2) {
+            if (pair[1].0, pair[1].1) <= (pair[0].0, pair[0].1) {
+                return Err(crate::invalid(
+                    "trace",
+                    format!(
+                        "rows must be in minute order, one per target per minute (minute {} after {})",
+                        pair[1].0, pair[0].0
+                    ),
+                ));
+            }
+        }
+        Ok(CsvTrace {
+            rows: rows
+                .into_iter()
+                .map(|(minute, target, demand)| Row {
+                    minute,
+                    target,
+                    demand,
+                })
+                .collect(),
+        })
+    }
+
     /// The last minute with a row.
     pub fn last_minute(&self) -> Option<u32> {
         self.rows.last().map(|r| r.minute)
