@@ -401,6 +401,24 @@ impl CloudWatchMetrics {
         Ok(fetched)
     }
 
+    /// A backtest's history of `targets`: Lambda `Invocations` and `Duration` and
+    /// API Gateway `Count`, summed at `period_s` over `[start, end)`, each point
+    /// handed to `sink` as (target, epoch minute, field, amount) as it arrives.
+    /// Returns the metrics requested (once per call; a call of many points is
+    /// followed through its `NextToken` pages) and the series CloudWatch marked
+    /// partial.
+    pub async fn history(
+        &self,
+        targets: &[&Target],
+        catalog: &RestCatalog,
+        period_s: i32,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        sink: impl FnMut(&TargetId, i64, Field, u64),
+    ) -> PortResult<(u64, Vec<(TargetId, String)>)> {
+        self.run_targets(targets, catalog, &HashSet::new(), period_s, range, sink)
+            .await
+    }
+
     /// Plans and runs the metrics of `targets` (in full for those in `full`) at
     /// `period_s` over `[start, end)`, handing each point to `sink` as
     /// [`CloudWatchMetrics::run`] does. Functions share no metric, so they are
