@@ -114,21 +114,40 @@ pub async fn put_minutes(
     end: DateTime<Utc>,
     minutes: i64,
 ) -> FixtureResult<()> {
+    let points: Vec<(&str, DateTime<Utc>, f64)> = (1..=minutes)
+        .flat_map(|m| {
+            metrics
+                .iter()
+                .map(move |(name, value)| (*name, end - chrono::Duration::minutes(m), *value))
+        })
+        .collect();
+    put_points(aws, namespace, dims, &points).await
+}
+
+/// Writes datapoints (metric name, time, value) under `namespace` and `dims`.
+///
+/// # Errors
+///
+/// Any CloudWatch error.
+pub async fn put_points(
+    aws: &LocalAws,
+    namespace: &str,
+    dims: &[(&str, &str)],
+    points: &[(&str, DateTime<Utc>, f64)],
+) -> FixtureResult<()> {
     // Lambda publishes each function's metrics twice: by `FunctionName`, and
     // across all functions without dimensions ("Working with Lambda function
     // metrics", Lambda Developer Guide). CloudWatch sums datapoints of the same
     // minute, so each function's points added there make the account's total.
     let across_all = namespace == "AWS/Lambda" && dims.iter().any(|(k, _)| *k == "FunctionName");
-    let data: Vec<MetricDatum> = (1..=minutes)
-        .flat_map(|m| {
-            metrics.iter().flat_map(move |(name, value)| {
-                let at = end - chrono::Duration::minutes(m);
-                let mut points = vec![datum(name, dims, at, *value)];
-                if across_all {
-                    points.push(datum(name, &[], at, *value));
-                }
-                points
-            })
+    let data: Vec<MetricDatum> = points
+        .iter()
+        .flat_map(|(name, at, value)| {
+            let mut data = vec![datum(name, dims, *at, *value)];
+            if across_all {
+                data.push(datum(name, &[], *at, *value));
+            }
+            data
         })
         .collect();
     let cloudwatch = aws_sdk_cloudwatch::Client::new(&aws.sdk_config());
