@@ -294,6 +294,49 @@ struct BudgetFile {
     protected: bool,
 }
 
+/// A budgets file: `[[budgets]]` tables as a scenario writes them (id, scope,
+/// period, amount, and optionally thresholds, mode, owner, floors, protected).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetsOnly {
+    budgets: Vec<BudgetFile>,
+}
+
+/// Reads a budgets file (TOML `[[budgets]]` tables, the scenario's own format):
+/// every rejection names the budget's position and the field.
+pub fn budgets_from_toml(text: &str, file: &str) -> Result<Vec<Budget>, SimError> {
+    let raw: BudgetsOnly = toml::from_str(text).map_err(|e| SimError::Syntax {
+        file: file.to_string(),
+        message: e.to_string(),
+    })?;
+    let budgets = parse_budgets(&raw.budgets)?;
+    if budgets.is_empty() {
+        return Err(invalid("budgets", "the file holds no [[budgets]] table"));
+    }
+    Ok(budgets)
+}
+
+fn parse_budgets(raw: &[BudgetFile]) -> Result<Vec<Budget>, SimError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, b)| {
+            Budget::parse(BudgetSpec {
+                id: b.id.clone(),
+                scope: b.scope.clone(),
+                period: b.period.clone(),
+                amount: b.amount.clone(),
+                thresholds: b.thresholds.clone(),
+                mode: b.mode.clone(),
+                owner: b.owner.clone(),
+                topic: None,
+                floors: b.floors,
+                protected: b.protected,
+            })
+            .map_err(|e| invalid(format!("budgets[{i}]"), format!("budget `{}`: {e}", b.id)))
+        })
+        .collect()
+}
+
 fn default_mode() -> String {
     "enforce".into()
 }
@@ -408,26 +451,7 @@ impl Scenario {
         let guard = guard_config(&raw.guard)?;
         let baselines = baselines(&raw.baselines)?;
         let targets = targets(&raw.targets, account_concurrency)?;
-        let budgets = raw
-            .budgets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                Budget::parse(BudgetSpec {
-                    id: b.id.clone(),
-                    scope: b.scope.clone(),
-                    period: b.period.clone(),
-                    amount: b.amount.clone(),
-                    thresholds: b.thresholds.clone(),
-                    mode: b.mode.clone(),
-                    owner: b.owner.clone(),
-                    topic: None,
-                    floors: b.floors,
-                    protected: b.protected,
-                })
-                .map_err(|e| invalid(format!("budgets[{i}]"), e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let budgets = parse_budgets(&raw.budgets)?;
         if budgets.is_empty() {
             return Err(invalid(
                 "budgets",
