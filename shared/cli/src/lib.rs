@@ -7,6 +7,7 @@
 //! ([`dowguard_adapters::AwsStack`]) and computes with the same core.
 
 pub mod audit;
+pub mod backtest;
 pub mod budgets;
 pub mod context;
 pub mod describe;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use dowguard_cli::context::{Context, Global};
 use dowguard_cli::error::{CliError, CliResult, exit};
-use dowguard_cli::{audit, budgets, guard_cost, release, simulate, status};
+use dowguard_cli::{audit, backtest, budgets, guard_cost, release, simulate, status};
 
 const AFTER_HELP: &str = "\
 Configuration:
@@ -22,7 +22,7 @@ Configuration:
 Exit codes:
   0  success (status: nothing throttled; audit: nothing above --fail-above)
   1  status: a target is throttled or stopped; audit: an entry point is above --fail-above;
-     simulate --check: an expectation was missed
+     simulate --check: an expectation was missed; backtest: the guard would have throttled
   2  invalid input (bad argument or budget field); nothing was written
   3  conflict: someone changed the budget or state first; nothing was written
   4  not found: no such budget or target
@@ -33,7 +33,8 @@ Examples:
       --owner finance@example.com --mode enforce
   dowguard status
   dowguard release function:checkout --for 2h
-  dowguard audit --fail-above '$50/h'";
+  dowguard audit --fail-above '$50/h'
+  dowguard backtest --days 14                  # before --mode enforce: what would it have done?";
 
 /// dowguard: a Denial-of-Wallet guard for serverless applications.
 #[derive(Debug, Parser)]
@@ -65,6 +66,9 @@ Examples:
     Release(release::ReleaseArgs),
     /// Rank every entry point's Denial-of-Wallet exposure and recommend limits.
     Audit(audit::AuditArgs),
+    /// Replay the account's recorded traffic: what would the guard have done (exit 1 if it
+    /// would have throttled)?
+    Backtest(backtest::BacktestArgs),
     /// What the guard itself costs a month at the current settings.
     GuardCost(guard_cost::GuardCostArgs),
     /// Print a shell completion script.
@@ -115,6 +119,7 @@ fn run(cli: Cli) -> CliResult<u8> {
                     Command::Status { target } => status::run(&ctx, target.as_deref()).await,
                     Command::Release(args) => release::run(&ctx, &args).await.map(|()| exit::OK),
                     Command::Audit(args) => audit::run(&ctx, &args).await,
+                    Command::Backtest(args) => backtest::run(&ctx, &args).await,
                     Command::GuardCost(args) => guard_cost::run(&ctx, &args).await.map(|()| exit::OK),
                     Command::Simulate(_) | Command::Completions { .. } => Ok(exit::OK),
                 }
