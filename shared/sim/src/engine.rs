@@ -1182,7 +1182,9 @@ impl<'a> World<'a> {
 
     fn finish(mut self) -> Outcome {
         for (b, budget) in self.sc.budgets.iter().enumerate() {
-            close_period(&mut self.tracks[b], budget, false);
+            // A period that ends with the run is complete.
+            let complete = self.tracks[b].next_boundary <= self.sc.minutes;
+            close_period(&mut self.tracks[b], budget, complete);
         }
         for (i, queue) in self.queues.iter().enumerate() {
             self.tallies[i].queued_at_end = queue.iter().map(|b| b.legit + b.attack).sum();

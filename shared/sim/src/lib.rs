@@ -22,6 +22,7 @@ pub mod library;
 pub mod plot;
 pub mod report;
 pub mod scenario;
+pub mod suggest;
 pub mod traffic;
 
 pub use dowguard_domain::Money;

@@ -275,14 +275,14 @@ struct ThrottleFile {
     burst: u32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct BudgetFile {
     id: String,
     scope: String,
     period: String,
     amount: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     thresholds: Vec<String>,
     #[serde(default = "default_mode")]
     mode: String,
@@ -296,10 +296,34 @@ struct BudgetFile {
 
 /// A budgets file: `[[budgets]]` tables as a scenario writes them (id, scope,
 /// period, amount, and optionally thresholds, mode, owner, floors, protected).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct BudgetsOnly {
     budgets: Vec<BudgetFile>,
+}
+
+/// Writes budgets as a budgets file that [`budgets_from_toml`] reads back.
+pub fn budgets_to_toml(budgets: &[Budget]) -> Result<String, SimError> {
+    let file = BudgetsOnly {
+        budgets: budgets
+            .iter()
+            .map(|b| {
+                let spec = BudgetSpec::from(b.clone());
+                BudgetFile {
+                    id: spec.id,
+                    scope: spec.scope,
+                    period: spec.period,
+                    amount: spec.amount,
+                    thresholds: spec.thresholds,
+                    mode: spec.mode,
+                    owner: spec.owner,
+                    floors: spec.floors,
+                    protected: spec.protected,
+                }
+            })
+            .collect(),
+    };
+    toml::to_string(&file).map_err(|e| invalid("budgets", format!("cannot be written as TOML: {e}")))
 }
 
 /// Reads a budgets file (TOML `[[budgets]]` tables, the scenario's own format):

@@ -99,3 +99,55 @@ fn a_backtest_without_budgets_says_how_to_give_one() {
         .unwrap_or_else(|| panic!("accepted no budgets"));
     assert!(err.to_string().contains("budgets set"), "{err}");
 }
+
+#[test]
+fn a_suggestion_from_a_diurnal_week_throttles_nothing_in_its_own_backtest() {
+    use dowguard_sim::suggest::{Ask, Method, suggest};
+    let sc = library::load("diurnal").unwrap_or_else(|e| panic!("{e}"));
+    let history = History::of_scenario(&sc);
+    let asks = [Ask {
+        id: "checkout-daily".into(),
+        scope: "function:checkout".into(),
+        owner: "finance@example.com".into(),
+    }];
+    let suggestions =
+        suggest(&history, &replay_of(&sc), &asks, Method::default()).unwrap_or_else(|e| panic!("{e}"));
+    let s = &suggestions[0];
+    // Every day of the week costs the same $7.13; 95th percentile + 25 % = $8.91, rounded up.
+    assert_eq!(s.days, 7);
+    assert_eq!(s.percentile_day.to_string(), "$7.13");
+    assert_eq!(s.amount.to_string(), "$9.00");
+    assert_eq!(s.tries, 1, "the default ladder held");
+    assert_eq!((s.backtest.refused, s.backtest.within_budget), (0, true));
+    assert!(s.backtest.episodes.iter().all(|e| !e.throttled));
+    // And the scenario's own budget of $8 would not have throttled either.
+    assert!(s.amount > sc.budgets[0].amount);
+}
+
+#[test]
+fn a_suggestion_that_would_throttle_is_raised_until_the_history_rides_through() {
+    use dowguard_sim::suggest::{Ask, Method, suggest};
+    let sc = library::load("launch-spike").unwrap_or_else(|e| panic!("{e}"));
+    let history = History::of_scenario(&sc);
+    let asks = [Ask {
+        id: "checkout-daily".into(),
+        scope: "function:checkout".into(),
+        owner: "finance@example.com".into(),
+    }];
+    // The median day with no margin is the quiet day: the launch day would exhaust it.
+    let method = Method {
+        percentile: 50,
+        margin_percent: 0,
+        ..Method::default()
+    };
+    let s = &suggest(&history, &replay_of(&sc), &asks, method).unwrap_or_else(|e| panic!("{e}"))[0];
+    assert!(s.tries > 4, "{} tries", s.tries);
+    assert!(
+        s.amount >= s.busiest_day,
+        "{} below the launch day's {}",
+        s.amount,
+        s.busiest_day
+    );
+    assert_eq!(s.backtest.refused, 0);
+    assert!(s.backtest.episodes.iter().all(|e| !e.throttled));
+}
