@@ -50,6 +50,25 @@ Examples:
   dowguard backtest --output json | jq '.budgets[] | {budget, refused, saved}'
   dowguard backtest && dowguard budgets set checkout-daily --mode enforce")]
 pub struct BacktestArgs {
+    /// Budgets to try instead of the table's: a TOML file of [[budgets]] tables
+    /// (id, scope, period, amount; thresholds, floors, protected optional).
+    #[arg(long, value_name = "FILE")]
+    pub budgets: Option<PathBuf>,
+    /// Only these budgets (repeatable).
+    #[arg(long = "budget", value_name = "ID")]
+    pub only: Vec<String>,
+    /// The history replayed.
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    /// Write a plot of cumulative spend against the first budget (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Which history to replay, and how to get it: shared by `backtest` and
+/// `budgets suggest`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
     /// Replay the last N whole UTC days and today so far.
     #[arg(long, default_value_t = 14, conflicts_with = "from")]
     pub days: u32,
@@ -59,13 +78,6 @@ pub struct BacktestArgs {
     /// End of the range (RFC 3339).
     #[arg(long, requires = "from")]
     pub to: Option<DateTime<Utc>>,
-    /// Budgets to try instead of the table's: a TOML file of [[budgets]] tables
-    /// (id, scope, period, amount; thresholds, floors, protected optional).
-    #[arg(long, value_name = "FILE")]
-    pub budgets: Option<PathBuf>,
-    /// Only these budgets (repeatable).
-    #[arg(long = "budget", value_name = "ID")]
-    pub only: Vec<String>,
     /// The evaluator's schedule in minutes, as deployed (the template's ScheduleMinutes).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=15))]
     pub schedule_minutes: u32,
@@ -78,9 +90,6 @@ pub struct BacktestArgs {
     /// Where fetched history is kept (default: $XDG_CACHE_HOME/dowguard or ~/.cache/dowguard).
     #[arg(long, value_name = "DIR", env = "DOWGUARD_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Write a plot of cumulative spend against the first budget (SVG).
-    #[arg(long, value_name = "FILE.svg")]
-    pub plot: Option<PathBuf>,
 }
 
 fn parse_money(text: &str) -> Result<Money, String> {
@@ -150,7 +159,8 @@ impl Range {
         u64::try_from((self.end - self.start).num_seconds() / i64::from(self.period_s)).unwrap_or(0)
     }
 
-    fn resolution(&self) -> &'static str {
+    /// The points' resolution in words.
+    pub fn resolution(&self) -> &'static str {
         match self.period_s {
             60 => "one-minute",
             300 => "five-minute",
@@ -193,27 +203,36 @@ struct BacktestView<'a> {
     unread: Vec<String>,
 }
 
-/// Runs the backtest; exit code 1 when the guard would have throttled something.
-pub async fn run(ctx: &Context, args: &BacktestArgs) -> CliResult<u8> {
-    let now = ctx.now();
-    let range = Range::of(now, args.days, args.from.zip(args.to)).map_err(CliError::Invalid)?;
-    let mut budgets = budgets(ctx, args).await?;
-    if !args.only.is_empty() {
-        budgets.retain(|b| args.only.iter().any(|id| *id == b.id.to_string()));
-        if budgets.is_empty() {
-            return Err(CliError::NotFound(format!(
-                "no budget named {}",
-                args.only.join(", ")
-            )));
-        }
-    }
+/// A history ready to replay, and how it was got.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The range.
+    pub range: Range,
+    /// The recorded traffic of the covered targets.
+    pub history: History,
+    /// The deployment's settings for the replay.
+    pub replay: Replay,
+    /// Metrics fetched (0 when everything came from the cache).
+    pub fetched: u64,
+    /// Their cost.
+    pub cost: Money,
+    /// Targets read from the cache.
+    pub cached: usize,
+    /// What could not be read.
+    pub unread: Vec<String>,
+}
+
+/// The recorded history of every discovered target one of `budgets` covers, over
+/// the range `args` gives.
+pub async fn load(ctx: &Context, args: &HistoryArgs, budgets: &[Budget]) -> CliResult<Loaded> {
+    let range = Range::of(ctx.now(), args.days, args.from.zip(args.to)).map_err(CliError::Invalid)?;
     let account = &ctx.stack.account;
     let discovered = account.discover().await?;
     let mut unread: Vec<String> = discovered.unlisted.iter().map(Unlisted::line).collect();
     let catalog = account.catalog();
     // The guarded targets: those a budget covers.
     let mut covered = vec![false; discovered.targets.len()];
-    for b in &budgets {
+    for b in budgets {
         for (i, _) in coverage::members(b, &discovered.targets) {
             covered[i] = true;
         }
@@ -224,6 +243,16 @@ pub async fn run(ctx: &Context, args: &BacktestArgs) -> CliResult<u8> {
         .zip(covered)
         .filter_map(|(t, c)| c.then_some(t))
         .collect();
+    if targets.is_empty() {
+        return Err(CliError::NotFound(format!(
+            "no discovered target is covered by {}: nothing to replay",
+            budgets
+                .iter()
+                .map(|b| b.scope.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let account_concurrency = match account.account_concurrency().await {
         Ok(a) => a.limit,
         Err(e) => {
@@ -233,22 +262,12 @@ pub async fn run(ctx: &Context, args: &BacktestArgs) -> CliResult<u8> {
             DEFAULT_ACCOUNT_CONCURRENCY
         }
     };
-    if targets.is_empty() {
-        return Err(CliError::NotFound(format!(
-            "no discovered target is covered by the budget(s) {}: nothing to replay",
-            budgets
-                .iter()
-                .map(|b| b.id.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
     let cache = Cache::new(ctx, args).await;
     let (history, fetched, cost, cached) =
         history(ctx, args, &range, &targets, &catalog, &cache, account_concurrency).await?;
     if history.recorded.iter().all(|r| r.requests == 0) {
         return Err(CliError::Invalid(format!(
-            "--from/--to: CloudWatch holds no requests for the {} guarded target(s) between {} and {}; pick a range with traffic (one-minute points are kept {ONE_MINUTE_DAYS} days, five-minute points {FIVE_MINUTE_DAYS})",
+            "--from/--to: CloudWatch holds no requests for the {} covered target(s) between {} and {}; pick a range with traffic (one-minute points are kept {ONE_MINUTE_DAYS} days, five-minute points {FIVE_MINUTE_DAYS})",
             targets.len(),
             range.start,
             range.end
@@ -264,22 +283,42 @@ pub async fn run(ctx: &Context, args: &BacktestArgs) -> CliResult<u8> {
         prices: ctx.prices.clone(),
         account_concurrency,
     };
-    let scenario = backtest::scenario(&history, &budgets, &replay)?;
-    let result = backtest::run(
-        &scenario,
-        &budgets,
-        u32::try_from(range.period_s / 60).unwrap_or(1),
-    );
+    Ok(Loaded {
+        range,
+        history,
+        replay,
+        fetched,
+        cost,
+        cached,
+        unread,
+    })
+}
+
+/// Runs the backtest; exit code 1 when the guard would have throttled something.
+pub async fn run(ctx: &Context, args: &BacktestArgs) -> CliResult<u8> {
+    let mut budgets = budgets(ctx, args).await?;
+    if !args.only.is_empty() {
+        budgets.retain(|b| args.only.iter().any(|id| *id == b.id.to_string()));
+        if budgets.is_empty() {
+            return Err(CliError::NotFound(format!(
+                "no budget named {}",
+                args.only.join(", ")
+            )));
+        }
+    }
+    let loaded = load(ctx, &args.history, &budgets).await?;
+    let scenario = backtest::scenario(&loaded.history, &budgets, &loaded.replay)?;
+    let result = backtest::run(&scenario, &budgets, loaded.history.resolution_minutes);
     if let Some(path) = &args.plot {
         dowguard_sim::plot::write_svg(&result.report, path)?;
     }
     let view = BacktestView {
         backtest: &result,
-        resolution: range.resolution(),
-        fetched_metrics: fetched,
-        fetch_cost: cost,
-        cached_targets: cached,
-        unread,
+        resolution: loaded.range.resolution(),
+        fetched_metrics: loaded.fetched,
+        fetch_cost: loaded.cost,
+        cached_targets: loaded.cached,
+        unread: loaded.unread,
     };
     match ctx.format() {
         Format::Json => print_json(&view)?,
@@ -316,7 +355,7 @@ async fn budgets(ctx: &Context, args: &BacktestArgs) -> CliResult<Vec<Budget>> {
 /// Returns it with the metrics fetched, their cost and the targets read from cache.
 async fn history(
     ctx: &Context,
-    args: &BacktestArgs,
+    args: &HistoryArgs,
     range: &Range,
     targets: &[Target],
     catalog: &RestCatalog,
@@ -477,7 +516,7 @@ struct Cache {
 }
 
 impl Cache {
-    async fn new(ctx: &Context, args: &BacktestArgs) -> Cache {
+    async fn new(ctx: &Context, args: &HistoryArgs) -> Cache {
         let base = args.cache_dir.clone().or_else(|| {
             std::env::var_os("XDG_CACHE_HOME")
                 .map(PathBuf::from)

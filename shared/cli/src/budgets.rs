@@ -48,6 +48,8 @@ rest-stage:API_ID/STAGE, http-stage:API_ID/STAGE, usage-plan:PLAN_ID.")]
         /// The budget's name.
         id: String,
     },
+    /// Suggest amounts and ladders from the account's recorded traffic (writes nothing).
+    Suggest(crate::suggest::SuggestArgs),
 }
 
 /// `dowguard budgets set`
@@ -116,6 +118,7 @@ pub async fn run(ctx: &Context, command: &BudgetsCommand) -> CliResult<()> {
         BudgetsCommand::Show { id } => show(ctx, id).await,
         BudgetsCommand::Rm { id, if_version } => rm(ctx, id, *if_version).await,
         BudgetsCommand::History { id } => history(ctx, id).await,
+        BudgetsCommand::Suggest(args) => crate::suggest::run(ctx, args).await,
     }
 }
 

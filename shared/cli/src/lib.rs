@@ -17,3 +17,4 @@ pub mod output;
 pub mod release;
 pub mod simulate;
 pub mod status;
+pub mod suggest;

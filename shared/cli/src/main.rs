@@ -66,8 +66,7 @@ Examples:
     Release(release::ReleaseArgs),
     /// Rank every entry point's Denial-of-Wallet exposure and recommend limits.
     Audit(audit::AuditArgs),
-    /// Replay the account's recorded traffic: what would the guard have done (exit 1 if it
-    /// would have throttled)?
+    /// What the guard would have done to the recorded traffic (exit 1: it would throttle).
     Backtest(backtest::BacktestArgs),
     /// What the guard itself costs a month at the current settings.
     GuardCost(guard_cost::GuardCostArgs),

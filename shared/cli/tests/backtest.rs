@@ -45,11 +45,11 @@ fn json(o: &Output) -> serde_json::Value {
 }
 
 /// Seeds `function` in CloudWatch with the recorded minutes of built-in `scenario`
-/// from [`START`], as Lambda would have published them.
-async fn seed_scenario(aws: &LocalAws, scenario: &str, function: &str) -> u32 {
+/// from `start`, as Lambda would have published them.
+async fn seed_scenario(aws: &LocalAws, scenario: &str, function: &str, start: &str) -> u32 {
     let sc = library::load(scenario).unwrap();
     let history = History::of_scenario(&sc);
-    let start: DateTime<Utc> = START.parse().unwrap();
+    let start: DateTime<Utc> = start.parse().unwrap();
     let mut points = Vec::new();
     for r in &history.recorded {
         let at = start + Duration::minutes(i64::from(r.minute));
@@ -78,7 +78,7 @@ async fn a_seeded_flood_backtests_to_what_simulate_finds_and_a_second_run_reads_
     let aws = LocalAws::start().await.unwrap();
     let cache = tempdir("flood");
     account(&aws).await;
-    let minutes = seed_scenario(&aws, "flood", "checkout").await;
+    let minutes = seed_scenario(&aws, "flood", "checkout", START).await;
     let set = dowguard(
         &aws,
         &cache,
@@ -102,9 +102,15 @@ async fn a_seeded_flood_backtests_to_what_simulate_finds_and_a_second_run_reads_
     .to_rfc3339();
     let range = ["--from", START, "--to", to.as_str()];
 
-    let table = dowguard(&aws, &cache, &[&["backtest"][..], &range].concat());
+    let plot = cache.join("flood.svg");
+    let table = dowguard(
+        &aws,
+        &cache,
+        &[&["backtest", "--plot", plot.to_str().unwrap()][..], &range].concat(),
+    );
     assert_eq!(code(&table), 1, "the flood is throttled: {}", text(&table.stderr));
     insta::assert_snapshot!("backtest_flood", text(&table.stdout));
+    assert!(std::fs::read_to_string(&plot).unwrap().contains("<svg"));
 
     let backtest = json(&dowguard(
         &aws,
@@ -174,7 +180,7 @@ async fn a_launch_spike_backtests_to_no_throttle_and_bad_input_is_named() {
     let aws = LocalAws::start().await.unwrap();
     let cache = tempdir("spike");
     account(&aws).await;
-    let minutes = seed_scenario(&aws, "launch-spike", "checkout").await;
+    let minutes = seed_scenario(&aws, "launch-spike", "checkout", START).await;
     let to = ("2026-11-18T00:00:00Z".parse::<DateTime<Utc>>().unwrap()
         + Duration::minutes(i64::from(minutes)))
     .to_rfc3339();
@@ -284,4 +290,66 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[tokio::test]
+async fn budgets_suggest_on_a_diurnal_week_proposes_an_amount_its_backtest_does_not_throttle() {
+    let aws = LocalAws::start().await.unwrap();
+    let cache = tempdir("suggest");
+    account(&aws).await;
+    // The diurnal week, ending three and a half days before the tests' NOW.
+    seed_scenario(&aws, "diurnal", "checkout", "2026-11-10T00:00:00Z").await;
+    let range = ["--from", "2026-11-10T00:00:00Z", "--to", "2026-11-17T00:00:00Z"];
+    let file = cache.join("suggested.toml");
+    let file = file.to_str().unwrap();
+    let suggest = dowguard(
+        &aws,
+        &cache,
+        &[
+            &[
+                "budgets",
+                "suggest",
+                "--scope",
+                "function:checkout",
+                "--write",
+                file,
+            ][..],
+            &range,
+        ]
+        .concat(),
+    );
+    assert_eq!(code(&suggest), 0, "{}", text(&suggest.stderr));
+    insta::with_settings!({filters => vec![(r"Written to .*suggested.toml.*", "Written to [FILE].")]}, {
+        insta::assert_snapshot!("budgets_suggest", text(&suggest.stdout));
+    });
+    let json = json(&dowguard(
+        &aws,
+        &cache,
+        &[
+            &[
+                "budgets",
+                "suggest",
+                "--scope",
+                "function:checkout",
+                "--output",
+                "json",
+            ][..],
+            &range,
+        ]
+        .concat(),
+    ));
+    let suggestion = &json["suggestions"][0];
+    // Each day of the diurnal week costs $7.13: 95th percentile + 25 % = $8.91, rounded up.
+    assert_eq!(suggestion["amount"], "9");
+    assert_eq!(suggestion["backtest"]["refused"], 0);
+    assert_eq!(suggestion["backtest"]["within_budget"], true);
+    assert_eq!(json["fetched_metrics"], 0, "the second run reads the cache");
+    // The written file backtests to no throttle.
+    let backtest = dowguard(
+        &aws,
+        &cache,
+        &[&["backtest", "--budgets", file][..], &range].concat(),
+    );
+    assert_eq!(code(&backtest), 0, "{}", text(&backtest.stdout));
+    assert!(text(&backtest.stdout).contains("$9.00"));
 }
