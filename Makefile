@@ -107,6 +107,7 @@ bench: setup
 	$(CARGO) bench --locked -p dowguard-domain --bench decide -- --noplot
 	$(CARGO) run --release --locked -p dowguard-cli -- simulate --library --plot docs/simulator-flood.svg
 	$(CARGO) bench --locked -p dowguard-sim --bench year
+	$(CARGO) bench --locked -p dowguard-sim --bench backtest
 	$(CARGO) test --locked -q -p dowguard-domain --lib guard_cost -- --nocapture | grep -o '[0-9]* functions: .*'
 	$(CARGO) run --release --locked -p dowguard-tests --example inventory_bench
 	$(CARGO) build --release --locked -p dowguard-evaluator
