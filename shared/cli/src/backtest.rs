@@ -388,15 +388,20 @@ async fn history(
         .map(|chunk| chunk.iter().map(|t| metrics_of(t.id.kind())).sum())
         .collect();
     let (requested, cost) = fetch_cost(&calls, range);
+    let plan = format!(
+        "Fetching {} – {} of {} history for {} target(s) requests at most {requested} metrics = {cost}",
+        range.start.format("%Y-%m-%d %H:%M"),
+        range.end.format("%Y-%m-%d %H:%M UTC"),
+        range.resolution(),
+        missing.len(),
+    );
     if requested > 0 && cost > args.max_fetch_cost && !args.yes {
         confirm(&format!(
-            "Fetching {} of {} {} history for {} target(s) requests at most {requested} metrics = {cost} (above --max-fetch-cost {}). Fetch? [y/N] ",
-            range.start.format("%Y-%m-%d %H:%M"),
-            range.end.format("%Y-%m-%d %H:%M UTC"),
-            range.resolution(),
-            missing.len(),
+            "{plan} (above --max-fetch-cost {}). Fetch? [y/N] ",
             args.max_fetch_cost
         ))?;
+    } else if requested > 0 && ctx.format() == Format::Table {
+        eprintln!("{plan}.");
     }
     let progress = if ctx.format() == Format::Table && !missing.is_empty() {
         ProgressBar::with_draw_target(Some(missing.len() as u64), ProgressDrawTarget::stderr())
