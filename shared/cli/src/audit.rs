@@ -152,7 +152,7 @@ pub fn run_template(global: &Global, args: &AuditArgs) -> CliResult<u8> {
         Some(n) => (n, "--account-concurrency"),
         None => (
             DEFAULT_ACCOUNT_CONCURRENCY,
-            "assumed (Lambda's default quota; set --account-concurrency)",
+            "Lambda's default quota, assumed (set --account-concurrency)",
         ),
     };
     let scanned = Scanned {
