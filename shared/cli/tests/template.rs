@@ -86,15 +86,6 @@ fn by_target(view: &serde_json::Value) -> BTreeMap<String, (String, Vec<String>)
         .collect()
 }
 
-/// A template file written for one test.
-fn written(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dowguard-template-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn the_guard_s_own_template_is_audited_offline() {
     let audit = offline(&["audit", "--template", "infra/template.yaml"]);
@@ -132,10 +123,7 @@ fn the_guard_s_own_template_is_audited_offline() {
         ])
     );
     // 2 × 0.25 GB × 3,600 s × $0.0000133334 a GB-second.
-    assert_eq!(
-        by_target(&reserved)["function:AlarmResponder"].0,
-        "0.02400012"
-    );
+    assert_eq!(by_target(&reserved)["function:AlarmResponder"].0, "0.02400012");
 }
 
 #[test]
@@ -229,66 +217,52 @@ fn an_open_url_an_unthrottled_stage_and_an_unreserved_function_rank_first() {
 
 #[test]
 fn bad_templates_are_refused_with_the_file_or_field_named() {
-    let not_yaml = written("broken.yaml", "Resources:\n  Fn: [unclosed\n    Type: x\n");
-    let out = offline(&["audit", "--template", not_yaml.to_str().unwrap()]);
-    assert_eq!(code(&out), 2, "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(
-        err.starts_with(&format!("error: {}: not YAML or JSON: ", not_yaml.display())),
-        "{err}"
-    );
-    assert!(err.contains(" at line "), "{err}");
-
-    let not_json = written("broken.json", "{\"Resources\": {\"Fn\": }\n}");
-    let out = offline(&["audit", "--template", not_json.to_str().unwrap()]);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("not YAML or JSON: expected value at line 1"), "{}", stderr(&out));
-
-    let empty = written("empty.yaml", "AWSTemplateFormatVersion: '2010-09-09'\nParameters: {}\n");
-    let out = offline(&["audit", "--template", empty.to_str().unwrap()]);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("no `Resources` section"), "{}", stderr(&out));
-
-    let typed = written(
-        "typed.json",
-        r#"{"Resources": {"Foo": {"Type": "AWS::Lambda::Function", "Properties": {"MemorySize": "large"}}}}"#,
-    );
-    let out = offline(&["audit", "--template", typed.to_str().unwrap()]);
-    assert_eq!(code(&out), 2);
+    let refused = |args: &[&str]| {
+        let out = offline(args);
+        assert_eq!(code(&out), 2, "{}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+        stderr(&out)
+    };
+    let dir = "tests/fixtures/templates";
     assert_eq!(
-        stderr(&out),
+        refused(&["audit", "--template", &format!("{dir}/broken.yaml")]),
+        format!("error: {dir}/broken.yaml: not YAML or JSON: did not find expected ',' or ']' at line 3\n")
+    );
+    assert_eq!(
+        refused(&["audit", "--template", &format!("{dir}/broken.json")]),
+        format!("error: {dir}/broken.json: not YAML or JSON: expected value at line 1\n")
+    );
+    assert_eq!(
+        refused(&["audit", "--template", &format!("{dir}/no-resources.yaml")]),
+        format!(
+            "error: {dir}/no-resources.yaml: not a CloudFormation template: no `Resources` section (every template declares its resources there)\n"
+        )
+    );
+    assert_eq!(
+        refused(&["audit", "--template", &format!("{dir}/wrong-type.json")]),
         "error: Resources.Foo.Properties.MemorySize: expected a whole number, got the text \"large\"\n"
     );
-
-    let out = offline(&["audit", "--template", EXPOSED, "--parameter", "Stge=prod"]);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("--parameter Stge: the template declares no such parameter"));
-
-    let out = offline(&["audit", "--template", "no/such/template.yaml"]);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("--template no/such/template.yaml: cannot read it"));
+    assert_eq!(
+        refused(&["audit", "--template", EXPOSED, "--parameter", "Stge=prod"]),
+        "error: --parameter Stge: the template declares no such parameter\n"
+    );
+    assert!(
+        refused(&["audit", "--template", "no/such/template.yaml"])
+            .starts_with("error: --template no/such/template.yaml: cannot read it: ")
+    );
 }
 
 #[test]
 fn an_unresolvable_intrinsic_is_a_line_of_the_report_and_priced_at_its_worst() {
-    let template = written(
-        "unresolved.yaml",
-        "Resources:\n  Resize:\n    Type: AWS::Serverless::Function\n    Properties:\n      MemorySize: !GetAtt Sizes.Memory\n      ReservedConcurrentExecutions: !ImportValue resize-concurrency\n",
-    );
-    let out = offline(&["audit", "--template", template.to_str().unwrap()]);
+    let template = "tests/fixtures/templates/unresolved.yaml";
+    let out = offline(&["audit", "--template", template]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let text = stdout(&out);
     assert!(
         text.contains("Not decided by the template (the worst case was taken for each):\n  - Resources.Resize.Properties.MemorySize: cannot resolve !GetAtt [\"Sizes\",\"Memory\"]; assumed 10240 MB (the most Lambda allows)\n  - Resources.Resize.Properties.ReservedConcurrentExecutions: cannot resolve !ImportValue \"resize-concurrency\"; assumed no reservation (the account's concurrency)\n"),
         "{text}"
     );
-    let view = json(&offline(&[
-        "audit",
-        "--template",
-        template.to_str().unwrap(),
-        "--output",
-        "json",
-    ]));
+    let view = json(&offline(&["audit", "--template", template, "--output", "json"]));
     assert_eq!(view["unresolved"].as_array().map(Vec::len), Some(2));
     // 1,000 × 10 GB × 3,600 s × $0.0000166667.
     assert_eq!(by_target(&view)["function:Resize"].0, "600.0012");
@@ -327,8 +301,14 @@ async fn the_same_entry_points_deployed_get_the_same_figures_from_the_live_audit
     assert_eq!(code(&live), 0, "{}", stderr(&live));
     // The live ids are the server's; the template's are its logical ids.
     let names = BTreeMap::from([
-        (format!("rest-stage:{shop}/live"), "rest-stage:Shop/live".to_string()),
-        (format!("http-stage:{webhooks}/live"), "http-stage:Webhooks/live".to_string()),
+        (
+            format!("rest-stage:{shop}/live"),
+            "rest-stage:Shop/live".to_string(),
+        ),
+        (
+            format!("http-stage:{webhooks}/live"),
+            "http-stage:Webhooks/live".to_string(),
+        ),
         (format!("usage-plan:{plan}"), "usage-plan:Partners".to_string()),
     ]);
     let live: BTreeMap<String, (String, Vec<String>)> = by_target(&json(&live))

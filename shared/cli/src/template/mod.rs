@@ -210,7 +210,10 @@ Resources:
         assert_eq!(rest.open_methods, vec!["GET /health".to_string()]);
         assert_eq!(rest.target.limits, Limits::stage(None));
         let http = entry(&scan, "http-stage:ServerlessHttpApi/$default");
-        assert_eq!(http.open_methods, vec!["$default".to_string(), "POST /hook".to_string()]);
+        assert_eq!(
+            http.open_methods,
+            vec!["$default".to_string(), "POST /hook".to_string()]
+        );
         assert_eq!(scan.entries.len(), 4);
     }
 
@@ -253,7 +256,10 @@ Resources:
                 async_config: None
             }
         );
-        assert!(matches!(f.target.spec, TargetSpec::Function { memory_mb: 1_024, .. }));
+        assert!(matches!(
+            f.target.spec,
+            TargetSpec::Function { memory_mb: 1_024, .. }
+        ));
         assert_eq!(prod.entries.len(), 2);
     }
 
@@ -271,7 +277,13 @@ Resources:
 "#;
         let scan = scan(text);
         let f = entry(&scan, "function:Fn");
-        assert!(matches!(f.target.spec, TargetSpec::Function { memory_mb: 10_240, .. }));
+        assert!(matches!(
+            f.target.spec,
+            TargetSpec::Function {
+                memory_mb: 10_240,
+                ..
+            }
+        ));
         assert_eq!(f.timeout_s, Some(900));
         assert!(f.open_url);
         assert_eq!(
@@ -286,9 +298,15 @@ Resources:
 
     #[test]
     fn errors_name_the_file_or_the_field() {
-        let err = |text: &str| read("t.yaml", text, &options(&[])).expect_err("refused").to_string();
+        let err = |text: &str| {
+            read("t.yaml", text, &options(&[]))
+                .expect_err("refused")
+                .to_string()
+        };
         assert_eq!(
-            err("Resources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties:\n      MemorySize: [1]\n"),
+            err(
+                "Resources:\n  Fn:\n    Type: AWS::Lambda::Function\n    Properties:\n      MemorySize: [1]\n"
+            ),
             "Resources.Fn.Properties.MemorySize: expected a whole number, got a list"
         );
         assert_eq!(
