@@ -325,3 +325,21 @@ async fn the_same_entry_points_deployed_get_the_same_figures_from_the_live_audit
     assert_eq!(live, template);
     assert_eq!(live.len(), 5, "{live:?}");
 }
+
+#[test]
+fn the_ci_workflow_in_the_docs_is_the_example_file_and_runs_the_gate() {
+    let workflow = std::fs::read_to_string(root().join("docs/examples/audit-template.yml")).unwrap();
+    let page = std::fs::read_to_string(root().join("docs/audit-in-ci.md")).unwrap();
+    assert!(
+        page.contains(&format!("```yaml\n{workflow}```")),
+        "docs/audit-in-ci.md shows docs/examples/audit-template.yml as it is"
+    );
+    let parsed: serde_norway::Value = serde_norway::from_str(&workflow).unwrap();
+    let steps = parsed["jobs"]["audit"]["steps"].as_sequence().unwrap();
+    let uses: Vec<&str> = steps.iter().filter_map(|s| s["uses"].as_str()).collect();
+    assert_eq!(uses, ["actions/checkout@v4", "dtolnay/rust-toolchain@stable"]);
+    let runs: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    assert!(runs.contains("cargo install --locked --git https://github.com/dowguard/dowguard"));
+    assert!(runs.contains("dowguard audit --template template.yaml --fail-above '$50/h'"));
+    assert!(parsed["on"]["pull_request"].is_mapping());
+}
