@@ -1030,3 +1030,32 @@ async fn tagged_functions_are_found_by_tag_and_a_logging_trail_is_detected() {
     create_trail(&aws, "management", true).await.unwrap();
     assert_eq!(trail.status().await.unwrap().trail.as_deref(), Some("management"));
 }
+
+#[tokio::test]
+async fn a_function_url_is_open_only_when_its_auth_type_is_none() {
+    let aws = LocalAws::start().await.unwrap();
+    let client = aws_sdk_lambda::Client::new(&aws.sdk_config());
+    let lambda = LambdaAdapter::new(client.clone(), 15);
+    for (name, auth) in [
+        ("open", Some(aws_sdk_lambda::types::FunctionUrlAuthType::None)),
+        ("signed", Some(aws_sdk_lambda::types::FunctionUrlAuthType::AwsIam)),
+        ("without", None),
+    ] {
+        create_function(&aws, name).await.unwrap();
+        if let Some(auth) = auth {
+            client
+                .create_function_url_config()
+                .function_name(name)
+                .auth_type(auth)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let open = |name: &str| FunctionName::parse(name).unwrap();
+    assert!(lambda.open_url(&open("open")).await.unwrap());
+    assert!(!lambda.open_url(&open("signed")).await.unwrap());
+    assert!(!lambda.open_url(&open("without")).await.unwrap(), "no URL");
+    let missing = lambda.open_url(&open("ghost")).await;
+    assert!(missing.is_ok_and(|o| !o), "a function that is gone has no URL");
+}

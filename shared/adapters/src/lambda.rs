@@ -194,6 +194,33 @@ impl LambdaAdapter {
         Ok(out)
     }
 
+    /// Whether the function has a function URL anyone may call: `GetFunctionUrlConfig`
+    /// (Lambda API Reference) on the function itself answers its URL's `AuthType`,
+    /// `NONE` meaning no IAM authentication ("Control access to Lambda function
+    /// URLs"); no URL (`ResourceNotFoundException`) is `false`. A URL on an alias is
+    /// not seen here: that needs `ListFunctionUrlConfigs`, which the local test
+    /// server does not answer.
+    pub async fn open_url(&self, function: &FunctionName) -> PortResult<bool> {
+        self.pacer.wait().await;
+        match self
+            .client
+            .get_function_url_config()
+            .function_name(function.as_str())
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.auth_type() == &aws_sdk_lambda::types::FunctionUrlAuthType::None),
+            Err(e) => {
+                let err = port_error("GetFunctionUrlConfig", function.as_str(), e);
+                if err.kind == FailureKind::NotFound {
+                    Ok(false)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
     /// Every function's configuration, following every page of `ListFunctions`.
     async fn list_functions(&self) -> PortResult<Vec<FunctionConfiguration>> {
         let mut configs = Vec::new();

@@ -23,6 +23,11 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("lambda", "get_account_settings", &["lambda:GetAccountSettings"]),
     (
         "lambda",
+        "get_function_url_config",
+        &["lambda:GetFunctionUrlConfig"],
+    ),
+    (
+        "lambda",
         "put_function_concurrency",
         &["lambda:PutFunctionConcurrency"],
     ),
@@ -115,6 +120,10 @@ pub const READ_BACK: &[&str] = &[
     "lambda:GetFunctionEventInvokeConfig",
     "apigateway:GET",
 ];
+
+/// The exposure audit's function URL check (`dowguard audit`, the CLI only):
+/// `GetFunctionUrlConfig` on each function.
+pub const FUNCTION_URLS: &[&str] = &["lambda:GetFunctionUrlConfig"];
 
 /// The trail check ([`crate::trail::TrailAdapter::status`]).
 pub const TRAIL: &[&str] = &[

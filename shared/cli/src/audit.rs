@@ -1,22 +1,31 @@
 //! `dowguard audit`: scan every function, REST and HTTP API stage and usage plan,
 //! and rank their Denial-of-Wallet exposure with the domain's pure pricing
 //! ([`dowguard_domain::exposure`]). The scan is here; the money is in the core.
+//!
+//! Two scans feed one report: [`run`] reads the account (live), [`run_template`]
+//! reads a CloudFormation or SAM template before it is deployed, offline
+//! ([`crate::template`]). Each produces a [`Scanned`]: the entry points, the
+//! account concurrency and where it came from, and what could not be read or
+//! resolved. Ranking, the table, JSON and `--fail-above` are shared.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use dowguard_domain::exposure::{
     self, Bound, DEFAULT_BUDGET_DOLLARS, EntryPoint, Exposure, ExposureContext, Finding,
 };
-use dowguard_domain::{ApiId, Money, Target, TargetId, TargetKind};
+use dowguard_domain::{ApiId, Budget, Money, PriceBook, Prices, Target, TargetId, TargetKind};
 use dowguard_guard::ports::{BudgetStore, Discovery, LambdaControl, Unlisted, UnreadableItem};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::context::Context;
+use crate::context::{Context, FALLBACK_REGION, Global};
 use crate::error::{CliError, CliResult, exit};
 use crate::output::{Format, Table, limits, print_json, print_text};
 
-/// The account concurrency assumed when Lambda's GetAccountSettings does not answer.
+/// The account concurrency assumed when Lambda's GetAccountSettings does not answer,
+/// and for a template: Lambda's default quota of concurrent executions per Region
+/// ("Lambda quotas").
 pub const DEFAULT_ACCOUNT_CONCURRENCY: u32 = 1_000;
 
 /// `dowguard audit`
@@ -26,7 +35,9 @@ Examples:
   dowguard audit
   dowguard audit --output json > exposure.json
   dowguard audit --fail-above '$50/h'        # in CI: exit 1 if any entry point could cost more
-  dowguard audit --default-budget 250        # recommend limits for a $250/day budget where none is set")]
+  dowguard audit --default-budget 250        # recommend limits for a $250/day budget where none is set
+  dowguard audit --template template.yaml --fail-above '$50/h'   # before deploying: offline, no credentials
+  dowguard audit --template template.yaml --parameter Stage=prod --account-concurrency 3000")]
 pub struct AuditArgs {
     /// Exit with code 1 if any entry point's worst case is above this many dollars an hour.
     #[arg(long, value_name = "$X/h", value_parser = parse_per_hour)]
@@ -34,6 +45,23 @@ pub struct AuditArgs {
     /// The daily budget assumed for recommendations where no budget covers a target.
     #[arg(long, value_name = "DOLLARS", default_value_t = Money::from_dollars(DEFAULT_BUDGET_DOLLARS), value_parser = parse_money)]
     pub default_budget: Money,
+    /// Audit this CloudFormation or SAM template (YAML or JSON) before it is deployed,
+    /// instead of the account: offline, no credentials, no table.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// With --template: the account's concurrency limit [default: 1000, Lambda's default quota].
+    #[arg(long, value_name = "N", requires = "template")]
+    pub account_concurrency: Option<u32>,
+    /// With --template: a template parameter's value (else its Default); repeatable.
+    #[arg(long = "parameter", value_name = "KEY=VALUE", requires = "template", value_parser = parse_parameter)]
+    pub parameters: Vec<(String, String)>,
+}
+
+fn parse_parameter(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE, e.g. --parameter Stage=prod")),
+    }
 }
 
 fn parse_money(text: &str) -> Result<Money, String> {
@@ -51,6 +79,9 @@ fn parse_per_hour(text: &str) -> Result<Money, String> {
 
 #[derive(Debug, Serialize)]
 struct AuditView {
+    /// The template audited (`--template`); absent for the live account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<String>,
     region: String,
     account_concurrency: u32,
     account_concurrency_source: &'static str,
@@ -61,6 +92,80 @@ struct AuditView {
     /// What could not be read; the entry points there are missing from the ranking.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unread: Vec<String>,
+    /// What a template left undecided; the worst case was taken for each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unresolved: Vec<String>,
+}
+
+/// What a scan found: the entry points and everything the ranking needs of the
+/// account, whichever way they were read.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    /// Every entry point.
+    pub entries: Vec<EntryPoint>,
+    /// The account's concurrency limit.
+    pub account_concurrency: u32,
+    /// Where that limit came from.
+    pub account_concurrency_source: &'static str,
+    /// The budgets recommendations derive from.
+    pub budgets: Vec<Budget>,
+    /// What could not be read (live).
+    pub unread: Vec<String>,
+    /// What could not be resolved (template).
+    pub unresolved: Vec<String>,
+    /// The template read, if any.
+    pub template: Option<String>,
+}
+
+/// `dowguard audit --template FILE`: reads the template and ranks its entry points,
+/// offline; returns the exit code (1 when something is above `--fail-above`).
+///
+/// # Errors
+///
+/// [`CliError::Invalid`] (exit 2) for a file that cannot be read, is not YAML or
+/// JSON, has no `Resources`, or has a property of the wrong type; for a region the
+/// price book does not know.
+pub fn run_template(global: &Global, args: &AuditArgs) -> CliResult<u8> {
+    let Some(path) = &args.template else {
+        return Err(CliError::Invalid("--template: no file given".into()));
+    };
+    let region = global
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok().filter(|r| !r.is_empty()))
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok().filter(|r| !r.is_empty()))
+        .unwrap_or_else(|| FALLBACK_REGION.to_string());
+    let prices = PriceBook::bundled()?.prices(&region, false).map_err(|e| {
+        CliError::Invalid(format!(
+            "--region {region}: the price book has no prices for it ({e})"
+        ))
+    })?;
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Invalid(format!("--template {file}: cannot read it: {e}")))?;
+    let options = crate::template::Options {
+        region,
+        parameters: args.parameters.clone(),
+    };
+    let scan = crate::template::read(&file, &text, &options).map_err(|e| CliError::Invalid(e.to_string()))?;
+    let (account_concurrency, source) = match args.account_concurrency {
+        Some(n) => (n, "--account-concurrency"),
+        None => (
+            DEFAULT_ACCOUNT_CONCURRENCY,
+            "Lambda's default quota, assumed (set --account-concurrency)",
+        ),
+    };
+    let scanned = Scanned {
+        entries: scan.entries,
+        account_concurrency,
+        account_concurrency_source: source,
+        budgets: Vec::new(),
+        unread: Vec::new(),
+        unresolved: scan.unresolved,
+        template: Some(file),
+    };
+    let now = global.now.unwrap_or_else(chrono::Utc::now);
+    report(scanned, args, &prices, now, global.output)
 }
 
 #[derive(Debug, Serialize)]
@@ -70,8 +175,15 @@ struct Ranked {
     exposure: Exposure,
 }
 
-/// Runs the scan; returns the exit code (1 when something is above `--fail-above`).
+/// Runs the scan of the account; returns the exit code (1 when something is above
+/// `--fail-above`).
 pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
+    let scanned = scan_account(ctx).await?;
+    report(scanned, args, &ctx.prices, ctx.now(), ctx.format())
+}
+
+/// Reads the account's entry points, limits and budgets.
+async fn scan_account(ctx: &Context) -> CliResult<Scanned> {
     let account = &ctx.stack.account;
     let progress = if ctx.format() == Format::Table {
         ProgressBar::with_draw_target(Some(4), ProgressDrawTarget::stderr())
@@ -133,6 +245,25 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
         }
         progress.inc(1);
     }
+    let functions: Vec<&dowguard_domain::FunctionName> = targets
+        .iter()
+        .filter_map(|t| match &t.id {
+            TargetId::Function(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    progress.inc_length(functions.len() as u64);
+    let mut open_urls: HashMap<dowguard_domain::FunctionName, bool> = HashMap::new();
+    for name in functions {
+        progress.set_message(format!("function URL of {name}"));
+        match account.lambda.open_url(name).await {
+            Ok(open) => {
+                open_urls.insert(name.clone(), open);
+            }
+            Err(e) => unread.push(format!("the function URL of {name} could not be read: {e}")),
+        }
+        progress.inc(1);
+    }
     progress.set_message("account limits and budgets");
     let (account_concurrency, source) = match account.account_concurrency().await {
         Ok(a) => (a.limit, "GetAccountSettings"),
@@ -141,7 +272,7 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
             "assumed (GetAccountSettings did not answer)",
         ),
     };
-    let budgets = match ctx.stack.store.list_budgets().await {
+    let budgets: Vec<Budget> = match ctx.stack.store.list_budgets().await {
         Ok(listed) => {
             unread.extend(listed.unreadable.iter().map(UnreadableItem::line));
             listed.items.into_iter().map(|v| v.value).collect()
@@ -163,6 +294,10 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
         .collect();
     let mut entries: Vec<EntryPoint> = Vec::new();
     for t in &targets {
+        let open_url = match &t.id {
+            TargetId::Function(name) => open_urls.get(name).copied().unwrap_or(false),
+            _ => false,
+        };
         let (timeout_s, open_methods, plans) = match &t.id {
             TargetId::Function(name) => (timeouts.get(name).copied(), vec![], vec![]),
             TargetId::RestStage(api, stage) => {
@@ -186,15 +321,36 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
             timeout_s,
             open_methods,
             plans,
+            open_url,
         });
     }
+    Ok(Scanned {
+        entries,
+        account_concurrency,
+        account_concurrency_source: source,
+        budgets,
+        unread,
+        unresolved: Vec::new(),
+        template: None,
+    })
+}
+
+/// Ranks what a scan found and prints it; the exit code says whether anything is
+/// above `--fail-above`.
+fn report(
+    scanned: Scanned,
+    args: &AuditArgs,
+    prices: &Prices,
+    now: chrono::DateTime<chrono::Utc>,
+    format: Format,
+) -> CliResult<u8> {
     let ranked = exposure::rank(
-        &entries,
+        &scanned.entries,
         &ExposureContext {
-            budgets: &budgets,
-            prices: &ctx.prices,
-            now: ctx.now(),
-            account_concurrency,
+            budgets: &scanned.budgets,
+            prices,
+            now,
+            account_concurrency: scanned.account_concurrency,
             default_budget: args.default_budget,
         },
     );
@@ -202,9 +358,10 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
         .fail_above
         .map_or(0, |bar| ranked.iter().filter(|e| e.worst_per_hour > bar).count());
     let view = AuditView {
-        region: ctx.prices.region.clone(),
-        account_concurrency,
-        account_concurrency_source: source,
+        template: scanned.template,
+        region: prices.region.clone(),
+        account_concurrency: scanned.account_concurrency,
+        account_concurrency_source: scanned.account_concurrency_source,
         total_worst_per_hour: exposure::total_per_hour(&ranked),
         entry_points: ranked
             .into_iter()
@@ -216,9 +373,10 @@ pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
             .collect(),
         fail_above: args.fail_above,
         above,
-        unread,
+        unread: scanned.unread,
+        unresolved: scanned.unresolved,
     };
-    match ctx.format() {
+    match format {
         Format::Json => print_json(&view)?,
         Format::Table => print_text(&render(&view, args.default_budget))?,
     }
@@ -239,8 +397,13 @@ fn capacity(e: &Exposure) -> String {
 }
 
 fn render(view: &AuditView, default_budget: Money) -> String {
+    let of = view
+        .template
+        .as_ref()
+        .map(|t| format!(" of {t} (not deployed)"))
+        .unwrap_or_default();
     let mut out = format!(
-        "Denial-of-Wallet exposure in {} ({} entry points, account concurrency {} from {})\n\n",
+        "Denial-of-Wallet exposure{of} in {} ({} entry points, account concurrency {} from {})\n\n",
         view.region,
         view.entry_points.len(),
         view.account_concurrency,
@@ -289,6 +452,12 @@ fn render(view: &AuditView, default_budget: Money) -> String {
             out.push_str(&format!("  - {line}\n"));
         }
     }
+    if !view.unresolved.is_empty() {
+        out.push_str("\nNot decided by the template (the worst case was taken for each):\n");
+        for line in &view.unresolved {
+            out.push_str(&format!("  - {line}\n"));
+        }
+    }
     if let Some(bar) = view.fail_above {
         out.push_str(&format!(
             "\n{} entry point(s) above {bar}/h{}\n",
@@ -308,5 +477,13 @@ mod tests {
         assert_eq!(parse_per_hour("$50/h"), Ok(Money::from_dollars(50)));
         assert_eq!(parse_per_hour("12.5"), Ok(Money::from_cents(1_250)));
         assert!(parse_per_hour("fifty").is_err());
+    }
+
+    #[test]
+    fn parameters_are_key_equals_value() {
+        assert_eq!(parse_parameter("Stage=prod"), Ok(("Stage".into(), "prod".into())));
+        assert_eq!(parse_parameter("Empty="), Ok(("Empty".into(), String::new())));
+        assert!(parse_parameter("Stage").is_err());
+        assert!(parse_parameter("=x").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! The `dowguard` command line as a library: one module per command, plus the
 //! context (AWS configuration, adapters, clock, caller identity), the errors and
 //! their exit codes, and the output helpers. `src/main.rs` only parses arguments
-//! and dispatches.
+//! and dispatches. [`template`] reads a CloudFormation or SAM template for
+//! `audit --template`, offline.
 //!
 //! Every AWS-facing command builds the same adapters as the Lambdas
 //! ([`dowguard_adapters::AwsStack`]) and computes with the same core.
@@ -18,3 +19,4 @@ pub mod release;
 pub mod simulate;
 pub mod status;
 pub mod suggest;
+pub mod template;

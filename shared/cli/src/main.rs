@@ -100,6 +100,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> CliResult<u8> {
     match cli.command {
         Command::Simulate(args) => simulate::run(&args),
+        // Offline: a template needs no credentials, no network and no table, so it
+        // is read before any AWS configuration is loaded.
+        Command::Audit(args) if args.template.is_some() => audit::run_template(&cli.global, &args),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "dowguard", &mut std::io::stdout());

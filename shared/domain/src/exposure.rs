@@ -29,6 +29,7 @@
 //!     timeout_s: None,
 //!     open_methods: vec![],
 //!     plans: vec![],
+//!     open_url: false,
 //! };
 //! let ctx = ExposureContext {
 //!     budgets: &[],
@@ -80,6 +81,11 @@ pub struct EntryPoint {
     pub open_methods: Vec<String>,
     /// Usage plans that cover a REST stage: their throttle and quota.
     pub plans: Vec<(Option<Throttle>, Option<Quota>)>,
+    /// A function with a function URL whose `AuthType` is `NONE`: anyone who knows
+    /// the URL can invoke it, with no API Gateway throttle in front ("Control
+    /// access to Lambda function URLs"). Its worst case is the same (concurrency
+    /// bounds it); the finding is what changes.
+    pub open_url: bool,
 }
 
 /// One reason an entry point is exposed.
@@ -106,6 +112,9 @@ pub enum Finding {
         /// Seconds.
         seconds: u32,
     },
+    /// A function URL with `AuthType` `NONE`: anyone can invoke the function
+    /// directly, past any API throttle or authorizer.
+    OpenFunctionUrl,
     /// Large function memory: each second costs more.
     LargeMemory {
         /// MB.
@@ -131,6 +140,7 @@ impl Finding {
             Finding::OpenMethods { methods } => {
                 format!("no authorization or API key: {}", methods.join(", "))
             }
+            Finding::OpenFunctionUrl => "function URL without authentication (AuthType NONE)".into(),
             Finding::LongTimeout { seconds } => format!("timeout {seconds} s"),
             Finding::LargeMemory { mb } => format!("memory {mb} MB"),
             Finding::NotGuarded { why } => format!("not guardable: {why}"),
@@ -401,6 +411,9 @@ fn assess_function(
     if reserved_concurrency.is_none() {
         b.findings.push(Finding::NoReservedConcurrency);
     }
+    if entry.open_url {
+        b.findings.push(Finding::OpenFunctionUrl);
+    }
     if let Some(t) = entry.timeout_s.filter(|t| *t > LONG_TIMEOUT_S) {
         b.findings.push(Finding::LongTimeout { seconds: t });
     }
@@ -562,6 +575,7 @@ mod tests {
             timeout_s: None,
             open_methods: vec![],
             plans: vec![],
+            open_url: false,
         }
     }
 
@@ -745,6 +759,20 @@ mod tests {
                 Some("team".into())
             );
         }
+    }
+
+    #[test]
+    fn an_open_function_url_is_a_finding_and_leaves_the_worst_case_as_it_was() {
+        let prices = prices();
+        let closed = function("api", 1_024, Some(10));
+        let mut open = function("api", 1_024, Some(10));
+        open.open_url = true;
+        let without = rank(&[closed], &ctx(&[], &prices));
+        let with = rank(&[open], &ctx(&[], &prices));
+        assert_eq!(with[0].findings, vec![Finding::OpenFunctionUrl]);
+        assert!(without[0].findings.is_empty());
+        assert_eq!(with[0].worst_per_hour, without[0].worst_per_hour);
+        assert_eq!(with[0].recommended, without[0].recommended);
     }
 
     #[test]

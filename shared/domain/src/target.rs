@@ -119,6 +119,24 @@ string_newtype!(
     |v| charset(v, 1, 32, |c| c.is_ascii_lowercase() || c.is_ascii_digit(), "lowercase letters and digits, e.g. a1b2c3d4e5")
 );
 
+impl ApiId {
+    /// The logical id of an API declared in a CloudFormation or SAM template, standing
+    /// for the API id it will get when deployed (`dowguard audit --template`). A
+    /// logical id is alphanumeric (`A-Za-z0-9`, "Resources" in the CloudFormation
+    /// template anatomy), so it may hold capitals a deployed API id never has.
+    pub fn logical(value: &str) -> Result<Self, IdError> {
+        charset(
+            value,
+            1,
+            255,
+            |c| c.is_ascii_alphanumeric(),
+            "letters and digits: a template's logical id",
+        )
+        .map_err(|reason| id_error("logical id", value, reason))?;
+        Ok(ApiId(value.to_string()))
+    }
+}
+
 string_newtype!(
     /// An API Gateway stage name (`$default` is allowed for HTTP APIs).
     StageName,

@@ -54,6 +54,7 @@ fn assert_audit_and_guard_agree(world: &World, expected: &[(&str, &str, Mode)]) 
             timeout_s: None,
             open_methods: vec![],
             plans: vec![],
+            open_url: false,
         })
         .collect();
     let audit = exposure::rank(
