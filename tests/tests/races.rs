@@ -38,6 +38,10 @@ fn edge(change: &Change) -> Option<(&'static str, Value, Value)> {
             Value::Array(vec![json(from_throttle), json(from_quota)]),
             Value::Array(vec![json(to_throttle), json(to_quota)]),
         )),
+        Change::MoveApiKey {
+            from_plan, to_plan, ..
+        } => Some(("api-key-plan", json(from_plan), json(to_plan))),
+        Change::IpSetAddresses { add, remove, .. } => Some(("ip-set", json(remove), json(add))),
         Change::Notify { .. } => None,
     }
 }

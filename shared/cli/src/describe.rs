@@ -95,6 +95,33 @@ pub fn change(c: &Change) -> String {
             opt(from_quota.map(|q| q.limit)),
             opt(to_quota.map(|q| q.limit))
         ),
+        Change::MoveApiKey {
+            key,
+            from_plan,
+            to_plan,
+            ..
+        } => format!("API key {key}: usage plan {from_plan} -> {to_plan}"),
+        Change::IpSetAddresses {
+            ip_set, add, remove, ..
+        } => {
+            let list = |a: &[String]| {
+                let mut shown: Vec<&str> = a.iter().take(3).map(String::as_str).collect();
+                let more = a.len().saturating_sub(3);
+                let more = (more > 0).then(|| format!("and {more} more"));
+                shown.extend(more.as_deref());
+                shown.join(", ")
+            };
+            match (add.is_empty(), remove.is_empty()) {
+                (false, true) => format!("IP set {}: block {}", ip_set.name, list(add)),
+                (true, false) => format!("IP set {}: unblock {}", ip_set.name, list(remove)),
+                _ => format!(
+                    "IP set {}: block {}; unblock {}",
+                    ip_set.name,
+                    list(add),
+                    list(remove)
+                ),
+            }
+        }
         Change::Notify { subject, .. } => format!("notice: {subject}"),
     }
 }

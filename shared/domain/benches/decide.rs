@@ -134,6 +134,7 @@ fn bench_decide(c: &mut Criterion) {
         prices: &prices,
         account_usage: AccountUsage::default(),
         gaps: &dowguard_domain::Gaps::NONE,
+        attribution: &dowguard_domain::source::Attribution::NONE,
         concurrency: AccountConcurrency {
             limit: 100_000,
             unreserved_minimum: 100,

@@ -58,6 +58,14 @@ impl Stamp<'_> {
         }
     }
 
+    /// Pushes changes to the sources the guard holds on the target (see
+    /// [`crate::targeted`]), applied only in `enforce` as limit changes are.
+    pub fn source_changes(&self, out: &mut Vec<Action>, changes: Vec<Change>, intent: Intent, rule: Rule) {
+        for change in changes {
+            out.push(self.action(change, intent, self.mode == Mode::Enforce, rule));
+        }
+    }
+
     /// Pushes one notice per note, to `topic` (else the deployment's default topic).
     pub fn notices(&self, out: &mut Vec<Action>, notes: Vec<Note>, topic: Option<&str>) {
         let id = &self.target.id;

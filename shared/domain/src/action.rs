@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::budget::{BudgetId, BurnRate, Mode};
 use crate::money::Money;
+use crate::source::IpSetRef;
 use crate::state::Level;
 use crate::target::{AsyncConfig, FunctionName, Limits, Quota, TargetId, Throttle, UsagePlanId};
 
@@ -101,6 +102,32 @@ pub enum Change {
         /// Quota after.
         to_quota: Option<Quota>,
     },
+    /// Move an API key of a stage from one usage plan to another: into the
+    /// quarantine plan (tighten) or back to the plan it was in (restore).
+    MoveApiKey {
+        /// The stage whose spend the key drives.
+        stage: TargetId,
+        /// The key's id.
+        key: String,
+        /// The plan it leaves.
+        from_plan: UsagePlanId,
+        /// The plan it joins.
+        to_plan: UsagePlanId,
+    },
+    /// Add addresses to (tighten) or remove them from (restore) an IP set that a
+    /// blocking rule of the stage's web ACL references; other entries are kept.
+    IpSetAddresses {
+        /// The stage whose spend the addresses drive.
+        stage: TargetId,
+        /// The IP set.
+        ip_set: IpSetRef,
+        /// Addresses to add (CIDR).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        add: Vec<String>,
+        /// Addresses to remove (CIDR).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        remove: Vec<String>,
+    },
     /// Tell the budget's owners.
     Notify {
         /// SNS topic, if the budget has one (else the deployment's default topic).
@@ -121,6 +148,9 @@ impl Change {
             Change::AsyncInvokeConfig { to: None, .. } => "lambda:DeleteFunctionEventInvokeConfig",
             Change::AsyncInvokeConfig { to: Some(_), .. } => "lambda:PutFunctionEventInvokeConfig",
             Change::StageThrottle { .. } | Change::UsagePlanLimits { .. } => "apigateway:PATCH",
+            // DeleteUsagePlanKey, then CreateUsagePlanKey (`apigateway:POST` too).
+            Change::MoveApiKey { .. } => "apigateway:DELETE",
+            Change::IpSetAddresses { .. } => "wafv2:UpdateIPSet",
             Change::Notify { .. } => "sns:Publish",
         }
     }

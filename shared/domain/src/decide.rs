@@ -49,6 +49,7 @@
 //!     account_usage: AccountUsage::default(),
 //!     concurrency: AccountConcurrency::default(),
 //!     gaps: &Gaps::NONE,
+//!     attribution: &source::Attribution::NONE,
 //!     settings: &GuardSettings::default(),
 //! });
 //! assert_eq!((decision.reports[0].level, decision.reports[0].targets), (Level::Normal, 1));
@@ -73,8 +74,10 @@ use crate::limits::{Caps, Pool, Sizing, limits_for};
 use crate::money::Money;
 use crate::pricebook::Prices;
 pub use crate::settings::GuardSettings;
+use crate::source::Attribution;
 use crate::state::{GuardState, Level, Phase};
 use crate::target::{Limits, Target, TargetId, TargetKind};
+use crate::targeted::{self, Plan};
 use crate::transition::{Step, Transition, transition};
 use crate::usage::{AccountUsage, TargetMetrics};
 use crate::window::{Figures, Frame, Pricing};
@@ -144,6 +147,9 @@ pub struct Inputs<'a, G: ?Sized = HashMap<TargetId, GuardState>, M: ?Sized = Has
     pub concurrency: AccountConcurrency,
     /// What the pass could not see: a budget with a gap never relaxes its members.
     pub gaps: &'a Gaps,
+    /// Who sends each attributed API stage its requests, and the levers it offers
+    /// (see [`crate::targeted`]); [`Attribution::NONE`] guards every stage whole.
+    pub attribution: &'a Attribution,
     /// Tunables.
     pub settings: &'a GuardSettings,
 }
@@ -224,6 +230,7 @@ struct Pass<'a> {
     targets: &'a [Target],
     settings: &'a GuardSettings,
     gaps: &'a Gaps,
+    attribution: &'a Attribution,
     account_limit: u32,
     frame: Frame,
     pricing: Pricing,
@@ -272,6 +279,7 @@ where
         targets: inputs.targets,
         settings: inputs.settings,
         gaps: inputs.gaps,
+        attribution: inputs.attribution,
         account_limit: inputs.concurrency.limit,
         frame,
         pricing,
@@ -404,6 +412,13 @@ impl Pass<'_> {
                 if let Some(rp) = &t.next.restore_point {
                     stamp.changes(&mut actions, &rp.limits, Intent::Restore, rule);
                 }
+                let held = std::mem::take(&mut t.next.held_sources);
+                stamp.source_changes(
+                    &mut actions,
+                    targeted::release(&target.id, &held),
+                    Intent::Restore,
+                    rule,
+                );
             }
             Step::Stay { converge: true } => {
                 if let Some((limits, intent)) = converge_to(&t.next, target) {
@@ -441,6 +456,29 @@ impl Pass<'_> {
         let target = &self.targets[i];
         let figures = &self.figures[i];
         let driver = wish.driver.map(|b| (&self.budgets[b], &self.judged[b]));
+        match self.targeted(i, level, driver, &t.next.held_sources) {
+            Some(Plan::Targeted { hold, why }) => {
+                stamp.source_changes(actions, targeted::hold(&target.id, &hold), Intent::Tighten, rule);
+                t.next.held_sources.extend(hold);
+                if t.next.applied.is_none() {
+                    t.next.applied = Some(target.limits.clone());
+                }
+                t.notes.push(crate::transition::Note::new(
+                    format!(
+                        "{} → {}: callers held, the stage left open ({why})",
+                        from.name(),
+                        t.next.phase.name()
+                    ),
+                    rule,
+                ));
+                return;
+            }
+            Some(Plan::Backstop { why }) => t.notes.push(crate::transition::Note::new(
+                format!("the whole stage is tightened: {why}"),
+                rule,
+            )),
+            None => {}
+        }
         let sizing = Sizing {
             level,
             allowance: wish.allowance,
@@ -472,6 +510,43 @@ impl Pass<'_> {
             format!("{} → {}", from.name(), t.next.phase.name()),
             rule,
         ));
+    }
+}
+
+impl Pass<'_> {
+    /// The targeted plan for stage `i` at `level`, when its callers are attributed
+    /// and the budget is not exhausted (an exhausted budget stops the stage whole).
+    fn targeted(
+        &self,
+        i: usize,
+        level: Level,
+        driver: Option<(&Budget, &Judged)>,
+        held: &[crate::source::HeldSource],
+    ) -> Option<Plan> {
+        let target = &self.targets[i];
+        if !matches!(target.id.kind(), TargetKind::RestStage | TargetKind::HttpStage) {
+            return None;
+        }
+        let (sources, levers) = self.attribution.stages.get(&target.id)?;
+        let (budget, judged) = driver?;
+        if level == Level::Stop {
+            return Some(Plan::Backstop {
+                why: "the budget is exhausted".into(),
+            });
+        }
+        let first = budget
+            .thresholds
+            .levels()
+            .first()
+            .copied()
+            .unwrap_or(BurnRate::ONE);
+        Some(targeted::plan(
+            sources,
+            levers,
+            held,
+            judged.reason.burn_short,
+            first,
+        ))
     }
 }
 

@@ -97,6 +97,7 @@
 //!     account_usage: AccountUsage::default(),
 //!     concurrency: AccountConcurrency::default(),
 //!     gaps: &Gaps::NONE,
+//!     attribution: &source::Attribution::NONE,
 //!     settings: &GuardSettings::default(),
 //! });
 //!
@@ -141,8 +142,10 @@ pub mod money;
 pub mod pricebook;
 pub mod release;
 pub mod settings;
+pub mod source;
 pub mod state;
 pub mod target;
+pub mod targeted;
 pub mod transition;
 pub mod usage;
 pub mod window;

@@ -89,6 +89,8 @@ pub fn release(
     let until = now + hold;
     let originals = restore_point.limits.clone();
     let mut next = prev.clone();
+    // The callers the guard holds go free with the rest.
+    let held = std::mem::take(&mut next.held_sources);
     next.phase = Phase::Recovering;
     next.since = now;
     next.calm_since = None;
@@ -118,6 +120,7 @@ pub fn release(
     };
     let mut actions: Vec<Action> = restore_changes(&target.id, &target.limits, &originals)
         .into_iter()
+        .chain(crate::targeted::release(&target.id, &held))
         .map(|c| action(c, Intent::Restore))
         .collect();
     let what = if actions.is_empty() {
@@ -276,6 +279,58 @@ mod tests {
     }
 
     #[test]
+    fn a_released_stage_lets_the_callers_it_holds_go_exactly() {
+        let stage = TargetId::parse("rest-stage:a1b2c3/prod").expect("id");
+        let target = Target::new(
+            stage.clone(),
+            TargetSpec::RestStage,
+            BTreeMap::new(),
+            Limits::stage(None),
+        );
+        let plan = |id: &str| crate::UsagePlanId::parse(id).expect("plan");
+        let set = crate::source::IpSetRef {
+            name: "blocked".into(),
+            id: "a1".into(),
+            scope: "REGIONAL".into(),
+        };
+        let mut state = held(Limits::stage(None), Limits::stage(None), Mode::Enforce);
+        state.held_sources = vec![
+            crate::source::HeldSource::Quarantined {
+                key: "k1".into(),
+                original_plan: plan("gold"),
+                quarantine_plan: plan("quarantine"),
+            },
+            crate::source::HeldSource::Blocked {
+                address: "198.51.100.7/32".into(),
+                ip_set: set.clone(),
+            },
+        ];
+        let ReleaseOutcome::Released(r) =
+            release(&target, Some(&state), at(10, 0), Duration::hours(1), "cli:ana")
+        else {
+            panic!("a held stage is released");
+        };
+        assert_eq!(
+            changes(&r.actions),
+            vec![
+                &Change::MoveApiKey {
+                    stage: stage.clone(),
+                    key: "k1".into(),
+                    from_plan: plan("quarantine"),
+                    to_plan: plan("gold"),
+                },
+                &Change::IpSetAddresses {
+                    stage,
+                    ip_set: set,
+                    add: vec![],
+                    remove: vec!["198.51.100.7/32".into()],
+                },
+            ]
+        );
+        assert!(r.state.held_sources.is_empty());
+    }
+
+    #[test]
     fn a_target_the_guard_never_touched_is_left_alone() {
         let target = function(Some(50), None);
         assert_eq!(
@@ -425,6 +480,7 @@ mod tests {
                 prices: &prices,
                 account_usage: AccountUsage::default(),
                 gaps: &crate::gaps::Gaps::NONE,
+                attribution: &crate::source::Attribution::NONE,
                 concurrency: crate::AccountConcurrency::default(),
                 settings: &settings,
             })

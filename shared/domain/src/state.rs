@@ -118,6 +118,10 @@ pub struct GuardState {
     pub episode_ended: Option<DateTime<Utc>>,
     /// A manual release holds off tightening until this time.
     pub hold_until: Option<DateTime<Utc>>,
+    /// The sources (API keys, addresses) the guard holds on this stage, each with
+    /// what letting it go needs; empty for every other target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_sources: Vec<crate::source::HeldSource>,
     /// Last known average duration per request in ms, to price throttled demand
     /// when nothing is being served.
     pub avg_duration_ms: u64,
@@ -139,6 +143,7 @@ impl GuardState {
             strikes: 0,
             episode_ended: None,
             hold_until: None,
+            held_sources: Vec::new(),
             avg_duration_ms: 0,
             version: 0,
         }

@@ -108,6 +108,7 @@ where
         account_usage: AccountUsage::default(),
         concurrency: AccountConcurrency::default(),
         gaps: &gaps,
+        attribution: &dowguard_domain::source::Attribution::NONE,
         settings,
     });
     Ok(Assessment {

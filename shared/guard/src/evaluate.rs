@@ -281,6 +281,7 @@ impl<P: Ports> Guard<'_, P> {
                 account_usage: AccountUsage::default(),
                 concurrency,
                 gaps: &gaps,
+                attribution: &dowguard_domain::source::Attribution::NONE,
                 settings: self.settings,
             })
         })

@@ -72,6 +72,18 @@ where
                 to_quota,
                 ..
             } => self.account.set_plan_limits(plan, *to_throttle, *to_quota).await,
+            Change::MoveApiKey { key, .. } => Err(crate::ports::PortError::new(
+                "CreateUsagePlanKey",
+                key.as_str(),
+                crate::ports::FailureKind::Invalid,
+                "this executor holds no API key: no source actuator is wired",
+            )),
+            Change::IpSetAddresses { ip_set, .. } => Err(crate::ports::PortError::new(
+                "UpdateIPSet",
+                ip_set.name.as_str(),
+                crate::ports::FailureKind::Invalid,
+                "this executor holds no address: no source actuator is wired",
+            )),
             Change::Notify {
                 topic,
                 subject,

@@ -1093,6 +1093,7 @@ impl<'a> World<'a> {
             account_usage: self.account,
             concurrency,
             gaps: &dowguard_domain::Gaps::NONE,
+            attribution: &dowguard_domain::source::Attribution::NONE,
             settings: &self.sc.guard.settings,
         });
         self.decide_time += clock.elapsed();

@@ -90,6 +90,7 @@ pub struct World {
     pub settings: GuardSettings,
     pub concurrency: AccountConcurrency,
     pub gaps: Gaps,
+    pub attribution: dowguard_domain::source::Attribution,
     pub log: Vec<Decision>,
 }
 
@@ -105,6 +106,7 @@ impl World {
             settings: GuardSettings::default(),
             concurrency: AccountConcurrency::default(),
             gaps: Gaps::default(),
+            attribution: dowguard_domain::source::Attribution::default(),
             log: vec![],
         }
     }
@@ -184,6 +186,7 @@ impl World {
             account_usage: AccountUsage::default(),
             concurrency: self.concurrency,
             gaps: &self.gaps,
+            attribution: &self.attribution,
             settings: &self.settings,
         });
         let states: Vec<Option<GuardState>> = self
@@ -206,6 +209,7 @@ impl World {
             account_usage: AccountUsage::default(),
             concurrency: self.concurrency,
             gaps: &self.gaps,
+            attribution: &self.attribution,
             settings: &self.settings,
         });
         assert_eq!(

@@ -1,0 +1,215 @@
+//! Targeted levels: the sources behind a stage's spend are held before the stage is
+//! tightened whole, and let go exactly on restore.
+
+mod support;
+
+use chrono::Duration;
+use dowguard_domain::source::{Attribution, HeldSource, IpSetRef, Levers, Source, StageSources};
+use dowguard_domain::targeted::{Plan, plan};
+use dowguard_domain::{BurnRate, Change, Money, TargetSpec, UsagePlanId, epoch_minute};
+use support::{Demand, World, id, rest_stage, restores, spec, tightens};
+
+fn ip_set() -> IpSetRef {
+    IpSetRef {
+        name: "dowguard-blocked".into(),
+        id: "a1b2".into(),
+        scope: "REGIONAL".into(),
+    }
+}
+
+fn plan_id(text: &str) -> UsagePlanId {
+    UsagePlanId::parse(text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `hot` sources sending `each` requests, then `legit` sources sending one each.
+fn ranking(hot: &[Source], each: u64, legit: u64, shown: usize) -> StageSources {
+    let mut top: Vec<(Source, u64)> = hot.iter().map(|s| (s.clone(), each)).collect();
+    top.extend((0..legit).map(|i| (Source::Address(format!("10.0.{}.{}", i / 250, i % 250)), 1)));
+    top.truncate(shown);
+    StageSources {
+        through_minute: 0,
+        window_minutes: 1,
+        total_requests: each * hot.len() as u64 + legit,
+        distinct: hot.len() as u64 + legit,
+        top,
+    }
+}
+
+const FIFTY: BurnRate = BurnRate(50_000_000);
+const FOUR: BurnRate = BurnRate(4_000_000);
+
+#[test]
+fn one_stolen_key_is_quarantined_and_the_stage_left_open() {
+    let key = Source::ApiKey("stolen".into());
+    let sources = ranking(&[key], 100_000, 500, 100);
+    let levers = Levers {
+        quarantine_plan: Some(plan_id("quarantine")),
+        key_plans: [("stolen".to_string(), plan_id("gold"))].into(),
+        ip_set: None,
+    };
+    let Plan::Targeted { hold, .. } = plan(&sources, &levers, &[], FIFTY, FOUR) else {
+        panic!("not targeted");
+    };
+    assert_eq!(
+        hold,
+        [HeldSource::Quarantined {
+            key: "stolen".into(),
+            original_plan: plan_id("gold"),
+            quarantine_plan: plan_id("quarantine"),
+        }]
+    );
+}
+
+#[test]
+fn three_hundred_addresses_are_blocked_a_ranking_at_a_time() {
+    let attackers: Vec<Source> = (0..300)
+        .map(|i| Source::Address(format!("198.51.{}.{}", i / 250, i % 250)))
+        .collect();
+    let levers = Levers {
+        ip_set: Some(ip_set()),
+        ..Levers::default()
+    };
+    // The report shows its top 100: all hot, so more may follow; block them, wait.
+    let first = ranking(&attackers, 1_000, 10_000, 100);
+    let Plan::Targeted { hold, why } = plan(&first, &levers, &[], FIFTY, FOUR) else {
+        panic!("not targeted");
+    };
+    assert_eq!(hold.len(), 100, "{why}");
+    assert!(why.contains("more are held"), "{why}");
+    // Next pass, the held ones still in the window count as removed; the next 100 follow.
+    let mut second = ranking(&attackers, 1_000, 10_000, 300);
+    second.top.drain(..100);
+    second.top.truncate(100);
+    let Plan::Targeted { hold: more, .. } = plan(&second, &levers, &hold, FIFTY, FOUR) else {
+        panic!("not targeted");
+    };
+    assert_eq!(more.len(), 100);
+    assert!(more.iter().all(|h| !hold.contains(h)));
+}
+
+#[test]
+fn a_botnet_beyond_an_ip_set_falls_back_to_the_stage_and_says_why() {
+    let attackers: Vec<Source> = (0..100_000).map(|i| Source::Address(format!("a{i}"))).collect();
+    let levers = Levers {
+        ip_set: Some(ip_set()),
+        ..Levers::default()
+    };
+    let sources = ranking(&attackers, 20, 10_000, 100);
+    let Plan::Backstop { why } = plan(&sources, &levers, &[], FIFTY, FOUR) else {
+        panic!("targeted a botnet");
+    };
+    assert!(why.contains("spread over about 110000 sources"), "{why}");
+}
+
+#[test]
+fn hot_callers_without_a_lever_fall_back_to_the_stage() {
+    let sources = ranking(&[Source::Address("198.51.100.1".into())], 100_000, 500, 100);
+    let Plan::Backstop { why } = plan(&sources, &Levers::default(), &[], FIFTY, FOUR) else {
+        panic!("targeted without a lever");
+    };
+    assert!(why.contains("no lever"), "{why}");
+}
+
+#[test]
+fn even_traffic_has_no_hot_source_and_the_stage_is_tightened_whole() {
+    let sources = ranking(&[], 0, 5_000, 100);
+    let levers = Levers {
+        ip_set: Some(ip_set()),
+        ..Levers::default()
+    };
+    assert!(matches!(
+        plan(&sources, &levers, &[], FIFTY, FOUR),
+        Plan::Backstop { .. }
+    ));
+}
+
+/// A REST stage flooded by one address, with a day budget: the pass blocks the
+/// address and leaves the stage's throttle alone; the calm releases exactly it.
+#[test]
+fn a_flooding_address_is_blocked_not_the_stage_and_the_calm_unblocks_exactly_it() {
+    let mut world = World::new()
+        .with_target(rest_stage("a1b2c3d4e5", "prod", None))
+        .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
+    let stage = id("rest-stage:a1b2c3d4e5/prod");
+    let request = world.prices.list().of(&TargetSpec::RestStage).request();
+    let pace = request.units_for(Money::from_dollars(240)) / 1_440;
+    let calm = Demand {
+        requests: pace / 2,
+        ms_each: 0,
+    };
+    world.history(&stage, 60, calm);
+    let flood = Demand {
+        requests: pace * 100,
+        ms_each: 0,
+    };
+    for m in 1..=3 {
+        world.record(&stage, epoch_minute(world.now) - m, flood);
+    }
+    let attacker = Source::Address("198.51.100.7".into());
+    let mut top = vec![(attacker.clone(), pace * 100 - pace / 2)];
+    top.extend((0..99).map(|i| (Source::Address(format!("203.0.113.{i}")), 1)));
+    world.attribution = Attribution {
+        stages: [(
+            stage.clone(),
+            (
+                StageSources {
+                    through_minute: epoch_minute(world.now) - 2,
+                    window_minutes: 1,
+                    total_requests: pace * 100,
+                    distinct: 2_000,
+                    top,
+                },
+                Levers {
+                    ip_set: Some(ip_set()),
+                    ..Levers::default()
+                },
+            ),
+        )]
+        .into(),
+    };
+    let before = world.limits(&stage);
+    let decision = world.decide();
+    let tightened: Vec<&Change> = tightens(&decision).iter().map(|a| &a.change).collect();
+    assert_eq!(
+        tightened,
+        [&Change::IpSetAddresses {
+            stage: stage.clone(),
+            ip_set: ip_set(),
+            add: vec!["198.51.100.7/32".into()],
+            remove: vec![],
+        }],
+        "{:#?}",
+        decision.actions
+    );
+    world.commit(&decision);
+    assert_eq!(world.limits(&stage), before, "the stage is left open");
+    let held = &world
+        .state(&stage)
+        .unwrap_or_else(|| panic!("no state"))
+        .held_sources;
+    assert_eq!(held.len(), 1);
+    // The attacker is gone: hours of calm, and the guard lets the address go.
+    world.attribution = Attribution::NONE;
+    let mut released = Vec::new();
+    for _ in 0..24 * 60 {
+        world.now += Duration::minutes(1);
+        let minute = epoch_minute(world.now) - 1;
+        world.record(&stage, minute, calm);
+        let decision = world.decide();
+        released.extend(restores(&decision).iter().map(|a| a.change.clone()));
+        world.commit(&decision);
+        if world.state(&stage).is_some_and(|s| s.held_sources.is_empty()) {
+            break;
+        }
+    }
+    assert_eq!(
+        released,
+        [Change::IpSetAddresses {
+            stage: stage.clone(),
+            ip_set: ip_set(),
+            add: vec![],
+            remove: vec!["198.51.100.7/32".into()],
+        }]
+    );
+    assert_eq!(world.limits(&stage), before);
+}
