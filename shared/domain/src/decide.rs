@@ -406,19 +406,27 @@ impl Pass<'_> {
             reason: wish.driver.map_or(&ORPHAN, |b| &self.judged[b].reason),
         };
         let mut actions: Vec<Action> = Vec::new();
+        // Callers held in an earlier budget period go free; those of this one stay
+        // held through the calm (the attack they sent may come back the minute they
+        // are let go), until the period ends or a person releases the stage.
+        let period = driver.map_or(Period::Day, |b| b.period);
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut t.next.held_sources)
+            .into_iter()
+            .partition(|h| h.since() < period.bounds(self.now).0);
+        t.next.held_sources = kept;
+        stamp.source_changes(
+            &mut actions,
+            targeted::release(&target.id, &expired),
+            Intent::Restore,
+            Rule::Calm,
+        );
+        self.continue_holds(i, &wish, &mut t, (&stamp, &mut actions));
         match t.step {
             Step::Tighten { .. } => self.tighten(i, &wish, pool, &mut t, (&stamp, &mut actions)),
             Step::Restore { rule } => {
                 if let Some(rp) = &t.next.restore_point {
                     stamp.changes(&mut actions, &rp.limits, Intent::Restore, rule);
                 }
-                let held = std::mem::take(&mut t.next.held_sources);
-                stamp.source_changes(
-                    &mut actions,
-                    targeted::release(&target.id, &held),
-                    Intent::Restore,
-                    rule,
-                );
             }
             Step::Stay { converge: true } => {
                 if let Some((limits, intent)) = converge_to(&t.next, target) {
@@ -514,6 +522,52 @@ impl Pass<'_> {
 }
 
 impl Pass<'_> {
+    /// A stage that holds callers and stays at its level: the ranking may name more
+    /// callers to hold (held now), or show that holding them is not enough (the
+    /// step becomes a tightening of the whole stage: the backstop).
+    fn continue_holds(
+        &self,
+        i: usize,
+        wish: &Wish,
+        t: &mut Transition,
+        (stamp, actions): (&Stamp<'_>, &mut Vec<Action>),
+    ) {
+        if t.next.held_sources.is_empty() || !matches!(t.step, Step::Stay { .. }) {
+            return;
+        }
+        let level = match t.next.phase {
+            Phase::Throttled { level } => Level::Throttle(level),
+            Phase::Stopped => Level::Stop,
+            _ => return,
+        };
+        let driver = wish.driver.map(|b| (&self.budgets[b], &self.judged[b]));
+        let rule = driver.map_or(Rule::MultiWindow, |(_, j)| j.reason.rule);
+        match self.targeted(i, level, driver, &t.next.held_sources) {
+            Some(Plan::Targeted { hold, why }) if !hold.is_empty() => {
+                stamp.source_changes(
+                    actions,
+                    targeted::hold(&stamp.target.id, &hold),
+                    Intent::Tighten,
+                    rule,
+                );
+                t.next.held_sources.extend(hold);
+                t.notes.push(crate::transition::Note::new(
+                    format!("more callers held ({why})"),
+                    rule,
+                ));
+            }
+            Some(Plan::Backstop { .. }) => {
+                t.step = Step::Tighten {
+                    level,
+                    from: t.next.phase,
+                    escalating: false,
+                    rule,
+                };
+            }
+            _ => {}
+        }
+    }
+
     /// The targeted plan for stage `i` at `level`, when its callers are attributed
     /// and the budget is not exhausted (an exhausted budget stops the stage whole).
     fn targeted(
@@ -534,19 +588,22 @@ impl Pass<'_> {
                 why: "the budget is exhausted".into(),
             });
         }
-        let first = budget
-            .thresholds
-            .levels()
-            .first()
-            .copied()
-            .unwrap_or(BurnRate::ONE);
-        Some(targeted::plan(
-            sources,
-            levers,
-            held,
-            judged.reason.burn_short,
-            first,
-        ))
+        let ladder = targeted::Ladder {
+            burn_short: judged.reason.burn_short,
+            first_throttle: budget
+                .thresholds
+                .levels()
+                .first()
+                .copied()
+                .unwrap_or(BurnRate::ONE),
+        };
+        let wait = targeted::Wait {
+            now: self.now,
+            grace: chrono::Duration::minutes(
+                self.settings.metric_delay_minutes + self.settings.short_window_minutes,
+            ),
+        };
+        Some(targeted::plan(sources, levers, held, ladder, wait))
     }
 }
 

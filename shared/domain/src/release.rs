@@ -296,11 +296,13 @@ mod tests {
         let mut state = held(Limits::stage(None), Limits::stage(None), Mode::Enforce);
         state.held_sources = vec![
             crate::source::HeldSource::Quarantined {
+                since: at(9, 30),
                 key: "k1".into(),
                 original_plan: plan("gold"),
                 quarantine_plan: plan("quarantine"),
             },
             crate::source::HeldSource::Blocked {
+                since: at(9, 30),
                 address: "198.51.100.7/32".into(),
                 ip_set: set.clone(),
             },

@@ -10,15 +10,18 @@
 //! [`HeldSource`]s, exactly what a restore takes back.
 //!
 //! ```
+//! use chrono::{TimeZone, Utc};
 //! use dowguard_domain::source::{HeldSource, IpSetRef, Source, cidr_of};
 //!
 //! let ip_set = IpSetRef { name: "blocked".into(), id: "a1".into(), scope: "REGIONAL".into() };
-//! let held = HeldSource::Blocked { address: cidr_of("203.0.113.7"), ip_set };
+//! let since = Utc.with_ymd_and_hms(2026, 11, 30, 6, 3, 0).unwrap();
+//! let held = HeldSource::Blocked { since, address: cidr_of("203.0.113.7"), ip_set };
 //! assert_eq!(held.source(), Source::Address("203.0.113.7".into()));
 //! ```
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::target::{TargetId, UsagePlanId};
@@ -101,6 +104,8 @@ impl Attribution {
 pub enum HeldSource {
     /// An API key moved to the quarantine plan.
     Quarantined {
+        /// When the guard moved it.
+        since: DateTime<Utc>,
         /// The key's id.
         key: String,
         /// The plan it was in (and goes back to).
@@ -110,6 +115,8 @@ pub enum HeldSource {
     },
     /// An address the guard added to an IP set.
     Blocked {
+        /// When the guard added it.
+        since: DateTime<Utc>,
         /// The address, as the IP set holds it (`203.0.113.7/32`).
         address: String,
         /// The IP set.
@@ -118,6 +125,13 @@ pub enum HeldSource {
 }
 
 impl HeldSource {
+    /// When the guard took hold of it.
+    pub fn since(&self) -> DateTime<Utc> {
+        match self {
+            HeldSource::Quarantined { since, .. } | HeldSource::Blocked { since, .. } => *since,
+        }
+    }
+
     /// The source it holds.
     pub fn source(&self) -> Source {
         match self {

@@ -19,16 +19,17 @@
 //!    burn times their complement's share of the window's requests. Below the
 //!    budget's first throttle level, the sources are enough: **targeted**, and the
 //!    stage's own limits are left as they are.
-//! 4. Otherwise, while the ranking shows only hot sources (it is cut at its top
-//!    entries and more may follow on the next pass) and the hot sources there can be
-//!    (`total / (HOT_FACTOR × mean)`) fit an IP set, the taken sources are held and
-//!    the stage waits one pass: still
-//!    **targeted**. Else the **backstop**: the stage is tightened as a whole, and the
-//!    reason says why.
+//! 4. Otherwise, while this pass holds new sources, or the newest hold is younger
+//!    than the grace (the metric delay and the short window: until then the burn
+//!    still counts the held callers' requests), and every hot source ranked has a
+//!    lever, and the hot sources there can be (`total / (HOT_FACTOR × mean)`) fit an
+//!    IP set: still **targeted**, the stage waits. Else the **backstop**: the stage
+//!    is tightened as a whole, and the reason says why.
 //!
 //! ```
+//! use chrono::{Duration, TimeZone, Utc};
 //! use dowguard_domain::source::{Levers, Source, StageSources, IpSetRef};
-//! use dowguard_domain::targeted::{Plan, plan};
+//! use dowguard_domain::targeted::{Ladder, Plan, Wait, plan};
 //! use dowguard_domain::BurnRate;
 //!
 //! let mut top = vec![(Source::Address("198.51.100.9".into()), 98_000)];
@@ -39,11 +40,15 @@
 //!     ..Levers::default()
 //! };
 //! // Burning 50x the budget's pace; the first throttle level is 4x.
-//! let planned = plan(&sources, &levers, &[], BurnRate(50_000_000), BurnRate(4_000_000));
+//! let ladder = Ladder { burn_short: BurnRate(50_000_000), first_throttle: BurnRate(4_000_000) };
+//! let wait = Wait { now: Utc.with_ymd_and_hms(2026, 11, 30, 6, 3, 0).unwrap(), grace: Duration::minutes(8) };
+//! let planned = plan(&sources, &levers, &[], ladder, wait);
 //! assert!(matches!(planned, Plan::Targeted { ref hold, .. } if hold.len() == 1));
 //! ```
 
 use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
 
 use crate::action::Change;
 use crate::budget::BurnRate;
@@ -76,17 +81,41 @@ pub enum Plan {
     },
 }
 
+/// Where the budget stands: its short-window burn and its first throttle level.
+#[derive(Debug, Clone, Copy)]
+pub struct Ladder {
+    /// The budget's short-window burn rate.
+    pub burn_short: BurnRate,
+    /// Its first throttle level.
+    pub first_throttle: BurnRate,
+}
+
+/// The time of the pass and how long new holds get to show in the metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    /// The pass.
+    pub now: DateTime<Utc>,
+    /// The metric delay and the short window: until then the burn still counts the
+    /// requests of the callers just held.
+    pub grace: Duration,
+}
+
 /// Plans one stage's pass (see the module docs). `held` are the sources already
-/// held; `burn_short` the budget's short-window burn; `first_throttle` its first
-/// throttle level.
+/// held.
 pub fn plan(
     sources: &StageSources,
     levers: &Levers,
     held: &[HeldSource],
-    burn_short: BurnRate,
-    first_throttle: BurnRate,
+    ladder: Ladder,
+    wait: Wait,
 ) -> Plan {
     let total = sources.total_requests;
+    if total == 0 && !held.is_empty() {
+        return Plan::Targeted {
+            why: format!("{} caller(s) held; no other caller reaches the stage", held.len()),
+            hold: Vec::new(),
+        };
+    }
     if total == 0 || sources.top.is_empty() {
         return Plan::Backstop {
             why: "no ranking of the stage's callers is available".into(),
@@ -96,44 +125,52 @@ pub fn plan(
     let threshold = (total / sources.distinct.max(1))
         .saturating_mul(HOT_FACTOR)
         .max(1);
-    let taken = take(sources, levers, held, threshold);
+    let taken = take(sources, levers, held, threshold, wait.now);
     let rest = total.saturating_sub(taken.removed);
     let burn_left = BurnRate(
-        i64::try_from(i128::from(burn_short.0) * i128::from(rest) / i128::from(total)).unwrap_or(i64::MAX),
+        i64::try_from(i128::from(ladder.burn_short.0) * i128::from(rest) / i128::from(total))
+            .unwrap_or(i64::MAX),
     );
     let named = taken.hold.len() + held.len();
-    if burn_left < first_throttle && named > 0 {
+    let first = ladder.first_throttle;
+    if burn_left < first && named > 0 {
         return Plan::Targeted {
             why: format!(
-                "{named} source(s) held; the stage's other callers burn {burn_left} of the budget's pace, below its first throttle level {first_throttle}"
+                "{named} caller(s) held; the stage's other callers burn {burn_left} of the budget's pace, below its first throttle level {first}"
             ),
             hold: taken.hold,
         };
     }
     let fits = total / threshold <= IP_SET_CAPACITY;
-    if taken.all_hot && taken.unfit == 0 && fits && !taken.hold.is_empty() {
+    let fresh = held
+        .iter()
+        .map(HeldSource::since)
+        .max()
+        .is_some_and(|newest| wait.now - newest <= wait.grace);
+    if fits && taken.unfit == 0 && (!taken.hold.is_empty() || fresh) {
         return Plan::Targeted {
             why: format!(
-                "{named} source(s) held; every caller ranked is hot, so more are held as the ranking shows them"
+                "{named} caller(s) held; the metrics show the holds within {} minutes, and more are held as the ranking names them",
+                wait.grace.num_minutes()
             ),
             hold: taken.hold,
         };
     }
     let why = if named == 0 && taken.unfit == 0 {
         format!(
-            "the spend is spread over about {} sources, none sending {HOT_FACTOR} times the mean",
+            "the spend is spread over about {} callers, none sending {HOT_FACTOR} times the mean",
             sources.distinct
         )
     } else if !fits {
         format!(
-            "up to {} sources may be hot, more than an IP set holds ({IP_SET_CAPACITY})",
+            "up to {} callers may be hot, more than an IP set holds ({IP_SET_CAPACITY})",
             total / threshold
         )
     } else if taken.unfit > 0 {
         "the hottest callers have no lever (no quarantine plan for their key, no IP set on the stage)".into()
     } else {
         format!(
-            "holding the {named} hot source(s) would leave the stage burning {burn_left}, above the first throttle level {first_throttle}"
+            "the {named} caller(s) held leave the stage burning {burn_left}, above the first throttle level {first}"
         )
     };
     Plan::Backstop { why }
@@ -153,7 +190,13 @@ struct Taken {
     all_hot: bool,
 }
 
-fn take(sources: &StageSources, levers: &Levers, held: &[HeldSource], threshold: u64) -> Taken {
+fn take(
+    sources: &StageSources,
+    levers: &Levers,
+    held: &[HeldSource],
+    threshold: u64,
+    now: DateTime<Utc>,
+) -> Taken {
     let held: Vec<Source> = held.iter().map(HeldSource::source).collect();
     let mut taken = Taken {
         all_hot: true,
@@ -170,8 +213,8 @@ fn take(sources: &StageSources, levers: &Levers, held: &[HeldSource], threshold:
             continue;
         }
         let lever = match source {
-            Source::Address(_) if addresses < MAX_ADDRESSES_PER_PASS => lever_for(source, levers),
-            Source::ApiKey(_) if keys < MAX_KEYS_PER_PASS => lever_for(source, levers),
+            Source::Address(_) if addresses < MAX_ADDRESSES_PER_PASS => lever_for(source, levers, now),
+            Source::ApiKey(_) if keys < MAX_KEYS_PER_PASS => lever_for(source, levers, now),
             _ => None,
         };
         match lever {
@@ -191,9 +234,10 @@ fn take(sources: &StageSources, levers: &Levers, held: &[HeldSource], threshold:
 
 /// How `source` can be held on this stage, if a lever fits it: an address into the
 /// IP set; a key of one of the stage's plans into the quarantine plan.
-fn lever_for(source: &Source, levers: &Levers) -> Option<HeldSource> {
+fn lever_for(source: &Source, levers: &Levers, since: DateTime<Utc>) -> Option<HeldSource> {
     match source {
         Source::Address(ip) => levers.ip_set.as_ref().map(|set| HeldSource::Blocked {
+            since,
             address: cidr_of(ip),
             ip_set: set.clone(),
         }),
@@ -201,6 +245,7 @@ fn lever_for(source: &Source, levers: &Levers) -> Option<HeldSource> {
             let quarantine = levers.quarantine_plan.as_ref()?;
             let original = levers.key_plans.get(key).filter(|p| *p != quarantine)?;
             Some(HeldSource::Quarantined {
+                since,
                 key: key.clone(),
                 original_plan: original.clone(),
                 quarantine_plan: quarantine.clone(),
@@ -230,6 +275,7 @@ fn changes(stage: &TargetId, sources: &[HeldSource], holding: bool) -> Vec<Chang
                 key,
                 original_plan,
                 quarantine_plan,
+                ..
             } => {
                 let (from, to) = if holding {
                     (original_plan, quarantine_plan)
@@ -243,7 +289,7 @@ fn changes(stage: &TargetId, sources: &[HeldSource], holding: bool) -> Vec<Chang
                     to_plan: to.clone(),
                 });
             }
-            HeldSource::Blocked { address, ip_set } => {
+            HeldSource::Blocked { address, ip_set, .. } => {
                 by_set.entry(ip_set).or_default().push(address.clone())
             }
         }

@@ -5,7 +5,7 @@ mod support;
 
 use chrono::Duration;
 use dowguard_domain::source::{Attribution, HeldSource, IpSetRef, Levers, Source, StageSources};
-use dowguard_domain::targeted::{Plan, plan};
+use dowguard_domain::targeted::{Ladder, Plan, Wait, plan};
 use dowguard_domain::{BurnRate, Change, Money, TargetSpec, UsagePlanId, epoch_minute};
 use support::{Demand, World, id, rest_stage, restores, spec, tightens};
 
@@ -35,8 +35,18 @@ fn ranking(hot: &[Source], each: u64, legit: u64, shown: usize) -> StageSources 
     }
 }
 
-const FIFTY: BurnRate = BurnRate(50_000_000);
-const FOUR: BurnRate = BurnRate(4_000_000);
+const LADDER: Ladder = Ladder {
+    burn_short: BurnRate(50_000_000),
+    first_throttle: BurnRate(4_000_000),
+};
+
+/// A pass at 06:03 whose holds get eight minutes to show.
+fn wait() -> Wait {
+    Wait {
+        now: support::t0() + Duration::minutes(3),
+        grace: Duration::minutes(8),
+    }
+}
 
 #[test]
 fn one_stolen_key_is_quarantined_and_the_stage_left_open() {
@@ -47,12 +57,13 @@ fn one_stolen_key_is_quarantined_and_the_stage_left_open() {
         key_plans: [("stolen".to_string(), plan_id("gold"))].into(),
         ip_set: None,
     };
-    let Plan::Targeted { hold, .. } = plan(&sources, &levers, &[], FIFTY, FOUR) else {
+    let Plan::Targeted { hold, .. } = plan(&sources, &levers, &[], LADDER, wait()) else {
         panic!("not targeted");
     };
     assert_eq!(
         hold,
         [HeldSource::Quarantined {
+            since: wait().now,
             key: "stolen".into(),
             original_plan: plan_id("gold"),
             quarantine_plan: plan_id("quarantine"),
@@ -71,7 +82,7 @@ fn three_hundred_addresses_are_blocked_a_ranking_at_a_time() {
     };
     // The report shows its top 100: all hot, so more may follow; block them, wait.
     let first = ranking(&attackers, 1_000, 10_000, 100);
-    let Plan::Targeted { hold, why } = plan(&first, &levers, &[], FIFTY, FOUR) else {
+    let Plan::Targeted { hold, why } = plan(&first, &levers, &[], LADDER, wait()) else {
         panic!("not targeted");
     };
     assert_eq!(hold.len(), 100, "{why}");
@@ -80,7 +91,7 @@ fn three_hundred_addresses_are_blocked_a_ranking_at_a_time() {
     let mut second = ranking(&attackers, 1_000, 10_000, 300);
     second.top.drain(..100);
     second.top.truncate(100);
-    let Plan::Targeted { hold: more, .. } = plan(&second, &levers, &hold, FIFTY, FOUR) else {
+    let Plan::Targeted { hold: more, .. } = plan(&second, &levers, &hold, LADDER, wait()) else {
         panic!("not targeted");
     };
     assert_eq!(more.len(), 100);
@@ -95,16 +106,16 @@ fn a_botnet_beyond_an_ip_set_falls_back_to_the_stage_and_says_why() {
         ..Levers::default()
     };
     let sources = ranking(&attackers, 20, 10_000, 100);
-    let Plan::Backstop { why } = plan(&sources, &levers, &[], FIFTY, FOUR) else {
+    let Plan::Backstop { why } = plan(&sources, &levers, &[], LADDER, wait()) else {
         panic!("targeted a botnet");
     };
-    assert!(why.contains("spread over about 110000 sources"), "{why}");
+    assert!(why.contains("spread over about 110000 callers"), "{why}");
 }
 
 #[test]
 fn hot_callers_without_a_lever_fall_back_to_the_stage() {
     let sources = ranking(&[Source::Address("198.51.100.1".into())], 100_000, 500, 100);
-    let Plan::Backstop { why } = plan(&sources, &Levers::default(), &[], FIFTY, FOUR) else {
+    let Plan::Backstop { why } = plan(&sources, &Levers::default(), &[], LADDER, wait()) else {
         panic!("targeted without a lever");
     };
     assert!(why.contains("no lever"), "{why}");
@@ -118,7 +129,7 @@ fn even_traffic_has_no_hot_source_and_the_stage_is_tightened_whole() {
         ..Levers::default()
     };
     assert!(matches!(
-        plan(&sources, &levers, &[], FIFTY, FOUR),
+        plan(&sources, &levers, &[], LADDER, wait()),
         Plan::Backstop { .. }
     ));
 }
