@@ -279,6 +279,7 @@ pub async fn load(ctx: &Context, args: &HistoryArgs, budgets: &[Budget]) -> CliR
             settings: ctx.settings.clone(),
             metrics_plan: MetricsPlan::default(),
             alarms: AlarmScope::Needed,
+            attribution_delay_minutes: dowguard_sim::scenario::DEFAULT_ATTRIBUTION_DELAY_MINUTES,
         },
         prices: ctx.prices.clone(),
         account_concurrency,
@@ -481,6 +482,8 @@ async fn history(
                 avg_duration_ms: ctx.settings.default_avg_duration_ms,
                 max_concurrency: account_concurrency,
                 max_rps: DEFAULT_MAX_RPS,
+                // The history names no caller: the stages are replayed whole.
+                levers: dowguard_sim::scenario::Levers::default(),
             })
             .collect(),
         recorded,

@@ -23,10 +23,11 @@ use dowguard_domain::{
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use crate::callers::Callers;
 use crate::episodes::{Episode, Episodes, Seen};
 use crate::report::{PeriodOutcome, Report};
 use crate::scenario::{DEFAULT_MAX_EVENT_AGE_S, Scenario};
-use crate::traffic::Demand;
+use crate::traffic::{Demand, Group};
 
 /// Points kept per plotted series.
 const PLOT_POINTS: u32 = 1_500;
@@ -255,6 +256,8 @@ pub(crate) struct Outcome {
     pub(crate) series: Vec<(u32, Money)>,
     /// The budgets' episodes (dowguard).
     pub(crate) episodes: Vec<Episode>,
+    /// Callers the targeted levels held (dowguard).
+    pub(crate) sources_held: u64,
     /// When (and why) Cost Anomaly Detection would alert on this account's spend.
     pub(crate) anomaly: Option<(u32, String)>,
 }
@@ -483,6 +486,11 @@ struct World<'a> {
     cumulative: Exact,
     step: u32,
     episodes: Episodes,
+    /// The callers of the stages and what the guard holds of them (dowguard, on
+    /// traffic that counts its callers).
+    callers: Option<Callers>,
+    /// This minute's callers' groups per target.
+    groups: Vec<Vec<Group>>,
 }
 
 impl<'a> World<'a> {
@@ -535,6 +543,13 @@ impl<'a> World<'a> {
             refused_now: vec![0; n],
             requests_now: vec![0; n],
             episodes: Episodes::new(sc.budgets.len()),
+            callers: (strategy == Strategy::Dowguard && sc.traffic.has_clients()).then(|| {
+                Callers::new(
+                    sc.targets.iter().map(|t| t.levers).collect(),
+                    sc.guard.attribution_delay_minutes,
+                )
+            }),
+            groups: vec![Vec::new(); n],
             recent: vec![VecDeque::new(); n],
             alarm_threshold: vec![None; n],
             alarms_at: None,
@@ -582,9 +597,13 @@ impl<'a> World<'a> {
         self.series.push((0, Money::ZERO));
         for m in 0..sc.minutes {
             self.roll_periods(m);
-            cursor.fill(m, &mut demand);
-            for (i, d) in demand.iter().enumerate() {
-                self.serve(i, m, *d);
+            if self.callers.is_some() {
+                cursor.fill_groups(m, &mut demand, Some(&mut self.groups));
+            } else {
+                cursor.fill(m, &mut demand);
+            }
+            for (i, d) in demand.iter_mut().enumerate() {
+                self.serve_callers(i, m, d);
             }
             self.bill(m);
             self.act(m);
@@ -629,6 +648,31 @@ impl<'a> World<'a> {
             let track = &self.tracks[b];
             self.next_boundary = self.next_boundary.min(track.next_day).min(track.next_boundary);
         }
+    }
+
+    /// Serves one target's demand for minute `m`: the callers the guard holds are
+    /// refused first (see [`crate::callers`]), the rest meet the target's limits.
+    fn serve_callers(&mut self, i: usize, m: u32, d: &mut Demand) {
+        let Some(callers) = self.callers.as_mut() else {
+            self.serve(i, m, *d);
+            return;
+        };
+        let (legit, attack) = (d.legit, d.attack);
+        let refused = callers.hold_back(i, &self.groups[i], &mut d.legit, &mut d.attack);
+        callers.log(i, &self.groups[i]);
+        self.serve(i, m, *d);
+        let tally = &mut self.tallies[i];
+        tally.legit_requests += legit - d.legit;
+        tally.attack_requests += attack - d.attack;
+        tally.legit_rejected += refused.legit;
+        tally.attack_rejected += refused.attack;
+        if refused.attack > 0 {
+            // A hold refused the attack: the strategy's first effective limit.
+            tally.contained = true;
+        }
+        self.legit_rejected_now[i] += refused.legit;
+        self.refused_now[i] += refused.legit + refused.attack;
+        self.requests_now[i] += refused.legit + refused.attack;
     }
 
     /// Serves one target's demand for minute `m` under its current limits.
@@ -1082,6 +1126,13 @@ impl<'a> World<'a> {
         let clock = std::time::Instant::now();
         std::hint::black_box(bare_walk(&self.targets, store.metrics.as_slice()));
         self.walk_time += clock.elapsed();
+        let attribution = match self.callers.as_mut() {
+            Some(callers) => {
+                let ids: Vec<TargetId> = self.targets.iter().map(|t| t.id.clone()).collect();
+                callers.attribution(&ids, epoch_minute(now))
+            }
+            None => dowguard_domain::source::Attribution::NONE,
+        };
         let clock = std::time::Instant::now();
         let decision = decide(&Inputs {
             now,
@@ -1093,7 +1144,7 @@ impl<'a> World<'a> {
             account_usage: self.account,
             concurrency,
             gaps: &dowguard_domain::Gaps::NONE,
-            attribution: &dowguard_domain::source::Attribution::NONE,
+            attribution: &attribution,
             settings: &self.sc.guard.settings,
         });
         self.decide_time += clock.elapsed();
@@ -1144,6 +1195,9 @@ impl<'a> World<'a> {
             };
             if action.intent == Intent::Tighten {
                 tightened.insert(i);
+            }
+            if let Some(callers) = self.callers.as_mut() {
+                callers.apply(i, &action.change);
             }
             apply(&mut self.targets[i], &action.change);
         }
@@ -1198,7 +1252,8 @@ impl<'a> World<'a> {
             }
             _ => Money::ZERO,
         };
-        let guard_cost = alarms + GuardCost::of_metrics(self.metrics_requested);
+        let attribution = self.callers.as_ref().map_or(Money::ZERO, Callers::cost);
+        let guard_cost = alarms + GuardCost::of_metrics(self.metrics_requested) + attribution;
         let refused: Vec<u64> = self.tracks.iter().map(|t| t.refused).collect();
         let episodes = std::mem::take(&mut self.episodes).finish(&refused);
         Outcome {
@@ -1231,6 +1286,7 @@ impl<'a> World<'a> {
             responder_passes: self.responder_passes,
             series: self.series,
             episodes,
+            sources_held: self.callers.as_ref().map_or(0, |c| c.sources_held),
             anomaly: self.anomaly_alert,
         }
     }

@@ -16,6 +16,7 @@
 //! ([`Report::verdicts`]).
 
 pub mod backtest;
+pub mod callers;
 pub mod engine;
 pub mod episodes;
 pub mod library;

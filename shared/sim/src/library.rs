@@ -1,6 +1,7 @@
 //! The built-in scenario library: attacks (flood, ramp, pulse, leech, spread,
-//! recursive loop, async flood) and benign traffic (diurnal, launch spike, organic
-//! growth), each a TOML file under `scenarios/` compiled into the binary.
+//! recursive loop, async flood, REST floods from one stolen key, 300 addresses and
+//! a botnet) and benign traffic (diurnal, launch spike, organic growth, a busy
+//! API), each a TOML file under `scenarios/` compiled into the binary.
 
 use std::path::Path;
 
@@ -18,11 +19,15 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("recursive-loop", include_str!("../scenarios/recursive-loop.toml")),
     ("async-flood", include_str!("../scenarios/async-flood.toml")),
     ("rest-flood", include_str!("../scenarios/rest-flood.toml")),
+    ("stolen-key", include_str!("../scenarios/stolen-key.toml")),
+    ("address-flood", include_str!("../scenarios/address-flood.toml")),
+    ("botnet", include_str!("../scenarios/botnet.toml")),
     ("diurnal", include_str!("../scenarios/diurnal.toml")),
     ("thousand", include_str!("../scenarios/thousand.toml")),
     ("five-minute", include_str!("../scenarios/five-minute.toml")),
     ("launch-spike", include_str!("../scenarios/launch-spike.toml")),
     ("organic-growth", include_str!("../scenarios/organic-growth.toml")),
+    ("busy-api", include_str!("../scenarios/busy-api.toml")),
 ];
 
 /// The names of the built-in scenarios.

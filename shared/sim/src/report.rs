@@ -118,6 +118,9 @@ pub struct StrategyReport {
     /// went and what its targets refused meanwhile (dowguard only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub episodes: Vec<crate::episodes::Episode>,
+    /// Callers the targeted levels held: keys quarantined, addresses blocked
+    /// (dowguard only).
+    pub sources_held: u64,
     /// Cumulative spend of the first budget's scope: (minute, spend).
     #[serde(skip)]
     pub series: Vec<(u32, Money)>,
@@ -169,6 +172,16 @@ fn ratio(part: Money, whole: Money) -> Option<i64> {
         return None;
     }
     i64::try_from(part.picos().saturating_mul(1_000_000) / whole.picos()).ok()
+}
+
+/// `part / whole` as a percentage with two decimals.
+fn percent(part: u64, whole: u64) -> String {
+    let hundredths = u128::from(part) * 10_000 / u128::from(whole.max(1));
+    format!("{}.{:02} %", hundredths / 100, hundredths % 100)
+}
+
+fn percent_of_millionths(millionths: i64) -> String {
+    format!("{}.{:02} %", millionths / 10_000, (millionths % 10_000) / 100)
 }
 
 fn ratio_text(millionths: Option<i64>) -> String {
@@ -241,6 +254,7 @@ impl Report {
                         .collect(),
                     series: o.series,
                     episodes: o.episodes,
+                    sources_held: o.sources_held,
                 }
             })
             .collect();
@@ -335,6 +349,13 @@ impl Report {
                         "{rejected_within} legit request(s) rejected in the {periods_within} budget period(s) that stay within budget unguarded"
                     ),
                 });
+                if expect.class == ScenarioClass::Benign {
+                    out.push(Verdict {
+                        check: "no-caller-held",
+                        met: dg.sources_held == 0,
+                        detail: format!("{} caller(s) quarantined or blocked", dg.sources_held),
+                    });
+                }
                 if expect.class == ScenarioClass::Exhausting {
                     out.push(Verdict {
                         check: "acts-and-says-why",
@@ -390,6 +411,22 @@ impl Report {
                     });
                 }
             }
+        }
+        if let Some(max) = expect.legit_refused_max_millionths {
+            let refused = i128::from(dg.legit_rejected) * 1_000_000;
+            let allowed = i128::from(dg.legit_requests) * i128::from(max);
+            out.push(Verdict {
+                check: "legit-refused-at-most",
+                met: refused <= allowed,
+                detail: format!(
+                    "{} of {} legit requests refused ({}), {} caller(s) held (at most {})",
+                    dg.legit_rejected,
+                    dg.legit_requests,
+                    percent(dg.legit_rejected, dg.legit_requests),
+                    dg.sources_held,
+                    percent_of_millionths(max)
+                ),
+            });
         }
         if let Some(max) = expect.floor_ratio_max_millionths {
             let bound = self

@@ -24,6 +24,9 @@ pub const DEFAULT_MAX_EVENT_AGE_S: u32 = 21_600;
 pub const DEFAULT_MAX_RPS: u32 = 10_000;
 /// Lambda's default concurrent-executions limit per account.
 pub const DEFAULT_ACCOUNT_CONCURRENCY: u32 = 1_000;
+/// Minutes from a request to its caller's place in the ranking the guard reads:
+/// the access log's delivery and the rule's one-minute evaluation.
+pub const DEFAULT_ATTRIBUTION_DELAY_MINUTES: u32 = 2;
 
 /// A simulated target: the domain's target plus what the simulator needs to run it.
 #[derive(Debug, Clone)]
@@ -36,6 +39,27 @@ pub struct SimTarget {
     pub max_concurrency: u32,
     /// Most requests per second a stage serves without a stage throttle.
     pub max_rps: u32,
+    /// What the targeted levels can use on a stage (see [`Levers`]).
+    pub levers: Levers,
+}
+
+/// How a stage's callers are named in its access logs, and what the guard may do
+/// to one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Levers {
+    /// Callers are named by API key (else by address).
+    pub api_keys: bool,
+    /// A quarantine usage plan covers the stage (keys can be quarantined).
+    pub quarantine_plan: bool,
+    /// A web ACL with a blocking IP set is attached (addresses can be blocked).
+    pub ip_set: bool,
+}
+
+impl Levers {
+    /// The stage is attributed: its access logs are ranked and a lever exists.
+    pub fn attributed(self) -> bool {
+        self.ip_set || (self.api_keys && self.quarantine_plan)
+    }
 }
 
 impl SimTarget {
@@ -57,6 +81,9 @@ pub struct GuardConfig {
     /// Which targets get an alarm (the template's `Alarms` parameter): `needed`
     /// by default, `every-target` or `none`.
     pub alarms: AlarmScope,
+    /// Minutes from a request to its caller's place in the ranking the guard reads
+    /// (access logs delivered, Contributor Insights rule evaluated).
+    pub attribution_delay_minutes: u32,
 }
 
 /// Settings of the baseline strategies.
@@ -110,6 +137,8 @@ pub struct Expectations {
     /// dowguard's overspend at most this fraction of the Budgets-action model's
     /// overspend on the same trace (millionths).
     pub budgets_ratio_max_millionths: Option<i64>,
+    /// dowguard refuses at most this fraction of the legit requests (millionths).
+    pub legit_refused_max_millionths: Option<i64>,
 }
 
 /// A validated scenario.
@@ -222,6 +251,8 @@ struct GuardFile {
     #[serde(default)]
     metric_delay_minutes: Option<u32>,
     #[serde(default)]
+    attribution_delay_minutes: Option<u32>,
+    #[serde(default)]
     metrics_plan: Option<MetricsPlan>,
     #[serde(default)]
     settings: Option<GuardSettings>,
@@ -266,6 +297,12 @@ struct TargetFile {
     max_rps: Option<u32>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    #[serde(default)]
+    callers: Option<String>,
+    #[serde(default)]
+    quarantine_plan: bool,
+    #[serde(default)]
+    ip_set: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -393,6 +430,8 @@ struct TrafficFile {
     from: Option<DurationText>,
     #[serde(default)]
     until: Option<DurationText>,
+    #[serde(default)]
+    clients: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -405,6 +444,8 @@ struct ExpectFile {
     exposure_ratio_max: Option<String>,
     #[serde(default)]
     budgets_ratio_max: Option<String>,
+    #[serde(default)]
+    legit_refused_max: Option<String>,
 }
 
 fn millionths(field: &str, text: &str) -> Result<i64, SimError> {
@@ -532,6 +573,11 @@ impl Scenario {
                         .as_deref()
                         .map(|t| millionths("expect.budgets_ratio_max", t))
                         .transpose()?,
+                    legit_refused_max_millionths: e
+                        .legit_refused_max
+                        .as_deref()
+                        .map(|t| millionths("expect.legit_refused_max", t))
+                        .transpose()?,
                 })
             })
             .transpose()?;
@@ -589,11 +635,21 @@ fn guard_config(raw: &GuardFile) -> Result<GuardConfig, SimError> {
             ));
         }
     };
+    let attribution_delay_minutes = raw
+        .attribution_delay_minutes
+        .unwrap_or(DEFAULT_ATTRIBUTION_DELAY_MINUTES);
+    if attribution_delay_minutes > 60 {
+        return Err(invalid(
+            "guard.attribution_delay_minutes",
+            "must be 0 to 60 minutes",
+        ));
+    }
     Ok(GuardConfig {
         interval_minutes: interval,
         settings,
         metrics_plan: raw.metrics_plan.unwrap_or_default(),
         alarms,
+        attribution_delay_minutes,
     })
 }
 
@@ -663,6 +719,7 @@ fn targets(raw: &[TargetFile], account_concurrency: u32) -> Result<Vec<SimTarget
             function_only(t.reserved_concurrency.is_some(), "reserved_concurrency")?;
             function_only(t.max_event_age_s.is_some(), "max_event_age_s")?;
             function_only(t.arch.is_some(), "arch")?;
+            let levers = levers(t, &id, &field)?;
             if id.kind() == TargetKind::Function && (t.throttle.is_some() || t.max_rps.is_some()) {
                 return Err(invalid(
                     field("throttle"),
@@ -742,6 +799,7 @@ fn targets(raw: &[TargetFile], account_concurrency: u32) -> Result<Vec<SimTarget
                     .unwrap_or(account_concurrency)
                     .min(account_concurrency),
                 max_rps: t.max_rps.unwrap_or(DEFAULT_MAX_RPS),
+                levers,
             });
         }
     }
@@ -749,6 +807,47 @@ fn targets(raw: &[TargetFile], account_concurrency: u32) -> Result<Vec<SimTarget
         return Err(invalid("targets", "give at least one target"));
     }
     Ok(out)
+}
+
+/// A target's levers from its file entry: stages only; a quarantine plan needs
+/// callers named by API key.
+fn levers(t: &TargetFile, id: &TargetId, field: &dyn Fn(&str) -> String) -> Result<Levers, SimError> {
+    let stage = matches!(id.kind(), TargetKind::RestStage | TargetKind::HttpStage);
+    let api_keys = match t.callers.as_deref() {
+        None | Some("addresses") => false,
+        Some("api-keys") => true,
+        Some(other) => {
+            return Err(invalid(
+                field("callers"),
+                format!("`{other}` is not one of addresses, api-keys"),
+            ));
+        }
+    };
+    if !stage && (t.callers.is_some() || t.quarantine_plan || t.ip_set) {
+        return Err(invalid(
+            field("callers"),
+            "callers, quarantine_plan and ip_set apply to API stages only",
+        ));
+    }
+    if t.quarantine_plan && !api_keys {
+        return Err(invalid(
+            field("quarantine_plan"),
+            "quarantines API keys: set callers = \"api-keys\"",
+        ));
+    }
+    if t.ip_set && id.kind() == TargetKind::HttpStage {
+        // A web ACL protects REST APIs ("Use AWS WAF to protect your REST APIs in API
+        // Gateway", API Gateway Developer Guide); an HTTP API stage takes none.
+        return Err(invalid(
+            field("ip_set"),
+            "a web ACL protects REST API stages only",
+        ));
+    }
+    Ok(Levers {
+        api_keys,
+        quarantine_plan: t.quarantine_plan,
+        ip_set: t.ip_set,
+    })
 }
 
 /// Targets matched by a traffic entry's `target`: an exact id, or a prefix ending in `*`.
@@ -868,7 +967,14 @@ fn component(i: usize, t: &TrafficFile, targets: &[SimTarget], minutes: u32) -> 
     if from >= until {
         return Err(invalid(field("until"), "must be after `from`"));
     }
+    if t.clients == Some(0) {
+        return Err(invalid(
+            field("clients"),
+            "at least one caller sends the requests",
+        ));
+    }
     Ok(Component {
+        clients: t.clients,
         targets: indices,
         role: t.role,
         shape,

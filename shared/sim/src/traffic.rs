@@ -5,6 +5,9 @@
 //! `minute,target,legit_requests,attack_requests,avg_duration_ms`: minutes count from
 //! 0, one row per target per minute, minutes never decrease, and a missing row means
 //! no requests. An `avg_duration_ms` of 0 means the target's configured average.
+//! The longer header [`CSV_HEADER_CLIENTS`] adds `legit_clients,attack_clients`: how
+//! many callers send each side's requests that minute (evenly shared), which the
+//! targeted levels act on; the short header means unattributed traffic.
 
 use serde::Deserialize;
 
@@ -13,6 +16,24 @@ use crate::scenario::SimTarget;
 
 /// The exact header a CSV trace must start with.
 pub const CSV_HEADER: &str = "minute,target,legit_requests,attack_requests,avg_duration_ms";
+/// The header of a trace that also counts each side's callers.
+pub const CSV_HEADER_CLIENTS: &str =
+    "minute,target,legit_requests,attack_requests,avg_duration_ms,legit_clients,attack_clients";
+
+/// Requests from a number of callers who share them evenly in one minute: one
+/// traffic component (or one side of a CSV row) on one target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    /// Stable identity of the group on its target (the component's index, or 0
+    /// legit / 1 attack for a CSV trace).
+    pub id: u32,
+    /// Whose requests.
+    pub role: Role,
+    /// How many callers.
+    pub clients: u64,
+    /// Their requests this minute.
+    pub requests: u64,
+}
 
 /// One target's requests in one minute.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,6 +113,8 @@ pub enum Shape {
 pub struct Component {
     /// Indices of the targets it applies to (each gets the full rate).
     pub targets: Vec<usize>,
+    /// How many callers share its requests, when they are counted.
+    pub clients: Option<u64>,
     /// Legit or attack.
     pub role: Role,
     /// The shape.
@@ -172,6 +195,14 @@ pub enum Traffic {
 }
 
 impl Traffic {
+    /// True when the traffic counts its callers (targeted levels can act on it).
+    pub fn has_clients(&self) -> bool {
+        match self {
+            Traffic::Shapes(components) => components.iter().any(|c| c.clients.is_some()),
+            Traffic::Csv(trace) => trace.rows.iter().any(|r| r.clients.is_some()),
+        }
+    }
+
     /// A fresh reader positioned at minute 0.
     pub fn cursor(&self, minute_of_day_at_0: u32) -> Cursor<'_> {
         let growth = match self {
@@ -200,10 +231,19 @@ impl Cursor<'_> {
     /// Writes minute `m`'s demand of every target into `out` (one slot per target).
     /// Minutes must be asked for in ascending order.
     pub fn fill(&mut self, m: u32, out: &mut [Demand]) {
+        self.fill_groups(m, out, None);
+    }
+
+    /// As [`Cursor::fill`], and with `groups` (one list per target), the callers'
+    /// groups of the minute as well.
+    pub fn fill_groups(&mut self, m: u32, out: &mut [Demand], mut groups: Option<&mut [Vec<Group>]>) {
         out.fill(Demand::default());
+        if let Some(groups) = groups.as_deref_mut() {
+            groups.iter_mut().for_each(Vec::clear);
+        }
         match self.traffic {
             Traffic::Shapes(components) => {
-                for (c, growth) in components.iter().zip(self.growth.iter_mut()) {
+                for (k, (c, growth)) in components.iter().zip(self.growth.iter_mut()).enumerate() {
                     let rpm = c.rpm(m, self.minute_of_day_at_0, growth);
                     if rpm == 0 {
                         continue;
@@ -213,6 +253,14 @@ impl Cursor<'_> {
                         match c.role {
                             Role::Legit => slot.legit = slot.legit.saturating_add(rpm),
                             Role::Attack => slot.attack = slot.attack.saturating_add(rpm),
+                        }
+                        if let (Some(groups), Some(clients)) = (groups.as_deref_mut(), c.clients) {
+                            groups[i].push(Group {
+                                id: u32::try_from(k).unwrap_or(u32::MAX),
+                                role: c.role,
+                                clients,
+                                requests: rpm,
+                            });
                         }
                     }
                 }
@@ -225,6 +273,21 @@ impl Cursor<'_> {
                 while self.position < rows.len() && rows[self.position].minute == m {
                     let row = &rows[self.position];
                     out[row.target] = row.demand;
+                    if let (Some(groups), Some((legit, attack))) = (groups.as_deref_mut(), row.clients) {
+                        for (id, role, clients, requests) in [
+                            (0, Role::Legit, legit, row.demand.legit),
+                            (1, Role::Attack, attack, row.demand.attack),
+                        ] {
+                            if requests > 0 && clients > 0 {
+                                groups[row.target].push(Group {
+                                    id,
+                                    role,
+                                    clients,
+                                    requests,
+                                });
+                            }
+                        }
+                    }
                     self.position += 1;
                 }
             }
@@ -238,6 +301,8 @@ struct Row {
     minute: u32,
     target: usize,
     demand: Demand,
+    /// Callers of each side (legit, attack), when the trace counts them.
+    clients: Option<(u64, u64)>,
 }
 
 /// A validated CSV trace.
@@ -265,15 +330,19 @@ impl CsvTrace {
             .enumerate()
             .map(|(i, l)| (i + 1, l.trim_end_matches('\r')));
         let header = lines.next().map(|(_, l)| l.trim_start_matches('\u{feff}').trim());
-        if header != Some(CSV_HEADER) {
-            return Err(fail(
-                1,
-                format!(
-                    "the header must be exactly `{CSV_HEADER}`, found `{}`",
-                    header.unwrap_or("").chars().take(120).collect::<String>()
-                ),
-            ));
-        }
+        let columns = match header {
+            Some(CSV_HEADER) => 5,
+            Some(CSV_HEADER_CLIENTS) => 7,
+            _ => {
+                return Err(fail(
+                    1,
+                    format!(
+                        "the header must be exactly `{CSV_HEADER}` (or `{CSV_HEADER_CLIENTS}`), found `{}`",
+                        header.unwrap_or("").chars().take(120).collect::<String>()
+                    ),
+                ));
+            }
+        };
         let by_name: std::collections::HashMap<String, usize> = targets
             .iter()
             .enumerate()
@@ -286,10 +355,15 @@ impl CsvTrace {
                 continue;
             }
             let fields: Vec<&str> = text.split(',').map(str::trim).collect();
-            if fields.len() != 5 {
+            if fields.len() != columns {
+                let header = if columns == 5 {
+                    CSV_HEADER
+                } else {
+                    CSV_HEADER_CLIENTS
+                };
                 return Err(fail(
                     line,
-                    format!("expected 5 fields ({CSV_HEADER}), found {}", fields.len()),
+                    format!("expected {columns} fields ({header}), found {}", fields.len()),
                 ));
             }
             let number = |index: usize, name: &str| -> Result<u64, SimError> {
@@ -357,6 +431,24 @@ impl CsvTrace {
                 ));
             }
             seen_this_minute.push(target);
+            let clients = if columns == 7 {
+                let (legit_clients, attack_clients) =
+                    (number(5, "legit_clients")?, number(6, "attack_clients")?);
+                for (requests, clients, name) in [
+                    (legit, legit_clients, "legit_clients"),
+                    (attack, attack_clients, "attack_clients"),
+                ] {
+                    if requests > 0 && clients == 0 {
+                        return Err(fail(
+                            line,
+                            format!("{name} is 0 but there are requests; give at least 1"),
+                        ));
+                    }
+                }
+                Some((legit_clients, attack_clients))
+            } else {
+                None
+            };
             rows.push(Row {
                 minute,
                 target,
@@ -365,6 +457,7 @@ impl CsvTrace {
                     attack,
                     avg_duration_ms,
                 },
+                clients,
             });
         }
         Ok(CsvTrace { rows })
@@ -391,6 +484,7 @@ impl CsvTrace {
                     minute,
                     target,
                     demand,
+                    clients: None,
                 })
                 .collect(),
         })

@@ -163,3 +163,48 @@ fn the_error_message_names_file_line_and_reason() {
     let text = err.to_string();
     assert!(text.starts_with("trace.csv line 3: unknown target"), "{text}");
 }
+
+#[test]
+fn a_trace_that_counts_callers_lets_the_guard_block_the_flooding_ones() {
+    let text = r#"
+name = "csv-callers"
+duration = "3h"
+csv = "trace.csv"
+[[targets]]
+id = "rest-stage:a1b2c3/prod"
+ip_set = true
+[[budgets]]
+id = "api-daily"
+scope = "rest-stage:a1b2c3/prod"
+period = "day"
+amount = "50"
+"#;
+    let mut csv = String::from(dowguard_sim::traffic::CSV_HEADER_CLIENTS);
+    for minute in 0..180 {
+        let (attack, attackers) = if minute >= 60 { (600_000, 3) } else { (0, 0) };
+        csv.push_str(&format!(
+            "\n{minute},rest-stage:a1b2c3/prod,4960,{attack},0,2000,{attackers}"
+        ));
+    }
+    let scenario = Scenario::from_toml(text, "test", move |_| Ok(("trace.csv".into(), csv))).expect("loads");
+    let report = run(&scenario);
+    let dg = report.strategy(Strategy::Dowguard).expect("dowguard");
+    assert_eq!(dg.sources_held, 3);
+    assert!(
+        dg.legit_rejected * 50 <= dg.legit_requests,
+        "{} of {}",
+        dg.legit_rejected,
+        dg.legit_requests
+    );
+}
+
+#[test]
+fn callers_counted_without_requests_are_named_and_zero_callers_with_requests_rejected() {
+    let header = dowguard_sim::traffic::CSV_HEADER_CLIENTS;
+    let (line, reason) = rejected(&format!("{header}\n0,function:orders,5,0,0,0,0"));
+    assert_eq!(line, 2);
+    assert!(reason.contains("legit_clients is 0"), "{reason}");
+    let (line, reason) = rejected(&format!("{header}\n0,function:orders,5,0,0"));
+    assert_eq!(line, 2);
+    assert!(reason.contains("expected 7 fields"), "{reason}");
+}

@@ -228,3 +228,57 @@ fn json_report_carries_money_as_exact_decimal_strings() {
         Some(of(&r, Strategy::Unguarded).spend.to_decimal().to_string())
     );
 }
+
+/// The targeted levels' promise: the flood stopped at its callers, the customers
+/// served.
+const TARGETED: &[&str] = &[
+    "acts",
+    "beats-unguarded",
+    "overspend-within-floor",
+    "exposure-within-floor",
+    "legit-refused-at-most",
+];
+
+#[test]
+fn a_stolen_key_is_quarantined_and_the_customers_are_served() {
+    let r = report("stolen-key");
+    assert_met(&r, TARGETED);
+    let dg = of(&r, Strategy::Dowguard);
+    assert_eq!(dg.sources_held, 1, "the one stolen key");
+    assert_eq!(dg.overspend, Money::ZERO);
+    // The same flood against the stage as a whole refuses most customers.
+    let whole = of(&report("rest-flood"), Strategy::Dowguard).legit_rejected;
+    assert!(
+        dg.legit_rejected * 100 < whole,
+        "{} vs {whole}",
+        dg.legit_rejected
+    );
+}
+
+#[test]
+fn three_hundred_flooding_addresses_are_blocked_a_ranking_at_a_time() {
+    let r = report("address-flood");
+    assert_met(&r, TARGETED);
+    let dg = of(&r, Strategy::Dowguard);
+    assert_eq!(dg.sources_held, 300);
+    assert_eq!(dg.overspend, Money::ZERO);
+}
+
+#[test]
+fn a_botnet_falls_back_to_the_stage_and_costs_no_more_than_without_attribution() {
+    let r = report("botnet");
+    assert_met(&r, ATTACK);
+    let dg = of(&r, Strategy::Dowguard);
+    assert_eq!(dg.sources_held, 0, "nobody stands out");
+    let whole = report("rest-flood");
+    let whole = of(&whole, Strategy::Dowguard);
+    assert_eq!((dg.spend, dg.overspend), (whole.spend, whole.overspend));
+}
+
+#[test]
+fn a_busy_api_with_one_heavy_partner_holds_nobody() {
+    let r = report("busy-api");
+    assert_met(&r, &["no-legit-rejected-within-budget", "no-caller-held"]);
+    let dg = of(&r, Strategy::Dowguard);
+    assert_eq!((dg.legit_rejected, dg.sources_held), (0, 0));
+}
