@@ -135,9 +135,10 @@ fn even_traffic_has_no_hot_source_and_the_stage_is_tightened_whole() {
 }
 
 /// A REST stage flooded by one address, with a day budget: the pass blocks the
-/// address and leaves the stage's throttle alone; the calm releases exactly it.
+/// address and leaves the stage's throttle alone; the address stays blocked through
+/// the calm and is let go, exactly, when the budget's day ends.
 #[test]
-fn a_flooding_address_is_blocked_not_the_stage_and_the_calm_unblocks_exactly_it() {
+fn a_flooding_address_is_blocked_not_the_stage_and_let_go_exactly_when_the_day_ends() {
     let mut world = World::new()
         .with_target(rest_stage("a1b2c3d4e5", "prod", None))
         .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
@@ -199,9 +200,11 @@ fn a_flooding_address_is_blocked_not_the_stage_and_the_calm_unblocks_exactly_it(
         .unwrap_or_else(|| panic!("no state"))
         .held_sources;
     assert_eq!(held.len(), 1);
-    // The attacker is gone: hours of calm, and the guard lets the address go.
+    // The attacker is gone: hours of calm; the address stays blocked until the
+    // budget's day is over (it could come back the minute it is let go).
     world.attribution = Attribution::NONE;
     let mut released = Vec::new();
+    let mut free_at = None;
     for _ in 0..24 * 60 {
         world.now += Duration::minutes(1);
         let minute = epoch_minute(world.now) - 1;
@@ -210,9 +213,15 @@ fn a_flooding_address_is_blocked_not_the_stage_and_the_calm_unblocks_exactly_it(
         released.extend(restores(&decision).iter().map(|a| a.change.clone()));
         world.commit(&decision);
         if world.state(&stage).is_some_and(|s| s.held_sources.is_empty()) {
+            free_at = Some(world.now);
             break;
         }
     }
+    let midnight = (support::t0() + Duration::days(1))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc());
+    assert_eq!(free_at, midnight, "let go when the day ends");
     assert_eq!(
         released,
         [Change::IpSetAddresses {
@@ -223,4 +232,82 @@ fn a_flooding_address_is_blocked_not_the_stage_and_the_calm_unblocks_exactly_it(
         }]
     );
     assert_eq!(world.limits(&stage), before);
+}
+
+/// Holding the hot caller does not bring the burn down (the flood goes on through
+/// the metrics): once the grace is over, the stage is tightened whole, and the
+/// notice says why.
+#[test]
+fn when_holding_callers_does_not_bring_the_burn_down_the_stage_is_the_backstop() {
+    let mut world = World::new()
+        .with_target(rest_stage("a1b2c3d4e5", "prod", None))
+        .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
+    let stage = id("rest-stage:a1b2c3d4e5/prod");
+    let request = world.prices.list().of(&TargetSpec::RestStage).request();
+    let pace = request.units_for(Money::from_dollars(240)) / 1_440;
+    world.history(
+        &stage,
+        60,
+        Demand {
+            requests: pace / 2,
+            ms_each: 0,
+        },
+    );
+    let flood = Demand {
+        requests: pace * 100,
+        ms_each: 0,
+    };
+    let ranking = |through: i64| {
+        let mut top = vec![(Source::Address("198.51.100.7".into()), pace * 60)];
+        top.extend((0..99).map(|i| (Source::Address(format!("203.0.113.{i}")), pace * 40 / 2_000)));
+        StageSources {
+            through_minute: through,
+            window_minutes: 1,
+            total_requests: pace * 100,
+            distinct: 2_000,
+            top,
+        }
+    };
+    let levers = Levers {
+        ip_set: Some(ip_set()),
+        ..Levers::default()
+    };
+    let mut whole = None;
+    for minute in 0..20 {
+        world.record(&stage, epoch_minute(world.now) - 1, flood);
+        world.attribution = Attribution {
+            stages: [(
+                stage.clone(),
+                (ranking(epoch_minute(world.now) - 2), levers.clone()),
+            )]
+            .into(),
+        };
+        let decision = world.decide();
+        if tightens(&decision)
+            .iter()
+            .any(|a| matches!(a.change, Change::StageThrottle { .. }))
+        {
+            let notices: Vec<String> = decision
+                .actions
+                .iter()
+                .filter_map(|a| match &a.change {
+                    Change::Notify { message, .. } => Some(message.clone()),
+                    _ => None,
+                })
+                .collect();
+            whole = Some((minute, notices));
+            break;
+        }
+        world.commit(&decision);
+        world.now += Duration::minutes(1);
+    }
+    let (minute, notices) = whole.unwrap_or_else(|| panic!("the stage was never tightened"));
+    // The hold's grace is the metric delay and the short window (7 minutes).
+    assert!(minute >= 7, "tightened at minute {minute}, inside the grace");
+    assert!(
+        notices.iter().any(|n| n.contains("the whole stage is tightened")),
+        "{notices:?}"
+    );
+    let held = world.state(&stage).map_or(0, |s| s.held_sources.len());
+    assert_eq!(held, 1, "the hot caller stays held under the backstop");
 }
