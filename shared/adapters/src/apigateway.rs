@@ -260,7 +260,15 @@ impl RestAdapter {
     /// The methods of a REST API that anyone can call: no authorization
     /// (`authorizationType` `NONE`) and no API key required, as `GET /path`.
     pub async fn open_methods(&self, api: &ApiId) -> PortResult<Vec<String>> {
+        Ok(self.methods(api).await?.open)
+    }
+
+    /// The methods of a REST API as the audit reads them: those anyone can call
+    /// (no authorization, no API key), and whether any method requires an API key
+    /// (then a usage plan's keys name its callers).
+    pub async fn methods(&self, api: &ApiId) -> PortResult<Methods> {
         let mut open = Vec::new();
+        let mut key_required = false;
         let mut position: Option<String> = None;
         loop {
             self.resources_pacer.wait().await;
@@ -284,7 +292,9 @@ impl RestAdapter {
                     let unauthorized = method
                         .authorization_type()
                         .is_none_or(|a| a.eq_ignore_ascii_case("NONE"));
-                    if unauthorized && !method.api_key_required().unwrap_or(false) {
+                    let keyed = method.api_key_required().unwrap_or(false);
+                    key_required |= keyed;
+                    if unauthorized && !keyed {
                         open.push(format!("{verb} {path}"));
                     }
                 }
@@ -295,8 +305,43 @@ impl RestAdapter {
             }
         }
         open.sort();
-        Ok(open)
+        Ok(Methods { open, key_required })
     }
+
+    /// Per stage of a REST API: whether its access logs go to CloudWatch Logs and
+    /// whether a web ACL is attached (`accessLogSettings.destinationArn`,
+    /// `webAclArn`: GetStages, API Gateway API reference).
+    pub async fn stage_access(&self, api: &ApiId) -> PortResult<Vec<(StageName, bool, bool)>> {
+        self.stage_pacer.wait().await;
+        let stages = self
+            .client
+            .get_stages()
+            .rest_api_id(api.as_str())
+            .send()
+            .await
+            .map_err(|e| port_error("GetStages", api.as_str(), e))?;
+        Ok(stages
+            .item()
+            .iter()
+            .filter_map(|stage| {
+                let name = StageName::parse(stage.stage_name()?).ok()?;
+                let logs = stage
+                    .access_log_settings()
+                    .and_then(|a| a.destination_arn())
+                    .is_some_and(|arn| arn.contains(":logs:"));
+                Some((name, logs, stage.web_acl_arn().is_some()))
+            })
+            .collect())
+    }
+}
+
+/// A REST API's methods as the audit reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Methods {
+    /// Methods anyone can call (`GET /orders`).
+    pub open: Vec<String>,
+    /// Some method requires an API key.
+    pub key_required: bool,
 }
 
 /// The account's own throttle limits in this Region, which bound every stage,

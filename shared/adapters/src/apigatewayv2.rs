@@ -194,6 +194,39 @@ impl HttpAdapter {
         Ok(Some(target))
     }
 
+    /// Per stage of an HTTP API: whether its access logs go to CloudWatch Logs
+    /// (`AccessLogSettings.DestinationArn`: GetStages, API Gateway V2 API reference).
+    pub async fn stage_access(&self, api: &ApiId) -> PortResult<Vec<(StageName, bool)>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            self.pacer.wait().await;
+            let page = self
+                .client
+                .get_stages()
+                .api_id(api.as_str())
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| port_error("GetStages", api.as_str(), e))?;
+            for stage in page.items() {
+                let Some(Ok(name)) = stage.stage_name().map(StageName::parse) else {
+                    continue;
+                };
+                let logs = stage
+                    .access_log_settings()
+                    .and_then(|a| a.destination_arn())
+                    .is_some_and(|arn| arn.contains(":logs:"));
+                out.push((name, logs));
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// The routes of an HTTP API that anyone can call: no authorization and no API
     /// key required, as their route keys (`GET /orders`, `$default`).
     pub async fn open_routes(&self, api: &ApiId) -> PortResult<Vec<String>> {

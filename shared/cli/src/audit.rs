@@ -11,9 +11,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use dowguard_adapters::apigateway::Methods;
 use dowguard_domain::exposure::{
     self, Bound, DEFAULT_BUDGET_DOLLARS, EntryPoint, Exposure, ExposureContext, Finding,
 };
+use dowguard_domain::source::StageAccess;
 use dowguard_domain::{ApiId, Budget, Money, PriceBook, Prices, Target, TargetId, TargetKind};
 use dowguard_guard::ports::{BudgetStore, Discovery, LambdaControl, Unlisted, UnreadableItem};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -230,18 +232,55 @@ async fn scan_account(ctx: &Context) -> CliResult<Scanned> {
     apis.dedup();
     progress.inc_length(apis.len() as u64);
     let mut open: HashMap<ApiId, Vec<String>> = HashMap::new();
+    let mut keyed: HashMap<ApiId, bool> = HashMap::new();
+    // Per stage: its access logs and web ACL (what the targeted levels need).
+    let mut access: HashMap<TargetId, StageAccess> = HashMap::new();
     for (is_rest, api) in apis {
-        progress.set_message(format!("methods of {api}"));
+        progress.set_message(format!("methods and stages of {api}"));
         let methods = if is_rest {
-            account.rest.open_methods(&api).await
+            account.rest.methods(&api).await
         } else {
-            account.http.open_routes(&api).await
+            account.http.open_routes(&api).await.map(|open| Methods {
+                open,
+                key_required: false,
+            })
         };
         match methods {
             Ok(methods) => {
-                open.insert(api, methods);
+                keyed.insert(api.clone(), methods.key_required);
+                open.insert(api.clone(), methods.open);
             }
             Err(e) => unread.push(format!("the methods of API {api} could not be read: {e}")),
+        }
+        let stages = if is_rest {
+            account.rest.stage_access(&api).await.map(|stages| {
+                stages
+                    .into_iter()
+                    .map(|(stage, logs, acl)| (TargetId::RestStage(api.clone(), stage), logs, Some(acl)))
+                    .collect::<Vec<_>>()
+            })
+        } else {
+            account.http.stage_access(&api).await.map(|stages| {
+                stages
+                    .into_iter()
+                    .map(|(stage, logs)| (TargetId::HttpStage(api.clone(), stage), logs, None))
+                    .collect()
+            })
+        };
+        match stages {
+            Ok(stages) => {
+                for (id, access_logs, web_acl) in stages {
+                    access.insert(
+                        id,
+                        StageAccess {
+                            access_logs,
+                            api_keys: false,
+                            web_acl,
+                        },
+                    );
+                }
+            }
+            Err(e) => unread.push(format!("the stages of API {api} could not be read: {e}")),
         }
         progress.inc(1);
     }
@@ -316,12 +355,22 @@ async fn scan_account(ctx: &Context) -> CliResult<Scanned> {
             TargetId::HttpStage(api, _) => (None, open.get(api).cloned().unwrap_or_default(), vec![]),
             TargetId::UsagePlan(_) => (None, vec![], vec![]),
         };
+        // Keys name a REST stage's callers when a method requires one and a usage
+        // plan covers the stage (its keys are the plan's).
+        let stage_access = access.get(&t.id).map(|a| StageAccess {
+            api_keys: match &t.id {
+                TargetId::RestStage(api, _) => !plans.is_empty() && keyed.get(api).copied().unwrap_or(false),
+                _ => false,
+            },
+            ..*a
+        });
         entries.push(EntryPoint {
             target: t.clone(),
             timeout_s,
             open_methods,
             plans,
             open_url,
+            access: stage_access,
         });
     }
     Ok(Scanned {
@@ -446,6 +495,31 @@ fn render(view: &AuditView, default_budget: Money) -> String {
         ]);
     }
     out.push_str(&table.render());
+    let stages: Vec<(&TargetId, &dowguard_domain::source::TargetedLevels)> = view
+        .entry_points
+        .iter()
+        .filter_map(|r| r.exposure.targeted.as_ref().map(|t| (&r.exposure.target, t)))
+        .collect();
+    if !stages.is_empty() {
+        out.push_str("\nTargeted levels (stop the callers behind the spend, not the whole stage):\n");
+        let mut table = Table::new(&["ENTRY POINT", "CAN", "MISSING"]);
+        for (id, levels) in stages {
+            table.row(vec![
+                id.to_string(),
+                if levels.usable.is_empty() {
+                    "-".into()
+                } else {
+                    levels.usable.join(", ")
+                },
+                if levels.missing.is_empty() {
+                    "-".into()
+                } else {
+                    levels.missing.join("; ")
+                },
+            ]);
+        }
+        out.push_str(&table.render());
+    }
     if !view.unread.is_empty() {
         out.push_str("\nCould not read (entry points there are missing above):\n");
         for line in &view.unread {

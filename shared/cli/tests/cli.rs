@@ -435,3 +435,79 @@ fn completions_and_help_need_no_aws() {
         .unwrap();
     insta::assert_snapshot!("help", stdout(&help));
 }
+
+#[tokio::test]
+async fn audit_says_which_targeted_levels_each_stage_can_use_and_what_it_lacks() {
+    let aws = LocalAws::start().await.unwrap();
+    let example = ExampleAccount::seed(&aws, now()).await.unwrap();
+    let stage_id = format!("rest-stage:{}/prod", example.api);
+    let level = |audit: &serde_json::Value| -> serde_json::Value {
+        audit["entry_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["target"] == stage_id.as_str())
+            .map(|e| e["targeted"].clone())
+            .unwrap()
+    };
+    // As seeded: no access logs, no API key required, no web ACL.
+    let before = level(&json(&dowguard(&aws, &["audit", "--output", "json"])));
+    assert_eq!(before["usable"], serde_json::json!([]));
+    assert!(
+        before["missing"][0].as_str().unwrap().starts_with("access logs"),
+        "{before}"
+    );
+
+    // Access logs to CloudWatch Logs, and a method that requires an API key of the stage's plan.
+    let client = aws_sdk_apigateway::Client::new(&aws.sdk_config());
+    client
+        .update_stage()
+        .rest_api_id(example.api.as_str())
+        .stage_name("prod")
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/accessLogSettings/destinationArn")
+                .value("arn:aws:logs:us-east-1:123456789012:log-group:shop-access")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let resources = client
+        .get_resources()
+        .rest_api_id(example.api.as_str())
+        .send()
+        .await
+        .unwrap();
+    let root = resources
+        .items()
+        .iter()
+        .find(|r| r.path() == Some("/"))
+        .and_then(|r| r.id())
+        .unwrap();
+    let orders = client
+        .create_resource()
+        .rest_api_id(example.api.as_str())
+        .parent_id(root)
+        .path_part("orders")
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_method()
+        .rest_api_id(example.api.as_str())
+        .resource_id(orders.id().unwrap())
+        .http_method("POST")
+        .authorization_type("NONE")
+        .api_key_required(true)
+        .send()
+        .await
+        .unwrap();
+    let after = level(&json(&dowguard(&aws, &["audit", "--output", "json"])));
+    assert_eq!(after["usable"], serde_json::json!(["quarantine an API key"]));
+    assert_eq!(
+        after["missing"],
+        serde_json::json!(["a web ACL with a rule blocking an IP set, to block an address"])
+    );
+}

@@ -30,6 +30,7 @@
 //!     open_methods: vec![],
 //!     plans: vec![],
 //!     open_url: false,
+//!     access: None,
 //! };
 //! let ctx = ExposureContext {
 //!     budgets: &[],
@@ -86,6 +87,8 @@ pub struct EntryPoint {
     /// access to Lambda function URLs"). Its worst case is the same (concurrency
     /// bounds it); the finding is what changes.
     pub open_url: bool,
+    /// What a stage offers the targeted levels, when the scan read it.
+    pub access: Option<crate::source::StageAccess>,
 }
 
 /// One reason an entry point is exposed.
@@ -192,6 +195,10 @@ pub struct Exposure {
     pub recommended_per_hour: Money,
     /// What the recommendation is derived from.
     pub basis: Basis,
+    /// Which targeted levels a stage can use and what it lacks (stages the scan
+    /// read only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targeted: Option<crate::source::TargetedLevels>,
 }
 
 /// Everything the ranking needs besides the entry points.
@@ -398,6 +405,7 @@ fn assess(entry: &EntryPoint, ctx: &ExposureContext<'_>, members: &[i128]) -> Ex
         recommended: assessed.recommended,
         recommended_per_hour: assessed.recommended_per_hour,
         basis,
+        targeted: entry.access.as_ref().map(crate::source::targeted_levels),
     }
 }
 
@@ -576,6 +584,7 @@ mod tests {
             open_methods: vec![],
             plans: vec![],
             open_url: false,
+            access: None,
         }
     }
 

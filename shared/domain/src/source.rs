@@ -157,3 +157,61 @@ pub fn cidr_of(address: &str) -> String {
         format!("{address}/32")
     }
 }
+
+/// What the audit found on a stage for the targeted levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StageAccess {
+    /// Access logs go to CloudWatch Logs (what the ranking is made from).
+    pub access_logs: bool,
+    /// Some method requires an API key and a usage plan covers the stage.
+    pub api_keys: bool,
+    /// A web ACL is attached; `None` for an HTTP API stage, which takes none
+    /// ("Use AWS WAF to protect your REST APIs in API Gateway").
+    pub web_acl: Option<bool>,
+}
+
+/// Which targeted levels a stage can use, and what it lacks for the others.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TargetedLevels {
+    /// The levels the guard can use on it.
+    pub usable: Vec<String>,
+    /// What is missing, and for which level.
+    pub missing: Vec<String>,
+}
+
+/// The targeted levels of a stage with `access`.
+pub fn targeted_levels(access: &StageAccess) -> TargetedLevels {
+    let Some(web_acl) = access.web_acl else {
+        // An HTTP API has no usage plans ("Choose between REST APIs and HTTP APIs")
+        // and takes no web ACL: only its stage throttle can act.
+        return TargetedLevels {
+            usable: Vec::new(),
+            missing: vec![
+                "HTTP APIs have no API keys and take no web ACL: only the stage throttle acts".into(),
+            ],
+        };
+    };
+    let mut levers: Vec<&str> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
+    if access.api_keys {
+        levers.push("quarantine an API key");
+    } else {
+        missing.push("API keys in a usage plan, to quarantine one caller's key".into());
+    }
+    if web_acl {
+        levers.push("block an address");
+    } else {
+        missing.push("a web ACL with a rule blocking an IP set, to block an address".into());
+    }
+    if !access.access_logs {
+        missing.insert(0, "access logs to CloudWatch Logs, which rank the callers".into());
+        return TargetedLevels {
+            usable: Vec::new(),
+            missing,
+        };
+    }
+    TargetedLevels {
+        usable: levers.into_iter().map(str::to_string).collect(),
+        missing,
+    }
+}

@@ -1179,6 +1179,7 @@ impl Reader<'_> {
                 open_methods: vec![],
                 plans: vec![],
                 open_url: f.open_url,
+                access: None,
             });
         }
         let mut plan_ids = Vec::new();
@@ -1244,6 +1245,8 @@ impl Reader<'_> {
                         vec![]
                     },
                     open_url: false,
+                    // The targeted levels are reported by the live audit only (access logs and web ACLs are read from the account).
+                    access: None,
                 });
             }
         }
@@ -1264,6 +1267,7 @@ impl Reader<'_> {
                 open_methods: vec![],
                 plans: vec![],
                 open_url: false,
+                access: None,
             });
         }
         Ok(Scan {
