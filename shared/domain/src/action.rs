@@ -40,6 +40,15 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     "sns:Publish",
 ];
 
+/// The permissions of the targeted levels alone (an API key moved between usage
+/// plans, an IP set's addresses): only the passes that decide them need these.
+pub const SOURCE_PERMISSIONS: &[&str] = &[
+    "apigateway:DELETE",
+    "apigateway:POST",
+    "wafv2:GetIPSet",
+    "wafv2:UpdateIPSet",
+];
+
 /// Why an action is taken: tighten, restore, or only tell someone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -409,6 +418,7 @@ mod tests {
             assert_eq!(change.permission(), change.permissions()[0]);
             for p in change.permissions() {
                 assert!(ALL_PERMISSIONS.contains(p), "{p} is not in ALL_PERMISSIONS");
+                assert!(SOURCE_PERMISSIONS.contains(p), "{p} is not in SOURCE_PERMISSIONS");
             }
         }
         assert_eq!(
