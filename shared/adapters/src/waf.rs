@@ -56,8 +56,9 @@ impl WafAdapter {
 
     /// Adds `add` to IP set `set` and removes `remove` from it (CIDR, as the set
     /// holds them), keeping every other entry and the set's description. An
-    /// address of the other IP version than the set's is not added (WAF refuses a
-    /// whole update that has one), and is reported after the rest is applied.
+    /// address of the other IP version than the set's is not sent (an IP set holds
+    /// addresses of its own `IPAddressVersion`, IPV4 or IPV6: "IPSet", AWS WAFV2 API
+    /// Reference), and is reported after the rest is applied.
     pub async fn update_ip_set(&self, set: &IpSetRef, add: &[String], remove: &[String]) -> PortResult<()> {
         let resource = format!("ip-set:{}/{}", set.name, set.id);
         let scope = scope_of(set, &resource)?;
