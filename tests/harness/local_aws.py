@@ -28,7 +28,8 @@ from urllib.parse import unquote
 
 import botocore.session
 import cbor2
-from moto.apigateway.models import UsagePlan
+from moto.apigateway.exceptions import NotFoundException
+from moto.apigateway.models import APIGatewayBackend, UsagePlan
 from moto.apigatewayv2.responses import ApiGatewayV2Response
 from moto.awslambda.models import EventInvokeConfig, LambdaBackend
 from moto.cloudwatch.models import CloudWatchBackend
@@ -228,6 +229,22 @@ def _apply_usage_plan_patch_operations(self, patch_operations):
 
 
 UsagePlan.apply_patch_operations = _apply_usage_plan_patch_operations
+
+
+# --- Patch h: DeleteUsagePlanKey of a key the plan does not hold -------------
+#
+# AWS answers NotFoundException (HTTP 404) when the usage plan key does not
+# exist ("DeleteUsagePlanKey", Amazon API Gateway API Reference: Errors); moto
+# pops it from a dict and answers 500 to a KeyError.
+
+
+def _delete_usage_plan_key(self, usage_plan_id, key_id):
+    if key_id not in self.usage_plan_keys.get(usage_plan_id, {}):
+        raise NotFoundException("Invalid Usage Plan Key")
+    self.usage_plan_keys[usage_plan_id].pop(key_id)
+
+
+APIGatewayBackend.delete_usage_plan_key = _delete_usage_plan_key
 
 
 # --- Patch d: apigatewayv2 UpdateStage ----------------------------------------

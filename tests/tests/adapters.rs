@@ -24,6 +24,7 @@ use dowguard_adapters::pace::Pacer;
 use dowguard_adapters::sns::SnsNotifier;
 use dowguard_adapters::tagging::TaggingAdapter;
 use dowguard_adapters::trail::TrailAdapter;
+use dowguard_adapters::waf::WafAdapter;
 use dowguard_domain::MetricsPlan;
 use dowguard_domain::{
     AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Limits, Phase, Quota, QuotaPeriod, RestorePoint,
@@ -400,6 +401,7 @@ async fn discovery_finds_functions_stages_and_usage_plans_with_their_limits() {
         (
             TaggingAdapter::new(aws_sdk_resourcegroupstagging::Client::new(&config), 15),
             TrailAdapter::new(aws_sdk_cloudtrail::Client::new(&config)),
+            WafAdapter::new(aws_sdk_wafv2::Client::new(&config)),
         ),
     );
     let targets = account.discover().await.unwrap();

@@ -444,6 +444,46 @@ async fn usage_plan_accepts_a_fractional_rate_limit() -> TestResult {
 }
 
 #[tokio::test]
+async fn deleting_a_key_a_usage_plan_does_not_hold_is_not_found() -> TestResult {
+    let aws = LocalAws::start().await?;
+    let apigateway = aws_sdk_apigateway::Client::new(&aws.sdk_config());
+    let plan_id = usage_plan_with_quota(&apigateway).await?;
+    let key = apigateway
+        .create_api_key()
+        .name("stolen")
+        .enabled(true)
+        .send()
+        .await?;
+    let key_id = key.id().ok_or("key without id")?;
+    for _ in 0..2 {
+        // Not in the plan: never added, or already removed by an earlier call.
+        let err = apigateway
+            .delete_usage_plan_key()
+            .usage_plan_id(&plan_id)
+            .key_id(key_id)
+            .send()
+            .await
+            .expect_err("the plan does not hold the key");
+        let service = err.as_service_error().ok_or("not a service error")?;
+        assert!(service.is_not_found_exception(), "{service:?}");
+        apigateway
+            .create_usage_plan_key()
+            .usage_plan_id(&plan_id)
+            .key_id(key_id)
+            .key_type("API_KEY")
+            .send()
+            .await?;
+        apigateway
+            .delete_usage_plan_key()
+            .usage_plan_id(&plan_id)
+            .key_id(key_id)
+            .send()
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn usage_plan_throttle_and_quota_can_be_removed() -> TestResult {
     let aws = LocalAws::start().await?;
     let apigateway = aws_sdk_apigateway::Client::new(&aws.sdk_config());

@@ -62,8 +62,12 @@ fn role_of(template: &Value, function: &str) -> Result<Role, Error> {
             if everywhere && !UNSCOPABLE.contains(&a.as_str()) {
                 problems.push(format!("{a} on Resource \"*\""));
             }
-            let write = ["Put", "Delete", "Update", "PATCH"].iter().any(|w| a.contains(w))
-                && (a.starts_with("lambda:") || a.starts_with("apigateway:"));
+            let write = ["Put", "Delete", "Update", "PATCH", "DELETE", "POST"]
+                .iter()
+                .any(|w| a.contains(w))
+                && ["lambda:", "apigateway:", "wafv2:"]
+                    .iter()
+                    .any(|p| a.starts_with(p));
             if write && s.get("Condition").is_none() {
                 problems.push(format!("{a} without a tag condition"));
             }

@@ -1,15 +1,17 @@
 //! The account as the guard sees it: one value that discovers every kind of target,
-//! measures them, and routes each change to the adapter of its service.
+//! measures them, and routes each change to the adapter of its service (an API
+//! key's move to API Gateway, an IP set's update to WAF).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
+use dowguard_domain::source::IpSetRef;
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, FunctionName, Quota, TargetId, TargetKind, Throttle, UsagePlanId,
 };
 use dowguard_guard::ports::{
     Discovered, Discovery, FetchedMetrics, Found, InventorySource, LambdaControl, MetricsRequest,
-    MetricsSource, StageControl, TrailStatus, Unlisted, UsagePlanControl,
+    MetricsSource, SourceControl, StageControl, TrailStatus, Unlisted, UsagePlanControl,
 };
 use dowguard_guard::{FailureKind, PortError, PortResult};
 
@@ -19,6 +21,7 @@ use crate::cloudwatch::CloudWatchMetrics;
 use crate::lambda::LambdaAdapter;
 use crate::tagging::TaggingAdapter;
 use crate::trail::TrailAdapter;
+use crate::waf::WafAdapter;
 
 /// Every service adapter of one account and region.
 #[derive(Debug)]
@@ -35,6 +38,8 @@ pub struct AwsAccount {
     pub tagging: TaggingAdapter,
     /// CloudTrail's trails.
     pub trail: TrailAdapter,
+    /// WAF's IP sets.
+    pub waf: WafAdapter,
     catalog: Arc<RwLock<RestCatalog>>,
 }
 
@@ -45,7 +50,7 @@ impl AwsAccount {
         rest: RestAdapter,
         http: HttpAdapter,
         metrics: CloudWatchMetrics,
-        (tagging, trail): (TaggingAdapter, TrailAdapter),
+        (tagging, trail, waf): (TaggingAdapter, TrailAdapter, WafAdapter),
     ) -> Self {
         AwsAccount {
             lambda,
@@ -54,6 +59,7 @@ impl AwsAccount {
             metrics,
             tagging,
             trail,
+            waf,
             catalog: Arc::new(RwLock::new(RestCatalog::default())),
         }
     }
@@ -236,5 +242,15 @@ impl UsagePlanControl for AwsAccount {
         quota: Option<Quota>,
     ) -> PortResult<()> {
         self.rest.set_plan_limits(plan, throttle, quota).await
+    }
+}
+
+impl SourceControl for AwsAccount {
+    async fn move_api_key(&self, key: &str, from: &UsagePlanId, to: &UsagePlanId) -> PortResult<()> {
+        self.rest.move_api_key(key, from, to).await
+    }
+
+    async fn update_ip_set(&self, ip_set: &IpSetRef, add: &[String], remove: &[String]) -> PortResult<()> {
+        self.waf.update_ip_set(ip_set, add, remove).await
     }
 }

@@ -2,7 +2,8 @@
 //! settings and every method's own), usage plans (`UpdateUsagePlan`, every change
 //! to a plan in one call, paced to about one call per 20 seconds per account:
 //! within the process, and across processes through a slot in the guard's table),
-//! their discovery, and the account's own throttle limits (`GetAccount`).
+//! their discovery, the account's own throttle limits (`GetAccount`), and API keys
+//! moved between usage plans (`DeleteUsagePlanKey`, `CreateUsagePlanKey`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -576,6 +577,81 @@ impl UsagePlanControl for RestAdapter {
             .await
             .map(|_| ())
             .map_err(|e| port_error("UpdateUsagePlan", format!("usage-plan:{plan}"), e))
+    }
+}
+
+/// What a usage plan key is: an API key (`CreateUsagePlanKey`'s `keyType`, whose
+/// only valid value is `API_KEY`: "CreateUsagePlanKey", Amazon API Gateway API
+/// Reference).
+const API_KEY: &str = "API_KEY";
+
+impl RestAdapter {
+    /// Moves API key `key` from usage plan `from` to usage plan `to`: out of `from`
+    /// with `DeleteUsagePlanKey` ("Deletes a usage plan key and remove the
+    /// underlying API key from the associated usage plan"), then into `to` with
+    /// `CreateUsagePlanKey` (`keyType` `API_KEY`), both in "Amazon API Gateway API
+    /// Reference". A key already in `to` (a retried pass) only leaves `from` if it
+    /// is still there; a key in neither plan (a pass cut off between the two
+    /// calls) joins `to`. When the key cannot join `to` after it left `from`, it is
+    /// put back in `from` and the failure is reported. Every call is paced with
+    /// API Gateway's control-plane pacer.
+    pub async fn move_api_key(&self, key: &str, from: &UsagePlanId, to: &UsagePlanId) -> PortResult<()> {
+        let resource = |plan: &UsagePlanId| format!("usage-plan:{plan}/key:{key}");
+        self.stage_pacer.wait().await;
+        let already = absent(
+            self.client
+                .get_usage_plan_key()
+                .usage_plan_id(to.as_str())
+                .key_id(key)
+                .send()
+                .await
+                .map_err(|e| port_error("GetUsagePlanKey", resource(to), e)),
+        )?
+        .is_some();
+        self.stage_pacer.wait().await;
+        let left = absent(
+            self.client
+                .delete_usage_plan_key()
+                .usage_plan_id(from.as_str())
+                .key_id(key)
+                .send()
+                .await
+                .map_err(|e| port_error("DeleteUsagePlanKey", resource(from), e)),
+        )?
+        .is_some();
+        if already {
+            return Ok(());
+        }
+        let joined = self.add_plan_key(key, to).await;
+        match joined {
+            Ok(()) => Ok(()),
+            Err(mut failed) if left => {
+                let back = self.add_plan_key(key, from).await;
+                failed.message = match back {
+                    Ok(()) => format!("{}; the key was put back in usage plan {from}", failed.message),
+                    Err(e) => format!(
+                        "{}; putting the key back in usage plan {from} failed too ({e}): it is in neither plan",
+                        failed.message
+                    ),
+                };
+                Err(failed)
+            }
+            Err(failed) => Err(failed),
+        }
+    }
+
+    /// `CreateUsagePlanKey`: adds API key `key` to usage plan `plan`.
+    async fn add_plan_key(&self, key: &str, plan: &UsagePlanId) -> PortResult<()> {
+        self.stage_pacer.wait().await;
+        self.client
+            .create_usage_plan_key()
+            .usage_plan_id(plan.as_str())
+            .key_id(key)
+            .key_type(API_KEY)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| port_error("CreateUsagePlanKey", format!("usage-plan:{plan}/key:{key}"), e))
     }
 }
 

@@ -24,16 +24,21 @@ pub fn kind_of(code: Option<&str>, status: Option<u16>) -> FailureKind {
         | "TransactionCanceledException"
         | "ConflictException"
         | "ResourceConflictException"
-        | "TransactionConflictException" => FailureKind::Conflict,
-        "ResourceNotFoundException" | "NotFoundException" | "NotFound" | "TrailNotFoundException" => {
-            FailureKind::NotFound
-        }
+        | "TransactionConflictException"
+        | "WAFOptimisticLockException" => FailureKind::Conflict,
+        "ResourceNotFoundException"
+        | "NotFoundException"
+        | "NotFound"
+        | "TrailNotFoundException"
+        | "WAFNonexistentItemException" => FailureKind::NotFound,
         "ServiceException"
         | "InternalServerError"
         | "InternalFailure"
         | "ServiceUnavailable"
         | "ServiceUnavailableException"
-        | "InternalServerException" => FailureKind::Unavailable,
+        | "InternalServerException"
+        | "WAFInternalErrorException"
+        | "WAFUnavailableEntityException" => FailureKind::Unavailable,
         "" => match status {
             Some(429) => FailureKind::Throttled,
             Some(404) => FailureKind::NotFound,

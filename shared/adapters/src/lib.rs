@@ -9,11 +9,12 @@
 //! | [`dynamodb`] | DynamoDB | budget store, state store, audit log, inventory |
 //! | [`lease`] | DynamoDB | the evaluator's lease, the pass counter, account-wide pacing slots |
 //! | [`lambda`] | Lambda | concurrency and async-config control, function discovery |
-//! | [`apigateway`] | API Gateway (REST) | stage throttles, usage plans, discovery |
+//! | [`apigateway`] | API Gateway (REST) | stage throttles, usage plans, API keys moved between plans, discovery |
 //! | [`apigatewayv2`] | API Gateway (HTTP APIs) | stage throttles, discovery |
 //! | [`sns`] | SNS | notifier |
 //! | [`tagging`] | Resource Groups Tagging API | the functions carrying the guard's (or a budget's) tag |
 //! | [`trail`] | CloudTrail | whether a trail delivers the change events the inventory follows |
+//! | [`waf`] | AWS WAF (v2) | addresses added to and removed from an IP set a blocking rule references |
 //! | [`account`] | all of the above | one account seen through every port |
 //! | [`permissions`] | IAM | the actions behind every call above, for the roles |
 //! | [`stack`] | all of the above | every adapter built from one SDK configuration |
@@ -33,6 +34,7 @@ pub mod sns;
 pub mod stack;
 pub mod tagging;
 pub mod trail;
+pub mod waf;
 
 pub use account::AwsAccount;
 pub use stack::{AwsStack, Interceptors, StackConfig};

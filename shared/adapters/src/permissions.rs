@@ -56,6 +56,9 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("apigateway", "get_usage_plan", &["apigateway:GET"]),
     ("apigateway", "update_stage", &["apigateway:PATCH"]),
     ("apigateway", "update_usage_plan", &["apigateway:PATCH"]),
+    ("apigateway", "get_usage_plan_key", &["apigateway:GET"]),
+    ("apigateway", "delete_usage_plan_key", &["apigateway:DELETE"]),
+    ("apigateway", "create_usage_plan_key", &["apigateway:POST"]),
     ("apigatewayv2", "get_apis", &["apigateway:GET"]),
     ("apigatewayv2", "get_api", &["apigateway:GET"]),
     ("apigatewayv2", "get_stages", &["apigateway:GET"]),
@@ -85,6 +88,8 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("trail", "describe_trails", &["cloudtrail:DescribeTrails"]),
     ("trail", "get_trail_status", &["cloudtrail:GetTrailStatus"]),
     ("trail", "get_event_selectors", &["cloudtrail:GetEventSelectors"]),
+    ("waf", "get_ip_set", &["wafv2:GetIPSet"]),
+    ("waf", "update_ip_set", &["wafv2:UpdateIPSet"]),
 ];
 
 /// Discovery of every target with its tags and current limits
@@ -182,6 +187,7 @@ mod tests {
         ("sns", include_str!("sns.rs")),
         ("tagging", include_str!("tagging.rs")),
         ("trail", include_str!("trail.rs")),
+        ("waf", include_str!("waf.rs")),
     ];
 
     /// `client.op()` or `client` then `.op()` on the next line.
@@ -242,6 +248,7 @@ mod tests {
             .chain(GUARD_TABLE)
             .chain(LEASES)
             .chain(ALARM_SYNC)
+            .chain(dowguard_domain::ALL_PERMISSIONS)
         {
             assert!(
                 OPERATIONS.iter().any(|(_, _, a)| a.contains(action)),

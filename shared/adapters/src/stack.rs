@@ -23,6 +23,7 @@ use crate::pace::Pacer;
 use crate::sns::SnsNotifier;
 use crate::tagging::TaggingAdapter;
 use crate::trail::TrailAdapter;
+use crate::waf::WafAdapter;
 
 /// The account-wide control-plane quotas the guard shares with everyone else in the
 /// account. None can be raised.
@@ -182,6 +183,11 @@ impl Interceptors {
         cloudtrail,
         aws_sdk_cloudtrail
     );
+    client_with!(
+        /// An AWS WAF (v2) client.
+        wafv2,
+        aws_sdk_wafv2
+    );
 }
 
 /// Where the guard keeps its records and sends its notices.
@@ -285,6 +291,7 @@ impl AwsStack {
             (
                 TaggingAdapter::new(clients.tagging(sdk), pacing.tagging_per_second),
                 TrailAdapter::new(clients.cloudtrail(sdk)),
+                WafAdapter::new(clients.wafv2(sdk)),
             ),
         );
         let alarms = CloudWatchAlarms::new(

@@ -2,7 +2,9 @@
 //! `aws-smithy-mocks`: GetAccountSettings, ListFunctions paging, throttling and
 //! retries, server errors, timeouts, GetMetricData paging and partial data, the
 //! HTTP API stage update that sends only what HTTP APIs accept, and the account's
-//! own API Gateway limits written to lift a throttle.
+//! own API Gateway limits written to lift a throttle, an IP set update that loses
+//! WAF's optimistic lock, and an API key put back in its plan when it cannot join
+//! another.
 
 #![allow(
     clippy::expect_used,
@@ -623,4 +625,218 @@ async fn an_alarm_is_put_with_the_rule_and_threshold_the_simulator_evaluates() {
     // The simulator's side of the same rule.
     assert!(ALARM_RULE.breaching(requests_per_minute, Some(requests_per_minute + 1)));
     assert!(!ALARM_RULE.breaching(requests_per_minute, Some(requests_per_minute)));
+}
+
+fn ip_set_read(addresses: &[&str], token: &str) -> aws_sdk_wafv2::operation::get_ip_set::GetIpSetOutput {
+    use aws_sdk_wafv2::types::{IpAddressVersion, IpSet};
+    aws_sdk_wafv2::operation::get_ip_set::GetIpSetOutput::builder()
+        .ip_set(
+            IpSet::builder()
+                .name("dowguard-blocked")
+                .id("set1")
+                .arn("arn:aws:wafv2:us-east-1:123456789012:regional/ipset/dowguard-blocked/set1")
+                .description("blocked by the on-call team and the guard")
+                .ip_address_version(IpAddressVersion::Ipv4)
+                .set_addresses(Some(addresses.iter().map(|a| (*a).to_string()).collect()))
+                .build()
+                .unwrap(),
+        )
+        .lock_token(token)
+        .build()
+}
+
+#[tokio::test]
+async fn an_ip_set_update_that_loses_the_lock_reads_again_and_keeps_the_other_writers_address() {
+    use aws_sdk_wafv2::operation::update_ip_set::{UpdateIPSetError, UpdateIpSetOutput};
+    use aws_sdk_wafv2::types::error::WafOptimisticLockException;
+    use dowguard_adapters::waf::WafAdapter;
+    use dowguard_domain::source::IpSetRef;
+
+    // Someone else adds 192.0.2.0/24 between the guard's first read and its update.
+    let reads = mock!(aws_sdk_wafv2::Client::get_ip_set)
+        .sequence()
+        .output(|| ip_set_read(&["198.51.100.1/32"], "t1"))
+        .output(|| ip_set_read(&["198.51.100.1/32", "192.0.2.0/24"], "t2"))
+        .build();
+    let stale = mock!(aws_sdk_wafv2::Client::update_ip_set)
+        .match_requests(|r| r.lock_token() == Some("t1"))
+        .then_error(|| {
+            UpdateIPSetError::WafOptimisticLockException(
+                WafOptimisticLockException::builder()
+                    .message("stale lock token")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("WAFOptimisticLockException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    let fresh = mock!(aws_sdk_wafv2::Client::update_ip_set)
+        .match_requests(|r| {
+            r.lock_token() == Some("t2")
+                && r.addresses() == ["198.51.100.1/32", "192.0.2.0/24", "203.0.113.7/32"]
+                && r.description() == Some("blocked by the on-call team and the guard")
+        })
+        .then_output(|| UpdateIpSetOutput::builder().next_lock_token("t3").build());
+    let client = mock_client!(aws_sdk_wafv2, RuleMode::MatchAny, [&reads, &stale, &fresh]);
+    let waf = WafAdapter::with_interval(client, Duration::ZERO);
+    let set = IpSetRef {
+        name: "dowguard-blocked".into(),
+        id: "set1".into(),
+        scope: "REGIONAL".into(),
+    };
+    waf.update_ip_set(&set, &["203.0.113.7/32".to_string()], &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        (reads.num_calls(), stale.num_calls(), fresh.num_calls()),
+        (2, 1, 1),
+        "read, lost the lock, read again, wrote the whole list once"
+    );
+}
+
+#[tokio::test]
+async fn an_ip_set_that_keeps_changing_is_reported_as_a_conflict_after_a_few_tries() {
+    use aws_sdk_wafv2::operation::update_ip_set::UpdateIPSetError;
+    use aws_sdk_wafv2::types::error::WafOptimisticLockException;
+    use dowguard_adapters::waf::{LOCK_RETRIES, WafAdapter};
+    use dowguard_domain::source::IpSetRef;
+
+    let reads =
+        mock!(aws_sdk_wafv2::Client::get_ip_set).then_output(|| ip_set_read(&["198.51.100.1/32"], "t1"));
+    let stale = mock!(aws_sdk_wafv2::Client::update_ip_set).then_error(|| {
+        UpdateIPSetError::WafOptimisticLockException(
+            WafOptimisticLockException::builder()
+                .message("stale lock token")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("WAFOptimisticLockException")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let client = mock_client!(aws_sdk_wafv2, RuleMode::MatchAny, [&reads, &stale]);
+    let waf = WafAdapter::with_interval(client, Duration::ZERO);
+    let set = IpSetRef {
+        name: "dowguard-blocked".into(),
+        id: "set1".into(),
+        scope: "REGIONAL".into(),
+    };
+    let err = waf
+        .update_ip_set(&set, &["203.0.113.7/32".to_string()], &[])
+        .await
+        .expect_err("the lock is lost every time");
+    assert_eq!(err.kind, FailureKind::Conflict);
+    assert_eq!(stale.num_calls(), LOCK_RETRIES as usize + 1);
+}
+
+#[tokio::test]
+async fn a_key_that_cannot_join_its_new_plan_is_put_back_in_its_own() {
+    use aws_sdk_apigateway::operation::create_usage_plan_key::{
+        CreateUsagePlanKeyError, CreateUsagePlanKeyOutput,
+    };
+    use aws_sdk_apigateway::operation::delete_usage_plan_key::DeleteUsagePlanKeyOutput;
+    use aws_sdk_apigateway::operation::get_usage_plan_key::GetUsagePlanKeyError;
+    use aws_sdk_apigateway::types::error::{ConflictException, NotFoundException};
+    use dowguard_domain::UsagePlanId;
+
+    let not_there = mock!(aws_sdk_apigateway::Client::get_usage_plan_key)
+        .match_requests(|r| r.usage_plan_id() == Some("quarantine"))
+        .then_error(|| {
+            GetUsagePlanKeyError::NotFoundException(
+                NotFoundException::builder()
+                    .message("Invalid Usage Plan Key")
+                    .meta(ErrorMetadata::builder().code("NotFoundException").build())
+                    .build(),
+            )
+        });
+    let left = mock!(aws_sdk_apigateway::Client::delete_usage_plan_key)
+        .match_requests(|r| r.usage_plan_id() == Some("gold") && r.key_id() == Some("stolen"))
+        .then_output(|| DeleteUsagePlanKeyOutput::builder().build());
+    let refused = mock!(aws_sdk_apigateway::Client::create_usage_plan_key)
+        .match_requests(|r| r.usage_plan_id() == Some("quarantine"))
+        .then_error(|| {
+            CreateUsagePlanKeyError::ConflictException(
+                ConflictException::builder()
+                    .message("the key is already in a plan of this stage")
+                    .meta(ErrorMetadata::builder().code("ConflictException").build())
+                    .build(),
+            )
+        });
+    let back = mock!(aws_sdk_apigateway::Client::create_usage_plan_key)
+        .match_requests(|r| {
+            r.usage_plan_id() == Some("gold")
+                && r.key_id() == Some("stolen")
+                && r.key_type() == Some("API_KEY")
+        })
+        .then_output(|| CreateUsagePlanKeyOutput::builder().id("stolen").build());
+    let client = mock_client!(
+        aws_sdk_apigateway,
+        RuleMode::MatchAny,
+        [&not_there, &left, &refused, &back]
+    );
+    let rest = RestAdapter::new(
+        client,
+        Arc::new(Pacer::per_second(1_000)),
+        Duration::from_millis(1),
+    );
+    let err = rest
+        .move_api_key(
+            "stolen",
+            &UsagePlanId::parse("gold").unwrap(),
+            &UsagePlanId::parse("quarantine").unwrap(),
+        )
+        .await
+        .expect_err("the create is refused");
+    assert_eq!(err.kind, FailureKind::Conflict);
+    assert_eq!(err.operation, "CreateUsagePlanKey");
+    assert!(err.message.contains("put back in usage plan gold"), "{err}");
+    assert_eq!(
+        (left.num_calls(), refused.num_calls(), back.num_calls()),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_key_already_in_its_new_plan_only_leaves_the_old_one() {
+    use aws_sdk_apigateway::operation::create_usage_plan_key::CreateUsagePlanKeyOutput;
+    use aws_sdk_apigateway::operation::delete_usage_plan_key::DeleteUsagePlanKeyError;
+    use aws_sdk_apigateway::operation::get_usage_plan_key::GetUsagePlanKeyOutput;
+    use aws_sdk_apigateway::types::error::NotFoundException;
+    use dowguard_domain::UsagePlanId;
+
+    let there = mock!(aws_sdk_apigateway::Client::get_usage_plan_key)
+        .match_requests(|r| r.usage_plan_id() == Some("quarantine"))
+        .then_output(|| {
+            GetUsagePlanKeyOutput::builder()
+                .id("stolen")
+                .r#type("API_KEY")
+                .build()
+        });
+    let gone = mock!(aws_sdk_apigateway::Client::delete_usage_plan_key).then_error(|| {
+        DeleteUsagePlanKeyError::NotFoundException(
+            NotFoundException::builder()
+                .message("Invalid Usage Plan Key")
+                .meta(ErrorMetadata::builder().code("NotFoundException").build())
+                .build(),
+        )
+    });
+    let create = mock!(aws_sdk_apigateway::Client::create_usage_plan_key)
+        .then_output(|| CreateUsagePlanKeyOutput::builder().id("stolen").build());
+    let client = mock_client!(aws_sdk_apigateway, RuleMode::MatchAny, [&there, &gone, &create]);
+    let rest = RestAdapter::new(
+        client,
+        Arc::new(Pacer::per_second(1_000)),
+        Duration::from_millis(1),
+    );
+    rest.move_api_key(
+        "stolen",
+        &UsagePlanId::parse("gold").unwrap(),
+        &UsagePlanId::parse("quarantine").unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((gone.num_calls(), create.num_calls()), (1, 0));
 }

@@ -33,7 +33,20 @@ pub const ALL_PERMISSIONS: &[&str] = &[
     "lambda:PutFunctionEventInvokeConfig",
     "lambda:DeleteFunctionEventInvokeConfig",
     "apigateway:PATCH",
+    "apigateway:DELETE",
+    "apigateway:POST",
+    "wafv2:GetIPSet",
+    "wafv2:UpdateIPSet",
     "sns:Publish",
+];
+
+/// The permissions of the targeted levels alone (an API key moved between usage
+/// plans, an IP set's addresses): only the passes that decide them need these.
+pub const SOURCE_PERMISSIONS: &[&str] = &[
+    "apigateway:DELETE",
+    "apigateway:POST",
+    "wafv2:GetIPSet",
+    "wafv2:UpdateIPSet",
 ];
 
 /// Why an action is taken: tighten, restore, or only tell someone.
@@ -140,18 +153,26 @@ pub enum Change {
 }
 
 impl Change {
-    /// The IAM permission applying this change needs.
+    /// The primary IAM permission applying this change needs, for logs and audit
+    /// records; [`Change::permissions`] lists every one.
     pub fn permission(&self) -> &'static str {
+        self.permissions()[0]
+    }
+
+    /// Every IAM permission applying this change needs, the primary one first:
+    /// moving an API key is `DeleteUsagePlanKey` then `CreateUsagePlanKey`
+    /// (`apigateway:DELETE` and `apigateway:POST`); an IP set is read for its lock
+    /// token (`GetIPSet`) before `UpdateIPSet` replaces its list.
+    pub fn permissions(&self) -> &'static [&'static str] {
         match self {
-            Change::ReservedConcurrency { to: Some(_), .. } => "lambda:PutFunctionConcurrency",
-            Change::ReservedConcurrency { to: None, .. } => "lambda:DeleteFunctionConcurrency",
-            Change::AsyncInvokeConfig { to: None, .. } => "lambda:DeleteFunctionEventInvokeConfig",
-            Change::AsyncInvokeConfig { to: Some(_), .. } => "lambda:PutFunctionEventInvokeConfig",
-            Change::StageThrottle { .. } | Change::UsagePlanLimits { .. } => "apigateway:PATCH",
-            // DeleteUsagePlanKey, then CreateUsagePlanKey (`apigateway:POST` too).
-            Change::MoveApiKey { .. } => "apigateway:DELETE",
-            Change::IpSetAddresses { .. } => "wafv2:UpdateIPSet",
-            Change::Notify { .. } => "sns:Publish",
+            Change::ReservedConcurrency { to: Some(_), .. } => &["lambda:PutFunctionConcurrency"],
+            Change::ReservedConcurrency { to: None, .. } => &["lambda:DeleteFunctionConcurrency"],
+            Change::AsyncInvokeConfig { to: None, .. } => &["lambda:DeleteFunctionEventInvokeConfig"],
+            Change::AsyncInvokeConfig { to: Some(_), .. } => &["lambda:PutFunctionEventInvokeConfig"],
+            Change::StageThrottle { .. } | Change::UsagePlanLimits { .. } => &["apigateway:PATCH"],
+            Change::MoveApiKey { .. } => &["apigateway:DELETE", "apigateway:POST"],
+            Change::IpSetAddresses { .. } => &["wafv2:UpdateIPSet", "wafv2:GetIPSet"],
+            Change::Notify { .. } => &["sns:Publish"],
         }
     }
 }
@@ -244,9 +265,14 @@ pub struct Action {
 }
 
 impl Action {
-    /// The IAM permission the action needs.
+    /// The primary IAM permission the action needs.
     pub fn permission(&self) -> &'static str {
         self.change.permission()
+    }
+
+    /// Every IAM permission the action needs.
+    pub fn permissions(&self) -> &'static [&'static str] {
+        self.change.permissions()
     }
 }
 
@@ -355,4 +381,50 @@ fn stage_change(
         from_overrides,
         to_overrides,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{ApiId, StageName};
+
+    #[test]
+    fn every_change_needs_only_listed_permissions_and_a_key_move_needs_delete_and_post() {
+        let stage = TargetId::RestStage(
+            ApiId::parse("a1b2c3").expect("id"),
+            StageName::parse("prod").expect("stage"),
+        );
+        let plan = |id: &str| UsagePlanId::parse(id).expect("plan");
+        let ip_set = IpSetRef {
+            name: "blocked".into(),
+            id: "a1".into(),
+            scope: "REGIONAL".into(),
+        };
+        let changes = [
+            Change::MoveApiKey {
+                stage: stage.clone(),
+                key: "k1".into(),
+                from_plan: plan("p1"),
+                to_plan: plan("q1"),
+            },
+            Change::IpSetAddresses {
+                stage,
+                ip_set,
+                add: vec!["203.0.113.7/32".into()],
+                remove: Vec::new(),
+            },
+        ];
+        for change in &changes {
+            assert_eq!(change.permission(), change.permissions()[0]);
+            for p in change.permissions() {
+                assert!(ALL_PERMISSIONS.contains(p), "{p} is not in ALL_PERMISSIONS");
+                assert!(SOURCE_PERMISSIONS.contains(p), "{p} is not in SOURCE_PERMISSIONS");
+            }
+        }
+        assert_eq!(
+            changes[0].permissions(),
+            &["apigateway:DELETE", "apigateway:POST"]
+        );
+        assert_eq!(changes[1].permissions(), &["wafv2:UpdateIPSet", "wafv2:GetIPSet"]);
+    }
 }

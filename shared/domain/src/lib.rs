@@ -151,7 +151,7 @@ pub mod usage;
 pub mod window;
 pub mod wish;
 
-pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule, limit_changes};
+pub use action::{ALL_PERMISSIONS, Action, Change, Intent, Reason, Rule, SOURCE_PERMISSIONS, limit_changes};
 pub use alarm::{
     ALARM_RULE, AlarmBasis, AlarmPlan, AlarmRule, AlarmScope, DesiredAlarm, ExistingAlarm, alarm_name,
     alarm_needed, desired_alarms, plan_alarms, target_of_alarm,

@@ -1,17 +1,19 @@
 //! The executor: applies the core's actions through the actuator ports, honours
-//! dry-run, and reports ok / skipped / failed per action.
+//! dry-run, and reports ok / skipped / failed per action. A held source is an
+//! action like any other: an API key moved between usage plans and addresses
+//! added to or removed from an IP set go through [`SourceControl`].
 
 use std::collections::HashMap;
 
 use dowguard_domain::{Action, Change, TargetId};
 
 use crate::audit::Outcome;
-use crate::ports::{LambdaControl, Notifier, PortResult, StageControl, UsagePlanControl};
+use crate::ports::{LambdaControl, Notifier, PortResult, SourceControl, StageControl, UsagePlanControl};
 
 /// Applies actions with the actuators it is given.
 #[derive(Debug, Clone, Copy)]
 pub struct Executor<'a, A, N> {
-    /// The account's actuators: Lambda controls, stage throttles, usage plans.
+    /// The account's actuators: Lambda controls, stage throttles, usage plans, sources.
     pub account: &'a A,
     /// Notices.
     pub notifier: &'a N,
@@ -19,7 +21,7 @@ pub struct Executor<'a, A, N> {
 
 impl<A, N> Executor<'_, A, N>
 where
-    A: LambdaControl + StageControl + UsagePlanControl,
+    A: LambdaControl + StageControl + UsagePlanControl + SourceControl,
     N: Notifier,
 {
     /// Applies `actions` in order. Actions of targets in `blocked` (their state could
@@ -72,18 +74,15 @@ where
                 to_quota,
                 ..
             } => self.account.set_plan_limits(plan, *to_throttle, *to_quota).await,
-            Change::MoveApiKey { key, .. } => Err(crate::ports::PortError::new(
-                "CreateUsagePlanKey",
-                key.as_str(),
-                crate::ports::FailureKind::Invalid,
-                "this executor holds no API key: no source actuator is wired",
-            )),
-            Change::IpSetAddresses { ip_set, .. } => Err(crate::ports::PortError::new(
-                "UpdateIPSet",
-                ip_set.name.as_str(),
-                crate::ports::FailureKind::Invalid,
-                "this executor holds no address: no source actuator is wired",
-            )),
+            Change::MoveApiKey {
+                key,
+                from_plan,
+                to_plan,
+                ..
+            } => self.account.move_api_key(key, from_plan, to_plan).await,
+            Change::IpSetAddresses {
+                ip_set, add, remove, ..
+            } => self.account.update_ip_set(ip_set, add, remove).await,
             Change::Notify {
                 topic,
                 subject,

@@ -2,10 +2,11 @@
 //! adapters (optimistic locking, restore points never replaced while held), for
 //! tests and the simulator. Failures can be injected per operation.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use dowguard_domain::source::IpSetRef;
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
     Limits, MinuteUsage, Phase, Quota, RestorePoint, Target, TargetId, TargetKind, TargetMetrics, Throttle,
@@ -17,8 +18,8 @@ use crate::inventory::{Entry, Inventory, Meta};
 use crate::ports::{
     Alarms, AuditLog, BudgetChange, BudgetStore, Deployment, Discovered, Discovery, FailureKind,
     FetchedMetrics, Found, Held, InventorySource, InventoryStore, LambdaControl, Leases, Listed,
-    MetricsRequest, MetricsSource, Notifier, PortError, PortResult, Ports, StageControl, StateStore,
-    TrailStatus, Unlisted, UnreadableItem, UsagePlanControl, Versioned,
+    MetricsRequest, MetricsSource, Notifier, PortError, PortResult, Ports, SourceControl, StageControl,
+    StateStore, TrailStatus, Unlisted, UnreadableItem, UsagePlanControl, Versioned,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -376,6 +377,10 @@ pub struct CloudData {
     pub trail: Option<String>,
     /// Every read the inventory made (`operation resource`), in order.
     pub reads: Vec<String>,
+    /// The API keys of each usage plan, by plan.
+    pub plan_keys: BTreeMap<UsagePlanId, BTreeSet<String>>,
+    /// The addresses (CIDR) of each WAF IP set, by its id.
+    pub ip_sets: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// An account in memory: targets, metrics, controls and notices.
@@ -428,6 +433,16 @@ impl MemoryCloud {
     /// The notices published so far.
     pub fn notices(&self) -> Vec<Notice> {
         lock(&self.data).notices.clone()
+    }
+
+    /// The API keys in usage plan `plan` now.
+    pub fn plan_keys(&self, plan: &UsagePlanId) -> BTreeSet<String> {
+        lock(&self.data).plan_keys.get(plan).cloned().unwrap_or_default()
+    }
+
+    /// The addresses in the IP set with id `id` now.
+    pub fn ip_set(&self, id: &str) -> BTreeSet<String> {
+        lock(&self.data).ip_sets.get(id).cloned().unwrap_or_default()
     }
 
     fn change(
@@ -677,6 +692,63 @@ impl UsagePlanControl for MemoryCloud {
                 _ => false,
             },
         )
+    }
+}
+
+impl SourceControl for MemoryCloud {
+    /// As the API Gateway adapter does it: the key leaves `from`, then joins `to`;
+    /// when it cannot join (`CreateUsagePlanKey` fails), it goes back to `from`.
+    async fn move_api_key(&self, key: &str, from: &UsagePlanId, to: &UsagePlanId) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        let resource = format!("usage-plan:{to}/key:{key}");
+        data.calls.push(format!("MoveApiKey {key} {from}->{to}"));
+        injected_cloud(&mut data, "DeleteUsagePlanKey", &resource)?;
+        if !data.plan_keys.contains_key(from) || !data.plan_keys.contains_key(to) {
+            return Err(PortError::new(
+                "CreateUsagePlanKey",
+                resource,
+                FailureKind::NotFound,
+                "no such usage plan",
+            ));
+        }
+        let left = data.plan_keys.get_mut(from).is_some_and(|keys| keys.remove(key));
+        if data.plan_keys.get(to).is_some_and(|keys| keys.contains(key)) {
+            return Ok(());
+        }
+        if let Err(e) = injected_cloud(&mut data, "CreateUsagePlanKey", &resource) {
+            if left {
+                data.plan_keys
+                    .entry(from.clone())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+            return Err(e);
+        }
+        data.plan_keys
+            .entry(to.clone())
+            .or_default()
+            .insert(key.to_string());
+        Ok(())
+    }
+
+    async fn update_ip_set(&self, ip_set: &IpSetRef, add: &[String], remove: &[String]) -> PortResult<()> {
+        let mut data = lock(&self.data);
+        let resource = format!("ip-set:{}", ip_set.name);
+        data.calls.push(format!("UpdateIPSet {}", ip_set.name));
+        injected_cloud(&mut data, "UpdateIPSet", &resource)?;
+        let Some(set) = data.ip_sets.get_mut(&ip_set.id) else {
+            return Err(PortError::new(
+                "GetIPSet",
+                resource,
+                FailureKind::NotFound,
+                "no such IP set",
+            ));
+        };
+        set.extend(add.iter().cloned());
+        for address in remove {
+            set.remove(address);
+        }
+        Ok(())
     }
 }
 

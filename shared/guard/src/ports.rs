@@ -9,6 +9,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use dowguard_domain::source::IpSetRef;
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
     MinuteUsage, Quota, RestorePoint, Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
@@ -478,6 +479,32 @@ pub trait UsagePlanControl: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// Holding one caller of a stage without touching the others: an API key moved
+/// between usage plans, addresses added to or removed from a WAF IP set.
+pub trait SourceControl: Send + Sync {
+    /// Moves API key `key` from usage plan `from` to usage plan `to`, so that it is
+    /// in `to` and no longer in `from`. A key already there (a retried pass) is
+    /// success; a key in neither plan (a pass cut off between the two steps) is put
+    /// in `to`. If it cannot join `to` after leaving `from`, it is put back in
+    /// `from` and the failure is reported.
+    fn move_api_key(
+        &self,
+        key: &str,
+        from: &UsagePlanId,
+        to: &UsagePlanId,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Adds the addresses `add` to IP set `ip_set` and removes the addresses
+    /// `remove` (CIDR, as the set holds them); every other entry of the set is
+    /// kept as it is. Adding an address already there, or removing one that is
+    /// not, is success.
+    fn update_ip_set(
+        &self,
+        ip_set: &IpSetRef,
+        add: &[String],
+        remove: &[String],
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
 /// Notifications to budget owners.
 pub trait Notifier: Send + Sync {
     /// Publishes a notice to `topic` (or the deployment's default topic).
@@ -492,12 +519,18 @@ pub trait Notifier: Send + Sync {
 /// The account as a pass acts on it: discovery, the inventory's reads, metrics and
 /// every actuator.
 pub trait Account:
-    Discovery + InventorySource + MetricsSource + LambdaControl + StageControl + UsagePlanControl
+    Discovery + InventorySource + MetricsSource + LambdaControl + StageControl + UsagePlanControl + SourceControl
 {
 }
 
-impl<T: Discovery + InventorySource + MetricsSource + LambdaControl + StageControl + UsagePlanControl> Account
-    for T
+impl<T> Account for T where
+    T: Discovery
+        + InventorySource
+        + MetricsSource
+        + LambdaControl
+        + StageControl
+        + UsagePlanControl
+        + SourceControl
 {
 }
 

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
+use dowguard_domain::source::IpSetRef;
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, FunctionName, GuardSettings, Limits, Phase, Prices, Quota, RestorePoint,
     Target, TargetId, Throttle, UsagePlanId,
@@ -41,8 +42,8 @@ use dowguard_guard::inventory::{Entry, Inventory, Keeper, Meta, Slices};
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::{
     AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FetchedMetrics, Found, InventorySource,
-    InventoryStore, LambdaControl, Listed, MetricsRequest, MetricsSource, Notifier, StageControl, StateStore,
-    TrailStatus, UsagePlanControl, Versioned, Wired,
+    InventoryStore, LambdaControl, Listed, MetricsRequest, MetricsSource, Notifier, SourceControl,
+    StageControl, StateStore, TrailStatus, UsagePlanControl, Versioned, Wired,
 };
 use dowguard_guard::{AuditRecord, FailureKind, Guard, PortError, PortResult};
 use support::{budget, checkout, partners, prices, shop, t0, thumbnails, traffic_of};
@@ -316,6 +317,17 @@ impl UsagePlanControl for Faulty<'_> {
             self.cloud.set_plan_limits(plan, throttle, quota),
         )
         .await
+    }
+}
+
+impl SourceControl for Faulty<'_> {
+    async fn move_api_key(&self, key: &str, from: &UsagePlanId, to: &UsagePlanId) -> PortResult<()> {
+        self.gate("MoveApiKey", self.cloud.move_api_key(key, from, to))
+            .await
+    }
+    async fn update_ip_set(&self, ip_set: &IpSetRef, add: &[String], remove: &[String]) -> PortResult<()> {
+        self.gate("UpdateIPSet", self.cloud.update_ip_set(ip_set, add, remove))
+            .await
     }
 }
 

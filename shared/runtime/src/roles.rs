@@ -10,7 +10,7 @@ use dowguard_adapters::permissions::{
     ACCOUNT_CONCURRENCY, ALARM_SYNC, GUARD_TABLE, INVENTORY, INVENTORY_TABLE, LEASES, METRICS, READ_BACK,
     TRAIL,
 };
-use dowguard_domain::ALL_PERMISSIONS;
+use dowguard_domain::{ALL_PERMISSIONS, SOURCE_PERMISSIONS};
 
 /// What the functions need from the template's own plumbing: the on-failure
 /// destination queue (`sqs:SendMessage`) and, when the deployment brings its own
@@ -56,9 +56,10 @@ pub fn alarm_responder() -> BTreeSet<&'static str> {
 /// one target at a time, the API Gateway listing), the trail check, the
 /// inventory's entries and the states in the table, and, when someone else
 /// changed a limit the guard holds, the guard's limit set again, audited and told
-/// (every action's permission).
+/// (every action's permission but the targeted levels', which only a pass
+/// decides: the inventory sets limits again, never a held source).
 pub fn inventory() -> BTreeSet<&'static str> {
-    set(&[
+    let mut actions = set(&[
         LEASES,
         INVENTORY,
         TRAIL,
@@ -66,7 +67,11 @@ pub fn inventory() -> BTreeSet<&'static str> {
         GUARD_TABLE,
         ALL_PERMISSIONS,
         PLATFORM,
-    ])
+    ]);
+    for a in SOURCE_PERMISSIONS {
+        actions.remove(a);
+    }
+    actions
 }
 
 /// Every function of the template with its role's actions, by logical id.
@@ -87,7 +92,12 @@ mod tests {
         for (name, actions) in all() {
             assert!(actions.iter().all(|a| !a.contains('*')), "{name}");
             for a in ALL_PERMISSIONS {
-                assert!(actions.contains(a), "{name} lacks {a}");
+                let passes_only = SOURCE_PERMISSIONS.contains(a);
+                if passes_only && name == "Inventory" {
+                    assert!(!actions.contains(a), "{name} never holds a source, yet has {a}");
+                } else {
+                    assert!(actions.contains(a), "{name} lacks {a}");
+                }
             }
         }
         assert!(evaluator().contains("cloudwatch:PutMetricAlarm"));

@@ -83,6 +83,11 @@ pub enum Rule {
     /// name is the deployment Region's trail). Resource type `trail` ("Actions,
     /// resources, and condition keys for AWS CloudTrail").
     CloudTrailTrail(&'static str, &'static str),
+    /// The action on the WAF IP set the JSON body names (`Name`, `Scope`, `Id`):
+    /// `arn:<partition>:wafv2:<region>:<account>:<scope>/ipset/<name>/<id>`, the
+    /// scope in lower case ("Actions, resources, and condition keys for AWS WAF
+    /// V2", resource type `ipset`).
+    WafIpSet(&'static str),
     /// No permission is needed (`sts:GetCallerIdentity`: "No permissions are
     /// required to perform this operation", AWS STS API Reference).
     Nothing,
@@ -90,7 +95,7 @@ pub enum Rule {
 
 use Rule::{
     ApiGatewayPath, CloudTrailTrail, CloudWatchAlarms, DynamoTable, DynamoTables, DynamoTransaction,
-    Everywhere, LambdaFunction, Nothing, SnsTopic,
+    Everywhere, LambdaFunction, Nothing, SnsTopic, WafIpSet,
 };
 
 /// Every operation the tests know, as `(SDK service, operation, rule)`.
@@ -153,6 +158,11 @@ pub const OPERATIONS: &[(&str, &str, Rule)] = &[
     ("API Gateway", "GetUsagePlan", ApiGatewayPath),
     ("API Gateway", "UpdateStage", ApiGatewayPath),
     ("API Gateway", "UpdateUsagePlan", ApiGatewayPath),
+    ("API Gateway", "GetUsagePlanKey", ApiGatewayPath),
+    ("API Gateway", "DeleteUsagePlanKey", ApiGatewayPath),
+    ("API Gateway", "CreateUsagePlanKey", ApiGatewayPath),
+    ("WAFV2", "GetIPSet", WafIpSet("wafv2:GetIPSet")),
+    ("WAFV2", "UpdateIPSet", WafIpSet("wafv2:UpdateIPSet")),
     ("ApiGatewayV2", "GetApis", ApiGatewayPath),
     ("ApiGatewayV2", "GetApi", ApiGatewayPath),
     ("ApiGatewayV2", "GetStages", ApiGatewayPath),
@@ -353,6 +363,21 @@ pub fn requests(call: &Call, deployment: &Deployment) -> Result<Vec<Request>, Ma
             };
             Ok(vec![one(action, arn)])
         }
+        WafIpSet(action) => {
+            let body = json(&call.body).map_err(unreadable)?;
+            let field = |key: &str| {
+                body[key]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| unreadable(format!("no {key}")))
+            };
+            let (name, scope, id) = (field("Name")?, field("Scope")?, field("Id")?);
+            let scope = scope.to_ascii_lowercase();
+            Ok(vec![one(
+                action,
+                format!("arn:{partition}:wafv2:{region}:{account}:{scope}/ipset/{name}/{id}"),
+            )])
+        }
         SnsTopic(action) => {
             let form = String::from_utf8_lossy(&call.body);
             let topic = query_value(Some(&form), "TopicArn")
@@ -513,6 +538,53 @@ mod tests {
         assert_eq!(
             requests(&qualified, &d).map(|r| r[0].resource.clone()),
             Ok("arn:aws:lambda:us-east-1:123456789012:function:checkout:live".into())
+        );
+    }
+
+    #[test]
+    fn a_key_move_is_delete_and_post_under_the_plan_and_an_ip_set_is_named_by_its_body() {
+        let d = deployment();
+        let delete = call(
+            "API Gateway",
+            "DeleteUsagePlanKey",
+            "DELETE",
+            "http://127.0.0.1:5000/usageplans/gold/keys/k1",
+            b"",
+        );
+        let create = call(
+            "API Gateway",
+            "CreateUsagePlanKey",
+            "POST",
+            "http://127.0.0.1:5000/usageplans/quarantine/keys",
+            br#"{"keyId":"k1","keyType":"API_KEY"}"#,
+        );
+        let update = call(
+            "WAFV2",
+            "UpdateIPSet",
+            "POST",
+            "http://127.0.0.1:5000/",
+            br#"{"Name":"blocked","Scope":"REGIONAL","Id":"a1","Addresses":[],"LockToken":"t"}"#,
+        );
+        assert_eq!(
+            requests(&delete, &d),
+            Ok(vec![request(
+                "apigateway:DELETE",
+                "arn:aws:apigateway:us-east-1::/usageplans/gold/keys/k1"
+            )])
+        );
+        assert_eq!(
+            requests(&create, &d),
+            Ok(vec![request(
+                "apigateway:POST",
+                "arn:aws:apigateway:us-east-1::/usageplans/quarantine/keys"
+            )])
+        );
+        assert_eq!(
+            requests(&update, &d),
+            Ok(vec![request(
+                "wafv2:UpdateIPSet",
+                "arn:aws:wafv2:us-east-1:123456789012:regional/ipset/blocked/a1"
+            )])
         );
     }
 

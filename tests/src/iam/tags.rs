@@ -6,7 +6,10 @@
 //! them, inherit the API's tags for attribute-based access control, and a tag set
 //! on the stage itself wins over the inherited one; `GetTags` does not return
 //! inherited tags. Usage plans carry their own tags. The page names no such
-//! inheritance for the V2 API: an HTTP API stage has only its own tags.
+//! inheritance for the V2 API: an HTTP API stage has only its own tags. A usage
+//! plan's tags are inherited by its `UsagePlanKey` resources (the same page); the
+//! guard reads the plan's keys collection (`/usageplans/{id}/keys`, where
+//! `CreateUsagePlanKey` posts) as the plan's child too.
 
 use std::collections::BTreeMap;
 
@@ -30,6 +33,9 @@ enum Taggable<'a> {
     /// which carry no tags of their own and inherit the API's.
     RestChild(&'a str),
     UsagePlan(&'a str),
+    /// A usage plan's keys, or one of them: no tags of their own, the plan's
+    /// inherited.
+    UsagePlanKey(&'a str),
     HttpApi(&'a str),
     HttpStage(&'a str, &'a str),
 }
@@ -49,6 +55,7 @@ fn taggable(arn: &str) -> Option<Taggable<'_>> {
                 ["restapis", api, "stages", stage] => Some(Taggable::RestStage(api, stage)),
                 ["restapis", api, _, ..] => Some(Taggable::RestChild(api)),
                 ["usageplans", plan] => Some(Taggable::UsagePlan(plan)),
+                ["usageplans", plan, "keys", ..] => Some(Taggable::UsagePlanKey(plan)),
                 ["apis", api] => Some(Taggable::HttpApi(api)),
                 ["apis", api, "stages", stage] => Some(Taggable::HttpStage(api, stage)),
                 _ => None,
@@ -56,6 +63,11 @@ fn taggable(arn: &str) -> Option<Taggable<'_>> {
         }
         _ => None,
     }
+}
+
+fn usage_plan_arn(key_arn: &str, plan: &str) -> String {
+    let prefix = key_arn.split("::").next().unwrap_or_default();
+    format!("{prefix}::/usageplans/{plan}")
 }
 
 fn rest_api_arn(stage_arn: &str, api: &str) -> String {
@@ -84,6 +96,7 @@ impl OwnTags {
                 tags.extend(own.cloned().unwrap_or_default());
                 Some(tags)
             }
+            Some(Taggable::UsagePlanKey(plan)) => self.0.get(&usage_plan_arn(arn, plan)).cloned(),
             _ => own.cloned(),
         }
     }
@@ -107,6 +120,7 @@ impl OwnTags {
                     wanted.push(rest_api_arn(arn, api));
                     wanted.push(arn.to_string());
                 }
+                Some(Taggable::UsagePlanKey(plan)) => wanted.push(usage_plan_arn(arn, plan)),
                 Some(_) => wanted.push(arn.to_string()),
                 None => {}
             }
@@ -152,7 +166,7 @@ impl OwnTags {
                         .await?
                         .tags(),
                 ),
-                Some(Taggable::RestChild(_)) | None => continue,
+                Some(Taggable::RestChild(_) | Taggable::UsagePlanKey(_)) | None => continue,
             };
             own.insert(arn, tags);
         }
@@ -184,6 +198,29 @@ mod tests {
         assert_eq!(
             own.effective(STAGE),
             Some(tags(&[("foo", "bar2"), ("hello", "world"), ("x", "y")]))
+        );
+    }
+
+    #[test]
+    fn a_usage_plan_key_has_its_plans_tags() {
+        let mut own = OwnTags::default();
+        own.insert(
+            "arn:aws:apigateway:us-east-1::/usageplans/gold",
+            tags(&[("dowguard-guarded", "true")]),
+        );
+        for key in [
+            "arn:aws:apigateway:us-east-1::/usageplans/gold/keys/k1",
+            "arn:aws:apigateway:us-east-1::/usageplans/gold/keys",
+        ] {
+            assert_eq!(
+                own.effective(key),
+                Some(tags(&[("dowguard-guarded", "true")])),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            own.effective("arn:aws:apigateway:us-east-1::/usageplans/other/keys/k1"),
+            None
         );
     }
 
