@@ -55,6 +55,7 @@ fn assert_audit_and_guard_agree(world: &World, expected: &[(&str, &str, Mode)]) 
             open_methods: vec![],
             plans: vec![],
             open_url: false,
+            access: None,
         })
         .collect();
     let audit = exposure::rank(
