@@ -151,6 +151,7 @@ impl World {
 
     fn stolen_key(&self) -> HeldSource {
         HeldSource::Quarantined {
+            since: since(),
             key: self.stolen.clone(),
             original_plan: self.gold.clone(),
             quarantine_plan: self.quarantine.clone(),
@@ -266,6 +267,7 @@ async fn addresses_are_blocked_and_unblocked_exactly_and_the_sets_other_entries_
     let held: Vec<HeldSource> = ["203.0.113.7", "203.0.113.8"]
         .into_iter()
         .map(|ip| HeldSource::Blocked {
+            since: since(),
             address: cidr_of(ip),
             ip_set: set.clone(),
         })
@@ -340,6 +342,7 @@ async fn dry_run_moves_no_key_and_blocks_no_address() {
     let held = vec![
         w.stolen_key(),
         HeldSource::Blocked {
+            since: since(),
             address: cidr_of("203.0.113.7"),
             ip_set: set.clone(),
         },
@@ -357,4 +360,9 @@ async fn dry_run_moves_no_key_and_blocks_no_address() {
     assert_eq!(w.keys(&w.gold).await, gold);
     assert_eq!(w.keys(&w.quarantine).await, quarantine);
     assert_eq!(addresses(&w.aws, &set).await, before);
+}
+
+/// When the guard took hold of the sources of these tests.
+fn since() -> chrono::DateTime<Utc> {
+    chrono::DateTime::from_timestamp(1_795_500_000, 0).unwrap_or_default()
 }

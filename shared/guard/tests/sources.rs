@@ -76,8 +76,14 @@ fn cloud() -> MemoryCloud {
     cloud
 }
 
+/// When the guard took hold of the sources below.
+fn since() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(1_795_500_000, 0).unwrap_or_default()
+}
+
 fn stolen_key() -> HeldSource {
     HeldSource::Quarantined {
+        since: since(),
         key: "stolen".into(),
         original_plan: plan("gold"),
         quarantine_plan: plan("quarantine"),
@@ -88,6 +94,7 @@ fn attackers() -> Vec<HeldSource> {
     ["203.0.113.7", "203.0.113.8", "2001:db8::1"]
         .into_iter()
         .map(|ip| HeldSource::Blocked {
+            since: since(),
             address: cidr_of(ip),
             ip_set: blocked_set(),
         })
