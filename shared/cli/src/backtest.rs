@@ -368,18 +368,7 @@ async fn history(
     let mut missing: Vec<&Target> = Vec::new();
     for (i, t) in targets.iter().enumerate() {
         match cache.read(&t.id, range) {
-            Some(points) => {
-                recorded.extend(
-                    points
-                        .into_iter()
-                        .map(|(minute, requests, duration_ms)| Recorded {
-                            target: i,
-                            minute,
-                            requests,
-                            duration_ms,
-                        }),
-                )
-            }
+            Some(points) => recorded.extend(of_target(i, points)),
             None => missing.push(t),
         }
     }
@@ -457,16 +446,7 @@ async fn history(
                 .collect();
             cache.write(&t.id, range, &series);
             let i = index.get(&t.id).copied().unwrap_or_default();
-            recorded.extend(
-                series
-                    .into_iter()
-                    .map(|(minute, requests, duration_ms)| Recorded {
-                        target: i,
-                        minute,
-                        requests,
-                        duration_ms,
-                    }),
-            );
+            recorded.extend(of_target(i, series));
             progress.inc(1);
         }
     }
@@ -489,6 +469,18 @@ async fn history(
         recorded,
     };
     Ok((history, fetched, GuardCost::of_metrics(fetched), cached))
+}
+
+/// One target's points, (minute, requests, duration in ms), as recorded history.
+fn of_target(target: usize, points: Vec<(u32, u64, u64)>) -> impl Iterator<Item = Recorded> {
+    points
+        .into_iter()
+        .map(move |(minute, requests, duration_ms)| Recorded {
+            target,
+            minute,
+            requests,
+            duration_ms,
+        })
 }
 
 fn confirm(question: &str) -> CliResult<()> {

@@ -134,22 +134,36 @@ fn even_traffic_has_no_hot_source_and_the_stage_is_tightened_whole() {
     ));
 }
 
-/// A REST stage flooded by one address, with a day budget: the pass blocks the
-/// address and leaves the stage's throttle alone; the address stays blocked through
-/// the calm and is let go, exactly, when the budget's day ends.
-#[test]
-fn a_flooding_address_is_blocked_not_the_stage_and_let_go_exactly_when_the_day_ends() {
+/// A REST stage with a $240 day budget and an hour of traffic at half its pace; the
+/// stage and the pace in requests a minute.
+fn calm_stage() -> (World, dowguard_domain::TargetId, u64) {
     let mut world = World::new()
         .with_target(rest_stage("a1b2c3d4e5", "prod", None))
         .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
     let stage = id("rest-stage:a1b2c3d4e5/prod");
     let request = world.prices.list().of(&TargetSpec::RestStage).request();
     let pace = request.units_for(Money::from_dollars(240)) / 1_440;
+    world.history(
+        &stage,
+        60,
+        Demand {
+            requests: pace / 2,
+            ms_each: 0,
+        },
+    );
+    (world, stage, pace)
+}
+
+/// A REST stage flooded by one address, with a day budget: the pass blocks the
+/// address and leaves the stage's throttle alone; the address stays blocked through
+/// the calm and is let go, exactly, when the budget's day ends.
+#[test]
+fn a_flooding_address_is_blocked_not_the_stage_and_let_go_exactly_when_the_day_ends() {
+    let (mut world, stage, pace) = calm_stage();
     let calm = Demand {
         requests: pace / 2,
         ms_each: 0,
     };
-    world.history(&stage, 60, calm);
     let flood = Demand {
         requests: pace * 100,
         ms_each: 0,
@@ -239,20 +253,7 @@ fn a_flooding_address_is_blocked_not_the_stage_and_let_go_exactly_when_the_day_e
 /// notice says why.
 #[test]
 fn when_holding_callers_does_not_bring_the_burn_down_the_stage_is_the_backstop() {
-    let mut world = World::new()
-        .with_target(rest_stage("a1b2c3d4e5", "prod", None))
-        .with_budget(spec("api-daily", "rest-stage:a1b2c3d4e5/prod", "240"));
-    let stage = id("rest-stage:a1b2c3d4e5/prod");
-    let request = world.prices.list().of(&TargetSpec::RestStage).request();
-    let pace = request.units_for(Money::from_dollars(240)) / 1_440;
-    world.history(
-        &stage,
-        60,
-        Demand {
-            requests: pace / 2,
-            ms_each: 0,
-        },
-    );
+    let (mut world, stage, pace) = calm_stage();
     let flood = Demand {
         requests: pace * 100,
         ms_each: 0,

@@ -11,72 +11,13 @@ use std::time::Instant;
 use dowguard_sim::Scenario;
 use dowguard_sim::backtest::{self, History, Replay};
 
-/// The history: 100 functions (two teams) with diurnal traffic and a six-hour
-/// flood on one of them, as CloudWatch would have recorded it for 15 days.
-const ACCOUNT: &str = r#"
-name = "backtest-100-targets"
-duration = "15d"
-
-[[targets]]
-id = "function:shop"
-count = 50
-memory_mb = 512
-avg_duration_ms = 120
-tags = { team = "shop" }
-
-[[targets]]
-id = "function:search"
-count = 50
-memory_mb = 1024
-arch = "arm64"
-avg_duration_ms = 80
-tags = { team = "search" }
-
-[[budgets]]
-id = "account-monthly"
-scope = "account"
-period = "month"
-amount = "25000"
-
-[[budgets]]
-id = "shop-daily"
-scope = "tag:team=shop"
-period = "day"
-amount = "450"
-
-[[budgets]]
-id = "search-daily"
-scope = "tag:team=search"
-period = "day"
-amount = "450"
-
-[[traffic]]
-target = "function:shop-*"
-role = "legit"
-shape = "diurnal"
-rpm = 1000
-peak_rpm = 4000
-
-[[traffic]]
-target = "function:search-*"
-role = "legit"
-shape = "diurnal"
-rpm = 1000
-peak_rpm = 4000
-peak_hour = 20
-
-[[traffic]]
-target = "function:shop-07"
-role = "attack"
-shape = "pulse"
-rpm = 1000000
-on = "6h"
-off = "7d"
-from = "3d"
-"#;
+mod common;
 
 fn main() -> ExitCode {
-    let scenario = match Scenario::from_toml(ACCOUNT, "backtest bench", |_| {
+    // The history: the benchmark account's 15 days, with a six-hour flood on one
+    // function, as CloudWatch would have recorded them.
+    let account = common::hundred_functions("backtest-100-targets", "15d", 1, 1_000_000, "6h");
+    let scenario = match Scenario::from_toml(&account, "backtest bench", |_| {
         Err(dowguard_sim::SimError::Plot("no CSV".into()))
     }) {
         Ok(s) => s,

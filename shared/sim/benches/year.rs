@@ -12,75 +12,12 @@ use std::time::Instant;
 use dowguard_sim::engine::Strategy;
 use dowguard_sim::{Scenario, run};
 
-/// 100 functions (two teams), a month budget on the account, a day budget per team,
-/// diurnal traffic, and a 30-minute flood every week on one function.
+mod common;
+
+/// The benchmark account over a year, its flood 30 minutes a week at 300,000
+/// requests a minute.
 fn scenario(interval: u32) -> String {
-    format!(
-        r#"
-name = "year-100-targets"
-duration = "365d"
-
-[guard]
-schedule_interval_minutes = {interval}
-
-[[targets]]
-id = "function:shop"
-count = 50
-memory_mb = 512
-avg_duration_ms = 120
-tags = {{ team = "shop" }}
-
-[[targets]]
-id = "function:search"
-count = 50
-memory_mb = 1024
-arch = "arm64"
-avg_duration_ms = 80
-tags = {{ team = "search" }}
-
-[[budgets]]
-id = "account-monthly"
-scope = "account"
-period = "month"
-amount = "25000"
-
-[[budgets]]
-id = "shop-daily"
-scope = "tag:team=shop"
-period = "day"
-amount = "450"
-
-[[budgets]]
-id = "search-daily"
-scope = "tag:team=search"
-period = "day"
-amount = "450"
-
-[[traffic]]
-target = "function:shop-*"
-role = "legit"
-shape = "diurnal"
-rpm = 1000
-peak_rpm = 4000
-
-[[traffic]]
-target = "function:search-*"
-role = "legit"
-shape = "diurnal"
-rpm = 1000
-peak_rpm = 4000
-peak_hour = 20
-
-[[traffic]]
-target = "function:shop-07"
-role = "attack"
-shape = "pulse"
-rpm = 300000
-on = "30m"
-off = "7d"
-from = "3d"
-"#
-    )
+    common::hundred_functions("year-100-targets", "365d", interval, 300_000, "30m")
 }
 
 fn main() -> ExitCode {
