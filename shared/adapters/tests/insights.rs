@@ -167,7 +167,9 @@ async fn a_failed_report_names_the_call_and_the_rule() {
     use aws_sdk_cloudwatch::types::error::ResourceNotFoundException;
     let rule = mock!(aws_sdk_cloudwatch::Client::get_insight_rule_report).then_error(|| {
         GetInsightRuleReportError::ResourceNotFoundException(
-            ResourceNotFoundException::builder().message("no such rule").build(),
+            ResourceNotFoundException::builder()
+                .message("no such rule")
+                .build(),
         )
     });
     let client = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&rule]);
@@ -176,5 +178,8 @@ async fn a_failed_report_names_the_call_and_the_rule() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("GetInsightRuleReport") && text.contains(RULE), "{text}");
+    assert!(
+        text.contains("GetInsightRuleReport") && text.contains(RULE),
+        "{text}"
+    );
 }
