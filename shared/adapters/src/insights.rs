@@ -710,5 +710,8 @@ mod tests {
         // 43,200 minutes of 1,000 requests: 43.2 million events.
         assert_eq!(monthly_cost(4, 43_200_000), Money::parse("2.864").unwrap());
         assert_eq!(monthly_cost(0, 1), Money::parse("0.00000002").unwrap());
+        // docs/attribution.md: one stage at 1,000 requests a minute, both rules
+        // matching every request for a 30-day month.
+        assert_eq!(monthly_cost(2, 2 * 43_200_000), Money::parse("2.728").unwrap());
     }
 }
