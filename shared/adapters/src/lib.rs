@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | [`cloudwatch`] | CloudWatch `GetMetricData` | metrics source, guard-cost model |
 //! | [`alarms`] | CloudWatch alarms | one alarm per guarded target, kept in step with the budgets |
+//! | [`insights`] | CloudWatch Contributor Insights | the rules ranking a stage's callers, and their reports as the core's `StageSources` |
 //! | [`dynamodb`] | DynamoDB | budget store, state store, audit log, inventory |
 //! | [`lease`] | DynamoDB | the evaluator's lease, the pass counter, account-wide pacing slots |
 //! | [`lambda`] | Lambda | concurrency and async-config control, function discovery |
@@ -26,6 +27,7 @@ pub mod apigatewayv2;
 pub mod cloudwatch;
 pub mod dynamodb;
 pub mod error;
+pub mod insights;
 pub mod lambda;
 pub mod lease;
 pub mod pace;

@@ -69,6 +69,22 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("alarms", "describe_alarms", &["cloudwatch:DescribeAlarms"]),
     ("alarms", "put_metric_alarm", &["cloudwatch:PutMetricAlarm"]),
     ("alarms", "delete_alarms", &["cloudwatch:DeleteAlarms"]),
+    (
+        "insights",
+        "describe_insight_rules",
+        &["cloudwatch:DescribeInsightRules"],
+    ),
+    ("insights", "put_insight_rule", &["cloudwatch:PutInsightRule"]),
+    (
+        "insights",
+        "delete_insight_rules",
+        &["cloudwatch:DeleteInsightRules"],
+    ),
+    (
+        "insights",
+        "get_insight_rule_report",
+        &["cloudwatch:GetInsightRuleReport"],
+    ),
     ("dynamodb", "query", &["dynamodb:Query"]),
     ("dynamodb", "get_item", &["dynamodb:GetItem"]),
     ("dynamodb", "put_item", &["dynamodb:PutItem"]),
@@ -172,6 +188,22 @@ pub const ALARM_SYNC: &[&str] = &[
     "cloudwatch:DeleteAlarms",
 ];
 
+/// Ranking a stage's callers ([`crate::insights::InsightRules`]): the rules kept
+/// (`PutInsightRule`, `DescribeInsightRules`, `DeleteInsightRules`) and their
+/// reports read (`GetInsightRuleReport`). No role of the template grants these
+/// yet: the evaluator does not rank callers until the adapter is wired in. Per
+/// "Actions, resources, and condition keys for Amazon CloudWatch" (Service
+/// Authorization Reference), `DescribeInsightRules` takes no resource (`*`); the
+/// other three act on the `insight-rule` resource
+/// (`arn:aws:cloudwatch:<region>:<account>:insight-rule/<name>`), so a role can
+/// scope them to `insight-rule/dowguard-callers-*`.
+pub const INSIGHTS: &[&str] = &[
+    "cloudwatch:DescribeInsightRules",
+    "cloudwatch:PutInsightRule",
+    "cloudwatch:DeleteInsightRules",
+    "cloudwatch:GetInsightRuleReport",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +214,7 @@ mod tests {
         ("apigatewayv2", include_str!("apigatewayv2.rs")),
         ("cloudwatch", include_str!("cloudwatch.rs")),
         ("alarms", include_str!("alarms.rs")),
+        ("insights", include_str!("insights.rs")),
         ("dynamodb", include_str!("dynamodb.rs")),
         ("lease", include_str!("lease.rs")),
         ("sns", include_str!("sns.rs")),
@@ -248,6 +281,7 @@ mod tests {
             .chain(GUARD_TABLE)
             .chain(LEASES)
             .chain(ALARM_SYNC)
+            .chain(INSIGHTS)
             .chain(dowguard_domain::ALL_PERMISSIONS)
         {
             assert!(
