@@ -19,7 +19,7 @@ use dowguard_sim::library;
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{TABLE, put_points};
 use dowguard_tests::fixtures::{GUARDED, create_function_with};
-use support::run;
+use support::{code, json, run};
 
 /// The seeded history starts here: two and a half days before the tests' `NOW`.
 const START: &str = "2026-11-18T00:00:00Z";
@@ -32,16 +32,8 @@ fn dowguard(aws: &LocalAws, cache: &std::path::Path, args: &[&str]) -> Output {
     run(command, args)
 }
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
 }
 
 /// Seeds `function` in CloudWatch with the recorded minutes of built-in `scenario`

@@ -15,7 +15,7 @@ use dowguard_domain::{Limits, Phase, TargetId};
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, LocalGuard, TABLE};
 use dowguard_tests::fixtures::{create_function, create_function_with, create_http_api};
-use support::{now, run};
+use support::{code, json, now, run, stderr, stdout};
 
 /// Runs `dowguard ARGS` against the local server.
 fn dowguard(aws: &LocalAws, args: &[&str]) -> Output {
@@ -24,28 +24,12 @@ fn dowguard(aws: &LocalAws, args: &[&str]) -> Output {
     run(command, args)
 }
 
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// Snapshots with the server's random ids hidden.
 fn redacted() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.add_filter(r"(rest-stage|http-stage):[a-z0-9]+/", "$1:[API]/");
     settings.add_filter(r"usage-plan:[a-z0-9]+", "usage-plan:[PLAN]");
     settings
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use std::process::Output;
 use dowguard_tests::LocalAws;
 use dowguard_tests::account::{ExampleAccount, TABLE};
 use dowguard_tests::fixtures::create_rest_api;
-use support::{now, run};
+use support::{now, run, stdout};
 
 /// Runs `dowguard ARGS` with every service at the local server but those in
 /// `elsewhere`, which point at a loopback port where nothing listens (the SDK's
@@ -31,10 +31,6 @@ fn dowguard(aws: &LocalAws, args: &[&str], elsewhere: &[&str]) -> Output {
         command.env(format!("AWS_ENDPOINT_URL_{service}"), "http://127.0.0.1:9");
     }
     run(command, args)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use dowguard_tests::LocalAws;
 use dowguard_tests::fixtures::{
     create_function, create_function_with, create_http_api, create_rest_api, create_usage_plan,
 };
-use support::{NOW, run};
+use support::{NOW, code, json, run, stderr, stdout};
 
 const EXPOSED: &str = "tests/fixtures/templates/exposed.yaml";
 
@@ -47,22 +47,6 @@ fn offline(args: &[&str]) -> Output {
         .env("AWS_MAX_ATTEMPTS", "1")
         .env("DOWGUARD_NOW", NOW);
     run(command, args)
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
 }
 
 /// Each entry point's worst case an hour and findings, by id.

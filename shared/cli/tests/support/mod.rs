@@ -51,3 +51,23 @@ pub(crate) fn run(mut command: Command, args: &[&str]) -> Output {
     );
     output
 }
+
+/// The process's exit code (-1 if a signal ended it).
+pub(crate) fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+/// What it printed on stdout.
+pub(crate) fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// What it printed on stderr.
+pub(crate) fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Its stdout as JSON.
+pub(crate) fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+}
