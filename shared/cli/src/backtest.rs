@@ -266,8 +266,13 @@ pub async fn load(ctx: &Context, args: &HistoryArgs, budgets: &[Budget]) -> CliR
     let (history, fetched, cost, cached) =
         history(ctx, args, &range, &targets, &catalog, &cache, account_concurrency).await?;
     if history.recorded.iter().all(|r| r.requests == 0) {
+        let option = if args.from.is_some() {
+            "--from/--to"
+        } else {
+            "--days"
+        };
         return Err(CliError::Invalid(format!(
-            "--from/--to: CloudWatch holds no requests for the {} covered target(s) between {} and {}; pick a range with traffic (one-minute points are kept {ONE_MINUTE_DAYS} days, five-minute points {FIVE_MINUTE_DAYS})",
+            "{option}: CloudWatch holds no requests for the {} covered target(s) between {} and {}; pick a range with traffic (one-minute points are kept {ONE_MINUTE_DAYS} days, five-minute points {FIVE_MINUTE_DAYS})",
             targets.len(),
             range.start,
             range.end

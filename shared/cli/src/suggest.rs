@@ -71,13 +71,15 @@ struct Entry<'a> {
 
 /// Runs the subcommand.
 pub async fn run(ctx: &Context, args: &SuggestArgs) -> CliResult<()> {
-    let existing: Vec<Budget> = ctx
-        .stack
-        .store
-        .list_budgets()
-        .await
-        .map(|listed| listed.items.into_iter().map(|v| v.value).collect())
-        .unwrap_or_default();
+    let existing: Vec<Budget> = match ctx.stack.store.list_budgets().await {
+        Ok(listed) => listed.items.into_iter().map(|v| v.value).collect(),
+        // Without the table, suggestions still come from --scope (or the account).
+        Err(e) if !args.scopes.is_empty() => {
+            eprintln!("note: the budgets could not be read ({e}); suggesting for the scopes given");
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let asks = asks(args, &existing);
     let period = match args.period.as_deref() {
         None => existing
