@@ -366,3 +366,99 @@ async fn dry_run_moves_no_key_and_blocks_no_address() {
 fn since() -> chrono::DateTime<Utc> {
     chrono::DateTime::from_timestamp(1_795_500_000, 0).unwrap_or_default()
 }
+
+#[tokio::test]
+async fn a_stages_levers_are_its_plans_keys_and_the_ip_set_its_web_acl_blocks() {
+    let w = World::new().await;
+    // The keys of the stage's plan, as the quarantine needs them.
+    let keys: BTreeSet<String> = w
+        .stack
+        .account
+        .rest
+        .plan_keys(&w.gold)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(keys, w.keys(&w.gold).await);
+    assert!(keys.contains(&w.stolen));
+
+    // A web ACL whose rule blocks an IP set, attached to the stage.
+    let TargetId::RestStage(api, stage) = &w.stage else {
+        panic!("a REST stage");
+    };
+    let stage_arn = format!("arn:aws:apigateway:us-east-1::/restapis/{api}/stages/{stage}");
+    assert_eq!(
+        w.stack.account.waf.blocking_ip_set(&stage_arn).await.unwrap(),
+        None,
+        "no web ACL yet"
+    );
+    let set = create_ip_set(&w.aws, &[]).await;
+    let waf = aws_sdk_wafv2::Client::new(&w.aws.sdk_config());
+    let set_arn = waf
+        .get_ip_set()
+        .name(&set.name)
+        .scope(Scope::Regional)
+        .id(&set.id)
+        .send()
+        .await
+        .unwrap()
+        .ip_set()
+        .unwrap()
+        .arn()
+        .to_string();
+    let visibility = || {
+        aws_sdk_wafv2::types::VisibilityConfig::builder()
+            .sampled_requests_enabled(false)
+            .cloud_watch_metrics_enabled(false)
+            .metric_name("dowguard")
+            .build()
+            .unwrap()
+    };
+    let acl = waf
+        .create_web_acl()
+        .name("shop")
+        .scope(Scope::Regional)
+        .default_action(
+            aws_sdk_wafv2::types::DefaultAction::builder()
+                .allow(aws_sdk_wafv2::types::AllowAction::builder().build())
+                .build(),
+        )
+        .rules(
+            aws_sdk_wafv2::types::Rule::builder()
+                .name("blocked-callers")
+                .priority(0)
+                .action(
+                    aws_sdk_wafv2::types::RuleAction::builder()
+                        .block(aws_sdk_wafv2::types::BlockAction::builder().build())
+                        .build(),
+                )
+                .statement(
+                    aws_sdk_wafv2::types::Statement::builder()
+                        .ip_set_reference_statement(
+                            aws_sdk_wafv2::types::IpSetReferenceStatement::builder()
+                                .arn(&set_arn)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .visibility_config(visibility())
+                .build()
+                .unwrap(),
+        )
+        .visibility_config(visibility())
+        .send()
+        .await
+        .unwrap();
+    waf.associate_web_acl()
+        .web_acl_arn(acl.summary().unwrap().arn().unwrap())
+        .resource_arn(&stage_arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        w.stack.account.waf.blocking_ip_set(&stage_arn).await.unwrap(),
+        Some(set)
+    );
+}

@@ -336,6 +336,33 @@ impl RestAdapter {
     }
 }
 
+impl RestAdapter {
+    /// The ids of the API keys in usage plan `plan` (GetUsagePlanKeys, API Gateway
+    /// API reference): each key's plan, for quarantining one.
+    pub async fn plan_keys(&self, plan: &UsagePlanId) -> PortResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut position: Option<String> = None;
+        loop {
+            self.stage_pacer.wait().await;
+            let page = self
+                .client
+                .get_usage_plan_keys()
+                .usage_plan_id(plan.as_str())
+                .set_position(position.clone())
+                .limit(500)
+                .send()
+                .await
+                .map_err(|e| port_error("GetUsagePlanKeys", plan.as_str(), e))?;
+            keys.extend(page.items().iter().filter_map(|k| k.id().map(str::to_string)));
+            position = page.position().map(str::to_string);
+            if position.is_none() {
+                break;
+            }
+        }
+        Ok(keys)
+    }
+}
+
 /// A REST API's methods as the audit reads them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Methods {

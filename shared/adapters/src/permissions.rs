@@ -57,6 +57,7 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("apigateway", "update_stage", &["apigateway:PATCH"]),
     ("apigateway", "update_usage_plan", &["apigateway:PATCH"]),
     ("apigateway", "get_usage_plan_key", &["apigateway:GET"]),
+    ("apigateway", "get_usage_plan_keys", &["apigateway:GET"]),
     ("apigateway", "delete_usage_plan_key", &["apigateway:DELETE"]),
     ("apigateway", "create_usage_plan_key", &["apigateway:POST"]),
     ("apigatewayv2", "get_apis", &["apigateway:GET"]),
@@ -105,6 +106,7 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("trail", "get_trail_status", &["cloudtrail:GetTrailStatus"]),
     ("trail", "get_event_selectors", &["cloudtrail:GetEventSelectors"]),
     ("waf", "get_ip_set", &["wafv2:GetIPSet"]),
+    ("waf", "get_web_acl_for_resource", &["wafv2:GetWebACLForResource"]),
     ("waf", "update_ip_set", &["wafv2:UpdateIPSet"]),
 ];
 

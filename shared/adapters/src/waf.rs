@@ -110,6 +110,31 @@ impl WafAdapter {
             }
         }
     }
+
+    /// The IP set a blocking rule of the web ACL attached to `resource_arn` (a REST
+    /// API stage: `arn:aws:apigateway:REGION::/restapis/API/stages/STAGE`)
+    /// references, if any: the rule's action is `Block` and its statement an
+    /// `IPSetReferenceStatement` ("GetWebACLForResource", "Rule",
+    /// "IPSetReferenceStatement", AWS WAFV2 API Reference). `None` without a web
+    /// ACL or without such a rule.
+    pub async fn blocking_ip_set(&self, resource_arn: &str) -> PortResult<Option<IpSetRef>> {
+        let out = self
+            .client
+            .get_web_acl_for_resource()
+            .resource_arn(resource_arn)
+            .send()
+            .await
+            .map_err(|e| port_error("GetWebACLForResource", resource_arn, e))?;
+        let Some(acl) = out.web_acl() else {
+            return Ok(None);
+        };
+        Ok(acl
+            .rules()
+            .iter()
+            .filter(|rule| rule.action().is_some_and(|a| a.block().is_some()))
+            .filter_map(|rule| rule.statement()?.ip_set_reference_statement())
+            .find_map(|reference| ip_set_of_arn(reference.arn())))
+    }
 }
 
 /// The scope `UpdateIPSet` names: the guard acts on REST API stages, whose web
@@ -238,5 +263,59 @@ mod tests {
         );
         assert_eq!(change.addresses, Some(strings(&["203.0.113.7/32"])));
         assert_eq!(change.refused, strings(&["2001:db8::1/128"]));
+    }
+}
+
+/// The IP set an ARN names: `arn:PARTITION:wafv2:REGION:ACCOUNT:regional/ipset/NAME/ID`
+/// ("Actions, resources, and condition keys for AWS WAF V2": the `ipset` resource).
+/// `None` for anything else (a CloudFront-scoped set cannot guard a REST stage).
+pub fn ip_set_of_arn(arn: &str) -> Option<IpSetRef> {
+    let resource = arn.splitn(6, ':').nth(5)?;
+    let mut parts = resource.split('/');
+    match (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some("regional"), Some("ipset"), Some(name), Some(id), None)
+            if !name.is_empty() && !id.is_empty() =>
+        {
+            Some(IpSetRef {
+                name: name.to_string(),
+                id: id.to_string(),
+                scope: "REGIONAL".into(),
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod arn_tests {
+    use super::*;
+
+    #[test]
+    fn a_regional_ip_set_arn_names_the_set_and_nothing_else_does() {
+        let set =
+            ip_set_of_arn("arn:aws:wafv2:us-east-1:123456789012:regional/ipset/dowguard-blocked/a1b2-c3");
+        assert_eq!(
+            set,
+            Some(IpSetRef {
+                name: "dowguard-blocked".into(),
+                id: "a1b2-c3".into(),
+                scope: "REGIONAL".into(),
+            })
+        );
+        assert_eq!(
+            ip_set_of_arn("arn:aws:wafv2:us-east-1:123456789012:global/ipset/x/y"),
+            None
+        );
+        assert_eq!(
+            ip_set_of_arn("arn:aws:wafv2:us-east-1:123456789012:regional/webacl/x/y"),
+            None
+        );
+        assert_eq!(ip_set_of_arn("not an arn"), None);
     }
 }
