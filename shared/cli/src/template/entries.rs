@@ -925,14 +925,7 @@ impl Reader<'_> {
             .get("ResourceId")
             .and_then(|r| self.resource_path(r, 32))
             .unwrap_or_else(|| format!("(resource of {id})"));
-        let authorized = match self.text(props, "AuthorizationType", &path)? {
-            Some(Ok(a)) => !a.eq_ignore_ascii_case("NONE"),
-            Some(Err(e)) => {
-                self.note(&format!("{path}.AuthorizationType"), &e, "NONE (open)");
-                false
-            }
-            None => false,
-        };
+        let authorized = self.authorized(props, &path)?;
         let key = self.flag(props, "ApiKeyRequired", &path, false)?.unwrap_or(false);
         if !authorized
             && !key
@@ -941,6 +934,19 @@ impl Reader<'_> {
             a.open.insert(format!("{verb} {resource}"));
         }
         Ok(())
+    }
+
+    /// Whether a method's or route's `AuthorizationType` asks for one; an
+    /// unresolved one is noted and taken as `NONE` (open), the worst case.
+    fn authorized(&mut self, props: &Value, path: &str) -> Result<bool, TemplateError> {
+        Ok(match self.text(props, "AuthorizationType", path)? {
+            Some(Ok(a)) => !a.eq_ignore_ascii_case("NONE"),
+            Some(Err(e)) => {
+                self.note(&format!("{path}.AuthorizationType"), &e, "NONE (open)");
+                false
+            }
+            None => false,
+        })
     }
 
     fn route(&mut self, id: &str, props: &Value) -> Result<(), TemplateError> {
@@ -958,14 +964,7 @@ impl Reader<'_> {
                 });
             }
         };
-        let authorized = match self.text(props, "AuthorizationType", &path)? {
-            Some(Ok(a)) => !a.eq_ignore_ascii_case("NONE"),
-            Some(Err(e)) => {
-                self.note(&format!("{path}.AuthorizationType"), &e, "NONE (open)");
-                false
-            }
-            None => false,
-        };
+        let authorized = self.authorized(props, &path)?;
         if !authorized && let Some(a) = self.apis.get_mut(&api) {
             a.open.insert(key);
         }
