@@ -18,9 +18,9 @@ use dowguard_adapters::stack::{AwsStack, StackConfig};
 use dowguard_domain::source::{HeldSource, IpSetRef, cidr_of};
 use dowguard_domain::{
     Action, BurnRate, GuardState, Intent, Level, Limits, Mode, Money, Phase, Reason, RestorePoint, Rule,
-    TargetId, UsagePlanId, targeted,
+    Target, TargetId, TargetSpec, UsagePlanId, targeted,
 };
-use dowguard_guard::ports::StateStore;
+use dowguard_guard::ports::{CallerRanking, StateStore};
 use dowguard_guard::{Executor, Outcome};
 use dowguard_tests::LocalAws;
 use dowguard_tests::fixtures::{create_rest_api, create_usage_plan};
@@ -394,7 +394,17 @@ async fn a_stages_levers_are_its_plans_keys_and_the_ip_set_its_web_acl_blocks() 
         "no web ACL yet"
     );
     let set = create_ip_set(&w.aws, &[]).await;
-    let waf = aws_sdk_wafv2::Client::new(&w.aws.sdk_config());
+    attach_blocking_acl(&w.aws, &stage_arn, &set).await;
+    assert_eq!(
+        w.stack.account.waf.blocking_ip_set(&stage_arn).await.unwrap(),
+        Some(set)
+    );
+}
+
+/// A web ACL whose one rule blocks the addresses of `set`, attached to the stage
+/// `stage_arn`.
+async fn attach_blocking_acl(aws: &LocalAws, stage_arn: &str, set: &IpSetRef) {
+    let waf = aws_sdk_wafv2::Client::new(&aws.sdk_config());
     let set_arn = waf
         .get_ip_set()
         .name(&set.name)
@@ -453,12 +463,129 @@ async fn a_stages_levers_are_its_plans_keys_and_the_ip_set_its_web_acl_blocks() 
         .unwrap();
     waf.associate_web_acl()
         .web_acl_arn(acl.summary().unwrap().arn().unwrap())
-        .resource_arn(&stage_arn)
+        .resource_arn(stage_arn)
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        w.stack.account.waf.blocking_ip_set(&stage_arn).await.unwrap(),
-        Some(set)
+}
+
+/// The hourly sync keeps one ranking rule per caller kind that the stage's access
+/// log names and a lever can hold: API keys once the deployment has a quarantine
+/// plan and the stage is in a usage plan, addresses once a web ACL blocking an IP
+/// set is attached; none without access logs; all deleted when ranking is off.
+#[tokio::test]
+async fn the_sync_keeps_a_ranking_rule_for_each_caller_kind_a_lever_can_hold() {
+    let w = World::new().await;
+    let sdk = w.aws.sdk_config();
+    let mut config = StackConfig::new(TABLE);
+    config.quarantine_plan = Some(w.quarantine.clone());
+    let stack = AwsStack::new(&sdk, &config);
+    let TargetId::RestStage(api, stage_name) = &w.stage else {
+        panic!("a REST stage");
+    };
+    let mut target = Target::new(
+        w.stage.clone(),
+        TargetSpec::RestStage,
+        Default::default(),
+        Limits::unset(w.stage.kind()),
     );
+    target.usage_plans = BTreeSet::from([w.gold.clone()]);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
+    let rules = || async {
+        let mut names: Vec<String> = cloudwatch
+            .describe_insight_rules()
+            .send()
+            .await
+            .unwrap()
+            .insight_rules()
+            .iter()
+            .filter_map(|r| r.name().map(str::to_string))
+            .collect();
+        names.sort();
+        names
+    };
+
+    // No access logs yet: nothing to rank, and the answer says why.
+    let synced = stack
+        .account
+        .sync_rankings(std::slice::from_ref(&target))
+        .await
+        .unwrap();
+    assert_eq!(synced.kept, 0);
+    assert_eq!(
+        synced.unrankable,
+        vec![(w.stage.clone(), "the stage has no access logs".to_string())]
+    );
+
+    // JSON access logs naming the address and the key, to a log group.
+    let log_group =
+        format!("arn:aws:logs:us-east-1:123456789012:log-group:API-Gateway-Access-Logs_{api}/{stage_name}");
+    let format = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","key":"$context.identity.apiKeyId"}"#;
+    aws_sdk_apigateway::Client::new(&sdk)
+        .update_stage()
+        .rest_api_id(api.as_str())
+        .stage_name(stage_name.as_str())
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/accessLogSettings/destinationArn")
+                .value(&log_group)
+                .build(),
+        )
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/accessLogSettings/format")
+                .value(format)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let keys_rule = dowguard_adapters::insights::rule_name(
+        api.as_str(),
+        stage_name.as_str(),
+        dowguard_adapters::insights::CallerKind::ApiKey,
+    );
+    let addresses_rule = dowguard_adapters::insights::rule_name(
+        api.as_str(),
+        stage_name.as_str(),
+        dowguard_adapters::insights::CallerKind::Address,
+    );
+    let synced = stack
+        .account
+        .sync_rankings(std::slice::from_ref(&target))
+        .await
+        .unwrap();
+    assert_eq!((synced.kept, synced.written), (1, 1), "{synced:?}");
+    assert_eq!(
+        rules().await,
+        vec![keys_rule.clone()],
+        "keys only: no web ACL yet"
+    );
+
+    // A web ACL that blocks an IP set: the addresses get their rule too.
+    let set = create_ip_set(&w.aws, &[]).await;
+    let stage_arn = format!("arn:aws:apigateway:us-east-1::/restapis/{api}/stages/{stage_name}");
+    attach_blocking_acl(&w.aws, &stage_arn, &set).await;
+    let synced = stack
+        .account
+        .sync_rankings(std::slice::from_ref(&target))
+        .await
+        .unwrap();
+    assert_eq!((synced.kept, synced.written), (2, 1), "{synced:?}");
+    let mut both = vec![addresses_rule, keys_rule];
+    both.sort();
+    assert_eq!(rules().await, both);
+
+    // Ranking turned off: the deployment's rules go at the next sync.
+    let mut off = config.clone();
+    off.caller_ranking = false;
+    let synced = AwsStack::new(&sdk, &off)
+        .account
+        .sync_rankings(std::slice::from_ref(&target))
+        .await
+        .unwrap();
+    assert_eq!((synced.kept, synced.deleted), (0, 2), "{synced:?}");
+    assert!(rules().await.is_empty());
 }

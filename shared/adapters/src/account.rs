@@ -41,6 +41,8 @@ pub struct AwsAccount {
     /// WAF's IP sets.
     pub waf: WafAdapter,
     catalog: Arc<RwLock<RestCatalog>>,
+    /// Ranking callers, when the deployment sets it up.
+    pub(crate) ranking: Option<crate::ranking::Ranking>,
 }
 
 impl AwsAccount {
@@ -61,7 +63,15 @@ impl AwsAccount {
             trail,
             waf,
             catalog: Arc::new(RwLock::new(RestCatalog::default())),
+            ranking: None,
         }
+    }
+
+    /// Ranks the callers of REST API stages with `ranking` ([`crate::ranking`]).
+    #[must_use]
+    pub fn with_ranking(mut self, ranking: crate::ranking::Ranking) -> Self {
+        self.ranking = Some(ranking);
+        self
     }
 
     fn set_catalog(&self, catalog: RestCatalog) {

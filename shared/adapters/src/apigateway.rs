@@ -310,9 +310,23 @@ impl RestAdapter {
     }
 
     /// Per stage of a REST API: whether its access logs go to CloudWatch Logs and
-    /// whether a web ACL is attached (`accessLogSettings.destinationArn`,
-    /// `webAclArn`: GetStages, API Gateway API reference).
+    /// whether a web ACL is attached.
     pub async fn stage_access(&self, api: &ApiId) -> PortResult<Vec<(StageName, bool, bool)>> {
+        Ok(self
+            .stage_logs(api)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let logs = s.destination.as_deref().is_some_and(|arn| arn.contains(":logs:"));
+                (s.name, logs, s.web_acl.is_some())
+            })
+            .collect())
+    }
+
+    /// Each stage of a REST API with its access log settings and web ACL
+    /// (`accessLogSettings.destinationArn` and `format`, `webAclArn`: GetStages,
+    /// API Gateway API reference).
+    pub async fn stage_logs(&self, api: &ApiId) -> PortResult<Vec<StageLog>> {
         self.stage_pacer.wait().await;
         let stages = self
             .client
@@ -326,14 +340,29 @@ impl RestAdapter {
             .iter()
             .filter_map(|stage| {
                 let name = StageName::parse(stage.stage_name()?).ok()?;
-                let logs = stage
-                    .access_log_settings()
-                    .and_then(|a| a.destination_arn())
-                    .is_some_and(|arn| arn.contains(":logs:"));
-                Some((name, logs, stage.web_acl_arn().is_some()))
+                let log = stage.access_log_settings();
+                Some(StageLog {
+                    name,
+                    destination: log.and_then(|a| a.destination_arn()).map(str::to_string),
+                    format: log.and_then(|a| a.format()).map(str::to_string),
+                    web_acl: stage.web_acl_arn().map(str::to_string),
+                })
             })
             .collect())
     }
+}
+
+/// A REST API stage's access log settings and web ACL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageLog {
+    /// The stage.
+    pub name: StageName,
+    /// Where its access logs go (a log group's or a Firehose stream's ARN).
+    pub destination: Option<String>,
+    /// The access log format.
+    pub format: Option<String>,
+    /// The web ACL attached, if any.
+    pub web_acl: Option<String>,
 }
 
 impl RestAdapter {

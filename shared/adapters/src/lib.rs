@@ -16,6 +16,7 @@
 //! | [`tagging`] | Resource Groups Tagging API | the functions carrying the guard's (or a budget's) tag |
 //! | [`trail`] | CloudTrail | whether a trail delivers the change events the inventory follows |
 //! | [`waf`] | AWS WAF (v2) | addresses added to and removed from an IP set a blocking rule references |
+//! | [`ranking`] | Contributor Insights, API Gateway, AWS WAF | which stages get a ranking rule; a stage's ranking with its levers |
 //! | [`account`] | all of the above | one account seen through every port |
 //! | [`permissions`] | IAM | the actions behind every call above, for the roles |
 //! | [`stack`] | all of the above | every adapter built from one SDK configuration |
@@ -32,6 +33,7 @@ pub mod lambda;
 pub mod lease;
 pub mod pace;
 pub mod permissions;
+pub mod ranking;
 pub mod sns;
 pub mod stack;
 pub mod tagging;

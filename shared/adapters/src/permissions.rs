@@ -106,7 +106,11 @@ pub const OPERATIONS: &[(&str, &str, &[&str])] = &[
     ("trail", "get_trail_status", &["cloudtrail:GetTrailStatus"]),
     ("trail", "get_event_selectors", &["cloudtrail:GetEventSelectors"]),
     ("waf", "get_ip_set", &["wafv2:GetIPSet"]),
-    ("waf", "get_web_acl_for_resource", &["wafv2:GetWebACLForResource"]),
+    (
+        "waf",
+        "get_web_acl_for_resource",
+        &["wafv2:GetWebACLForResource", "wafv2:GetWebACL"],
+    ),
     ("waf", "update_ip_set", &["wafv2:UpdateIPSet"]),
 ];
 
@@ -190,20 +194,32 @@ pub const ALARM_SYNC: &[&str] = &[
     "cloudwatch:DeleteAlarms",
 ];
 
-/// Ranking a stage's callers ([`crate::insights::InsightRules`]): the rules kept
-/// (`PutInsightRule`, `DescribeInsightRules`, `DeleteInsightRules`) and their
-/// reports read (`GetInsightRuleReport`). No role of the template grants these
-/// yet: the evaluator does not rank callers until the adapter is wired in. Per
-/// "Actions, resources, and condition keys for Amazon CloudWatch" (Service
-/// Authorization Reference), `DescribeInsightRules` takes no resource (`*`); the
-/// other three act on the `insight-rule` resource
-/// (`arn:aws:cloudwatch:<region>:<account>:insight-rule/<name>`), so a role can
-/// scope them to `insight-rule/dowguard-callers-*`.
-pub const INSIGHTS: &[&str] = &[
+/// Ranking the callers of a stage a pass tightens ([`crate::ranking`]): the
+/// report of its rule (`GetInsightRuleReport`), the keys of its plans
+/// (`GetUsagePlanKeys`) and the IP set its web ACL blocks
+/// (`GetWebACLForResource`, which also checks `wafv2:GetWebACL` on the web ACL
+/// it finds: "GetWebACLForResource", AWS WAFV2 API Reference). Per "Actions,
+/// resources, and condition keys for Amazon CloudWatch" (Service Authorization
+/// Reference), `GetInsightRuleReport` acts on the `insight-rule` resource, so the
+/// roles scope it to `insight-rule/dowguard-callers-*`.
+pub const RANKING: &[&str] = &[
+    "cloudwatch:GetInsightRuleReport",
+    "apigateway:GET",
+    "wafv2:GetWebACLForResource",
+    "wafv2:GetWebACL",
+];
+
+/// Keeping the ranking rules (the evaluator, hourly: [`crate::insights::InsightRules::sync`]):
+/// `DescribeInsightRules` (no resource: `*`), `PutInsightRule` and
+/// `DeleteInsightRules` (on `insight-rule/dowguard-callers-*`), with the stages'
+/// access log settings (`GetStages`) and web ACLs read.
+pub const RANKING_RULES: &[&str] = &[
     "cloudwatch:DescribeInsightRules",
     "cloudwatch:PutInsightRule",
     "cloudwatch:DeleteInsightRules",
-    "cloudwatch:GetInsightRuleReport",
+    "apigateway:GET",
+    "wafv2:GetWebACLForResource",
+    "wafv2:GetWebACL",
 ];
 
 #[cfg(test)]
@@ -283,7 +299,8 @@ mod tests {
             .chain(GUARD_TABLE)
             .chain(LEASES)
             .chain(ALARM_SYNC)
-            .chain(INSIGHTS)
+            .chain(RANKING)
+            .chain(RANKING_RULES)
             .chain(dowguard_domain::ALL_PERMISSIONS)
         {
             assert!(

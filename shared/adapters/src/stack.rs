@@ -17,9 +17,11 @@ use crate::apigateway::RestAdapter;
 use crate::apigatewayv2::HttpAdapter;
 use crate::cloudwatch::CloudWatchMetrics;
 use crate::dynamodb::DynamoStore;
+use crate::insights::InsightRules;
 use crate::lambda::LambdaAdapter;
 use crate::lease::TableLeases;
 use crate::pace::Pacer;
+use crate::ranking::Ranking;
 use crate::sns::SnsNotifier;
 use crate::tagging::TaggingAdapter;
 use crate::trail::TrailAdapter;
@@ -207,6 +209,12 @@ pub struct StackConfig {
     pub interceptors: Interceptors,
     /// The name prefix of the alarms the deployment owns.
     pub alarm_prefix: String,
+    /// Whether the guard ranks the callers of REST API stages (Contributor
+    /// Insights rules over their access logs), to hold the few that cause the
+    /// spend.
+    pub caller_ranking: bool,
+    /// The usage plan a quarantined API key is moved to, if the deployment has one.
+    pub quarantine_plan: Option<dowguard_domain::UsagePlanId>,
 }
 
 impl StackConfig {
@@ -220,6 +228,8 @@ impl StackConfig {
             metrics_plan: MetricsPlan::default(),
             interceptors: Interceptors::default(),
             alarm_prefix: "dowguard-".to_string(),
+            caller_ranking: true,
+            quarantine_plan: None,
         }
     }
 }
@@ -293,7 +303,15 @@ impl AwsStack {
                 TrailAdapter::new(clients.cloudtrail(sdk)),
                 WafAdapter::new(clients.wafv2(sdk)),
             ),
-        );
+        )
+        .with_ranking(Ranking {
+            rules: InsightRules::new(clients.cloudwatch(sdk)),
+            enabled: config.caller_ranking,
+            quarantine_plan: config.quarantine_plan.clone(),
+            region: sdk
+                .region()
+                .map_or_else(|| "us-east-1".to_string(), ToString::to_string),
+        });
         let alarms = CloudWatchAlarms::new(
             clients.cloudwatch(sdk),
             config.alarm_prefix.clone(),

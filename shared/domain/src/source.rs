@@ -61,6 +61,25 @@ pub struct StageSources {
     pub top: Vec<(Source, u64)>,
 }
 
+impl StageSources {
+    /// Of several rankings of one stage (by address, by API key), the one that
+    /// names its callers most sharply: the largest share of the requests sent by
+    /// its first caller. A flood from one stolen key used from many addresses is
+    /// ranked by key; a flood from a few addresses sharing no key, by address.
+    pub fn sharpest(rankings: Vec<StageSources>) -> Option<StageSources> {
+        rankings.into_iter().max_by(|a, b| {
+            let share = |r: &StageSources| {
+                (
+                    u128::from(r.top.first().map_or(0, |t| t.1)),
+                    u128::from(r.total_requests.max(1)),
+                )
+            };
+            let ((an, ad), (bn, bd)) = (share(a), share(b));
+            (an * bd).cmp(&(bn * ad))
+        })
+    }
+}
+
 /// A WAF IP set: what `UpdateIPSet` names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct IpSetRef {

@@ -312,3 +312,20 @@ fn when_holding_callers_does_not_bring_the_burn_down_the_stage_is_the_backstop()
     let held = world.state(&stage).map_or(0, |s| s.held_sources.len());
     assert_eq!(held, 1, "the hot caller stays held under the backstop");
 }
+
+/// Of a stage's rankings by address and by API key, the one whose first caller
+/// sends the largest share of the requests is used: a stolen key used from many
+/// addresses is ranked by key.
+#[test]
+fn the_sharpest_of_a_stages_rankings_names_its_callers() {
+    let by_address = ranking(&[Source::Address("198.51.100.7".into())], 2_000, 98_000, 100);
+    let by_key = ranking(&[Source::ApiKey("stolen".into())], 90_000, 10_000, 100);
+    let picked = StageSources::sharpest(vec![by_address.clone(), by_key.clone()]);
+    assert_eq!(picked, Some(by_key.clone()));
+    assert_eq!(
+        StageSources::sharpest(vec![by_key, by_address.clone()]).map(|s| s.top[0].0.clone()),
+        Some(Source::ApiKey("stolen".into()))
+    );
+    assert_eq!(StageSources::sharpest(vec![by_address.clone()]), Some(by_address));
+    assert_eq!(StageSources::sharpest(Vec::new()), None);
+}

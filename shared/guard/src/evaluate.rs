@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use dowguard_domain::source::Attribution;
 use dowguard_domain::{
     AccountConcurrency, AccountUsage, Action, Budget, BudgetReport, Decision, Gaps, GuardSettings,
     GuardState, Inputs, Limits, Mode, Prices, Rule, Scope, Target, TargetId, TargetKind, decide,
@@ -23,8 +24,8 @@ use crate::executor::Executor;
 use crate::inventory::{Entry, Ledger, Source, apply_change};
 use crate::measure::{Measurement, Plan, measure};
 use crate::ports::{
-    AuditLog, BudgetStore, Discovered, Discovery, FailureKind, FetchedMetrics, InventorySource,
-    InventoryStore, LambdaControl, Listed, PortError, Ports, StateStore, Versioned,
+    AuditLog, BudgetStore, CallerRanking, Discovered, Discovery, FailureKind, FetchedMetrics,
+    InventorySource, InventoryStore, LambdaControl, Listed, PortError, Ports, StateStore, Versioned,
 };
 
 /// Why a pass could not run at all.
@@ -67,6 +68,9 @@ pub struct PassReport {
     /// What the pass could not see (services not listed, unreadable stored items,
     /// partial or ambiguous metrics): budgets with a gap held their members.
     pub gaps: Gaps,
+    /// The stages whose callers the pass ranked, so that the core could hold the
+    /// few that cause the spend ([`crate::ports::CallerRanking`]).
+    pub ranked: Vec<TargetId>,
     /// Every target the inventory holds, with what it could not vouch for, as the
     /// pass read it (the alarm sync works from this, not from another listing).
     pub seen: Discovered,
@@ -82,6 +86,42 @@ impl PassReport {
     pub fn results(&self) -> impl Iterator<Item = (&Action, &Outcome)> {
         self.decision.actions.iter().zip(&self.outcomes)
     }
+}
+
+/// The REST API stages whose callers a pass ranks: those the ladder tightens now,
+/// and those that hold callers already (each pass may hold more, or find holding
+/// them not enough). An HTTP API stage has neither API keys nor a web ACL, so no
+/// lever to hold a caller ("Choose between REST APIs and HTTP APIs").
+pub fn stages_to_rank(
+    decision: &Decision,
+    targets: &[Target],
+    states: &HashMap<TargetId, GuardState>,
+) -> Vec<Target> {
+    let tightened: HashSet<&TargetId> = decision
+        .actions
+        .iter()
+        .filter(|a| a.intent == dowguard_domain::Intent::Tighten)
+        .map(|a| &a.target)
+        .collect();
+    targets
+        .iter()
+        .filter(|t| t.id.kind() == TargetKind::RestStage && t.guarded)
+        .filter(|t| {
+            tightened.contains(&t.id) || states.get(&t.id).is_some_and(|s| !s.held_sources.is_empty())
+        })
+        .cloned()
+        .collect()
+}
+
+/// The REST API stages whose callers are worth a ranking rule: those the guard
+/// may change and some budget covers.
+pub fn stages_worth_ranking(budgets: &[Budget], targets: &[Target]) -> Vec<Target> {
+    let covered = covered_targets(budgets, targets, &HashMap::new());
+    targets
+        .iter()
+        .filter(|t| t.id.kind() == TargetKind::RestStage && t.guarded && covered.contains(&t.id))
+        .cloned()
+        .collect()
 }
 
 /// How one pass is scoped.
@@ -265,11 +305,7 @@ impl<P: Ports> Guard<'_, P> {
             prices: self.prices,
             settings: self.settings,
         };
-        let Measurement {
-            fetched,
-            mut decision,
-            trips,
-        } = measure(account, &plan, |fetched| {
+        let decide_on = |fetched: &FetchedMetrics, attribution: &Attribution| {
             let gaps = gaps_of(&discovered, &listed_budgets, &listed_states, fetched);
             decide(&Inputs {
                 now,
@@ -281,12 +317,35 @@ impl<P: Ports> Guard<'_, P> {
                 account_usage: AccountUsage::default(),
                 concurrency,
                 gaps: &gaps,
-                attribution: &dowguard_domain::source::Attribution::NONE,
+                attribution,
                 settings: self.settings,
             })
-        })
-        .await
-        .map_err(GuardError::Metrics)?;
+        };
+        let Measurement {
+            fetched,
+            mut decision,
+            trips,
+        } = measure(account, &plan, |fetched| decide_on(fetched, &Attribution::NONE))
+            .await
+            .map_err(GuardError::Metrics)?;
+        // The stages the ladder tightens, or that hold callers, are ranked; where a
+        // ranking and a lever exist the core decides again, now able to hold the
+        // few callers that cause the spend instead of the whole stage.
+        let to_rank = stages_to_rank(&decision, &targets, &states);
+        let mut ranked = Vec::new();
+        if !to_rank.is_empty() {
+            match account
+                .rank(&to_rank, now, self.settings.short_window_minutes)
+                .await
+            {
+                Ok(attribution) if !attribution.stages.is_empty() => {
+                    ranked = attribution.stages.keys().cloned().collect();
+                    decision = decide_on(&fetched, &attribution);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "callers not ranked; the stages are guarded whole"),
+            }
+        }
         for trip in &trips {
             tracing::info!(
                 budget = trip.budget.as_ref().map(ToString::to_string),
@@ -375,6 +434,7 @@ impl<P: Ports> Guard<'_, P> {
             partial_metrics: fetched.partial,
             tripwire: trips,
             gaps,
+            ranked,
             seen: discovered,
         })
     }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
-use dowguard_domain::source::IpSetRef;
+use dowguard_domain::source::{Attribution, IpSetRef, Levers, StageSources};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
     Limits, MinuteUsage, Phase, Quota, RestorePoint, Target, TargetId, TargetKind, TargetMetrics, Throttle,
@@ -16,10 +16,10 @@ use dowguard_domain::{
 use crate::audit::AuditRecord;
 use crate::inventory::{Entry, Inventory, Meta};
 use crate::ports::{
-    Alarms, AuditLog, BudgetChange, BudgetStore, Deployment, Discovered, Discovery, FailureKind,
-    FetchedMetrics, Found, Held, InventorySource, InventoryStore, LambdaControl, Leases, Listed,
-    MetricsRequest, MetricsSource, Notifier, PortError, PortResult, Ports, SourceControl, StageControl,
-    StateStore, TrailStatus, Unlisted, UnreadableItem, UsagePlanControl, Versioned,
+    Alarms, AuditLog, BudgetChange, BudgetStore, CallerRanking, Deployment, Discovered, Discovery,
+    FailureKind, FetchedMetrics, Found, Held, InventorySource, InventoryStore, LambdaControl, Leases, Listed,
+    MetricsRequest, MetricsSource, Notifier, PortError, PortResult, Ports, RankingRules, SourceControl,
+    StageControl, StateStore, TrailStatus, Unlisted, UnreadableItem, UsagePlanControl, Versioned,
 };
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -381,6 +381,10 @@ pub struct CloudData {
     pub plan_keys: BTreeMap<UsagePlanId, BTreeSet<String>>,
     /// The addresses (CIDR) of each WAF IP set, by its id.
     pub ip_sets: BTreeMap<String, BTreeSet<String>>,
+    /// The ranking of each stage whose callers are ranked, with its levers.
+    pub rankings: BTreeMap<TargetId, (StageSources, Levers)>,
+    /// The stages that have ranking rules, after the last sync.
+    pub ranking_rules: BTreeSet<TargetId>,
 }
 
 /// An account in memory: targets, metrics, controls and notices.
@@ -749,6 +753,54 @@ impl SourceControl for MemoryCloud {
             set.remove(address);
         }
         Ok(())
+    }
+}
+
+impl CallerRanking for MemoryCloud {
+    /// Keeps a rule for each stage named that has a ranking with a lever.
+    async fn sync_rankings(&self, stages: &[Target]) -> PortResult<RankingRules> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "PutInsightRule", "insight-rules")?;
+        let wanted: BTreeSet<TargetId> = stages
+            .iter()
+            .filter(|t| {
+                data.rankings
+                    .get(&t.id)
+                    .is_some_and(|(_, levers)| levers.quarantine_plan.is_some() || levers.ip_set.is_some())
+            })
+            .map(|t| t.id.clone())
+            .collect();
+        let written = wanted.difference(&data.ranking_rules).count();
+        let deleted = data.ranking_rules.difference(&wanted).count();
+        let kept = wanted.len();
+        data.ranking_rules = wanted;
+        Ok(RankingRules {
+            kept,
+            written,
+            deleted,
+            unrankable: Vec::new(),
+        })
+    }
+
+    /// The rankings of the stages named that have a rule.
+    async fn rank(
+        &self,
+        stages: &[Target],
+        _now: DateTime<Utc>,
+        _window_minutes: i64,
+    ) -> PortResult<Attribution> {
+        let mut data = lock(&self.data);
+        injected_cloud(&mut data, "GetInsightRuleReport", "insight-rules")?;
+        let mut attribution = Attribution::default();
+        for stage in stages {
+            data.reads.push(format!("GetInsightRuleReport {}", stage.id));
+            if data.ranking_rules.contains(&stage.id)
+                && let Some(ranked) = data.rankings.get(&stage.id)
+            {
+                attribution.stages.insert(stage.id.clone(), ranked.clone());
+            }
+        }
+        Ok(attribution)
     }
 }
 

@@ -9,7 +9,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dowguard_domain::source::IpSetRef;
+use dowguard_domain::source::{Attribution, IpSetRef};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
     MinuteUsage, Quota, RestorePoint, Target, TargetId, TargetKind, TargetMetrics, Throttle, UsagePlanId,
@@ -505,6 +505,37 @@ pub trait SourceControl: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// Ranking a stage's callers: the rules that rank them (kept like the alarms) and
+/// the rankings themselves, with the levers each stage offers ([`Attribution`]).
+pub trait CallerRanking: Send + Sync {
+    /// Keeps one ranking rule per stage of `stages` and caller kind that the
+    /// stage's access log names and a lever can act on; removes the rules no stage
+    /// wants any more. Returns how many rules are kept.
+    fn sync_rankings(&self, stages: &[Target]) -> impl Future<Output = PortResult<RankingRules>> + Send;
+    /// The callers of each of `stages` over the `window_minutes` complete minutes
+    /// before `now`, with its levers; a stage without a ranking rule or without a
+    /// lever is left out (the core then guards it whole).
+    fn rank(
+        &self,
+        stages: &[Target],
+        now: DateTime<Utc>,
+        window_minutes: i64,
+    ) -> impl Future<Output = PortResult<Attribution>> + Send;
+}
+
+/// What one sync of the ranking rules did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RankingRules {
+    /// Rules kept (existing and written).
+    pub kept: usize,
+    /// Rules written this time (new or changed).
+    pub written: usize,
+    /// Rules deleted.
+    pub deleted: usize,
+    /// Stages whose callers cannot be ranked, and why.
+    pub unrankable: Vec<(TargetId, String)>,
+}
+
 /// Notifications to budget owners.
 pub trait Notifier: Send + Sync {
     /// Publishes a notice to `topic` (or the deployment's default topic).
@@ -519,7 +550,14 @@ pub trait Notifier: Send + Sync {
 /// The account as a pass acts on it: discovery, the inventory's reads, metrics and
 /// every actuator.
 pub trait Account:
-    Discovery + InventorySource + MetricsSource + LambdaControl + StageControl + UsagePlanControl + SourceControl
+    Discovery
+    + InventorySource
+    + MetricsSource
+    + LambdaControl
+    + StageControl
+    + UsagePlanControl
+    + SourceControl
+    + CallerRanking
 {
 }
 
@@ -531,6 +569,7 @@ impl<T> Account for T where
         + StageControl
         + UsagePlanControl
         + SourceControl
+        + CallerRanking
 {
 }
 

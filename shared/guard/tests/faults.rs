@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
-use dowguard_domain::source::IpSetRef;
+use dowguard_domain::source::{Attribution, IpSetRef};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, FunctionName, GuardSettings, Limits, Phase, Prices, Quota, RestorePoint,
     Target, TargetId, Throttle, UsagePlanId,
@@ -41,9 +41,9 @@ use dowguard_domain::{
 use dowguard_guard::inventory::{Entry, Inventory, Keeper, Meta, Slices};
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::{
-    AuditLog, BudgetChange, BudgetStore, Discovered, Discovery, FetchedMetrics, Found, InventorySource,
-    InventoryStore, LambdaControl, Listed, MetricsRequest, MetricsSource, Notifier, SourceControl,
-    StageControl, StateStore, TrailStatus, UsagePlanControl, Versioned, Wired,
+    AuditLog, BudgetChange, BudgetStore, CallerRanking, Discovered, Discovery, FetchedMetrics, Found,
+    InventorySource, InventoryStore, LambdaControl, Listed, MetricsRequest, MetricsSource, Notifier,
+    RankingRules, SourceControl, StageControl, StateStore, TrailStatus, UsagePlanControl, Versioned, Wired,
 };
 use dowguard_guard::{AuditRecord, FailureKind, Guard, PortError, PortResult};
 use support::{budget, checkout, partners, prices, shop, t0, thumbnails, traffic_of};
@@ -328,6 +328,25 @@ impl SourceControl for Faulty<'_> {
     async fn update_ip_set(&self, ip_set: &IpSetRef, add: &[String], remove: &[String]) -> PortResult<()> {
         self.gate("UpdateIPSet", self.cloud.update_ip_set(ip_set, add, remove))
             .await
+    }
+}
+
+impl CallerRanking for Faulty<'_> {
+    async fn sync_rankings(&self, stages: &[Target]) -> PortResult<RankingRules> {
+        self.gate("PutInsightRule", self.cloud.sync_rankings(stages))
+            .await
+    }
+    async fn rank(
+        &self,
+        stages: &[Target],
+        now: DateTime<Utc>,
+        window_minutes: i64,
+    ) -> PortResult<Attribution> {
+        self.gate(
+            "GetInsightRuleReport",
+            self.cloud.rank(stages, now, window_minutes),
+        )
+        .await
     }
 }
 

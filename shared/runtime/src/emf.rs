@@ -210,6 +210,7 @@ mod tests {
             metrics_requested: 42,
             partial_metrics: true,
             tripwire: Vec::new(),
+            ranked: Vec::new(),
             gaps: Gaps {
                 kinds: BTreeMap::from([(TargetKind::HttpStage, "GetApis failed".into())]),
                 figures: BTreeMap::from([(
