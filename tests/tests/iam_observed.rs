@@ -50,7 +50,8 @@ const PREFIX: &str = "dowguard-";
 
 /// What the evaluator must be seen doing in these scenarios: metrics, the table (a
 /// lost race's read-back included), the audit, notices, every kind of throttle and
-/// its restore, and the alarm sync. It lists nothing: its targets come from the
+/// its restore, the alarm sync, the ranking rules kept and a tightened stage's
+/// web ACL read for a lever. It lists nothing: its targets come from the
 /// inventory.
 const EVALUATOR_MUST: &[(&str, &str)] = &[
     ("Lambda", "PutFunctionConcurrency"),
@@ -62,6 +63,8 @@ const EVALUATOR_MUST: &[(&str, &str)] = &[
     ("CloudWatch", "DescribeAlarms"),
     ("CloudWatch", "PutMetricAlarm"),
     ("CloudWatch", "DeleteAlarms"),
+    ("CloudWatch", "DescribeInsightRules"),
+    ("WAFV2", "GetWebACLForResource"),
     ("DynamoDB", "Query"),
     ("DynamoDB", "PutItem"),
     ("DynamoDB", "GetItem"),
@@ -424,8 +427,10 @@ async fn every_call_of_the_three_functions_is_allowed_by_their_roles() -> Result
     .await?;
     assert_eq!(out["trail"]["trail"], "management", "{out}");
 
-    // 1. A calm pass before the flood: alarms put, the stale one deleted.
-    let calm = event("scheduled-event.json", w.attack_end - Duration::hours(2), None)?;
+    // 1. A calm pass before the flood, on the hour: alarms put, the stale one
+    // deleted, the callers' ranking rules kept.
+    let on_the_hour = (w.attack_end - Duration::hours(2)).duration_trunc(Duration::hours(1))?;
+    let calm = event("scheduled-event.json", on_the_hour, None)?;
     let out = dowguard_evaluator::handle(&evaluator, calm)
         .await
         .map_err(|d| d.error_message)?;

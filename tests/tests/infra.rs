@@ -28,6 +28,9 @@ const UNSCOPABLE: &[&str] = &[
     "cloudwatch:GetMetricData",
     "tag:GetResources",
     "cloudtrail:DescribeTrails",
+    // Lists the account's Contributor Insights rules; it names no rule and takes no
+    // resource ("Actions, resources, and condition keys for Amazon CloudWatch").
+    "cloudwatch:DescribeInsightRules",
 ];
 
 /// A function's role: its allowed actions, managed policies, and any problem with

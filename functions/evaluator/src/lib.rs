@@ -10,6 +10,10 @@
 //! its own: it works from the same targets and budgets, runs on the same schedule,
 //! and one role with `cloudwatch:PutMetricAlarm` is one fewer to audit.
 //!
+//! Once an hour it also keeps the Contributor Insights rules that rank the callers
+//! of the REST API stages a budget covers, where the stage's access log names
+//! them and a lever can hold one (`dowguard_adapters::ranking`).
+//!
 //! One pass at a time: the evaluator takes a lease in the table before its pass and
 //! gives it back after (a second evaluator skips), and every pass counts against
 //! the deployment's cap on passes a minute (`dowguard_runtime::admission`).
@@ -17,11 +21,11 @@
 use chrono::{DateTime, DurationRound, TimeDelta, Timelike, Utc};
 use dowguard_domain::AlarmBasis;
 use dowguard_guard::alarms::sync_alarms;
-use dowguard_guard::ports::BudgetStore;
-use dowguard_guard::ports::Deployment;
+use dowguard_guard::evaluate::stages_worth_ranking;
+use dowguard_guard::ports::{BudgetStore, CallerRanking, Deployment};
 use dowguard_runtime::App;
 use dowguard_runtime::admission::EVALUATOR_LEASE;
-use dowguard_runtime::app::{alarm_summary, summary};
+use dowguard_runtime::app::{alarm_summary, ranking_summary, summary};
 use dowguard_runtime::emf::{emit, pass_documents};
 use dowguard_runtime::event::{check_age, schedule_tick};
 use dowguard_runtime::telemetry::diagnostic;
@@ -109,19 +113,45 @@ async fn admitted_pass<D: Deployment>(
         settings: &app.settings,
     };
     // Where no target could need an alarm (the default one-minute schedule), the
-    // sync runs once an hour, only to delete alarms an earlier schedule left.
-    if basis.could_need_any() || at.minute() == 0 {
-        let synced = match app.stack.store().list_budgets().await {
-            Ok(budgets) => sync_alarms(&report.seen, app.stack.alarms(), &budgets, &basis).await,
-            Err(e) => Err(e),
+    // sync runs once an hour, only to delete alarms an earlier schedule left. The
+    // callers' ranking rules are kept once an hour too.
+    let hourly = at.minute() == 0;
+    if basis.could_need_any() || hourly {
+        let budgets = app.stack.store().list_budgets().await;
+        let synced = match &budgets {
+            Ok(budgets) => sync_alarms(&report.seen, app.stack.alarms(), budgets, &basis)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
         out["alarms"] = match synced {
             Ok(r) => alarm_summary(&r),
             Err(e) => {
                 tracing::error!(error = %e, "alarm sync failed; the next pass tries again");
-                json!({ "error": e.to_string() })
+                json!({ "error": e })
             }
         };
+        if hourly {
+            let ranked = match &budgets {
+                Ok(budgets) => {
+                    let budgets: Vec<_> = budgets.items.iter().map(|v| v.value.clone()).collect();
+                    let stages = stages_worth_ranking(&budgets, &report.seen.targets);
+                    app.stack
+                        .account()
+                        .sync_rankings(&stages)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            out["ranking_rules"] = match ranked {
+                Ok(r) => ranking_summary(&r),
+                Err(e) => {
+                    tracing::error!(error = %e, "ranking rules not synced; the next hour tries again");
+                    json!({ "error": e })
+                }
+            };
+        }
     }
     Ok(out)
 }

@@ -77,6 +77,8 @@ impl App<AwsStack> {
         stack.pacing.usage_plan_interval = config.usage_plan_interval;
         stack.interceptors = interceptors;
         stack.alarm_prefix.clone_from(&config.alarm_prefix);
+        stack.caller_ranking = config.caller_ranking;
+        stack.quarantine_plan.clone_from(&config.quarantine_plan);
         Ok(App {
             stack: AwsStack::new(sdk, &stack),
             prices,
@@ -189,6 +191,19 @@ pub fn summary(report: &PassReport) -> Value {
             "bound": t.bound.to_string(),
         })).collect::<Vec<_>>(),
         "gaps": report.gaps.lines(),
+    })
+}
+
+/// The JSON of a sync of the callers' ranking rules.
+pub fn ranking_summary(report: &dowguard_guard::ports::RankingRules) -> Value {
+    json!({
+        "kept": report.kept,
+        "written": report.written,
+        "deleted": report.deleted,
+        "unrankable": report.unrankable.iter().map(|(stage, why)| json!({
+            "stage": stage.to_string(),
+            "why": why,
+        })).collect::<Vec<_>>(),
     })
 }
 

@@ -42,6 +42,11 @@ pub const SCHEDULE_RULE_ARN: &str = "DOWGUARD_SCHEDULE_RULE_ARN";
 pub const ALARM_TOPIC_ARNS: &str = "DOWGUARD_ALARM_TOPIC_ARNS";
 /// The most passes the whole deployment runs in one minute.
 pub const MAX_PASSES_PER_MINUTE: &str = "DOWGUARD_MAX_PASSES_PER_MINUTE";
+/// Whether the guard ranks the callers of REST API stages (`true`, the default,
+/// or `false`): Contributor Insights rules over their access logs.
+pub const CALLER_RANKING: &str = "DOWGUARD_CALLER_RANKING";
+/// The usage plan a quarantined API key is moved to; none: no key is quarantined.
+pub const QUARANTINE_PLAN_ID: &str = "DOWGUARD_QUARANTINE_PLAN_ID";
 
 /// Every variable, for docs and tests.
 pub const ALL_VARIABLES: &[&str] = &[
@@ -60,6 +65,8 @@ pub const ALL_VARIABLES: &[&str] = &[
     SCHEDULE_RULE_ARN,
     ALARM_TOPIC_ARNS,
     MAX_PASSES_PER_MINUTE,
+    CALLER_RANKING,
+    QUARANTINE_PLAN_ID,
 ];
 
 /// Why [`FREE_TIER`]`=true` is refused, and what to do instead.
@@ -135,6 +142,10 @@ pub struct Config {
     pub alarm_topic_arns: Vec<String>,
     /// [`MAX_PASSES_PER_MINUTE`], default [`DEFAULT_MAX_PASSES_PER_MINUTE`].
     pub max_passes_per_minute: u32,
+    /// [`CALLER_RANKING`], default `true`.
+    pub caller_ranking: bool,
+    /// [`QUARANTINE_PLAN_ID`], default none.
+    pub quarantine_plan: Option<dowguard_domain::UsagePlanId>,
 }
 
 /// The default of [`MAX_PASSES_PER_MINUTE`]: the evaluator's one pass a minute and
@@ -317,6 +328,21 @@ impl Config {
             "whole passes a minute, 1 to 1000",
         )?)
         .unwrap_or(DEFAULT_MAX_PASSES_PER_MINUTE);
+        let caller_ranking = match get(CALLER_RANKING).as_deref() {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(other) => return Err(invalid(CALLER_RANKING, other, "true or false")),
+        };
+        let quarantine_plan = match get(QUARANTINE_PLAN_ID) {
+            None => None,
+            Some(id) => Some(dowguard_domain::UsagePlanId::parse(&id).map_err(|_| {
+                invalid(
+                    QUARANTINE_PLAN_ID,
+                    &id,
+                    "the id of a usage plan of this account (as GetUsagePlans lists it), or empty for none",
+                )
+            })?),
+        };
         Ok(Config {
             table,
             topic_arn,
@@ -333,6 +359,8 @@ impl Config {
             )?),
             metrics_namespace,
             alarms,
+            caller_ranking,
+            quarantine_plan,
             schedule_minutes,
             usage_plan_interval: std::time::Duration::from_secs(match get(USAGE_PLAN_INTERVAL_SECONDS) {
                 None => 20,
@@ -381,6 +409,8 @@ mod tests {
         assert_eq!(c.schedule_rule_arn, None);
         assert!(c.alarm_topic_arns.is_empty(), "SNS-wrapped alarms refused");
         assert_eq!(c.max_passes_per_minute, 6);
+        assert!(c.caller_ranking, "callers ranked unless turned off");
+        assert_eq!(c.quarantine_plan, None);
     }
 
     #[test]
@@ -408,8 +438,12 @@ mod tests {
                 " arn:aws:sns:eu-west-1:210987654321:alarms , arn:aws:sns:eu-west-1:210987654321:more.fifo,",
             ),
             (MAX_PASSES_PER_MINUTE, "12"),
+            (CALLER_RANKING, "false"),
+            (QUARANTINE_PLAN_ID, "q1w2e3"),
         ])
         .expect("valid");
+        assert!(!c.caller_ranking);
+        assert_eq!(c.quarantine_plan.as_ref().map(|p| p.as_str()), Some("q1w2e3"));
         assert_eq!(c.mode, Mode::Enforce);
         assert_eq!(
             c.topic_arn.as_deref(),

@@ -7,8 +7,8 @@
 use std::collections::BTreeSet;
 
 use dowguard_adapters::permissions::{
-    ACCOUNT_CONCURRENCY, ALARM_SYNC, GUARD_TABLE, INVENTORY, INVENTORY_TABLE, LEASES, METRICS, READ_BACK,
-    TRAIL,
+    ACCOUNT_CONCURRENCY, ALARM_SYNC, GUARD_TABLE, INVENTORY, INVENTORY_TABLE, LEASES, METRICS, RANKING,
+    RANKING_RULES, READ_BACK, TRAIL,
 };
 use dowguard_domain::{ALL_PERMISSIONS, SOURCE_PERMISSIONS};
 
@@ -24,7 +24,8 @@ fn set(groups: &[&[&'static str]]) -> BTreeSet<&'static str> {
 /// The evaluator: its lease and the pass cap, a full pass from the inventory
 /// (metrics, account concurrency, the table, every action, the usage-plan slot, a
 /// target read back after a change whose outcome is unknown) plus the alarm sync.
-/// It never lists the account.
+/// It never lists the account. It ranks the callers of the stages it tightens,
+/// and keeps the ranking rules once an hour.
 pub fn evaluator() -> BTreeSet<&'static str> {
     set(&[
         LEASES,
@@ -34,12 +35,15 @@ pub fn evaluator() -> BTreeSet<&'static str> {
         GUARD_TABLE,
         ALL_PERMISSIONS,
         ALARM_SYNC,
+        RANKING,
+        RANKING_RULES,
         PLATFORM,
     ])
 }
 
 /// The alarm responder: the pass cap, then a pass over the alarmed targets (with
-/// the usage-plan slot); it never touches alarms and never lists the account.
+/// the usage-plan slot), ranking the callers of the stages it tightens; it never
+/// touches alarms or ranking rules and never lists the account.
 pub fn alarm_responder() -> BTreeSet<&'static str> {
     set(&[
         LEASES,
@@ -48,6 +52,7 @@ pub fn alarm_responder() -> BTreeSet<&'static str> {
         ACCOUNT_CONCURRENCY,
         GUARD_TABLE,
         ALL_PERMISSIONS,
+        RANKING,
         PLATFORM,
     ])
 }
@@ -110,6 +115,8 @@ mod tests {
         assert!(!inventory().contains("cloudwatch:PutMetricAlarm"));
         assert!(!alarm_responder().contains("cloudwatch:PutMetricAlarm"));
         assert!(!alarm_responder().contains("cloudwatch:DeleteAlarms"));
+        assert!(!alarm_responder().contains("cloudwatch:PutInsightRule"));
+        assert!(!inventory().contains("cloudwatch:GetInsightRuleReport"));
         for (name, actions) in all() {
             assert!(
                 actions.contains("dynamodb:UpdateItem"),

@@ -88,14 +88,24 @@ pub enum Rule {
     /// scope in lower case ("Actions, resources, and condition keys for AWS WAF
     /// V2", resource type `ipset`).
     WafIpSet(&'static str),
+    /// The action on the resource the JSON body's `ResourceArn` names (a REST API
+    /// stage for `GetWebACLForResource`). The call also checks `wafv2:GetWebACL` on
+    /// the web ACL it finds ("GetWebACLForResource", AWS WAFV2 API Reference),
+    /// which the request does not name: the roles grant it on `regional/webacl/*/*`.
+    WafResource(&'static str),
+    /// The action on every Contributor Insights rule in `RuleName` / `RuleNames`
+    /// of the CBOR body, `insight-rule/<name>`; a request that names none (a
+    /// `DescribeInsightRules`) is on `*`, the only resource the reference allows it
+    /// ("Actions, resources, and condition keys for Amazon CloudWatch").
+    CloudWatchInsightRules(&'static str),
     /// No permission is needed (`sts:GetCallerIdentity`: "No permissions are
     /// required to perform this operation", AWS STS API Reference).
     Nothing,
 }
 
 use Rule::{
-    ApiGatewayPath, CloudTrailTrail, CloudWatchAlarms, DynamoTable, DynamoTables, DynamoTransaction,
-    Everywhere, LambdaFunction, Nothing, SnsTopic, WafIpSet,
+    ApiGatewayPath, CloudTrailTrail, CloudWatchAlarms, CloudWatchInsightRules, DynamoTable, DynamoTables,
+    DynamoTransaction, Everywhere, LambdaFunction, Nothing, SnsTopic, WafIpSet, WafResource,
 };
 
 /// Every operation the tests know, as `(SDK service, operation, rule)`.
@@ -163,6 +173,12 @@ pub const OPERATIONS: &[(&str, &str, Rule)] = &[
     ("API Gateway", "CreateUsagePlanKey", ApiGatewayPath),
     ("WAFV2", "GetIPSet", WafIpSet("wafv2:GetIPSet")),
     ("WAFV2", "UpdateIPSet", WafIpSet("wafv2:UpdateIPSet")),
+    (
+        "WAFV2",
+        "GetWebACLForResource",
+        WafResource("wafv2:GetWebACLForResource"),
+    ),
+    ("API Gateway", "GetUsagePlanKeys", ApiGatewayPath),
     ("ApiGatewayV2", "GetApis", ApiGatewayPath),
     ("ApiGatewayV2", "GetApi", ApiGatewayPath),
     ("ApiGatewayV2", "GetStages", ApiGatewayPath),
@@ -200,6 +216,26 @@ pub const OPERATIONS: &[(&str, &str, Rule)] = &[
         "CloudWatch",
         "DeleteAlarms",
         CloudWatchAlarms("cloudwatch:DeleteAlarms"),
+    ),
+    (
+        "CloudWatch",
+        "DescribeInsightRules",
+        CloudWatchInsightRules("cloudwatch:DescribeInsightRules"),
+    ),
+    (
+        "CloudWatch",
+        "PutInsightRule",
+        CloudWatchInsightRules("cloudwatch:PutInsightRule"),
+    ),
+    (
+        "CloudWatch",
+        "DeleteInsightRules",
+        CloudWatchInsightRules("cloudwatch:DeleteInsightRules"),
+    ),
+    (
+        "CloudWatch",
+        "GetInsightRuleReport",
+        CloudWatchInsightRules("cloudwatch:GetInsightRuleReport"),
     ),
     ("SNS", "Publish", SnsTopic("sns:Publish")),
     ("STS", "GetCallerIdentity", Nothing),
@@ -342,8 +378,31 @@ pub fn requests(call: &Call, deployment: &Deployment) -> Result<Vec<Request>, Ma
                 })
                 .collect()
         }
+        CloudWatchInsightRules(action) => {
+            let names = cbor_names(&call.body, "RuleName", "RuleNames").map_err(unreadable)?;
+            if names.is_empty() {
+                Ok(vec![one(action, "*".into())])
+            } else {
+                Ok(names
+                    .iter()
+                    .map(|n| {
+                        one(
+                            action,
+                            format!("arn:{partition}:cloudwatch:{region}:{account}:insight-rule/{n}"),
+                        )
+                    })
+                    .collect())
+            }
+        }
+        WafResource(action) => {
+            let body = json(&call.body).map_err(unreadable)?;
+            let arn = body["ResourceArn"]
+                .as_str()
+                .ok_or_else(|| unreadable("no ResourceArn".into()))?;
+            Ok(vec![one(action, arn.to_string())])
+        }
         CloudWatchAlarms(action) => {
-            let names = cbor_alarm_names(&call.body).map_err(unreadable)?;
+            let names = cbor_names(&call.body, "AlarmName", "AlarmNames").map_err(unreadable)?;
             let alarm = |name: &str| format!("arn:{partition}:cloudwatch:{region}:{account}:alarm:{name}");
             if names.is_empty() {
                 Ok(vec![one(action, alarm("*"))])
@@ -398,8 +457,9 @@ fn json(body: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))
 }
 
-/// `AlarmName` and the members of `AlarmNames` in a CloudWatch rpcv2Cbor body.
-fn cbor_alarm_names(body: &[u8]) -> Result<Vec<String>, String> {
+/// `one` and the members of `many` in a CloudWatch rpcv2Cbor body (`AlarmName`
+/// and `AlarmNames`, `RuleName` and `RuleNames`).
+fn cbor_names(body: &[u8], one: &str, many: &str) -> Result<Vec<String>, String> {
     if body.is_empty() {
         return Ok(vec![]);
     }
@@ -409,8 +469,8 @@ fn cbor_alarm_names(body: &[u8]) -> Result<Vec<String>, String> {
     let mut names = Vec::new();
     for (key, value) in map {
         match key.as_text() {
-            Some("AlarmName") => names.extend(value.as_text().map(str::to_string)),
-            Some("AlarmNames") => names.extend(
+            Some(k) if k == one => names.extend(value.as_text().map(str::to_string)),
+            Some(k) if k == many => names.extend(
                 value
                     .as_array()
                     .into_iter()
