@@ -10,7 +10,8 @@
 //!   the alarm sync ([`crate::alarms`]): `PutInsightRule`, `DescribeInsightRules`,
 //!   `DeleteInsightRules`, never touching a rule outside its name prefix; and reads
 //!   a rule's ranking with `GetInsightRuleReport` ([`InsightRules::report`]).
-//! - [`monthly_cost`] prices the rules ("Amazon CloudWatch Pricing").
+//! - The rules' price is the domain's (`dowguard_domain::GuardCost::of_rules`,
+//!   `of_matched_events`).
 //!
 //! The rule syntax is "Contributor Insights rule syntax in CloudWatch" (CloudWatch
 //! User Guide); the calls are those of the CloudWatch API reference
@@ -23,7 +24,6 @@ use aws_sdk_cloudwatch::Client;
 use aws_sdk_cloudwatch::operation::get_insight_rule_report::GetInsightRuleReportOutput;
 use aws_smithy_types::DateTime as SmithyDateTime;
 use chrono::{DateTime, Utc};
-use dowguard_domain::Money;
 use dowguard_domain::source::{Source, StageSources};
 use dowguard_guard::PortResult;
 use serde_json::{Map, Value, json};
@@ -44,13 +44,6 @@ pub const MAX_CONTRIBUTORS: i32 = 100;
 
 /// The report's period: one minute, the rule's resolution.
 pub const REPORT_PERIOD_SECONDS: i32 = 60;
-
-/// A rule a month, in pico-dollars ($0.50, "Amazon CloudWatch Pricing").
-pub const RULE_MONTH_PICOS: i128 = 500_000_000_000;
-
-/// A million log events matched by a rule, in pico-dollars ($0.02, "Amazon
-/// CloudWatch Pricing").
-pub const MILLION_EVENTS_PICOS: i128 = 20_000_000_000;
 
 /// Which callers a rule ranks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -348,15 +341,6 @@ fn same_json(a: &str, b: &str) -> bool {
         (Ok(x), Ok(y)) => x == y,
         _ => a == b,
     }
-}
-
-/// The monthly cost of `rules` rules matching `matched_events` log events a
-/// month: $0.50 a rule and $0.02 per million events ("Amazon CloudWatch
-/// Pricing"), exact.
-pub fn monthly_cost(rules: u64, matched_events: u64) -> Money {
-    Money::from_picos(
-        i128::from(rules) * RULE_MONTH_PICOS + i128::from(matched_events) * MILLION_EVENTS_PICOS / 1_000_000,
-    )
 }
 
 /// dowguard's Contributor Insights rules in one account and region.
@@ -700,18 +684,5 @@ mod tests {
             ..same
         };
         assert_eq!(plan_rules(RULE_PREFIX, &wanted, &[disabled]).put, wanted);
-    }
-
-    #[test]
-    fn rules_and_matched_events_cost_the_published_prices_exactly() {
-        assert_eq!(monthly_cost(0, 0), Money::from_picos(0));
-        assert_eq!(monthly_cost(2, 0), Money::parse("1.00").unwrap());
-        assert_eq!(monthly_cost(0, 1_000_000), Money::parse("0.02").unwrap());
-        // 43,200 minutes of 1,000 requests: 43.2 million events.
-        assert_eq!(monthly_cost(4, 43_200_000), Money::parse("2.864").unwrap());
-        assert_eq!(monthly_cost(0, 1), Money::parse("0.00000002").unwrap());
-        // docs/attribution.md: one stage at 1,000 requests a minute, both rules
-        // matching every request for a 30-day month.
-        assert_eq!(monthly_cost(2, 2 * 43_200_000), Money::parse("2.728").unwrap());
     }
 }

@@ -133,6 +133,51 @@ impl AwsAccount {
     }
 }
 
+impl AwsAccount {
+    /// How this account ranks callers, if it does.
+    pub fn ranking(&self) -> Option<&Ranking> {
+        self.ranking.as_ref()
+    }
+
+    /// The ranking rules `stages` need (see the module's rule), and the stages that
+    /// need none with why; none at all when the deployment does not rank callers.
+    pub async fn wanted_rankings(
+        &self,
+        stages: &[Target],
+    ) -> PortResult<(Vec<WantedRule>, Vec<(TargetId, String)>)> {
+        match self.ranking.as_ref() {
+            Some(ranking) => self.wanted_rankings_with(ranking, stages).await,
+            None => Ok((Vec::new(), Vec::new())),
+        }
+    }
+
+    /// [`AwsAccount::wanted_rankings`] as `ranking` would keep them (the CLI
+    /// prices a deployment's settings with it).
+    pub async fn wanted_rankings_with(
+        &self,
+        ranking: &Ranking,
+        stages: &[Target],
+    ) -> PortResult<(Vec<WantedRule>, Vec<(TargetId, String)>)> {
+        let mut wanted = Vec::new();
+        let mut unrankable = Vec::new();
+        if !ranking.enabled {
+            return Ok((wanted, unrankable));
+        }
+        for (api, targets) in by_api(stages) {
+            for log in self.rest.stage_logs(&api).await? {
+                let Some(target) = targets.get(&log.name) else {
+                    continue;
+                };
+                match self.stage_rules(ranking, target, &log).await? {
+                    Ok(rules) => wanted.extend(rules),
+                    Err(why) => unrankable.push((target.id.clone(), why)),
+                }
+            }
+        }
+        Ok((wanted, unrankable))
+    }
+}
+
 /// REST API stages grouped by API, each with its target.
 fn by_api(stages: &[Target]) -> BTreeMap<ApiId, BTreeMap<StageName, &Target>> {
     let mut out: BTreeMap<ApiId, BTreeMap<StageName, &Target>> = BTreeMap::new();
@@ -149,21 +194,11 @@ impl CallerRanking for AwsAccount {
         let Some(ranking) = &self.ranking else {
             return Ok(RankingRules::default());
         };
-        let mut wanted = Vec::new();
-        let mut unrankable = Vec::new();
-        if ranking.enabled {
-            for (api, targets) in by_api(stages) {
-                for log in self.rest.stage_logs(&api).await? {
-                    let Some(target) = targets.get(&log.name) else {
-                        continue;
-                    };
-                    match self.stage_rules(ranking, target, &log).await? {
-                        Ok(rules) => wanted.extend(rules),
-                        Err(why) => unrankable.push((target.id.clone(), why)),
-                    }
-                }
-            }
-        }
+        let (wanted, unrankable) = if ranking.enabled {
+            self.wanted_rankings(stages).await?
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let plan = ranking.rules.sync(&wanted).await?;
         Ok(RankingRules {
             kept: wanted.len(),

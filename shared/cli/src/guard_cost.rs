@@ -1,12 +1,18 @@
 //! `dowguard guard-cost`: what the guard itself costs a month at the current
-//! settings and target count: CloudWatch metrics requested and alarms (the
-//! domain's [`GuardCost`] model) and the evaluator's own Lambda invocations.
+//! settings and target count: CloudWatch metrics requested, alarms and the rules
+//! that rank the callers of REST API stages (the domain's [`GuardCost`] model) and
+//! the evaluator's own Lambda invocations.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use dowguard_adapters::cloudwatch::Field;
+use dowguard_adapters::insights::{CallerKind, rule_name};
 use dowguard_domain::guard_cost::MINUTES_PER_MONTH;
 use dowguard_domain::metrics_plan::stage_every;
 use dowguard_domain::{
-    AlarmBasis, AlarmScope, Budget, GuardCost, GuardSettings, MetricsPlan, Money, Product, TargetKind,
-    alarm_needed,
+    AlarmBasis, AlarmScope, Budget, GuardCost, GuardSettings, MetricsPlan, Money, Product, Target, TargetId,
+    TargetKind, UsagePlanId, alarm_needed,
 };
 use dowguard_guard::assess::members;
 use dowguard_guard::ports::{BudgetStore, Discovery};
@@ -22,7 +28,8 @@ use crate::output::{Format, Table, print_json, print_text};
 Examples:
   dowguard guard-cost
   dowguard guard-cost --schedule-minutes 5 --all-targets
-  dowguard guard-cost --alarms-every-target")]
+  dowguard guard-cost --alarms-every-target
+  dowguard guard-cost --quarantine-plan-id q1w2e3")]
 pub struct GuardCostArgs {
     /// Minutes between evaluator runs (the EventBridge schedule).
     #[arg(long, default_value_t = 1, value_name = "MIN")]
@@ -43,6 +50,17 @@ pub struct GuardCostArgs {
     /// not only where the schedule needs one.
     #[arg(long)]
     pub alarms_every_target: bool,
+    /// The usage plan quarantined API keys are moved to, as deployed (the template's
+    /// QuarantinePlanId): the stages in a usage plan then get a rule ranking their keys.
+    #[arg(long, value_name = "ID", value_parser = parse_plan)]
+    pub quarantine_plan_id: Option<UsagePlanId>,
+    /// Price no ranking rules (the template's CallerRanking=false).
+    #[arg(long)]
+    pub no_caller_ranking: bool,
+}
+
+fn parse_plan(text: &str) -> Result<UsagePlanId, String> {
+    UsagePlanId::parse(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Serialize)]
@@ -54,8 +72,74 @@ struct CostView {
     metrics: Money,
     alarm_count: u64,
     alarms: Money,
+    ranking_rules: u64,
+    matched_events_per_month: u64,
+    rankings: Money,
     lambda: Money,
     total: Money,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unread: Vec<String>,
+}
+
+/// The ranking rules the evaluator keeps on the guarded REST API stages, and the
+/// log events they match a month: each rule matches every request of its stage,
+/// taken from the stage's last 24 hours (`Count`) times 30.
+async fn rankings(
+    ctx: &Context,
+    args: &GuardCostArgs,
+    guarded: &[&Target],
+    now: DateTime<Utc>,
+) -> Result<(u64, u64), String> {
+    let stages: Vec<Target> = guarded
+        .iter()
+        .filter(|t| t.id.kind() == TargetKind::RestStage && t.guarded)
+        .map(|t| (*t).clone())
+        .collect();
+    let account = &ctx.stack.account;
+    let Some(mut ranking) = account.ranking().cloned() else {
+        return Ok((0, 0));
+    };
+    ranking.enabled = !args.no_caller_ranking;
+    ranking.quarantine_plan.clone_from(&args.quarantine_plan_id);
+    let (rules, _unrankable) = account
+        .wanted_rankings_with(&ranking, &stages)
+        .await
+        .map_err(|e| format!("ranking rules not counted: {e}"))?;
+    let per_stage: Vec<(&Target, u64)> = stages
+        .iter()
+        .filter_map(|t| {
+            let TargetId::RestStage(api, stage) = &t.id else {
+                return None;
+            };
+            let names = CallerKind::ALL.map(|k| rule_name(api.as_str(), stage.as_str(), k));
+            let count = rules.iter().filter(|r| names.contains(&r.name)).count() as u64;
+            (count > 0).then_some((t, count))
+        })
+        .collect();
+    let ranked: Vec<&Target> = per_stage.iter().map(|(t, _)| *t).collect();
+    let mut requests: HashMap<TargetId, u64> = HashMap::new();
+    if !ranked.is_empty() {
+        account
+            .metrics
+            .history(
+                &ranked,
+                &account.catalog(),
+                3_600,
+                (now - Duration::days(1), now),
+                |id, _, field, amount| {
+                    if field == Field::Requests {
+                        *requests.entry(id.clone()).or_default() += amount;
+                    }
+                },
+            )
+            .await
+            .map_err(|e| format!("matched log events not counted: {e}"))?;
+    }
+    let events = per_stage
+        .iter()
+        .map(|(t, count)| requests.get(&t.id).copied().unwrap_or(0) * 30 * count)
+        .sum();
+    Ok((rules.len() as u64, events))
 }
 
 /// Runs `guard-cost`.
@@ -110,7 +194,13 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         .iter()
         .filter(|t| alarm_needed(t, &budgets, &basis))
         .count() as u64;
-    let cw = GuardCost::estimate(functions, &stage_every, args.schedule_minutes, alarms, plan);
+    let mut unread = Vec::new();
+    let (rules, events) = rankings(ctx, args, &guarded, now).await.unwrap_or_else(|why| {
+        unread.push(why);
+        (0, 0)
+    });
+    let cw = GuardCost::estimate(functions, &stage_every, args.schedule_minutes, alarms, plan)
+        .with_rankings(rules, events);
     let runs = MINUTES_PER_MONTH / args.schedule_minutes.max(1);
     let lambda = ctx.prices.cost(Product::LambdaRequests, 0, u128::from(runs))
         + ctx.prices.cost(
@@ -126,8 +216,12 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         metrics: cw.metrics,
         alarm_count: alarms,
         alarms: cw.alarms,
+        ranking_rules: rules,
+        matched_events_per_month: events,
+        rankings: cw.rankings,
         lambda,
         total: cw.total() + lambda,
+        unread,
     };
     if ctx.format() == Format::Json {
         return print_json(&view);
@@ -160,6 +254,14 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         view.alarms.to_string(),
     ]);
     table.row(vec![
+        "CloudWatch Contributor Insights".into(),
+        format!(
+            "{} rules, {} matched log events",
+            view.ranking_rules, view.matched_events_per_month
+        ),
+        view.rankings.to_string(),
+    ]);
+    table.row(vec![
         "evaluator Lambda (arm64)".into(),
         format!(
             "{runs} runs x {} MB x {} ms",
@@ -176,7 +278,13 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
          the same run measures them all. So an attack is seen as soon as a full measurement would see it.\n\
          Alarms: only where a target's worst case could outrun its budget between two runs - every function\n\
          when the evaluator runs less often than every minute, and the API stages whose cadence is shorter\n\
-         than the schedule.\n",
+         than the schedule.\n\
+         Contributor Insights: one rule per guarded REST API stage and kind of caller its access log names\n\
+         and a lever can hold (an IP set its web ACL blocks; a quarantine plan for its keys), each matching\n\
+         every request of the stage (its last 24 hours times 30).\n",
     );
+    for line in &view.unread {
+        out.push_str(&format!("Not counted: {line}\n"));
+    }
     print_text(&out)
 }

@@ -370,6 +370,79 @@ async fn guard_cost_counts_the_guarded_targets() {
     ));
     // The function and the stage; a usage plan has no request metric of its own.
     assert_eq!(all["alarm_count"], 2, "{all}");
+    // No stage logs its callers: no ranking rule, whatever the deployment.
+    assert_eq!(every_minute["ranking_rules"], 0, "{every_minute}");
+}
+
+/// A stage whose JSON access log names the API key, in a usage plan, with a
+/// quarantine plan deployed: one rule ranking its keys, priced with the events it
+/// matches (the stage's requests of the last 24 hours, times 30).
+#[tokio::test]
+async fn guard_cost_prices_the_ranking_rules_of_a_stage_that_logs_its_callers() {
+    let aws = LocalAws::start().await.unwrap();
+    let example = ExampleAccount::seed(&aws, now()).await.unwrap();
+    aws_sdk_apigateway::Client::new(&aws.sdk_config())
+        .update_stage()
+        .rest_api_id(&example.api)
+        .stage_name("prod")
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/accessLogSettings/destinationArn")
+                .value(format!(
+                    "arn:aws:logs:us-east-1:123456789012:log-group:API-Gateway-Access-Logs_{}/prod",
+                    example.api
+                ))
+                .build(),
+        )
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/accessLogSettings/format")
+                .value(r#"{"requestId":"$context.requestId","key":"$context.identity.apiKeyId"}"#)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    example.flood(&aws, now(), 10).await.unwrap();
+    let off = json(&dowguard(&aws, &["guard-cost", "--output", "json"]));
+    assert_eq!(off["ranking_rules"], 0, "no quarantine plan, no web ACL: {off}");
+    let view = json(&dowguard(
+        &aws,
+        &[
+            "guard-cost",
+            "--output",
+            "json",
+            "--quarantine-plan-id",
+            "quarantine1",
+        ],
+    ));
+    assert_eq!(view["ranking_rules"], 1, "{view}");
+    // Ten minutes of a million requests in the last day: 300 million a month.
+    let events = view["matched_events_per_month"].as_u64().unwrap();
+    assert_eq!(events, 300_000_000, "{view}");
+    let expected = dowguard_domain::GuardCost::of_rules(1, dowguard_domain::guard_cost::MINUTES_PER_MONTH)
+        + dowguard_domain::GuardCost::of_matched_events(events);
+    let priced = dowguard_domain::Money::parse(view["rankings"].as_str().unwrap()).unwrap();
+    assert_eq!(priced, expected, "{view}");
+    assert_eq!(
+        expected,
+        dowguard_domain::Money::parse("6.50").unwrap(),
+        "$0.50 + 300 × $0.02"
+    );
+    let none = json(&dowguard(
+        &aws,
+        &[
+            "guard-cost",
+            "--output",
+            "json",
+            "--quarantine-plan-id",
+            "quarantine1",
+            "--no-caller-ranking",
+        ],
+    ));
+    assert_eq!(none["ranking_rules"], 0, "{none}");
 }
 
 #[tokio::test]

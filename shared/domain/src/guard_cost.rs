@@ -1,7 +1,9 @@
 //! What the guard itself costs in CloudWatch: the metrics its evaluator requests
-//! (GetMetricData bills $0.01 per 1,000 metrics requested, whatever the datapoints)
-//! and the alarms it keeps ($0.10 per standard-resolution alarm metric a month),
-//! both from "Amazon CloudWatch Pricing". The counts come from the metrics plan
+//! (GetMetricData bills $0.01 per 1,000 metrics requested, whatever the datapoints),
+//! the alarms it keeps ($0.10 per standard-resolution alarm metric a month) and the
+//! Contributor Insights rules that rank the callers of API stages ($0.50 per rule a
+//! month and $0.02 per million log events a rule matches), all from "Amazon
+//! CloudWatch Pricing". The metric counts come from the metrics plan
 //! ([`crate::metrics_plan`]), the same code that plans the queries.
 
 use serde::Serialize;
@@ -16,6 +18,11 @@ pub const PRICE_PER_METRIC_PICOS: i128 = 10_000_000;
 pub const ALARM_MONTH_PICOS: i128 = 100_000_000_000;
 /// Minutes in the 30-day month CloudWatch prorates alarms over.
 pub const MINUTES_PER_MONTH: u64 = 43_200;
+/// A Contributor Insights rule, per month ($0.50), in pico-dollars.
+pub const RULE_MONTH_PICOS: i128 = 500_000_000_000;
+/// One log event a Contributor Insights rule matches ($0.02 per million), in
+/// pico-dollars.
+pub const MATCHED_EVENT_PICOS: i128 = 20_000;
 
 /// The guard's own monthly CloudWatch bill.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,6 +33,8 @@ pub struct GuardCost {
     pub metrics: Money,
     /// The alarms kept ([`crate::alarm::alarm_needed`]).
     pub alarms: Money,
+    /// The rules ranking the callers of API stages, and the log events they match.
+    pub rankings: Money,
 }
 
 impl GuardCost {
@@ -58,7 +67,31 @@ impl GuardCost {
             metrics_per_month,
             metrics: GuardCost::of_metrics(metrics_per_month),
             alarms: Money::from_picos(i128::from(alarms) * ALARM_MONTH_PICOS),
+            rankings: Money::ZERO,
         }
+    }
+
+    /// The same bill with `rules` ranking rules kept all month, matching
+    /// `matched_events` log events in it.
+    #[must_use]
+    pub fn with_rankings(self, rules: u64, matched_events: u64) -> GuardCost {
+        GuardCost {
+            rankings: GuardCost::of_rules(rules, MINUTES_PER_MONTH)
+                + GuardCost::of_matched_events(matched_events),
+            ..self
+        }
+    }
+
+    /// The price of `rules` Contributor Insights rules kept for `minutes`.
+    pub fn of_rules(rules: u64, minutes: u64) -> Money {
+        Money::from_picos(i128::from(rules) * RULE_MONTH_PICOS)
+            .mul_div(i128::from(minutes), i128::from(MINUTES_PER_MONTH))
+            .unwrap_or(Money::ZERO)
+    }
+
+    /// The price of `events` log events matched by Contributor Insights rules.
+    pub fn of_matched_events(events: u64) -> Money {
+        Money::from_picos(i128::from(events) * MATCHED_EVENT_PICOS)
     }
 
     /// The price of `metrics` metrics requested.
@@ -73,9 +106,9 @@ impl GuardCost {
             .unwrap_or(Money::ZERO)
     }
 
-    /// Metrics and alarms together.
+    /// Metrics, alarms and rankings together.
     pub fn total(&self) -> Money {
-        self.metrics + self.alarms
+        self.metrics + self.alarms + self.rankings
     }
 }
 
@@ -160,6 +193,27 @@ mod tests {
             let cost = GuardCost::estimate(count, &[], 5, slower, MetricsPlan::default());
             assert_eq!(cost.alarms, GuardCost::of_alarms(count, MINUTES_PER_MONTH));
         }
+    }
+
+    #[test]
+    fn ranking_rules_cost_fifty_cents_a_month_and_two_cents_a_million_matched_events() {
+        assert_eq!(GuardCost::of_rules(0, MINUTES_PER_MONTH), Money::ZERO);
+        assert_eq!(GuardCost::of_rules(2, MINUTES_PER_MONTH), Money::from_dollars(1));
+        assert_eq!(
+            GuardCost::of_rules(1, MINUTES_PER_MONTH / 2),
+            Money::from_picos(250_000_000_000)
+        );
+        assert_eq!(
+            GuardCost::of_matched_events(1_000_000),
+            Money::from_picos(20_000_000_000)
+        );
+        assert_eq!(GuardCost::of_matched_events(1), Money::from_picos(20_000));
+        // One stage at 1,000 requests a minute with both rules, each matching every
+        // request of a 30-day month: $1.00 of rules and $1.728 of events.
+        let base = GuardCost::estimate(0, &[], 1, 0, MetricsPlan::default());
+        let ranked = base.with_rankings(2, 2 * 1_000 * MINUTES_PER_MONTH);
+        assert_eq!(ranked.rankings, Money::from_picos(2_728_000_000_000));
+        assert_eq!(ranked.total(), base.total() + ranked.rankings);
     }
 
     #[test]

@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use dowguard_domain::source::{Attribution, IpSetRef, Levers as DomainLevers, Source, StageSources};
-use dowguard_domain::{Change, Money, TargetId, UsagePlanId};
+use dowguard_domain::{Change, GuardCost, Money, TargetId, UsagePlanId};
 
 use crate::scenario::Levers;
 use crate::traffic::{Group, Role};
@@ -34,14 +34,6 @@ pub const TOP_CALLERS: usize = 100;
 pub const QUARANTINE_PLAN: &str = "quarantine";
 /// The plan every key is in otherwise.
 const DEFAULT_PLAN: &str = "default";
-/// A Contributor Insights rule a month ("Amazon CloudWatch Pricing": $0.50), in
-/// pico-dollars.
-const RULE_PICOS_A_MONTH: i128 = 500_000_000_000;
-/// Minutes of a month the rule's price is spread over (730 hours).
-const MINUTES_A_MONTH: i128 = 43_800;
-/// Matched log events ("Amazon CloudWatch Pricing": $0.02 per million), in
-/// pico-dollars per event.
-const PICOS_PER_EVENT: i128 = 20_000;
 
 /// One group's callers as one minute's access log shows them.
 #[derive(Debug, Clone, Copy)]
@@ -232,11 +224,12 @@ impl Callers {
         }
     }
 
-    /// What attribution cost: the rules, the matched log events and the reports.
+    /// What attribution cost: the rules, the matched log events (the domain's
+    /// prices, [`GuardCost`]) and the reports.
     pub(crate) fn cost(&self) -> Money {
-        let rules = i128::from(self.rule_minutes) * RULE_PICOS_A_MONTH / MINUTES_A_MONTH;
-        let events = i128::from(self.events) * PICOS_PER_EVENT;
-        Money::from_picos(rules + events) + dowguard_domain::GuardCost::of_metrics(self.reports)
+        GuardCost::of_rules(1, self.rule_minutes)
+            + GuardCost::of_matched_events(self.events)
+            + GuardCost::of_metrics(self.reports)
     }
 }
 
