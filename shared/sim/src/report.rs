@@ -462,6 +462,28 @@ impl Report {
                 ),
             });
         }
+        if let Some(max) = expect.exposure_attributed_ratio_max_millionths {
+            // The floor is the peak minute's attack spend over the metric delay and
+            // one schedule period; the ranking's own delay adds that many minutes more.
+            let window = i128::from(self.metric_delay_minutes) + i128::from(self.schedule_interval_minutes);
+            let delay = i128::from(sc.guard.attribution_delay_minutes);
+            let bound = self
+                .floor
+                .mul_div(i128::from(max), 1_000_000)
+                .unwrap_or(Money::ZERO)
+                + self.floor.mul_div(delay, window.max(1)).unwrap_or(Money::ZERO);
+            out.push(Verdict {
+                check: "exposure-within-floor-plus-attribution",
+                met: self.floor.is_positive() && dg.exposure <= bound,
+                detail: format!(
+                    "attack spend before the first effective limit {} ({} the floor {}) vs {} x floor + {delay} min of ranking delay = {bound}",
+                    dg.exposure,
+                    ratio_text(dg.exposure_vs_floor_millionths),
+                    self.floor,
+                    ratio_text(Some(max)),
+                ),
+            });
+        }
         if let Some(max) = expect.budgets_ratio_max_millionths {
             let bound = budgets
                 .overspend

@@ -134,6 +134,10 @@ pub struct Expectations {
     /// dowguard's exposure (attack spend before its first effective limit) at most
     /// this multiple of the physical floor (millionths).
     pub exposure_ratio_max_millionths: Option<i64>,
+    /// dowguard's exposure at most this multiple of the physical floor plus the
+    /// attack's spend over the attribution's own delay (millionths): the bound of a
+    /// guard that holds callers ranked from access logs.
+    pub exposure_attributed_ratio_max_millionths: Option<i64>,
     /// dowguard's overspend at most this fraction of the Budgets-action model's
     /// overspend on the same trace (millionths).
     pub budgets_ratio_max_millionths: Option<i64>,
@@ -443,6 +447,8 @@ struct ExpectFile {
     #[serde(default)]
     exposure_ratio_max: Option<String>,
     #[serde(default)]
+    exposure_attributed_ratio_max: Option<String>,
+    #[serde(default)]
     budgets_ratio_max: Option<String>,
     #[serde(default)]
     legit_refused_max: Option<String>,
@@ -567,6 +573,11 @@ impl Scenario {
                         .exposure_ratio_max
                         .as_deref()
                         .map(|t| millionths("expect.exposure_ratio_max", t))
+                        .transpose()?,
+                    exposure_attributed_ratio_max_millionths: e
+                        .exposure_attributed_ratio_max
+                        .as_deref()
+                        .map(|t| millionths("expect.exposure_attributed_ratio_max", t))
                         .transpose()?,
                     budgets_ratio_max_millionths: e
                         .budgets_ratio_max

@@ -229,13 +229,13 @@ fn json_report_carries_money_as_exact_decimal_strings() {
     );
 }
 
-/// The targeted levels' promise: the flood stopped at its callers, the customers
-/// served.
+/// The targeted levels' promise: the flood stopped at its callers within 1.2x the
+/// physical floor plus the ranking's own delay, the customers served.
 const TARGETED: &[&str] = &[
     "acts",
     "beats-unguarded",
     "overspend-within-floor",
-    "exposure-within-floor",
+    "exposure-within-floor-plus-attribution",
     "legit-refused-at-most",
 ];
 
@@ -281,4 +281,26 @@ fn a_busy_api_with_one_heavy_partner_holds_nobody() {
     assert_met(&r, &["no-legit-rejected-within-budget", "no-caller-held"]);
     let dg = of(&r, Strategy::Dowguard);
     assert_eq!((dg.legit_rejected, dg.sources_held), (0, 0));
+}
+
+/// The attributed exposure bound is a real check: a bound below what the stolen
+/// key's ranking needs (0.1x the floor plus the two-minute ranking delay, under the
+/// 1.33x measured) is reported missed.
+#[test]
+fn an_exposure_over_the_floor_plus_the_ranking_delay_is_a_missed_expectation() {
+    let text = include_str!("../scenarios/stolen-key.toml").replace(
+        "exposure_attributed_ratio_max = \"1.2\"",
+        "exposure_attributed_ratio_max = \"0.1\"",
+    );
+    let scenario = dowguard_sim::scenario::Scenario::from_toml(&text, "tight stolen-key", |_| {
+        unreachable!("no CSV trace")
+    })
+    .expect("scenario parses");
+    let r = run(&scenario);
+    let verdict = r
+        .verdicts()
+        .iter()
+        .find(|v| v.check == "exposure-within-floor-plus-attribution")
+        .expect("the check is made");
+    assert!(!verdict.met, "{}", verdict.detail);
 }
