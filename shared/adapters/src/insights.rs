@@ -92,7 +92,15 @@ pub struct RankableLog {
     /// Each caller kind the format logs, with the JSON path of its field
     /// (`$.ip`).
     pub fields: BTreeMap<CallerKind, String>,
+    /// The JSON path of the integration latency, when the format logs it
+    /// (`$context.integrationLatency` or `$context.integration.latency`, "API
+    /// Gateway access logging variables"): the time the integration, a function
+    /// behind the stage, took, so that its callers are ranked by that cost.
+    pub cost_field: Option<String>,
 }
+
+/// The context variables that log a request's integration latency in ms.
+pub const COST_VARIABLES: [&str; 2] = ["$context.integrationLatency", "$context.integration.latency"];
 
 /// Why a stage's callers cannot be ranked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,7 +155,14 @@ pub fn rankable(destination_arn: Option<&str>, format: Option<&str>) -> Result<R
     if fields.is_empty() {
         return Err(Unrankable::NoCallerField);
     }
-    Ok(RankableLog { log_group, fields })
+    let cost_field = COST_VARIABLES
+        .iter()
+        .find_map(|variable| path_of(&object, variable, "$"));
+    Ok(RankableLog {
+        log_group,
+        fields,
+        cost_field,
+    })
 }
 
 /// The log group of a CloudWatch Logs ARN
@@ -255,17 +270,23 @@ fn fnv1a(text: &str) -> u64 {
     })
 }
 
-/// The rule body that counts the events of `log_group` by the field at
-/// `field_path` ("Contributor Insights rule syntax in CloudWatch": `Schema`
+/// The rule body that ranks the events of `log_group` by the field at
+/// `field_path`: by the sum of the field at `value_of` where the log carries the
+/// integration latency (the cost of the function behind the stage), else by
+/// count ("Contributor Insights rule syntax in CloudWatch": `Schema`
 /// `CloudWatchLogRule` version 1, `LogFormat` `JSON`, `Contribution.Keys`,
-/// `AggregateOn` `Count`).
-pub fn rule_definition(log_group: &str, field_path: &str) -> String {
+/// `Contribution.ValueOf` with `AggregateOn` `Sum`, or `AggregateOn` `Count`).
+pub fn rule_definition(log_group: &str, field_path: &str, value_of: Option<&str>) -> String {
+    let (contribution, aggregate) = match value_of {
+        Some(value) => (json!({ "Keys": [field_path], "ValueOf": value }), "Sum"),
+        None => (json!({ "Keys": [field_path] }), "Count"),
+    };
     json!({
         "Schema": { "Name": "CloudWatchLogRule", "Version": 1 },
         "LogGroupNames": [log_group],
         "LogFormat": "JSON",
-        "Contribution": { "Keys": [field_path] },
-        "AggregateOn": "Count",
+        "Contribution": contribution,
+        "AggregateOn": aggregate,
     })
     .to_string()
 }
@@ -288,7 +309,7 @@ pub fn wanted_rules(api: &str, stage: &str, log: &RankableLog) -> Vec<WantedRule
         .map(|(kind, path)| WantedRule {
             name: rule_name(api, stage, *kind),
             kind: *kind,
-            definition: rule_definition(&log.log_group, path),
+            definition: rule_definition(&log.log_group, path, log.cost_field.as_deref()),
         })
         .collect()
 }
@@ -616,8 +637,29 @@ mod tests {
     }
 
     #[test]
+    fn where_the_log_carries_the_integration_latency_callers_are_ranked_by_its_sum() {
+        for variable in COST_VARIABLES {
+            let format = format!(r#"{{"ip":"$context.identity.sourceIp","timing":{{"ms":"{variable}"}}}}"#);
+            let log = rankable(Some(ARN), Some(&format)).unwrap();
+            assert_eq!(log.cost_field.as_deref(), Some("$.timing.ms"));
+            let rules = wanted_rules("a1b2c3", "prod", &log);
+            let body: Value = serde_json::from_str(&rules[0].definition).unwrap();
+            assert_eq!(
+                body["Contribution"],
+                json!({ "Keys": ["$.ip"], "ValueOf": "$.timing.ms" })
+            );
+            assert_eq!(body["AggregateOn"], "Sum");
+        }
+        let plain = rankable(Some(ARN), Some(r#"{"ip":"$context.identity.sourceIp"}"#)).unwrap();
+        assert_eq!(plain.cost_field, None);
+        let body: Value =
+            serde_json::from_str(&wanted_rules("a1b2c3", "prod", &plain)[0].definition).unwrap();
+        assert_eq!(body["AggregateOn"], "Count");
+    }
+
+    #[test]
     fn the_rule_counts_the_log_groups_events_by_the_caller_field() {
-        let body: Value = serde_json::from_str(&rule_definition("access/prod", "$.ip")).unwrap();
+        let body: Value = serde_json::from_str(&rule_definition("access/prod", "$.ip", None)).unwrap();
         assert_eq!(
             body,
             json!({

@@ -46,7 +46,10 @@ impl std::fmt::Display for Source {
 }
 
 /// A stage's sources over the attribution window, as a Contributor Insights
-/// report ranks them.
+/// report ranks them: by requests, or, where the access log carries the
+/// integration latency, by the milliseconds of the function behind the stage
+/// they took (its cost). The rule is the same either way: each figure below is in
+/// the ranking's unit.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct StageSources {
     /// Epoch minute the window ends at (exclusive).
