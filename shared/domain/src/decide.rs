@@ -603,7 +603,14 @@ impl Pass<'_> {
                 self.settings.metric_delay_minutes + self.settings.short_window_minutes,
             ),
         };
-        Some(targeted::plan(sources, levers, held, ladder, wait))
+        Some(match targeted::plan(sources, levers, held, ladder, wait) {
+            Plan::Targeted { hold, why } if !hold.is_empty() => {
+                let per_hour = self.figures[i].priority(&self.frame);
+                let why = format!("{why}; {}", targeted::priced(&hold, sources, per_hour));
+                Plan::Targeted { hold, why }
+            }
+            other => other,
+        })
     }
 }
 

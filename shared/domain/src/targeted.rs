@@ -176,6 +176,36 @@ pub fn plan(
     Plan::Backstop { why }
 }
 
+/// The sources `hold` names, each priced at its share of the stage's spend an hour
+/// (`per_hour` times its share of the ranking's total), the first three named:
+/// "held now: API key k1 ($12.60/h), address 203.0.113.7 ($0.42/h) and 298 more".
+pub fn priced(hold: &[HeldSource], sources: &StageSources, per_hour: crate::Money) -> String {
+    const NAMED: usize = 3;
+    let total = i128::from(sources.total_requests.max(1));
+    let named: Vec<String> = hold
+        .iter()
+        .take(NAMED)
+        .map(|h| {
+            let source = h.source();
+            let sent = sources
+                .top
+                .iter()
+                .find(|(s, _)| *s == source)
+                .map_or(0, |(_, n)| *n);
+            let price = per_hour
+                .mul_div(i128::from(sent), total)
+                .unwrap_or(crate::Money::ZERO);
+            format!("{source} ({price}/h)")
+        })
+        .collect();
+    let more = hold.len().saturating_sub(NAMED);
+    if more > 0 {
+        format!("held now: {} and {more} more", named.join(", "))
+    } else {
+        format!("held now: {}", named.join(", "))
+    }
+}
+
 /// The hot sources of a ranking taken in order, as far as levers and the per-pass
 /// caps allow.
 #[derive(Debug, Default)]

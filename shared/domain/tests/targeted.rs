@@ -329,3 +329,35 @@ fn the_sharpest_of_a_stages_rankings_names_its_callers() {
     assert_eq!(StageSources::sharpest(vec![by_address.clone()]), Some(by_address));
     assert_eq!(StageSources::sharpest(Vec::new()), None);
 }
+
+/// A note that holds callers prices each one at its share of the stage's spend an
+/// hour, naming the first three.
+#[test]
+fn held_callers_are_priced_at_their_share_of_the_stages_spend() {
+    let key = Source::ApiKey("stolen".into());
+    let sources = ranking(&[key], 90_000, 10_000, 100);
+    let hold = vec![HeldSource::Quarantined {
+        since: support::t0(),
+        key: "stolen".into(),
+        original_plan: plan_id("gold"),
+        quarantine_plan: plan_id("quarantine"),
+    }];
+    assert_eq!(
+        dowguard_domain::targeted::priced(&hold, &sources, Money::from_dollars(100)),
+        "held now: API key stolen ($90.00/h)"
+    );
+    let many: Vec<HeldSource> = (0..5)
+        .map(|i| HeldSource::Blocked {
+            since: support::t0(),
+            address: format!("10.0.0.{i}/32"),
+            ip_set: ip_set(),
+        })
+        .collect();
+    let text = dowguard_domain::targeted::priced(&many, &sources, Money::from_dollars(100));
+    // 10.0.0.0 sent one request of 100,000: $100/h × 1/100,000.
+    assert!(
+        text.starts_with("held now: address 10.0.0.0 ($0.001000/h)"),
+        "{text}"
+    );
+    assert!(text.ends_with("and 2 more"), "{text}");
+}
