@@ -207,6 +207,9 @@ pub struct StackConfig {
     pub interceptors: Interceptors,
     /// The name prefix of the alarms the deployment owns.
     pub alarm_prefix: String,
+    /// The most notices the deployment publishes an hour, counted in the table
+    /// (none: no cap, as for the CLI's release notices).
+    pub notices_per_hour: Option<u32>,
 }
 
 impl StackConfig {
@@ -220,6 +223,7 @@ impl StackConfig {
             metrics_plan: MetricsPlan::default(),
             interceptors: Interceptors::default(),
             alarm_prefix: "dowguard-".to_string(),
+            notices_per_hour: None,
         }
     }
 }
@@ -302,7 +306,12 @@ impl AwsStack {
         AwsStack {
             store: DynamoStore::new(dynamo, config.table.clone(), config.audit_retention),
             account,
-            notifier: SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),
+            notifier: match config.notices_per_hour {
+                Some(cap) => {
+                    SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()).with_cap(leases.clone(), cap)
+                }
+                None => SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),
+            },
             leases,
             alarms,
         }

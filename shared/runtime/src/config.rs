@@ -42,6 +42,9 @@ pub const SCHEDULE_RULE_ARN: &str = "DOWGUARD_SCHEDULE_RULE_ARN";
 pub const ALARM_TOPIC_ARNS: &str = "DOWGUARD_ALARM_TOPIC_ARNS";
 /// The most passes the whole deployment runs in one minute.
 pub const MAX_PASSES_PER_MINUTE: &str = "DOWGUARD_MAX_PASSES_PER_MINUTE";
+/// The most notices the whole deployment publishes in one hour: the last one the
+/// cap allows says until when the rest are held (logged, not sent).
+pub const NOTICES_PER_HOUR: &str = "DOWGUARD_NOTICES_PER_HOUR";
 
 /// Every variable, for docs and tests.
 pub const ALL_VARIABLES: &[&str] = &[
@@ -60,6 +63,7 @@ pub const ALL_VARIABLES: &[&str] = &[
     SCHEDULE_RULE_ARN,
     ALARM_TOPIC_ARNS,
     MAX_PASSES_PER_MINUTE,
+    NOTICES_PER_HOUR,
 ];
 
 /// Why [`FREE_TIER`]`=true` is refused, and what to do instead.
@@ -135,7 +139,16 @@ pub struct Config {
     pub alarm_topic_arns: Vec<String>,
     /// [`MAX_PASSES_PER_MINUTE`], default [`DEFAULT_MAX_PASSES_PER_MINUTE`].
     pub max_passes_per_minute: u32,
+    /// [`NOTICES_PER_HOUR`], default [`DEFAULT_NOTICES_PER_HOUR`].
+    pub notices_per_hour: u32,
 }
+
+/// The default of [`NOTICES_PER_HOUR`]. Every notice is one SNS publish and one
+/// delivery per subscriber: at the prices the template's `NoticesPerHour`
+/// parameter documents as its assumption ($0.50 per million publishes, $2.00 per
+/// 100,000 e-mail deliveries), 60 notices an hour to one e-mail subscriber come to
+/// at most about $0.90 a month.
+pub const DEFAULT_NOTICES_PER_HOUR: u32 = 60;
 
 /// The default of [`MAX_PASSES_PER_MINUTE`]: the evaluator's one pass a minute and
 /// room for five alarm passes.
@@ -317,6 +330,20 @@ impl Config {
             "whole passes a minute, 1 to 1000",
         )?)
         .unwrap_or(DEFAULT_MAX_PASSES_PER_MINUTE);
+        let notices_per_hour = u32::try_from(number(
+            NOTICES_PER_HOUR,
+            i64::from(DEFAULT_NOTICES_PER_HOUR),
+            100_000,
+            "whole notices an hour, 2 to 100000",
+        )?)
+        .unwrap_or(DEFAULT_NOTICES_PER_HOUR);
+        if notices_per_hour < 2 {
+            return Err(invalid(
+                NOTICES_PER_HOUR,
+                &notices_per_hour.to_string(),
+                "whole notices an hour, 2 to 100000 (the last one says the rest are held)",
+            ));
+        }
         Ok(Config {
             table,
             topic_arn,
@@ -345,6 +372,7 @@ impl Config {
             schedule_rule_arn,
             alarm_topic_arns,
             max_passes_per_minute,
+            notices_per_hour,
         })
     }
 }
