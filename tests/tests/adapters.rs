@@ -26,6 +26,7 @@ use dowguard_adapters::tagging::TaggingAdapter;
 use dowguard_adapters::trail::TrailAdapter;
 use dowguard_adapters::waf::WafAdapter;
 use dowguard_domain::MetricsPlan;
+use dowguard_domain::notice::Publication;
 use dowguard_domain::{
     AsyncConfig, Budget, BudgetId, FunctionName, GuardState, Limits, Phase, Quota, QuotaPeriod, RestorePoint,
     Target, TargetId, TargetKind, Throttle, UsagePlanId,
@@ -752,14 +753,25 @@ async fn notices_are_published_to_the_budget_topic_or_the_default() {
     let sns = aws_sdk_sns::Client::new(&aws.sdk_config());
     let topic = sns.create_topic().name("dowguard-alerts").send().await.unwrap();
     let arn = topic.topic_arn().unwrap().to_string();
-    let notifier = SnsNotifier::new(sns, Some(arn.clone()));
-    notifier
-        .publish(None, "dowguard: function:x normal → throttled(3)", "figures")
+    let notifier = SnsNotifier::new(sns.clone(), Some(arn.clone()));
+    let plain = |subject: &str| Publication::plain(subject, "figures");
+    // Published with MessageStructure=json: for each subscriber the server reads
+    // the message as JSON and takes the subscriber protocol's key or "default",
+    // refusing a message with neither (moto's SNS `_parse_message_structure`).
+    sns.subscribe()
+        .topic_arn(&arn)
+        .protocol("email")
+        .endpoint("finance@example.com")
+        .send()
         .await
         .unwrap();
-    notifier.publish(Some(&arn), "again", "figures").await.unwrap();
+    notifier
+        .publish(None, &plain("dowguard: function:x normal → throttled(3)"))
+        .await
+        .unwrap();
+    notifier.publish(Some(&arn), &plain("again")).await.unwrap();
     let missing = notifier
-        .publish(Some("arn:aws:sns:us-east-1:123456789012:nope"), "s", "m")
+        .publish(Some("arn:aws:sns:us-east-1:123456789012:nope"), &plain("s"))
         .await
         .expect_err("no such topic");
     assert!(

@@ -137,3 +137,92 @@ async fn the_pass_counter_admits_the_cap_and_starts_again_each_minute() {
     let next = minute + chrono::Duration::seconds(60);
     assert_eq!(leases.count_pass(next, 3).await.unwrap(), Some(1));
 }
+
+/// The notice counter admits the cap in an hour and starts again the next hour.
+#[tokio::test]
+async fn the_notice_counter_admits_the_cap_and_starts_again_each_hour() {
+    let aws = LocalAws::start().await.unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(&aws.sdk_config());
+    create_table(&dynamo, TABLE).await.unwrap();
+    let leases = TableLeases::new(dynamo, TABLE);
+    let hour = chrono::DateTime::from_timestamp(1_800_000_000 / 3_600 * 3_600, 0).unwrap();
+    let mut admitted = Vec::new();
+    for minute in [0, 10, 30, 59] {
+        admitted.push(
+            leases
+                .count_notice(hour + chrono::Duration::minutes(minute), 3)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(admitted, vec![Some(1), Some(2), Some(3), None]);
+    let next = hour + chrono::Duration::hours(1);
+    assert_eq!(leases.count_notice(next, 3).await.unwrap(), Some(1));
+}
+
+/// A storm of notices: with a cap of 3 an hour, 6 notices make 3 publishes, the
+/// last of which says the rest are held; the other 3 are only logged.
+#[tokio::test]
+async fn a_storm_of_notices_publishes_at_most_the_cap_an_hour() {
+    use dowguard_adapters::sns::SnsNotifier;
+    use dowguard_domain::notice::Publication;
+    use dowguard_guard::ports::Notifier;
+
+    // Not across an hour's end, where the count starts again.
+    let into_hour = Utc::now().timestamp().rem_euclid(3_600);
+    if into_hour > 3_590 {
+        tokio::time::sleep(Duration::from_secs(11)).await;
+    }
+    let aws = LocalAws::start().await.unwrap();
+    create_table(&aws_sdk_dynamodb::Client::new(&aws.sdk_config()), TABLE)
+        .await
+        .unwrap();
+    let proxy = Proxy::start(aws.endpoint()).await.unwrap();
+    let sdk = dowguard_tests::sdk_config_for(proxy.endpoint());
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns.create_topic().name("dowguard-alerts").send().await.unwrap();
+    let arn = topic.topic_arn().unwrap().to_string();
+    let leases = TableLeases::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let notifier = SnsNotifier::new(sns, Some(arn)).with_cap(leases, 3);
+    for i in 0..6 {
+        let notice = Publication::plain(
+            &format!("dowguard: function:f{i} normal → throttled(1)"),
+            "figures",
+        );
+        notifier.publish(None, &notice).await.unwrap();
+    }
+    let calls = proxy.calls();
+    assert_eq!(calls.get("sns:Publish").copied(), Some(3), "{calls:?}");
+    assert_eq!(calls.get("dynamodb:UpdateItem").copied(), Some(6), "{calls:?}");
+}
+
+/// A failure that every pass retries is told once: the second notice with the
+/// same `once` key within the day is logged, not published.
+#[tokio::test]
+async fn a_notice_with_a_once_key_is_published_once() {
+    use dowguard_adapters::sns::SnsNotifier;
+    use dowguard_domain::notice::Publication;
+    use dowguard_guard::ports::Notifier;
+
+    let aws = LocalAws::start().await.unwrap();
+    create_table(&aws_sdk_dynamodb::Client::new(&aws.sdk_config()), TABLE)
+        .await
+        .unwrap();
+    let proxy = Proxy::start(aws.endpoint()).await.unwrap();
+    let sdk = dowguard_tests::sdk_config_for(proxy.endpoint());
+    let sns = aws_sdk_sns::Client::new(&sdk);
+    let topic = sns.create_topic().name("dowguard-alerts").send().await.unwrap();
+    let arn = topic.topic_arn().unwrap().to_string();
+    let leases = TableLeases::new(aws_sdk_dynamodb::Client::new(&sdk), TABLE);
+    let notifier = SnsNotifier::new(sns, Some(arn)).with_cap(leases, 60);
+    let mut failed = Publication::plain("dowguard: function:f change failed", "figures");
+    failed.once = Some("failed/function:f/throttle-1".into());
+    let mut other = failed.clone();
+    other.once = Some("failed/function:g/throttle-1".into());
+    for notice in [&failed, &failed, &other, &failed] {
+        notifier.publish(None, notice).await.unwrap();
+    }
+    let calls = proxy.calls();
+    assert_eq!(calls.get("sns:Publish").copied(), Some(2), "{calls:?}");
+    assert_eq!(calls.get("dynamodb:PutItem").copied(), Some(4), "{calls:?}");
+}

@@ -7,6 +7,8 @@
 //! |---|---|---|
 //! | `LEASE#<name>` | a lease: one holder at a time until its expiry; a crashed holder's lease expires by itself | [`TableLeases::acquire`], [`TableLeases::release`] |
 //! | `PASSES#<epoch minute>` | how many passes the deployment ran in that minute, capped | [`TableLeases::count_pass`] |
+//! | `NOTICES#<epoch hour>` | how many notices the deployment published in that hour, capped | [`TableLeases::count_notice`] |
+//! | `ONCE#<key>` | a notice sent once a day for its key (a failure every pass retries), until its expiry | [`TableLeases::first_time`] |
 //! | `SLOT#<name>` | the earliest time the next call of a paced operation may start, account-wide | [`TableLeases::take_slot`] |
 //!
 //! A condition that fails returns the item as it was
@@ -34,7 +36,8 @@ const PK: &str = "pk";
 const SK: &str = "sk";
 /// The partition of every item this module writes.
 pub const PARTITION: &str = "LEASE";
-/// How long a minute's pass counter is kept before DynamoDB's TTL removes it.
+/// How long a counter is kept after its minute (or hour) before DynamoDB's TTL
+/// removes it.
 const COUNTER_KEPT_SECONDS: i64 = 3_600;
 
 /// Leases, the pass counter and paced slots in the guard's table.
@@ -173,20 +176,71 @@ impl TableLeases {
     /// A [`PortError`] naming `UpdateItem` and the counter when DynamoDB fails.
     pub async fn count_pass(&self, now: DateTime<Utc>, cap: u32) -> PortResult<Option<u32>> {
         let minute = epoch_minute(now);
-        let resource = format!("pass counter of minute {minute}");
+        let expires = (minute + 1) * 60 + COUNTER_KEPT_SECONDS;
+        self.count(&format!("PASSES#{minute}"), expires, cap).await
+    }
+
+    /// Counts one notice in the hour of `now` unless `cap` notices were already
+    /// counted in it, across every process of the deployment (one `UpdateItem`, as
+    /// [`TableLeases::count_pass`]). Returns the notice's number in its hour, or
+    /// `None` when the hour is full. The counter expires an hour after its hour.
+    ///
+    /// # Errors
+    ///
+    /// A [`PortError`] naming `UpdateItem` and the counter when DynamoDB fails.
+    pub async fn count_notice(&self, now: DateTime<Utc>, cap: u32) -> PortResult<Option<u32>> {
+        let hour = dowguard_domain::notice::epoch_hour(now);
+        let expires = (hour + 1) * 3_600 + COUNTER_KEPT_SECONDS;
+        self.count(&format!("NOTICES#{hour}"), expires, cap).await
+    }
+
+    /// True the first time `key` is seen until `until` (one conditional `PutItem`
+    /// of `ONCE#<key>`, kept until `until` and then removed by DynamoDB's TTL; an
+    /// expired item that TTL has not yet removed counts as gone); false while an
+    /// earlier one holds.
+    ///
+    /// # Errors
+    ///
+    /// A [`PortError`] naming `PutItem` and the key when DynamoDB fails.
+    pub async fn first_time(&self, key: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> PortResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(PARTITION))
+            .item(SK, s(format!("ONCE#{key}")))
+            .item(TTL_ATTRIBUTE, n(until.timestamp()))
+            .condition_expression("attribute_not_exists(#ttl) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
+                _ => Err(port_error("PutItem", format!("notice key {key}"), e)),
+            },
+        }
+    }
+
+    /// Adds one to the counter `sk` unless it is at `cap`; the item expires at
+    /// `expires` (epoch seconds, DynamoDB TTL).
+    async fn count(&self, sk: &str, expires: i64, cap: u32) -> PortResult<Option<u32>> {
+        let resource = format!("counter {sk}");
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(PARTITION))
-            .key(SK, s(format!("PASSES#{minute}")))
+            .key(SK, s(sk))
             .update_expression("ADD #count :one SET #ttl = :ttl")
             .condition_expression("attribute_not_exists(#count) OR #count < :cap")
             .expression_attribute_names("#count", "count")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":cap", n(cap))
-            .expression_attribute_values(":ttl", n((minute + 1) * 60 + COUNTER_KEPT_SECONDS))
+            .expression_attribute_values(":ttl", n(expires))
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await;

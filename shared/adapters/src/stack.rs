@@ -215,6 +215,9 @@ pub struct StackConfig {
     pub caller_ranking: bool,
     /// The usage plan a quarantined API key is moved to, if the deployment has one.
     pub quarantine_plan: Option<dowguard_domain::UsagePlanId>,
+    /// The most notices the deployment publishes an hour, counted in the table
+    /// (none: no cap, as for the CLI's release notices).
+    pub notices_per_hour: Option<u32>,
 }
 
 impl StackConfig {
@@ -230,6 +233,7 @@ impl StackConfig {
             alarm_prefix: "dowguard-".to_string(),
             caller_ranking: true,
             quarantine_plan: None,
+            notices_per_hour: None,
         }
     }
 }
@@ -320,7 +324,12 @@ impl AwsStack {
         AwsStack {
             store: DynamoStore::new(dynamo, config.table.clone(), config.audit_retention),
             account,
-            notifier: SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),
+            notifier: match config.notices_per_hour {
+                Some(cap) => {
+                    SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()).with_cap(leases.clone(), cap)
+                }
+                None => SnsNotifier::new(clients.sns(sdk), config.topic_arn.clone()),
+            },
             leases,
             alarms,
         }

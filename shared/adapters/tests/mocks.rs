@@ -840,3 +840,71 @@ async fn a_key_already_in_its_new_plan_only_leaves_the_old_one() {
     .unwrap();
     assert_eq!((gone.num_calls(), create.num_calls()), (1, 0));
 }
+
+/// A notice is published once with `MessageStructure=json` ("Publish", Amazon SNS
+/// API Reference): a JSON object whose `default` (required) is the chat custom
+/// notification and whose `email` is the plain text, with the ASCII subject.
+#[tokio::test]
+async fn a_notice_is_published_as_json_with_the_chat_notification_as_default_and_text_for_email() {
+    use aws_sdk_sns::operation::publish::PublishOutput;
+    use dowguard_adapters::sns::SnsNotifier;
+    use dowguard_domain::notice::Notice;
+    use dowguard_domain::{BurnRate, Change, Level, Mode, Money, Reason, Rule};
+    use dowguard_guard::ports::Notifier;
+
+    /// MessageStructure, Subject and Message of a publish request.
+    type Seen = (Option<String>, Option<String>, String);
+    let seen: Arc<std::sync::Mutex<Vec<Seen>>> = Arc::default();
+    let record = seen.clone();
+    let rule = mock!(aws_sdk_sns::Client::publish)
+        .match_requests(move |input| {
+            record.lock().unwrap().push((
+                input.message_structure().map(str::to_string),
+                input.subject().map(str::to_string),
+                input.message().unwrap_or_default().to_string(),
+            ));
+            true
+        })
+        .then_output(|| PublishOutput::builder().message_id("m-1").build());
+    let client = mock_client!(aws_sdk_sns, [&rule]);
+    let notifier = SnsNotifier::new(client, Some("arn:aws:sns:us-east-1:123456789012:dowguard".into()));
+    let f = TargetId::parse("function:checkout").unwrap();
+    let reason = Reason {
+        budget: None,
+        rule: Rule::FastLane,
+        level: Level::Throttle(3),
+        spent: Money::from_dollars(12),
+        amount: Money::from_dollars(240),
+        projected: Money::from_dollars(900),
+        burn_short: BurnRate(40_000_000),
+        burn_long: BurnRate(2_000_000),
+    };
+    let change = Change::ReservedConcurrency {
+        function: function("checkout"),
+        from: None,
+        to: Some(5),
+    };
+    let notice = Notice::new(&f, "normal → throttled(3)", Mode::Enforce, &reason, vec![change]);
+    notifier.publish(None, &notice.publication()).await.unwrap();
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let (structure, subject, message) = &seen[0];
+    assert_eq!(structure.as_deref(), Some("json"));
+    assert_eq!(
+        subject.as_deref(),
+        Some("dowguard: function:checkout normal -> throttled(3)")
+    );
+    let message: serde_json::Value = serde_json::from_str(message).unwrap();
+    assert_eq!(message["email"].as_str(), Some(notice.text().as_str()));
+    let chat: serde_json::Value = serde_json::from_str(message["default"].as_str().unwrap()).unwrap();
+    assert_eq!(chat, serde_json::to_value(notice.chat()).unwrap());
+    assert_eq!(chat["source"], "custom");
+    assert!(
+        chat["content"]["nextSteps"][0]
+            .as_str()
+            .unwrap()
+            .contains("dowguard release function:checkout"),
+        "{chat}"
+    );
+}

@@ -33,6 +33,7 @@
 use crate::action::{Action, Change, Intent, Reason, Rule, limit_changes};
 use crate::budget::Mode;
 use crate::money::Money;
+use crate::notice::Notice;
 use crate::target::{Limits, Target};
 use crate::transition::Note;
 
@@ -66,21 +67,27 @@ impl Stamp<'_> {
         }
     }
 
-    /// Pushes one notice per note, to `topic` (else the deployment's default topic).
+    /// Pushes one notice per note, to `topic` (else the deployment's default topic),
+    /// each with the changes already pushed for the target in `out` (see
+    /// [`crate::notice`]).
     pub fn notices(&self, out: &mut Vec<Action>, notes: Vec<Note>, topic: Option<&str>) {
         let id = &self.target.id;
-        let dry = if self.mode == Mode::Enforce {
-            ""
-        } else {
-            " [dry-run: nothing changed]"
-        };
+        // What this pass changes on the target (in dry-run: would change), from
+        // what to what: the actions pushed for it before its notices.
+        let changes: Vec<Change> = out
+            .iter()
+            .filter(|a| a.target == *id && a.intent != Intent::Notify)
+            .map(|a| a.change.clone())
+            .collect();
         for Note { text, rule } in notes {
             let mut reason = self.reason.clone();
             reason.rule = rule;
+            let notice = Notice::new(id, &text, self.mode, &reason, changes.clone());
             let change = Change::Notify {
                 topic: topic.map(str::to_string),
-                subject: format!("dowguard: {id} {text}"),
-                message: format!("{id}: {text}{dry}. {}", reason.summary()),
+                subject: notice.subject(),
+                message: notice.text(),
+                notice: Some(Box::new(notice)),
             };
             out.push(Action {
                 target: id.clone(),

@@ -147,12 +147,98 @@ pub enum Change {
         topic: Option<String>,
         /// One-line subject.
         subject: String,
-        /// Human-readable body with the figures.
+        /// Human-readable body with the figures: the plain-text (e-mail) rendering
+        /// of `notice` when there is one.
         message: String,
+        /// The notice as data, rendered for chat and e-mail when it is published;
+        /// absent in records written before notices carried it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<Box<crate::notice::Notice>>,
     },
 }
 
 impl Change {
+    /// The change for people, in one line: what, from, to
+    /// (`reserved concurrency none -> 40`).
+    pub fn describe(&self) -> String {
+        match self {
+            Change::ReservedConcurrency { from, to, .. } => {
+                format!("reserved concurrency {} -> {}", opt(*from), opt(*to))
+            }
+            Change::AsyncInvokeConfig { from, to, .. } => {
+                let age = |c: &Option<AsyncConfig>| {
+                    c.as_ref()
+                        .and_then(|c| c.max_event_age_s)
+                        .map_or("default".into(), |a| format!("{a} s"))
+                };
+                format!("async event age {} -> {}", age(from), age(to))
+            }
+            Change::StageThrottle {
+                from,
+                to,
+                from_overrides,
+                to_overrides,
+                ..
+            } => {
+                let mut text = format!(
+                    "stage throttle {} -> {}",
+                    throttle(from.as_ref()),
+                    throttle(to.as_ref())
+                );
+                for (key, t) in to_overrides {
+                    let before = from_overrides.get(key).copied().flatten();
+                    text.push_str(&format!(
+                        ", {key} {} -> {}",
+                        throttle(before.as_ref()),
+                        throttle(t.as_ref())
+                    ));
+                }
+                text
+            }
+            Change::UsagePlanLimits {
+                from_throttle,
+                to_throttle,
+                from_quota,
+                to_quota,
+                ..
+            } => format!(
+                "plan throttle {} -> {}, quota {} -> {}",
+                throttle(from_throttle.as_ref()),
+                throttle(to_throttle.as_ref()),
+                opt(from_quota.map(|q| q.limit)),
+                opt(to_quota.map(|q| q.limit))
+            ),
+            Change::MoveApiKey {
+                key,
+                from_plan,
+                to_plan,
+                ..
+            } => format!("API key {key}: usage plan {from_plan} -> {to_plan}"),
+            Change::IpSetAddresses {
+                ip_set, add, remove, ..
+            } => {
+                let list = |a: &[String]| {
+                    let mut shown: Vec<&str> = a.iter().take(3).map(String::as_str).collect();
+                    let more = a.len().saturating_sub(3);
+                    let more = (more > 0).then(|| format!("and {more} more"));
+                    shown.extend(more.as_deref());
+                    shown.join(", ")
+                };
+                match (add.is_empty(), remove.is_empty()) {
+                    (false, true) => format!("IP set {}: block {}", ip_set.name, list(add)),
+                    (true, false) => format!("IP set {}: unblock {}", ip_set.name, list(remove)),
+                    _ => format!(
+                        "IP set {}: block {}; unblock {}",
+                        ip_set.name,
+                        list(add),
+                        list(remove)
+                    ),
+                }
+            }
+            Change::Notify { subject, .. } => format!("notice: {subject}"),
+        }
+    }
+
     /// The primary IAM permission applying this change needs, for logs and audit
     /// records; [`Change::permissions`] lists every one.
     pub fn permission(&self) -> &'static str {
@@ -174,6 +260,18 @@ impl Change {
             Change::IpSetAddresses { .. } => &["wafv2:UpdateIPSet", "wafv2:GetIPSet"],
             Change::Notify { .. } => &["sns:Publish"],
         }
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "none".into(), |v| v.to_string())
+}
+
+/// A throttle for people: `100 rps / burst 200`.
+fn throttle(t: Option<&Throttle>) -> String {
+    match t {
+        Some(t) => format!("{} rps / burst {}", t.rate_limit.normalize(), t.burst_limit),
+        None => "none".into(),
     }
 }
 

@@ -139,6 +139,7 @@ pub mod judge;
 pub mod limits;
 pub mod metrics_plan;
 pub mod money;
+pub mod notice;
 pub mod pricebook;
 pub mod release;
 pub mod settings;

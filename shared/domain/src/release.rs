@@ -38,6 +38,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::action::{Action, Change, Intent, Reason, Rule, limit_changes};
 use crate::budget::{BurnRate, Mode};
 use crate::money::Money;
+use crate::notice::Notice;
 use crate::state::{GuardState, Level, Phase};
 use crate::target::{Limits, Target, TargetId};
 
@@ -130,16 +131,19 @@ pub fn release(
     } else {
         "dry-run: nothing was changed"
     };
+    let headline = format!(
+        "released by {actor} ({what}, was {}); the guard holds off tightening until {}",
+        prev.phase.name(),
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    let changes = actions.iter().map(|a| a.change.clone()).collect();
+    let notice = Notice::new(&target.id, &headline, prev.mode, &reason, changes);
     actions.push(action(
         Change::Notify {
             topic: None,
             subject: format!("dowguard: {} released by {actor}", target.id),
-            message: format!(
-                "{}: released by {actor} ({what}, was {}); the guard holds off tightening until {}",
-                target.id,
-                prev.phase.name(),
-                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            ),
+            message: notice.text(),
+            notice: Some(Box::new(notice)),
         },
         Intent::Notify,
     ));

@@ -1,11 +1,14 @@
 //! The executor: applies the core's actions through the actuator ports, honours
-//! dry-run, and reports ok / skipped / failed per action. A held source is an
+//! dry-run, and reports ok / skipped / failed per action. A change that fails is
+//! told to the target's owners ([`Notice::failed`]), once a day per target and
+//! level where the notifier remembers it. A held source is an
 //! action like any other: an API key moved between usage plans and addresses
 //! added to or removed from an IP set go through [`SourceControl`].
 
 use std::collections::HashMap;
 
-use dowguard_domain::{Action, Change, TargetId};
+use dowguard_domain::notice::{Notice, Publication};
+use dowguard_domain::{Action, Change, Intent, TargetId};
 
 use crate::audit::Outcome;
 use crate::ports::{LambdaControl, Notifier, PortResult, SourceControl, StageControl, UsagePlanControl};
@@ -42,6 +45,9 @@ where
                     Ok(()) => Outcome::Applied,
                     Err(e) => {
                         tracing::warn!(target = %action.target, error = %e, "action failed");
+                        if action.intent != Intent::Notify {
+                            self.tell_failure(actions, action, &e.to_string()).await;
+                        }
                         Outcome::Failed {
                             kind: e.kind,
                             error: e.to_string(),
@@ -52,6 +58,19 @@ where
             outcomes.push(outcome);
         }
         outcomes
+    }
+
+    /// Tells the owners that `action` failed, on the topic of the target's other
+    /// notices in `actions` (else the default topic). A failure to tell is logged.
+    async fn tell_failure(&self, actions: &[Action], action: &Action, error: &str) {
+        let topic = actions.iter().find_map(|a| match &a.change {
+            Change::Notify { topic, .. } if a.target == action.target => topic.as_deref(),
+            _ => None,
+        });
+        let notice = Notice::failed(&action.target, action.mode, &action.reason, &action.change, error);
+        if let Err(e) = self.notifier.publish(topic, &notice.publication()).await {
+            tracing::warn!(target = %action.target, error = %e, "could not tell the owners that a change failed");
+        }
     }
 
     async fn apply(&self, change: &Change) -> PortResult<()> {
@@ -87,7 +106,11 @@ where
                 topic,
                 subject,
                 message,
-            } => self.notifier.publish(topic.as_deref(), subject, message).await,
+                notice,
+            } => {
+                let publication = Publication::of(subject, message, notice.as_deref());
+                self.notifier.publish(topic.as_deref(), &publication).await
+            }
         }
     }
 }

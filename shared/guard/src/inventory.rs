@@ -946,12 +946,20 @@ impl<P: Ports> Keeper<'_, P> {
             burn_short: dowguard_domain::BurnRate::default(),
             burn_long: dowguard_domain::BurnRate::default(),
         };
+        let told = dowguard_domain::notice::Notice::new(
+            id,
+            &format!("changed by someone else while held: {summary}"),
+            mode,
+            &reason,
+            changes.to_vec(),
+        );
         let notice = Action {
             target: id.clone(),
             change: Change::Notify {
                 topic: None,
                 subject: format!("dowguard: {id} changed by someone else while held"),
-                message: summary.to_string(),
+                message: told.text(),
+                notice: Some(Box::new(told)),
             },
             intent: Intent::Notify,
             mode,
@@ -1080,6 +1088,7 @@ mod tests {
             topic: None,
             subject: String::new(),
             message: String::new(),
+            notice: None,
         };
         assert_eq!(apply_change(&after, &notice), after);
     }

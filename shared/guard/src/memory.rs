@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
+use dowguard_domain::notice::{ChatNotification, Publication};
 use dowguard_domain::source::{Attribution, IpSetRef, Levers, StageSources};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
@@ -350,8 +351,10 @@ pub struct Notice {
     pub topic: Option<String>,
     /// Subject.
     pub subject: String,
-    /// Body.
+    /// Body: the plain text e-mail subscribers read.
     pub message: String,
+    /// What chat subscribers read.
+    pub chat: ChatNotification,
 }
 
 /// The cloud's contents.
@@ -365,6 +368,8 @@ pub struct CloudData {
     pub concurrency: AccountConcurrency,
     /// Published notices.
     pub notices: Vec<Notice>,
+    /// The `once` keys of the notices published.
+    pub told_once: BTreeSet<String>,
     /// Every control-plane call that changes something, in order (`operation resource`).
     pub calls: Vec<String>,
     /// Operations that fail once, with the kind of failure.
@@ -805,13 +810,20 @@ impl CallerRanking for MemoryCloud {
 }
 
 impl Notifier for MemoryCloud {
-    async fn publish(&self, topic: Option<&str>, subject: &str, message: &str) -> PortResult<()> {
+    async fn publish(&self, topic: Option<&str>, notice: &Publication) -> PortResult<()> {
         let mut data = lock(&self.data);
         injected_cloud(&mut data, "Publish", topic.unwrap_or("default topic"))?;
+        // A notice sent once per key: remembered for the cloud's life.
+        if let Some(key) = &notice.once
+            && !data.told_once.insert(key.clone())
+        {
+            return Ok(());
+        }
         data.notices.push(Notice {
             topic: topic.map(str::to_string),
-            subject: subject.to_string(),
-            message: message.to_string(),
+            subject: notice.subject.clone(),
+            message: notice.text.clone(),
+            chat: notice.chat.clone(),
         });
         Ok(())
     }

@@ -9,6 +9,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use dowguard_domain::notice::Publication;
 use dowguard_domain::source::{Attribution, IpSetRef};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, Budget, BudgetId, DesiredAlarm, ExistingAlarm, FunctionName, GuardState,
@@ -538,12 +539,12 @@ pub struct RankingRules {
 
 /// Notifications to budget owners.
 pub trait Notifier: Send + Sync {
-    /// Publishes a notice to `topic` (or the deployment's default topic).
+    /// Publishes a notice, in every rendering its subscribers read, to `topic` (or
+    /// the deployment's default topic).
     fn publish(
         &self,
         topic: Option<&str>,
-        subject: &str,
-        message: &str,
+        notice: &Publication,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 

@@ -33,6 +33,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
+use dowguard_domain::notice::Publication;
 use dowguard_domain::source::{Attribution, IpSetRef};
 use dowguard_domain::{
     AccountConcurrency, AsyncConfig, FunctionName, GuardSettings, Limits, Phase, Prices, Quota, RestorePoint,
@@ -351,9 +352,8 @@ impl CallerRanking for Faulty<'_> {
 }
 
 impl Notifier for Faulty<'_> {
-    async fn publish(&self, topic: Option<&str>, subject: &str, message: &str) -> PortResult<()> {
-        self.gate("Publish", self.cloud.publish(topic, subject, message))
-            .await
+    async fn publish(&self, topic: Option<&str>, notice: &Publication) -> PortResult<()> {
+        self.gate("Publish", self.cloud.publish(topic, notice)).await
     }
 }
 

@@ -371,3 +371,41 @@ async fn unreadable_stored_items_are_reported_and_their_target_is_left_alone() {
     assert_eq!(report.gaps.stored.len(), 1, "{:?}", report.gaps);
     assert!(!report.decision.reports[0].gaps.is_empty());
 }
+
+#[tokio::test]
+async fn a_change_that_fails_on_every_pass_is_told_once_with_the_error_and_the_release_command() {
+    let f = Fixture::new("enforce").await;
+    for minute in 0..5 {
+        let now = t0() + Duration::minutes(minute);
+        f.cloud.set_metrics(&id(), traffic(now, FLOOD));
+        f.cloud
+            .fail_next("PutFunctionConcurrency", FailureKind::Throttled);
+        let report = f.pass(now).await;
+        assert!(
+            report
+                .outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Failed { .. })),
+            "pass {minute} tries the change again and it fails: {:#?}",
+            report.outcomes
+        );
+    }
+    let failed: Vec<_> = f
+        .cloud
+        .notices()
+        .into_iter()
+        .filter(|n| n.subject.contains("change failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert!(
+        failed[0].message.contains("dowguard release function:checkout"),
+        "{}",
+        failed[0].message
+    );
+    assert_eq!(failed[0].chat.metadata.event_type, "dowguard.failed");
+    assert_eq!(
+        f.cloud.limits(&id()),
+        Some(checkout().limits),
+        "nothing was changed"
+    );
+}

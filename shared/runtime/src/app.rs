@@ -72,6 +72,7 @@ impl App<AwsStack> {
         let prices = PriceBook::bundled()?.prices(&config.region, false)?;
         let mut stack = StackConfig::new(config.table.clone());
         stack.topic_arn.clone_from(&config.topic_arn);
+        stack.notices_per_hour = Some(config.notices_per_hour);
         stack.audit_retention = config.audit_retention;
         stack.pacing = Pacing::for_role(role);
         stack.pacing.usage_plan_interval = config.usage_plan_interval;

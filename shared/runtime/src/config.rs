@@ -47,6 +47,9 @@ pub const MAX_PASSES_PER_MINUTE: &str = "DOWGUARD_MAX_PASSES_PER_MINUTE";
 pub const CALLER_RANKING: &str = "DOWGUARD_CALLER_RANKING";
 /// The usage plan a quarantined API key is moved to; none: no key is quarantined.
 pub const QUARANTINE_PLAN_ID: &str = "DOWGUARD_QUARANTINE_PLAN_ID";
+/// The most notices the whole deployment publishes in one hour: the last one the
+/// cap allows says until when the rest are held (logged, not sent).
+pub const NOTICES_PER_HOUR: &str = "DOWGUARD_NOTICES_PER_HOUR";
 
 /// Every variable, for docs and tests.
 pub const ALL_VARIABLES: &[&str] = &[
@@ -67,6 +70,7 @@ pub const ALL_VARIABLES: &[&str] = &[
     MAX_PASSES_PER_MINUTE,
     CALLER_RANKING,
     QUARANTINE_PLAN_ID,
+    NOTICES_PER_HOUR,
 ];
 
 /// Why [`FREE_TIER`]`=true` is refused, and what to do instead.
@@ -146,7 +150,16 @@ pub struct Config {
     pub caller_ranking: bool,
     /// [`QUARANTINE_PLAN_ID`], default none.
     pub quarantine_plan: Option<dowguard_domain::UsagePlanId>,
+    /// [`NOTICES_PER_HOUR`], default [`DEFAULT_NOTICES_PER_HOUR`].
+    pub notices_per_hour: u32,
 }
+
+/// The default of [`NOTICES_PER_HOUR`]. Every notice is one SNS publish and one
+/// delivery per subscriber: at the prices the template's `NoticesPerHour`
+/// parameter documents as its assumption ($0.50 per million publishes, $2.00 per
+/// 100,000 e-mail deliveries), 60 notices an hour to one e-mail subscriber come to
+/// at most about $0.90 a month.
+pub const DEFAULT_NOTICES_PER_HOUR: u32 = 60;
 
 /// The default of [`MAX_PASSES_PER_MINUTE`]: the evaluator's one pass a minute and
 /// room for five alarm passes.
@@ -343,6 +356,20 @@ impl Config {
                 )
             })?),
         };
+        let notices_per_hour = u32::try_from(number(
+            NOTICES_PER_HOUR,
+            i64::from(DEFAULT_NOTICES_PER_HOUR),
+            100_000,
+            "whole notices an hour, 2 to 100000",
+        )?)
+        .unwrap_or(DEFAULT_NOTICES_PER_HOUR);
+        if notices_per_hour < 2 {
+            return Err(invalid(
+                NOTICES_PER_HOUR,
+                &notices_per_hour.to_string(),
+                "whole notices an hour, 2 to 100000 (the last one says the rest are held)",
+            ));
+        }
         Ok(Config {
             table,
             topic_arn,
@@ -373,6 +400,7 @@ impl Config {
             schedule_rule_arn,
             alarm_topic_arns,
             max_passes_per_minute,
+            notices_per_hour,
         })
     }
 }
