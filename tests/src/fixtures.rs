@@ -262,3 +262,26 @@ pub async fn create_trail(aws: &LocalAws, name: &str, logging: bool) -> FixtureR
     }
     Ok(())
 }
+
+/// The account's Contributor Insights rules as (name, state), sorted.
+///
+/// # Errors
+///
+/// Any CloudWatch error.
+pub async fn insight_rules(aws: &LocalAws) -> FixtureResult<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = aws_sdk_cloudwatch::Client::new(&aws.sdk_config())
+        .describe_insight_rules()
+        .send()
+        .await?
+        .insight_rules()
+        .iter()
+        .map(|r| {
+            (
+                r.name().unwrap_or_default().to_string(),
+                r.state().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}

@@ -12,28 +12,10 @@
 
 use dowguard_adapters::insights::{InsightRules, RULE_PREFIX, rankable, wanted_rules};
 use dowguard_tests::LocalAws;
+use dowguard_tests::fixtures::insight_rules;
 
 const ARN: &str = "arn:aws:logs:us-east-1:123456789012:log-group:API-Gateway-Access-Logs_a1b2c3d4e5/prod";
 const BOTH: &str = r#"{"requestId":"$context.requestId","ip":"$context.identity.sourceIp","key":"$context.identity.apiKeyId"}"#;
-
-async fn names(cloudwatch: &aws_sdk_cloudwatch::Client) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = cloudwatch
-        .describe_insight_rules()
-        .send()
-        .await
-        .unwrap()
-        .insight_rules()
-        .iter()
-        .map(|r| {
-            (
-                r.name().unwrap_or_default().to_string(),
-                r.state().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
 
 #[tokio::test]
 async fn rule_sync_puts_the_wanted_rules_and_deletes_only_its_own_stale_ones() {
@@ -58,7 +40,7 @@ async fn rule_sync_puts_the_wanted_rules_and_deletes_only_its_own_stale_ones() {
     assert_eq!(first.put.len(), 3);
     assert!(first.delete.is_empty());
     assert_eq!(
-        names(&cloudwatch).await,
+        insight_rules(&aws).await.unwrap(),
         vec![
             (
                 "dowguard-callers-a1b2c3d4e5-beta-addresses".into(),
@@ -91,8 +73,9 @@ async fn rule_sync_puts_the_wanted_rules_and_deletes_only_its_own_stale_ones() {
         vec!["dowguard-callers-a1b2c3d4e5-beta-addresses".to_string()]
     );
     assert_eq!(
-        names(&cloudwatch)
+        insight_rules(&aws)
             .await
+            .unwrap()
             .into_iter()
             .map(|(n, _)| n)
             .collect::<Vec<_>>(),
@@ -106,5 +89,5 @@ async fn rule_sync_puts_the_wanted_rules_and_deletes_only_its_own_stale_ones() {
     // A name outside the prefix is refused before any call.
     let refused = rules.delete(&["team-errors".to_string()]).await.unwrap_err();
     assert!(refused.to_string().contains("team-errors"), "{refused}");
-    assert_eq!(names(&cloudwatch).await.len(), 3);
+    assert_eq!(insight_rules(&aws).await.unwrap().len(), 3);
 }

@@ -23,7 +23,7 @@ use dowguard_domain::{
 use dowguard_guard::ports::{CallerRanking, StateStore};
 use dowguard_guard::{Executor, Outcome};
 use dowguard_tests::LocalAws;
-use dowguard_tests::fixtures::{create_rest_api, create_usage_plan};
+use dowguard_tests::fixtures::{create_rest_api, create_usage_plan, insight_rules};
 
 const TABLE: &str = "dowguard-sources";
 
@@ -490,19 +490,13 @@ async fn the_sync_keeps_a_ranking_rule_for_each_caller_kind_a_lever_can_hold() {
         Limits::unset(w.stage.kind()),
     );
     target.usage_plans = BTreeSet::from([w.gold.clone()]);
-    let cloudwatch = aws_sdk_cloudwatch::Client::new(&sdk);
     let rules = || async {
-        let mut names: Vec<String> = cloudwatch
-            .describe_insight_rules()
-            .send()
+        insight_rules(&w.aws)
             .await
             .unwrap()
-            .insight_rules()
-            .iter()
-            .filter_map(|r| r.name().map(str::to_string))
-            .collect();
-        names.sort();
-        names
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect::<Vec<_>>()
     };
 
     // No access logs yet: nothing to rank, and the answer says why.

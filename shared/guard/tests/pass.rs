@@ -10,14 +10,12 @@
 mod support;
 
 use chrono::{DateTime, Duration, Utc};
-use dowguard_domain::{
-    Budget, BudgetId, Change, GuardSettings, Intent, Limits, Phase, Prices, TargetId, TargetKind,
-};
-use dowguard_guard::inventory::Slices;
+use dowguard_domain::{Budget, BudgetId, Change, Intent, Limits, Phase, TargetId, TargetKind};
+use dowguard_guard::evaluate::PassOptions;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore, restore_point_kept};
-use dowguard_guard::ports::{BudgetStore, StateStore, UnreadableItem, Wired};
-use dowguard_guard::{FailureKind, Guard, Outcome, PassReport, PortError};
-use support::{checkout, prices, t0, traffic};
+use dowguard_guard::ports::{BudgetStore, StateStore, UnreadableItem};
+use dowguard_guard::{FailureKind, Outcome, PassReport, PortError};
+use support::{checkout, t0, traffic};
 
 fn budget(mode: &str) -> Budget {
     support::budget("checkout-daily", "function:checkout", "240", mode)
@@ -26,44 +24,17 @@ fn budget(mode: &str) -> Budget {
 const FLOOD: u64 = 20_000_000;
 const CALM: u64 = 1_000;
 
-struct Fixture {
-    store: MemoryStore,
-    cloud: MemoryCloud,
-    prices: Prices,
-    settings: GuardSettings,
-}
+type Fixture = support::Deployed;
 
 impl Fixture {
     async fn new(mode: &str) -> Self {
         let store = MemoryStore::default();
         store.put_budget(&budget(mode), None, "test", t0()).await.unwrap();
-        Fixture {
-            store,
-            cloud: MemoryCloud::with_targets(vec![checkout()]),
-            prices: prices(),
-            settings: GuardSettings::default(),
-        }
+        support::Deployed::over(store, MemoryCloud::with_targets(vec![checkout()]))
     }
 
-    async fn pass(&self, now: DateTime<Utc>) -> PassReport {
-        let ports = Wired {
-            store: &self.store,
-            account: &self.cloud,
-            notifier: &self.cloud,
-        };
-        let guard = Guard {
-            ports: &ports,
-            prices: &self.prices,
-            settings: &self.settings,
-            actor: "evaluator",
-        };
-        // The inventory function keeps the inventory current beside the passes.
-        guard
-            .keeper()
-            .reconcile(now, Slices::All)
-            .await
-            .expect("reconciled");
-        guard.evaluate(now).await.expect("pass runs")
+    async fn run(&self, now: DateTime<Utc>) -> PassReport {
+        self.pass("evaluator", now, &PassOptions::default()).await
     }
 }
 
@@ -75,7 +46,7 @@ fn id() -> TargetId {
 async fn a_flood_is_throttled_with_the_restore_point_stored_first_and_audited() {
     let f = Fixture::new("enforce").await;
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
-    let report = f.pass(t0()).await;
+    let report = f.run(t0()).await;
     let state = f.store.state(&id()).expect("state stored");
     assert!(state.phase.is_tightened());
     assert_eq!(
@@ -107,12 +78,12 @@ async fn a_flood_is_throttled_with_the_restore_point_stored_first_and_audited() 
 async fn recovery_restores_the_original_and_audits_it() {
     let f = Fixture::new("enforce").await;
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
-    f.pass(t0()).await;
+    f.run(t0()).await;
     let mut now = t0();
     for _ in 0..240 {
         now += Duration::minutes(1);
         f.cloud.set_metrics(&id(), traffic(now, CALM));
-        f.pass(now).await;
+        f.run(now).await;
     }
     assert_eq!(f.cloud.limits(&id()), Some(checkout().limits));
     assert_eq!(f.store.state(&id()).map(|s| s.phase), Some(Phase::Normal));
@@ -128,7 +99,7 @@ async fn recovery_restores_the_original_and_audits_it() {
 async fn dry_run_changes_nothing_but_records_and_tells() {
     let f = Fixture::new("dry-run").await;
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
-    f.pass(t0()).await;
+    f.run(t0()).await;
     assert_eq!(f.cloud.limits(&id()), Some(checkout().limits));
     assert!(f.cloud.calls().is_empty());
     let audit = f.store.audit();
@@ -142,7 +113,7 @@ async fn a_state_conflict_skips_the_change_and_the_next_pass_decides_again() {
     let f = Fixture::new("enforce").await;
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
     f.store.fail_next("SaveState", FailureKind::Conflict);
-    let report = f.pass(t0()).await;
+    let report = f.run(t0()).await;
     assert_eq!(report.conflicts, [id()]);
     assert!(
         f.cloud.calls().is_empty(),
@@ -154,7 +125,7 @@ async fn a_state_conflict_skips_the_change_and_the_next_pass_decides_again() {
             .iter()
             .all(|o| matches!(o, Outcome::Skipped { .. }))
     );
-    let next = f.pass(t0() + Duration::minutes(1)).await;
+    let next = f.run(t0() + Duration::minutes(1)).await;
     assert!(next.conflicts.is_empty());
     assert_eq!(
         f.cloud.calls().len(),
@@ -169,7 +140,7 @@ async fn a_refused_change_is_reported_with_call_and_resource_then_converges() {
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
     f.cloud
         .fail_next("PutFunctionConcurrency", FailureKind::Throttled);
-    let report = f.pass(t0()).await;
+    let report = f.run(t0()).await;
     let failed: Vec<&Outcome> = report
         .outcomes
         .iter()
@@ -189,7 +160,7 @@ async fn a_refused_change_is_reported_with_call_and_resource_then_converges() {
         "nothing half-done"
     );
     // The state says throttled; the next pass sees the limit missing and sets it.
-    let next = f.pass(t0() + Duration::minutes(1)).await;
+    let next = f.run(t0() + Duration::minutes(1)).await;
     assert!(
         next.results()
             .any(|(a, o)| matches!(a.change, Change::ReservedConcurrency { .. }) && *o == Outcome::Applied)
@@ -237,7 +208,7 @@ async fn stale_budget_writes_are_refused_and_history_is_kept() {
 async fn the_store_refuses_to_replace_a_held_targets_restore_point() {
     let f = Fixture::new("enforce").await;
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
-    f.pass(t0()).await;
+    f.run(t0()).await;
     let mut held = f.store.state(&id()).unwrap();
     let original = held.clone();
     held.restore_point.as_mut().unwrap().limits = Limits::Function {
@@ -257,14 +228,14 @@ async fn a_change_written_this_minute_is_not_sent_again_by_a_second_pass_that_mi
     // The first pass stores its state and its change fails (or is still in flight).
     f.cloud
         .fail_next("PutFunctionConcurrency", FailureKind::Unavailable);
-    f.pass(t0()).await;
+    f.run(t0()).await;
     assert_eq!(f.cloud.calls().len(), 1);
     // Another pass in the same minute (the alarm responder beside the evaluator)
     // must not send the same change a second time.
-    f.pass(t0()).await;
+    f.run(t0()).await;
     assert_eq!(f.cloud.calls().len(), 1, "{:?}", f.cloud.calls());
     // The next minute's pass converges.
-    f.pass(t0() + Duration::minutes(1)).await;
+    f.run(t0() + Duration::minutes(1)).await;
     assert_eq!(f.cloud.calls().len(), 2, "{:?}", f.cloud.calls());
     assert_ne!(f.cloud.limits(&id()), Some(checkout().limits));
 }
@@ -290,7 +261,7 @@ async fn a_service_that_cannot_be_listed_leaves_the_rest_guarded_and_reported() 
         .unlisted
         .push((TargetKind::HttpStage, unavailable("GetApis")));
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
-    let report = f.pass(t0()).await;
+    let report = f.run(t0()).await;
     assert_eq!(report.targets, 1, "the function is still discovered");
     assert!(
         f.store.state(&id()).is_some_and(|s| s.phase.is_tightened()),
@@ -320,7 +291,7 @@ async fn an_account_budget_holds_its_targets_while_a_service_cannot_be_listed() 
         .await
         .unwrap();
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
-    f.pass(t0()).await;
+    f.run(t0()).await;
     f.cloud
         .data
         .lock()
@@ -331,7 +302,7 @@ async fn an_account_budget_holds_its_targets_while_a_service_cannot_be_listed() 
     for _ in 0..240 {
         now += Duration::minutes(1);
         f.cloud.set_metrics(&id(), traffic(now, CALM));
-        let report = f.pass(now).await;
+        let report = f.run(now).await;
         assert!(
             report.results().all(|(a, _)| a.intent != Intent::Restore),
             "no restore while the account budget cannot see everything"
@@ -342,7 +313,7 @@ async fn an_account_budget_holds_its_targets_while_a_service_cannot_be_listed() 
     for _ in 0..60 {
         now += Duration::minutes(1);
         f.cloud.set_metrics(&id(), traffic(now, CALM));
-        f.pass(now).await;
+        f.run(now).await;
     }
     assert_eq!(
         f.cloud.limits(&id()),
@@ -365,7 +336,7 @@ async fn unreadable_stored_items_are_reported_and_their_target_is_left_alone() {
         why: "budget item without spec".into(),
     });
     f.cloud.set_metrics(&id(), traffic(t0(), FLOOD));
-    let report = f.pass(t0()).await;
+    let report = f.run(t0()).await;
     assert!(f.cloud.calls().is_empty(), "{:?}", f.cloud.calls());
     assert!(report.gaps.states[&id()].contains("missing field"));
     assert_eq!(report.gaps.stored.len(), 1, "{:?}", report.gaps);
@@ -380,7 +351,7 @@ async fn a_change_that_fails_on_every_pass_is_told_once_with_the_error_and_the_r
         f.cloud.set_metrics(&id(), traffic(now, FLOOD));
         f.cloud
             .fail_next("PutFunctionConcurrency", FailureKind::Throttled);
-        let report = f.pass(now).await;
+        let report = f.run(now).await;
         assert!(
             report
                 .outcomes

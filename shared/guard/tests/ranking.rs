@@ -16,14 +16,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use dowguard_domain::source::{HeldSource, Levers, Source, StageSources};
 use dowguard_domain::{
-    Change, GuardSettings, Intent, MinuteUsage, Money, Prices, Target, TargetId, TargetMetrics, TargetSpec,
-    Usage, UsagePlanId, epoch_minute,
+    Change, Intent, MinuteUsage, Money, Prices, Target, TargetId, TargetMetrics, TargetSpec, Usage,
+    UsagePlanId, epoch_minute,
 };
 use dowguard_guard::evaluate::{PassOptions, stages_to_rank, stages_worth_ranking};
-use dowguard_guard::inventory::Slices;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
-use dowguard_guard::ports::{BudgetStore, CallerRanking, StateStore, Wired};
-use dowguard_guard::{FailureKind, Guard, Outcome, PassReport};
+use dowguard_guard::ports::{BudgetStore, CallerRanking, StateStore};
+use dowguard_guard::{FailureKind, Outcome, PassReport};
 use support::{budget, shop, t0};
 
 fn plan(id: &str) -> UsagePlanId {
@@ -94,12 +93,7 @@ fn levers() -> Levers {
     }
 }
 
-struct World {
-    store: MemoryStore,
-    cloud: MemoryCloud,
-    prices: Prices,
-    settings: GuardSettings,
-}
+type World = support::Deployed;
 
 impl World {
     /// The stage flooded by one key, its day budget of $240 in enforce, and (if
@@ -132,35 +126,11 @@ impl World {
             }
         }
         cloud.sync_rankings(&[stage()]).await.unwrap();
-        World {
-            store,
-            cloud,
-            prices,
-            settings: GuardSettings::default(),
-        }
+        support::Deployed::over(store, cloud)
     }
 
-    async fn pass(&self) -> PassReport {
-        let ports = Wired {
-            store: &self.store,
-            account: &self.cloud,
-            notifier: &self.cloud,
-        };
-        let guard = Guard {
-            ports: &ports,
-            prices: &self.prices,
-            settings: &self.settings,
-            actor: "evaluator",
-        };
-        guard
-            .keeper()
-            .reconcile(t0(), Slices::All)
-            .await
-            .expect("reconciled");
-        guard
-            .evaluate_with(t0(), &PassOptions::default())
-            .await
-            .expect("pass runs")
+    async fn run(&self) -> PassReport {
+        self.pass("evaluator", t0(), &PassOptions::default()).await
     }
 }
 
@@ -176,7 +146,7 @@ fn applied_tightenings(report: &PassReport) -> Vec<Change> {
 async fn a_stage_flooded_by_one_key_has_the_key_quarantined_and_stays_open() {
     let world = World::new(true).await;
     let before = world.cloud.limits(&stage_id());
-    let report = world.pass().await;
+    let report = world.run().await;
     assert_eq!(report.ranked, vec![stage_id()]);
     assert_eq!(
         applied_tightenings(&report),
@@ -208,7 +178,7 @@ async fn a_stage_flooded_by_one_key_has_the_key_quarantined_and_stays_open() {
 async fn without_a_ranking_rule_the_stage_is_tightened_whole() {
     let world = World::new(false).await;
     let before = world.cloud.limits(&stage_id());
-    let report = world.pass().await;
+    let report = world.run().await;
     assert!(report.ranked.is_empty());
     let changes = applied_tightenings(&report);
     assert!(
@@ -226,7 +196,7 @@ async fn a_ranking_that_cannot_be_read_leaves_the_stage_to_the_backstop() {
         .cloud
         .fail_next("GetInsightRuleReport", FailureKind::Throttled);
     let before = world.cloud.limits(&stage_id());
-    let report = world.pass().await;
+    let report = world.run().await;
     assert!(report.ranked.is_empty());
     assert_ne!(world.cloud.limits(&stage_id()), before, "tightened whole");
     assert!(world.cloud.plan_keys(&plan("quarantine")).is_empty());
@@ -235,7 +205,7 @@ async fn a_ranking_that_cannot_be_read_leaves_the_stage_to_the_backstop() {
 #[tokio::test]
 async fn only_tightened_or_holding_rest_stages_are_ranked_and_only_covered_ones_get_rules() {
     let world = World::new(true).await;
-    let report = world.pass().await;
+    let report = world.run().await;
     let states = world.store.load_states().await.unwrap().items;
     // After the pass the stage holds a key: the next pass ranks it again, even
     // with nothing to tighten.

@@ -12,15 +12,11 @@ mod support;
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use dowguard_domain::{
-    Arch, Budget, GuardSettings, Intent, Limits, Prices, Target, TargetId, TargetMetrics, TargetSpec,
-};
+use dowguard_domain::{Arch, Budget, Intent, Limits, Target, TargetId, TargetMetrics, TargetSpec};
 use dowguard_guard::evaluate::PassOptions;
-use dowguard_guard::inventory::Slices;
 use dowguard_guard::memory::{MemoryCloud, MemoryStore};
 use dowguard_guard::ports::BudgetStore;
-use dowguard_guard::ports::Wired;
-use dowguard_guard::{Guard, Outcome, PassReport};
+use dowguard_guard::{Outcome, PassReport};
 use support::t0;
 
 fn function(name: &str, tags: &[(&str, &str)]) -> Target {
@@ -53,12 +49,7 @@ fn flood(now: DateTime<Utc>) -> TargetMetrics {
     support::traffic(now, 20_000_000)
 }
 
-struct World {
-    store: MemoryStore,
-    cloud: MemoryCloud,
-    prices: Prices,
-    settings: GuardSettings,
-}
+type World = support::Deployed;
 
 impl World {
     /// `checkout` and `search` (tagged team=shop) and `report`, each with its own
@@ -83,32 +74,11 @@ impl World {
                 flood(t0()),
             );
         }
-        World {
-            store,
-            cloud,
-            prices: support::prices(),
-            settings: GuardSettings::default(),
-        }
+        support::Deployed::over(store, cloud)
     }
 
-    async fn pass(&self, options: &PassOptions) -> PassReport {
-        let ports = Wired {
-            store: &self.store,
-            account: &self.cloud,
-            notifier: &self.cloud,
-        };
-        let guard = Guard {
-            ports: &ports,
-            prices: &self.prices,
-            settings: &self.settings,
-            actor: "alarm-responder",
-        };
-        guard
-            .keeper()
-            .reconcile(t0(), Slices::All)
-            .await
-            .expect("reconciled");
-        guard.evaluate_with(t0(), options).await.expect("pass runs")
+    async fn run(&self, options: &PassOptions) -> PassReport {
+        self.pass("alarm-responder", t0(), options).await
     }
 
     fn reserved(&self, name: &str) -> Option<u32> {
@@ -137,7 +107,7 @@ async fn a_targeted_pass_judges_the_group_but_changes_only_the_alarmed_target() 
     let world = World::new().await;
     let only: HashSet<TargetId> = [TargetId::parse("function:checkout").unwrap()].into();
     let report = world
-        .pass(&PassOptions {
+        .run(&PassOptions {
             only: Some(only),
             ..PassOptions::default()
         })
@@ -174,7 +144,7 @@ async fn a_targeted_pass_judges_the_group_but_changes_only_the_alarmed_target() 
 #[tokio::test]
 async fn a_full_pass_tightens_every_flooded_target() {
     let world = World::new().await;
-    let report = world.pass(&PassOptions::default()).await;
+    let report = world.run(&PassOptions::default()).await;
     assert_eq!(tightened(&report).len(), 3, "{:?}", tightened(&report));
     assert!(world.reserved("report").is_some_and(|r| r < 500));
 }
@@ -183,7 +153,7 @@ async fn a_full_pass_tightens_every_flooded_target() {
 async fn a_dry_run_deployment_decides_but_changes_nothing() {
     let world = World::new().await;
     let report = world
-        .pass(&PassOptions {
+        .run(&PassOptions {
             only: None,
             dry_run_only: true,
             ..PassOptions::default()

@@ -6,10 +6,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
+use dowguard_domain::GuardSettings;
 use dowguard_domain::{
     Arch, AsyncConfig, Budget, BudgetSpec, Floors, Limits, PriceBook, Prices, Quota, QuotaPeriod, Target,
     TargetId, TargetMetrics, TargetSpec, Throttle,
 };
+use dowguard_guard::evaluate::PassOptions;
+use dowguard_guard::inventory::Slices;
+use dowguard_guard::memory::{MemoryCloud, MemoryStore};
+use dowguard_guard::ports::Wired;
+use dowguard_guard::{Guard, PassReport};
 use rust_decimal::Decimal;
 
 /// The start of every test's timeline.
@@ -140,4 +146,50 @@ pub(crate) fn traffic_of(now: DateTime<Utc>, per_minute: u64, ms: u64) -> Target
 /// An hour of `per_minute` requests of 100 ms ending just before `now`.
 pub(crate) fn traffic(now: DateTime<Utc>, per_minute: u64) -> TargetMetrics {
     traffic_of(now, per_minute, 100)
+}
+
+/// An in-memory table and account with the deployment's prices and settings.
+pub(crate) struct Deployed {
+    /// Budgets, states, the audit trail and the inventory.
+    pub(crate) store: MemoryStore,
+    /// Targets, metrics, controls and notices.
+    pub(crate) cloud: MemoryCloud,
+    /// us-east-1 prices.
+    pub(crate) prices: Prices,
+    /// The guard's settings.
+    pub(crate) settings: GuardSettings,
+}
+
+impl Deployed {
+    /// `store` and `cloud` with us-east-1 prices and the default settings.
+    pub(crate) fn over(store: MemoryStore, cloud: MemoryCloud) -> Self {
+        Deployed {
+            store,
+            cloud,
+            prices: prices(),
+            settings: GuardSettings::default(),
+        }
+    }
+
+    /// One pass at `now` by `actor` with `options`, the inventory function having
+    /// kept the inventory current beside it.
+    pub(crate) async fn pass(&self, actor: &str, now: DateTime<Utc>, options: &PassOptions) -> PassReport {
+        let ports = Wired {
+            store: &self.store,
+            account: &self.cloud,
+            notifier: &self.cloud,
+        };
+        let guard = Guard {
+            ports: &ports,
+            prices: &self.prices,
+            settings: &self.settings,
+            actor,
+        };
+        guard
+            .keeper()
+            .reconcile(now, Slices::All)
+            .await
+            .expect("reconciled");
+        guard.evaluate_with(now, options).await.expect("pass runs")
+    }
 }
