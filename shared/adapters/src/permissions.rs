@@ -190,6 +190,29 @@ pub const ALARM_SYNC: &[&str] = &[
     "cloudwatch:DeleteAlarms",
 ];
 
+/// The CLI's read-only role in a member account (`ReadOnlyRole` in the template):
+/// exactly what `status`, `audit`, `guard-cost` and `budgets list` call there —
+/// the guard's table read (`Query`, `GetItem`), discovery, the audit's function
+/// URL check, the account's concurrency and the metrics. No write.
+pub const CLI_READ_ONLY: &[&str] = &[
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "lambda:ListFunctions",
+    "lambda:ListTags",
+    "lambda:GetFunctionConcurrency",
+    "lambda:GetFunctionEventInvokeConfig",
+    "lambda:GetFunctionUrlConfig",
+    "lambda:GetAccountSettings",
+    "apigateway:GET",
+    "cloudwatch:GetMetricData",
+];
+
+/// The CLI's budget-admin role in a member account (`BudgetAdminRole`): what
+/// `budgets set` needs of the guard's table — the budgets read (`Query`) and the
+/// budget with its history written in one transaction (`TransactWriteItems`, two
+/// `Put`s, authorised as `PutItem`).
+pub const CLI_BUDGET_ADMIN: &[&str] = &["dynamodb:Query", "dynamodb:PutItem"];
+
 /// Ranking a stage's callers ([`crate::insights::InsightRules`]): the rules kept
 /// (`PutInsightRule`, `DescribeInsightRules`, `DeleteInsightRules`) and their
 /// reports read (`GetInsightRuleReport`). No role of the template grants these
