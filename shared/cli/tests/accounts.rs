@@ -343,3 +343,37 @@ async fn the_reads_never_write_and_budgets_are_written_only_through_the_budget_a
     );
     std::fs::remove_file(&file).ok();
 }
+
+#[test]
+fn regions_without_accounts_and_commands_that_act_on_one_account_are_refused() {
+    let regions = run(
+        support::command(1),
+        &["status", "--regions", "us-east-1,eu-west-1"],
+    );
+    assert_eq!(code(&regions), 2, "{}", stderr(&regions));
+    assert!(
+        stderr(&regions).contains("--accounts FILE or --org"),
+        "{}",
+        stderr(&regions)
+    );
+    let release = run(support::command(1), &["release", "function:checkout", "--org"]);
+    assert_eq!(code(&release), 2, "{}", stderr(&release));
+    assert!(
+        stderr(&release).contains("budgets list and budgets set"),
+        "{}",
+        stderr(&release)
+    );
+    let file = std::env::temp_dir().join(format!("dowguard-bad-accounts-{}", std::process::id()));
+    std::fs::write(&file, "111122223333 shop\n12345\n").unwrap();
+    let bad = run(
+        support::command(1),
+        &["budgets", "list", "--accounts", file.to_str().unwrap()],
+    );
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("line 2: `12345` is not a 12-digit account id"),
+        "{}",
+        stderr(&bad)
+    );
+    std::fs::remove_file(&file).ok();
+}
