@@ -4,7 +4,8 @@
 #   make lint    rustfmt --check and clippy with warnings as errors
 #   make test    lint, every test, the check that the invariant tests can fail, cargo deny
 #   make deny    licences, bans, sources and RustSec advisories of every dependency
-#   make infra-check  sam validate --lint, cfn-lint (serverless rules), checkov on infra/template.yaml
+#   make infra-check  sam validate --lint, cfn-lint (serverless rules), checkov on infra/template.yaml and infra/org.yaml
+#   make org-package  the Organization's stack set: plain template, org.yaml and the zips in $(ORG_OUT) (offline)
 #   make bench   the benchmark figures quoted in the README
 #   make build   the three Lambda bootstraps for arm64 as zips (cargo lambda), with their sizes
 #   make demo    the main job, run locally
@@ -28,7 +29,7 @@ OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET
 # nextest when the machine has it (it does here and in CI), plain cargo test if not.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
-.PHONY: help setup lint test test-rust mutations deny infra-check bench build demo clean
+.PHONY: help setup lint test test-rust mutations deny infra-check org-package bench build demo clean
 
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
@@ -100,6 +101,22 @@ infra-check: setup
 	$(OFFLINE_AWS) $(SAM_VENV)/bin/sam validate --lint -t infra/template.yaml
 	$(LINT_VENV)/bin/cfn-lint infra/template.yaml -a cfn_lint_serverless.rules
 	$(LINT_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --compact --quiet
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/sam validate --lint -t infra/org.yaml
+	$(LINT_VENV)/bin/cfn-lint infra/org.yaml
+	$(LINT_VENV)/bin/checkov -f infra/org.yaml --framework cloudformation --skip-download --compact --quiet
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/python infra/org_package.py $(ORG_OUT)/check >/dev/null
+	$(LINT_VENV)/bin/cfn-lint $(ORG_OUT)/check/member.json
+	$(LINT_VENV)/bin/checkov -f $(ORG_OUT)/check/member.json --framework cloudformation --skip-download --compact --quiet
+
+# An Organization's deployment (docs/multi-account.md): infra/template.yaml transformed
+# offline to plain CloudFormation (a service-managed stack set takes no transform), the
+# management account's infra/org.yaml and the three function zips of `make build`, in
+# $(ORG_OUT). No AWS credentials: uploading is the guide's next step.
+ORG_OUT ?= target/org
+org-package: build
+	$(OFFLINE_AWS) $(SAM_VENV)/bin/python infra/org_package.py $(ORG_OUT) target/lambda
+	@echo "next: upload the zips to s3://PREFIX-REGION/dowguard/ in every region and member.json to one bucket,"
+	@echo "      then deploy org.yaml in the management account (docs/multi-account.md, steps 3-5)"
 
 test: lint test-rust mutations deny infra-check
 

@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 import urllib.request
 from datetime import datetime, timezone
 from urllib.parse import unquote
@@ -383,6 +384,65 @@ class LambdaAccountSettings:
             [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
         )
         return [body]
+
+
+# --- Patch i: AssumeRole needs the role, and its external id -------------------
+# moto 5.2.5 hands out credentials for any role ARN, even one that does not
+# exist, and ignores `ExternalId`. AWS refuses both with `AccessDenied` ("AssumeRole",
+# AWS STS API Reference; "Access to AWS accounts owned by third parties", IAM User
+# Guide: a trust policy's `sts:ExternalId` condition must match the id given).
+# The CLI's fan-out reports an account without the role as one line: the
+# harness refuses a missing role, and a `StringEquals` `sts:ExternalId` that does
+# not match, the way AWS does. Trust principals are not otherwise checked.
+
+from moto.iam.models import iam_backends as _iam_backends
+from moto.sts.exceptions import STSClientError
+from moto.sts.models import STSBackend
+
+_moto_assume_role = STSBackend.assume_role
+
+
+def _external_ids(trust_policy):
+    """The `sts:ExternalId` values a role's trust policy requires, if any."""
+    try:
+        document = json.loads(unquote(trust_policy or "{}"))
+    except ValueError:
+        return None
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        statements = [statements]
+    required = None
+    for statement in statements:
+        wanted = statement.get("Condition", {}).get("StringEquals", {}).get("sts:ExternalId")
+        if wanted is not None:
+            required = (required or set()) | set([wanted] if isinstance(wanted, str) else wanted)
+    return required
+
+
+def _assume_role(self, region_name, role_session_name, role_arn, policy, duration, external_id):
+    match = re.match(r"^arn:aws[a-z-]*:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn or "")
+    role = None
+    if match:
+        roles = _iam_backends[match.group(1)]["global"].roles.values()
+        role = next((r for r in roles if r.name == match.group(2)), None)
+    refused = role is None
+    if role is not None:
+        wanted = _external_ids(role.assume_role_policy_document)
+        refused = wanted is not None and external_id not in wanted
+    if refused:
+        raise STSClientError(
+            "AccessDenied",
+            f"User: arn:aws:iam::{self.account_id}:user/caller is not authorized to "
+            f"perform: sts:AssumeRole on resource: {role_arn}",
+        )
+    return _moto_assume_role(
+        self, region_name, role_session_name, role_arn, policy, duration, external_id
+    )
+
+
+STSBackend.assume_role = _assume_role
+# moto's STS model has no AccessDenied shape; the reply is right, the warning noise.
+warnings.filterwarnings("ignore", message=r"Exception\(STSClientError\) with code AccessDenied")
 
 
 # --- Server life cycle ---------------------------------------------------------

@@ -799,3 +799,52 @@ async fn sns_topic_is_created_and_accepts_a_message() -> TestResult {
     assert!(error.is_not_found_exception(), "expected NotFound, got {error:?}");
     Ok(())
 }
+
+/// Patch i: `AssumeRole` into a role that does not exist, or without the external
+/// id its trust policy requires, is refused with `AccessDenied`, as AWS does
+/// ("AssumeRole", AWS STS API Reference; "Access to AWS accounts owned by third
+/// parties", IAM User Guide); moto 5.2.5 hands out credentials for both.
+#[tokio::test]
+async fn assume_role_needs_the_role_and_its_external_id() -> TestResult {
+    let aws = LocalAws::start().await?;
+    let config = aws.sdk_config();
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{ACCOUNT_ID}:root")},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": "ext-1"}}
+        }]
+    });
+    aws_sdk_iam::Client::new(&config)
+        .create_role()
+        .role_name("reader")
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await?;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let assume = |arn: String, external: Option<&str>| {
+        sts.assume_role()
+            .role_arn(arn)
+            .role_session_name("harness")
+            .set_external_id(external.map(ToString::to_string))
+            .send()
+    };
+    let reader = format!("arn:aws:iam::{ACCOUNT_ID}:role/reader");
+    let ok = assume(reader.clone(), Some("ext-1")).await?;
+    assert!(ok.credentials.is_some());
+    for (arn, external) in [
+        (reader.clone(), Some("guess")),
+        (reader, None),
+        ("arn:aws:iam::111122223333:role/reader".to_string(), Some("ext-1")),
+    ] {
+        let refused = assume(arn.clone(), external).await.err().ok_or("assumed")?;
+        assert_eq!(
+            aws_sdk_sts::error::ProvideErrorMetadata::code(&refused),
+            Some("AccessDenied"),
+            "{arn} {external:?}"
+        );
+    }
+    Ok(())
+}

@@ -245,6 +245,12 @@ fn resolve(template: &Value, value: &Value, given: &[(&str, &str)]) -> Option<Va
             resolve(template, a, given) == resolve(template, b, given),
         ));
     }
+    if let Some(Value::Array(parts)) = map.get("Fn::And") {
+        let all = parts
+            .iter()
+            .all(|c| resolve(template, c, given) == Some(Value::Bool(true)));
+        return Some(Value::Bool(all));
+    }
     if let Some(Value::Array(parts)) = map.get("Fn::Not") {
         let [c] = parts.as_slice() else { return None };
         return Some(Value::Bool(resolve(template, c, given)? != Value::Bool(true)));
@@ -413,5 +419,135 @@ fn the_inventory_rules_are_its_schedule_and_exactly_the_change_events_it_follows
         .map(|n| (*n).to_string())
         .collect();
     assert_eq!(names, known);
+    Ok(())
+}
+
+/// A CLI role of a member account: its actions, every statement's resource, and
+/// problems (a wildcard action, a write in a role that must only read).
+fn cli_role(template: &Value, id: &str, read_only: bool) -> Result<(BTreeSet<String>, Vec<String>), Error> {
+    let role = &template["Resources"][id];
+    let mut found = Vec::new();
+    for policy in role["Properties"]["Policies"].as_array().ok_or("no policies")? {
+        statements(&policy["PolicyDocument"]["Statement"], &mut found);
+    }
+    let mut actions = BTreeSet::new();
+    let mut problems = Vec::new();
+    for s in &found {
+        for a in strings(s.get("Action")) {
+            if a.contains('*') {
+                problems.push(format!("wildcard action {a}"));
+            }
+            let write = [
+                "Put", "Delete", "Update", "Create", "Batch", "Transact", "POST", "PATCH", "PUT", "DELETE",
+            ]
+            .iter()
+            .any(|w| a.contains(w));
+            if read_only && write {
+                problems.push(format!("write action {a} in a read-only role"));
+            }
+            if a.starts_with("dynamodb:")
+                && s["Resource"] != serde_json::json!({"Fn::GetAtt": ["GuardTable", "Arn"]})
+            {
+                problems.push(format!("{a} beyond the guard's table"));
+            }
+            actions.insert(a);
+        }
+    }
+    if role
+        .get("Properties")
+        .and_then(|p| p.get("ManagedPolicyArns"))
+        .is_some()
+    {
+        problems.push("managed policies".into());
+    }
+    Ok((actions, problems))
+}
+
+/// The read-only role allows exactly what `status`, `audit`, `guard-cost` and
+/// `budgets list` call (the CLI's own test runs them through a proxy and checks each
+/// call against the same list), the budget-admin role only the table writes of
+/// `budgets set`; both trust only the management account, with the external id
+/// ("Access to AWS accounts owned by third parties", IAM User Guide), and exist
+/// only when both parameters are given.
+#[test]
+fn the_cli_roles_allow_exactly_their_commands_and_trust_only_the_management_account() -> Result<(), Error> {
+    let template = translated()?;
+    for (id, expected, read_only) in [
+        ("ReadOnlyRole", dowguard_runtime::roles::cli_read_only(), true),
+        (
+            "BudgetAdminRole",
+            dowguard_runtime::roles::cli_budget_admin(),
+            false,
+        ),
+    ] {
+        let (actions, problems) = cli_role(&template, id, read_only)?;
+        assert!(problems.is_empty(), "{id}: {problems:?}");
+        let expected: BTreeSet<String> = expected.iter().map(ToString::to_string).collect();
+        assert_eq!(actions, expected, "{id}");
+        let role = &template["Resources"][id];
+        let condition = serde_json::json!({"Condition": role["Condition"]});
+        assert_eq!(
+            resolve(&template, &condition, &[]),
+            Some(Value::Bool(false)),
+            "{id} by default"
+        );
+        for given in [
+            &[("ManagementAccountId", "111122223333")][..],
+            &[("ExternalId", "x-1")][..],
+        ] {
+            assert_eq!(
+                resolve(&template, &condition, given),
+                Some(Value::Bool(false)),
+                "{id} {given:?}"
+            );
+        }
+        let both = [("ManagementAccountId", "111122223333"), ("ExternalId", "x-1")];
+        assert_eq!(
+            resolve(&template, &condition, &both),
+            Some(Value::Bool(true)),
+            "{id}"
+        );
+        let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+        assert_eq!(trust.as_array().map(Vec::len), Some(1), "{id}: {trust}");
+        let statement = &trust[0];
+        assert_eq!(statement["Effect"], "Allow");
+        assert_eq!(statement["Action"], "sts:AssumeRole");
+        assert_eq!(
+            resolve(&template, &statement["Principal"]["AWS"], &both),
+            Some(Value::from("arn:${AWS::Partition}:iam::111122223333:root")),
+            "{id}"
+        );
+        assert_eq!(
+            resolve(
+                &template,
+                &statement["Condition"]["StringEquals"]["sts:ExternalId"],
+                &both
+            ),
+            Some(Value::from("x-1")),
+            "{id}"
+        );
+        let name = resolve(&template, &role["Properties"]["RoleName"], &both);
+        let prefix = if read_only {
+            "dowguard-read-only-"
+        } else {
+            "dowguard-budget-admin-"
+        };
+        assert_eq!(
+            name,
+            Some(Value::from(format!("{prefix}${{AWS::Region}}"))),
+            "{id}"
+        );
+    }
+    // The check itself catches a write slipped into the read-only role.
+    let mut wrong = template.clone();
+    wrong["Resources"]["ReadOnlyRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .ok_or("no statements")?
+        .push(serde_json::json!({"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": {"Fn::GetAtt": ["GuardTable", "Arn"]}}));
+    let (_, problems) = cli_role(&wrong, "ReadOnlyRole", true)?;
+    assert_eq!(
+        problems,
+        vec!["write action dynamodb:PutItem in a read-only role"]
+    );
     Ok(())
 }

@@ -194,6 +194,32 @@ pub const ALARM_SYNC: &[&str] = &[
     "cloudwatch:DeleteAlarms",
 ];
 
+/// The CLI's read-only role in a member account (`ReadOnlyRole` in the template):
+/// exactly what `status`, `audit`, `guard-cost` and `budgets list` call there —
+/// the guard's table read (`Query`, `GetItem`), discovery, the audit's function
+/// URL check, the account's concurrency, the metrics, and the web ACLs
+/// `guard-cost` reads to count the ranking rules. No write.
+pub const CLI_READ_ONLY: &[&str] = &[
+    "dynamodb:Query",
+    "dynamodb:GetItem",
+    "lambda:ListFunctions",
+    "lambda:ListTags",
+    "lambda:GetFunctionConcurrency",
+    "lambda:GetFunctionEventInvokeConfig",
+    "lambda:GetFunctionUrlConfig",
+    "lambda:GetAccountSettings",
+    "apigateway:GET",
+    "cloudwatch:GetMetricData",
+    "wafv2:GetWebACLForResource",
+    "wafv2:GetWebACL",
+];
+
+/// The CLI's budget-admin role in a member account (`BudgetAdminRole`): what
+/// `budgets set` needs of the guard's table — the budgets read (`Query`) and the
+/// budget with its history written in one transaction (`TransactWriteItems`, two
+/// `Put`s, authorised as `PutItem`).
+pub const CLI_BUDGET_ADMIN: &[&str] = &["dynamodb:Query", "dynamodb:PutItem"];
+
 /// Ranking the callers of a stage a pass tightens ([`crate::ranking`]): the
 /// report of its rule (`GetInsightRuleReport`), the keys of its plans
 /// (`GetUsagePlanKeys`) and the IP set its web ACL blocks

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::context::{Context, FALLBACK_REGION, Global};
 use crate::error::{CliError, CliResult, exit};
+use crate::fanout::{Collected, to_json};
 use crate::output::{Format, Table, limits, print_json, print_text};
 
 /// The account concurrency assumed when Lambda's GetAccountSettings does not answer,
@@ -182,6 +183,43 @@ struct Ranked {
 pub async fn run(ctx: &Context, args: &AuditArgs) -> CliResult<u8> {
     let scanned = scan_account(ctx).await?;
     report(scanned, args, &ctx.prices, ctx.now(), ctx.format())
+}
+
+/// The columns of `audit` across accounts, after ACCOUNT and REGION.
+pub const FAN_OUT_COLUMNS: &[&str] = &[
+    "RANK",
+    "ENTRY POINT",
+    "CAPACITY",
+    "WORST CASE /H",
+    "WITH LIMITS /H",
+];
+
+/// `audit` of one account and region, for the fan-out: a row per entry point.
+pub(crate) async fn collect(ctx: &Context, args: &AuditArgs) -> CliResult<Collected> {
+    let scanned = scan_account(ctx).await?;
+    let view = view(scanned, args, &ctx.prices, ctx.now());
+    let mut rows: Vec<Vec<String>> = view
+        .entry_points
+        .iter()
+        .map(|r| {
+            vec![
+                r.rank.to_string(),
+                r.exposure.target.to_string(),
+                capacity(&r.exposure),
+                r.exposure.worst_per_hour.to_string(),
+                r.exposure.recommended_per_hour.to_string(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        rows.push(vec!["-".into(), "(no entry points)".into()]);
+    }
+    Ok(Collected {
+        json: to_json(&view)?,
+        rows,
+        found: view.above > 0,
+        notes: view.unread.clone(),
+    })
 }
 
 /// Reads the account's entry points, limits and budgets.
@@ -393,6 +431,20 @@ fn report(
     now: chrono::DateTime<chrono::Utc>,
     format: Format,
 ) -> CliResult<u8> {
+    let view = view(scanned, args, prices, now);
+    match format {
+        Format::Json => print_json(&view)?,
+        Format::Table => print_text(&render(&view, args.default_budget))?,
+    }
+    Ok(if view.above > 0 { exit::FOUND } else { exit::OK })
+}
+
+fn view(
+    scanned: Scanned,
+    args: &AuditArgs,
+    prices: &Prices,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AuditView {
     let ranked = exposure::rank(
         &scanned.entries,
         &ExposureContext {
@@ -406,7 +458,7 @@ fn report(
     let above = args
         .fail_above
         .map_or(0, |bar| ranked.iter().filter(|e| e.worst_per_hour > bar).count());
-    let view = AuditView {
+    AuditView {
         template: scanned.template,
         region: prices.region.clone(),
         account_concurrency: scanned.account_concurrency,
@@ -424,12 +476,7 @@ fn report(
         above,
         unread: scanned.unread,
         unresolved: scanned.unresolved,
-    };
-    match format {
-        Format::Json => print_json(&view)?,
-        Format::Table => print_text(&render(&view, args.default_budget))?,
     }
-    Ok(if above > 0 { exit::FOUND } else { exit::OK })
 }
 
 fn capacity(e: &Exposure) -> String {

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::{CliError, CliResult};
+use crate::fanout::{Collected, to_json};
 use crate::output::{Format, Table, print_json, print_text};
 
 /// `dowguard budgets …`
@@ -165,7 +166,53 @@ async fn find(ctx: &Context, id: &BudgetId) -> CliResult<Option<Versioned<Budget
     Ok(None)
 }
 
+/// What `budgets set` did.
+#[derive(Debug)]
+pub(crate) struct Saved {
+    /// `created`, `updated` or `unchanged`.
+    pub verb: &'static str,
+    /// The budget as stored now.
+    pub budget: Versioned<Budget>,
+    /// Who wrote it (`cli:` and the caller's ARN), when it was written.
+    pub actor: Option<String>,
+}
+
 async fn set(ctx: &Context, args: &SetArgs) -> CliResult<()> {
+    let saved = save(ctx, args).await?;
+    let id = &saved.budget.value.id;
+    let version = saved.budget.version;
+    match (ctx.format(), saved.verb) {
+        (Format::Table, "unchanged") => print_text(&format!("budget {id} unchanged (version {version})\n")),
+        (Format::Json, _) => print_json(&view(&saved.budget)),
+        (Format::Table, verb) => print_text(&format!(
+            "budget {id} {verb} (version {version})\n{}",
+            details(&saved.budget)
+        )),
+    }
+}
+
+/// The columns of `budgets set` across accounts, after ACCOUNT and REGION.
+pub const SET_COLUMNS: &[&str] = &["BUDGET", "RESULT", "VERSION", "WRITTEN BY"];
+
+/// `budgets set` in one account and region, for the fan-out.
+pub(crate) async fn collect_set(ctx: &Context, args: &SetArgs) -> CliResult<Collected> {
+    let saved = save(ctx, args).await?;
+    let actor = saved.actor.clone().unwrap_or_else(|| "-".into());
+    Ok(Collected {
+        json: to_json(&view(&saved.budget))?,
+        rows: vec![vec![
+            saved.budget.value.id.to_string(),
+            saved.verb.to_string(),
+            saved.budget.version.to_string(),
+            actor,
+        ]],
+        found: false,
+        notes: Vec::new(),
+    })
+}
+
+/// Creates or changes a budget; writes nothing when nothing changes.
+async fn save(ctx: &Context, args: &SetArgs) -> CliResult<Saved> {
     let id = parse_id(&args.id)?;
     let existing = find(ctx, &id).await?;
     let mut spec = match &existing {
@@ -254,9 +301,15 @@ async fn set(ctx: &Context, args: &SetArgs) -> CliResult<()> {
             )));
         }
     };
-    if existing.as_ref().is_some_and(|v| v.value == budget) && args.if_version.is_none() {
-        let v = existing.as_ref().map_or(0, |v| v.version);
-        return print_text(&format!("budget {id} unchanged (version {v})\n"));
+    if let Some(v) = existing
+        .as_ref()
+        .filter(|v| v.value == budget && args.if_version.is_none())
+    {
+        return Ok(Saved {
+            verb: "unchanged",
+            budget: v.clone(),
+            actor: None,
+        });
     }
     let caller = ctx.caller().await;
     let version = ctx
@@ -268,29 +321,66 @@ async fn set(ctx: &Context, args: &SetArgs) -> CliResult<()> {
             FailureKind::Conflict => CliError::Conflict(format!("{}. Nothing was written", e.message)),
             _ => CliError::Port(e),
         })?;
-    let saved = Versioned {
-        value: budget,
-        version,
+    Ok(Saved {
+        verb: if existing.is_some() { "updated" } else { "created" },
+        budget: Versioned {
+            value: budget,
+            version,
+        },
+        actor: Some(caller.actor),
+    })
+}
+
+/// The columns of `budgets list` across accounts, after ACCOUNT and REGION.
+pub const FAN_OUT_COLUMNS: &[&str] = &["BUDGET", "SCOPE", "PERIOD", "AMOUNT", "MODE", "OWNER", "VERSION"];
+
+fn list_row(b: &Versioned<Budget>) -> Vec<String> {
+    let v = &b.value;
+    let mode = if v.protected {
+        format!("{} (protected)", v.mode)
+    } else {
+        v.mode.to_string()
     };
-    match ctx.format() {
-        Format::Json => print_json(&view(&saved)),
-        Format::Table => {
-            let verb = if existing.is_some() { "updated" } else { "created" };
-            print_text(&format!(
-                "budget {id} {verb} (version {version})\n{}",
-                details(&saved)
-            ))
-        }
+    vec![
+        v.id.to_string(),
+        v.scope.to_string(),
+        v.period.to_string(),
+        v.amount.to_string(),
+        mode,
+        v.owner.clone(),
+        b.version.to_string(),
+    ]
+}
+
+/// Every budget, sorted by name, and a line for each stored item that cannot be read.
+async fn listed(ctx: &Context) -> CliResult<(Vec<Versioned<Budget>>, Vec<String>)> {
+    let listed = ctx.stack.store.list_budgets().await?;
+    let unreadable = listed.unreadable.iter().map(|i| i.line()).collect();
+    let mut budgets = listed.items;
+    budgets.sort_by(|a, b| a.value.id.cmp(&b.value.id));
+    Ok((budgets, unreadable))
+}
+
+/// `budgets list` of one account and region, for the fan-out.
+pub(crate) async fn collect_list(ctx: &Context) -> CliResult<Collected> {
+    let (budgets, unreadable) = listed(ctx).await?;
+    let mut rows: Vec<Vec<String>> = budgets.iter().map(list_row).collect();
+    if rows.is_empty() {
+        rows.push(vec!["(no budgets)".into()]);
     }
+    Ok(Collected {
+        json: to_json(&budgets.iter().map(view).collect::<Vec<_>>())?,
+        rows,
+        found: false,
+        notes: unreadable,
+    })
 }
 
 async fn list(ctx: &Context) -> CliResult<()> {
-    let listed = ctx.stack.store.list_budgets().await?;
-    for item in &listed.unreadable {
-        eprintln!("warning: {}", item.line());
+    let (budgets, unreadable) = listed(ctx).await?;
+    for line in &unreadable {
+        eprintln!("warning: {line}");
     }
-    let mut budgets = listed.items;
-    budgets.sort_by(|a, b| a.value.id.cmp(&b.value.id));
     if ctx.format() == Format::Json {
         return print_json(&budgets.iter().map(view).collect::<Vec<_>>());
     }
@@ -299,21 +389,7 @@ async fn list(ctx: &Context) -> CliResult<()> {
     }
     let mut table = Table::new(&["BUDGET", "SCOPE", "PERIOD", "AMOUNT", "MODE", "OWNER", "VERSION"]);
     for b in &budgets {
-        let v = &b.value;
-        let mode = if v.protected {
-            format!("{} (protected)", v.mode)
-        } else {
-            v.mode.to_string()
-        };
-        table.row(vec![
-            v.id.to_string(),
-            v.scope.to_string(),
-            v.period.to_string(),
-            v.amount.to_string(),
-            mode,
-            v.owner.clone(),
-            b.version.to_string(),
-        ]);
+        table.row(list_row(b));
     }
     print_text(&table.render())
 }

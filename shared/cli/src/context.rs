@@ -41,6 +41,9 @@ pub struct Global {
     /// Evaluate as of this time (RFC 3339) instead of now, e.g. to replay an incident.
     #[arg(long, global = true, env = "DOWGUARD_NOW", value_name = "TIME", value_parser = parse_time)]
     pub now: Option<DateTime<Utc>>,
+    /// Many accounts and regions at once (`--accounts`, `--org`, `--regions`).
+    #[command(flatten)]
+    pub fan_out: crate::fanout::FanOutArgs,
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
@@ -76,20 +79,13 @@ pub struct Context {
 impl Context {
     /// Loads the SDK configuration and builds the adapters.
     pub async fn new(global: Global) -> CliResult<Context> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(profile) = &global.profile {
-            loader = loader.profile_name(profile);
-        }
-        if let Some(region) = &global.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(url) = &global.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let mut sdk = loader.load().await;
-        if sdk.region().is_none() {
-            sdk = sdk.into_builder().region(Region::new(FALLBACK_REGION)).build();
-        }
+        let sdk = load_sdk(&global).await;
+        Context::with_sdk(global, sdk)
+    }
+
+    /// Builds the adapters over a given SDK configuration (another account's
+    /// credentials, another region: the fan-out's).
+    pub fn with_sdk(global: Global, sdk: SdkConfig) -> CliResult<Context> {
         let region = sdk
             .region()
             .map_or(FALLBACK_REGION.to_string(), ToString::to_string);
@@ -136,6 +132,26 @@ impl Context {
             },
         }
     }
+}
+
+/// The SDK configuration the way the AWS CLI builds it: profile, region (else
+/// [`FALLBACK_REGION`]), endpoint and the standard `AWS_*` variables.
+pub async fn load_sdk(global: &Global) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(profile) = &global.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = &global.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(url) = &global.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let sdk = loader.load().await;
+    if sdk.region().is_none() {
+        return sdk.into_builder().region(Region::new(FALLBACK_REGION)).build();
+    }
+    sdk
 }
 
 /// The operating-system user running the CLI.

@@ -18,6 +18,9 @@ pub mod exit {
     pub const NOT_FOUND: u8 = 4;
     /// AWS (or the guard's table) failed or refused a call.
     pub const AWS: u8 = 5;
+    /// Across accounts (`--accounts`, `--org`): at least one account or region could
+    /// not be read (or written); the others were, and are printed.
+    pub const PARTIAL: u8 = 6;
 }
 
 /// Why a command failed.
@@ -47,6 +50,9 @@ pub enum CliError {
     /// Output could not be written.
     #[error("writing output: {0}")]
     Output(String),
+    /// The accounts to run in could not be listed (`--org`).
+    #[error("{0}")]
+    Accounts(String),
 }
 
 impl CliError {
@@ -68,7 +74,7 @@ impl CliError {
                 | GuardError::Metrics(e)
                 | GuardError::Account(e),
             ) => of_port(e),
-            CliError::Prices(_) | CliError::Output(_) => exit::AWS,
+            CliError::Prices(_) | CliError::Output(_) | CliError::Accounts(_) => exit::AWS,
         }
     }
 

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::context::Context;
 use crate::error::CliResult;
+use crate::fanout::{Collected, to_json};
 use crate::output::{Format, Table, print_json, print_text};
 
 /// `dowguard guard-cost`
@@ -144,6 +145,37 @@ async fn rankings(
 
 /// Runs `guard-cost`.
 pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
+    let (view, stage_every) = view(ctx, args).await?;
+    if ctx.format() == Format::Json {
+        return print_json(&view);
+    }
+    print_text(&render(&view, &stage_every, args))
+}
+
+/// The columns of `guard-cost` across accounts, after ACCOUNT and REGION.
+pub const FAN_OUT_COLUMNS: &[&str] = &["TARGETS", "METRICS A MONTH", "ALARMS", "COST A MONTH"];
+
+/// `guard-cost` of one account and region, for the fan-out.
+pub(crate) async fn collect(ctx: &Context, args: &GuardCostArgs) -> CliResult<Collected> {
+    let (view, _) = view(ctx, args).await?;
+    Ok(Collected {
+        json: to_json(&view)?,
+        rows: vec![vec![
+            (view.functions + view.stages).to_string(),
+            view.metrics_per_month.to_string(),
+            view.alarm_count.to_string(),
+            view.total.to_string(),
+        ]],
+        found: false,
+        notes: view
+            .unread
+            .iter()
+            .map(|line| format!("not counted: {line}"))
+            .collect(),
+    })
+}
+
+async fn view(ctx: &Context, args: &GuardCostArgs) -> CliResult<(CostView, Vec<u64>)> {
     let targets = ctx.stack.account.discover().await?;
     let budgets: Vec<Budget> = ctx
         .stack
@@ -223,9 +255,16 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
         total: cw.total() + lambda,
         unread,
     };
-    if ctx.format() == Format::Json {
-        return print_json(&view);
-    }
+    Ok((view, stage_every))
+}
+
+fn render(view: &CostView, stage_every: &[u64], args: &GuardCostArgs) -> String {
+    let (functions, stages, runs, alarms) = (
+        view.functions,
+        view.stages,
+        view.evaluator_runs_per_month,
+        view.alarm_count,
+    );
     let mut out = format!(
         "The guard's own cost a month for {} guarded target(s): {} function(s), {} API stage(s) or plan(s)\n\
          evaluator every {} min: the account's Lambda usage every run (2 metrics), functions the guard\n\
@@ -286,5 +325,5 @@ pub async fn run(ctx: &Context, args: &GuardCostArgs) -> CliResult<()> {
     for line in &view.unread {
         out.push_str(&format!("Not counted: {line}\n"));
     }
-    print_text(&out)
+    out
 }

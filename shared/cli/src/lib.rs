@@ -4,6 +4,9 @@
 //! and dispatches. [`template`] reads a CloudFormation or SAM template for
 //! `audit --template`, offline.
 //!
+//! [`fanout`] runs the reading commands (and `budgets set`) across many accounts
+//! and regions.
+//!
 //! Every AWS-facing command builds the same adapters as the Lambdas
 //! ([`dowguard_adapters::AwsStack`]) and computes with the same core.
 
@@ -13,6 +16,7 @@ pub mod budgets;
 pub mod context;
 pub mod describe;
 pub mod error;
+pub mod fanout;
 pub mod guard_cost;
 pub mod output;
 pub mod release;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use dowguard_cli::context::{Context, Global};
 use dowguard_cli::error::{CliError, CliResult, exit};
-use dowguard_cli::{audit, backtest, budgets, guard_cost, release, simulate, status};
+use dowguard_cli::{audit, backtest, budgets, fanout, guard_cost, release, simulate, status};
 
 const AFTER_HELP: &str = "\
 Configuration:
@@ -27,6 +27,7 @@ Exit codes:
   3  conflict: someone changed the budget or state first; nothing was written
   4  not found: no such budget or target
   5  AWS or the guard's table failed or refused a call
+  6  --accounts / --org: some accounts or regions could not be read; the others are printed
 
 Examples:
   dowguard budgets set checkout-daily --scope function:checkout --period day --amount 240 \\
@@ -34,7 +35,8 @@ Examples:
   dowguard status
   dowguard release function:checkout --for 2h
   dowguard audit --fail-above '$50/h'
-  dowguard backtest --days 14                  # before --mode enforce: what would it have done?";
+  dowguard backtest --days 14                  # before --mode enforce: what would it have done?
+  dowguard status --org --regions us-east-1,eu-west-1 --external-id \"$EXTERNAL_ID\"   # every account";
 
 /// dowguard: a Denial-of-Wallet guard for serverless applications.
 #[derive(Debug, Parser)]
@@ -97,7 +99,39 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// `--accounts` / `--org`: the reading commands and `budgets set`, in every account
+/// and region.
+fn fan_out(global: &Global, command: &Command) -> CliResult<u8> {
+    let read = match command {
+        Command::Status { target } => fanout::Read::Status(target.as_deref()),
+        Command::Audit(args) => fanout::Read::Audit(args),
+        Command::GuardCost(args) => fanout::Read::GuardCost(args),
+        Command::Budgets(budgets::BudgetsCommand::List) => fanout::Read::BudgetsList,
+        Command::Budgets(budgets::BudgetsCommand::Set(args)) => fanout::Read::BudgetsSet(args),
+        _ => {
+            return Err(CliError::Invalid(
+                "--accounts and --org work with status, audit, guard-cost, budgets list and budgets set"
+                    .into(),
+            ));
+        }
+    };
+    runtime()?.block_on(fanout::run(global, read))
+}
+
+fn runtime() -> CliResult<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Output(format!("starting the async runtime: {e}")))
+}
+
 fn run(cli: Cli) -> CliResult<u8> {
+    if !cli.global.fan_out.regions.is_empty() && !cli.global.fan_out.active() {
+        return Err(CliError::Invalid(
+            "--regions runs across accounts: give --accounts FILE or --org with it (or use --region)".into(),
+        ));
+    }
     match cli.command {
         Command::Simulate(args) => simulate::run(&args),
         // Offline: a template needs no credentials, no network and no table, so it
@@ -108,24 +142,18 @@ fn run(cli: Cli) -> CliResult<u8> {
             clap_complete::generate(shell, &mut command, "dowguard", &mut std::io::stdout());
             Ok(exit::OK)
         }
-        command => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|e| CliError::Output(format!("starting the async runtime: {e}")))?;
-            runtime.block_on(async {
-                let ctx = Context::new(cli.global).await?;
-                match command {
-                    Command::Budgets(c) => budgets::run(&ctx, &c).await.map(|()| exit::OK),
-                    Command::Status { target } => status::run(&ctx, target.as_deref()).await,
-                    Command::Release(args) => release::run(&ctx, &args).await.map(|()| exit::OK),
-                    Command::Audit(args) => audit::run(&ctx, &args).await,
-                    Command::Backtest(args) => backtest::run(&ctx, &args).await,
-                    Command::GuardCost(args) => guard_cost::run(&ctx, &args).await.map(|()| exit::OK),
-                    Command::Simulate(_) | Command::Completions { .. } => Ok(exit::OK),
-                }
-            })
-        }
+        command if cli.global.fan_out.active() => fan_out(&cli.global, &command),
+        command => runtime()?.block_on(async {
+            let ctx = Context::new(cli.global).await?;
+            match command {
+                Command::Budgets(c) => budgets::run(&ctx, &c).await.map(|()| exit::OK),
+                Command::Status { target } => status::run(&ctx, target.as_deref()).await,
+                Command::Release(args) => release::run(&ctx, &args).await.map(|()| exit::OK),
+                Command::Audit(args) => audit::run(&ctx, &args).await,
+                Command::Backtest(args) => backtest::run(&ctx, &args).await,
+                Command::GuardCost(args) => guard_cost::run(&ctx, &args).await.map(|()| exit::OK),
+                Command::Simulate(_) | Command::Completions { .. } => Ok(exit::OK),
+            }
+        }),
     }
 }

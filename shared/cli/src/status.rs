@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::context::Context;
 use crate::describe::{ActionView, burn, level};
 use crate::error::{CliError, CliResult, exit};
+use crate::fanout::{Collected, to_json};
 use crate::output::{Format, Table, limits, print_json, print_text};
 
 /// How many days of audit trail `status` reads for the last action.
@@ -167,6 +168,75 @@ fn last_actions(records: &[AuditRecord]) -> HashMap<TargetId, ActionView> {
 
 /// Runs `status`; returns the exit code (1 when a shown target is throttled or stopped).
 pub async fn run(ctx: &Context, filter: Option<&str>) -> CliResult<u8> {
+    let view = view(ctx, filter).await?;
+    match ctx.format() {
+        Format::Json => print_json(&view)?,
+        Format::Table => print_text(&render(&view))?,
+    }
+    Ok(if view.throttled { exit::FOUND } else { exit::OK })
+}
+
+/// The columns of `status` across accounts, after ACCOUNT and REGION.
+pub const FAN_OUT_COLUMNS: &[&str] = &["BUDGET", "SPENT", "AMOUNT", "PROJECTED", "LEVEL", "HELD"];
+
+/// `status` of one account and region, for the fan-out: a row per budget.
+pub(crate) async fn collect(ctx: &Context, filter: Option<&str>) -> CliResult<Collected> {
+    let view = view(ctx, filter).await?;
+    let held = |targets: &[TargetView]| {
+        let held: Vec<String> = targets
+            .iter()
+            .filter(|t| t.state.starts_with("throttled") || t.state == "stopped")
+            .map(|t| format!("{} ({})", t.target, t.state))
+            .collect();
+        if held.is_empty() {
+            "-".into()
+        } else {
+            held.join(", ")
+        }
+    };
+    let mut rows: Vec<Vec<String>> = view
+        .budgets
+        .iter()
+        .map(|b| {
+            vec![
+                b.budget.clone(),
+                b.spent.to_string(),
+                b.amount.to_string(),
+                b.projected.to_string(),
+                b.level.clone(),
+                held(&b.targets),
+            ]
+        })
+        .collect();
+    if !view.unbudgeted.is_empty() {
+        rows.push(vec![
+            "(no budget)".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            held(&view.unbudgeted),
+        ]);
+    }
+    if rows.is_empty() {
+        rows.push(vec![
+            "(no budgets)".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+            "-".into(),
+        ]);
+    }
+    Ok(Collected {
+        json: to_json(&view)?,
+        rows,
+        found: view.throttled,
+        notes: view.gaps.clone(),
+    })
+}
+
+async fn view(ctx: &Context, filter: Option<&str>) -> CliResult<StatusView> {
     let filter = filter
         .map(|t| TargetId::parse(t).map_err(|e| CliError::Invalid(format!("TARGET: {e}"))))
         .transpose()?;
@@ -268,11 +338,7 @@ pub async fn run(ctx: &Context, filter: Option<&str>) -> CliResult<u8> {
         gaps,
         inventory: InventoryView::of(&inventory),
     };
-    match ctx.format() {
-        Format::Json => print_json(&view)?,
-        Format::Table => print_text(&render(&view))?,
-    }
-    Ok(if throttled { exit::FOUND } else { exit::OK })
+    Ok(view)
 }
 
 fn targets_table(targets: &[TargetView]) -> String {

@@ -79,6 +79,16 @@ pub fn inventory() -> BTreeSet<&'static str> {
     actions
 }
 
+/// The CLI's read-only role of a member account (`ReadOnlyRole`).
+pub fn cli_read_only() -> BTreeSet<&'static str> {
+    set(&[dowguard_adapters::permissions::CLI_READ_ONLY])
+}
+
+/// The CLI's budget-admin role of a member account (`BudgetAdminRole`).
+pub fn cli_budget_admin() -> BTreeSet<&'static str> {
+    set(&[dowguard_adapters::permissions::CLI_BUDGET_ADMIN])
+}
+
 /// Every function of the template with its role's actions, by logical id.
 pub fn all() -> Vec<(&'static str, BTreeSet<&'static str>)> {
     vec![
