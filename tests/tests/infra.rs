@@ -551,3 +551,81 @@ fn the_cli_roles_allow_exactly_their_commands_and_trust_only_the_management_acco
     );
     Ok(())
 }
+
+/// A write tried through the read-only role is refused by its policy, as IAM
+/// decides it: the role's statements, resolved for a member account, allow the
+/// reads `status`, `audit`, `guard-cost` and `budgets list` make and refuse every
+/// write those commands could be turned to (a budget or state written, a limit
+/// changed, a notice sent). The local server does not enforce IAM, so the decision
+/// is made by the tests' policy evaluator, the one that decides every observed call
+/// in `iam_observed.rs`.
+#[test]
+fn a_write_tried_through_the_read_only_role_is_refused_by_its_policy() -> Result<(), Error> {
+    use dowguard_tests::iam::operations::Request;
+    use dowguard_tests::iam::policy::Policy;
+    use dowguard_tests::template::Deployment;
+
+    let template = translated()?;
+    let mut member = Deployment::new(
+        "444455556666",
+        "eu-west-1",
+        "dowguard-guard",
+        "arn:aws:sns:eu-west-1:444455556666:dowguard-notices",
+    );
+    member
+        .parameters
+        .insert("ManagementAccountId".into(), "111122223333".into());
+    member.parameters.insert("ExternalId".into(), "x-1".into());
+    let mut resolved = Vec::new();
+    for policy in template["Resources"]["ReadOnlyRole"]["Properties"]["Policies"]
+        .as_array()
+        .ok_or("the read-only role has policies")?
+    {
+        match member.resolve(&template, &policy["PolicyDocument"]["Statement"])? {
+            Value::Array(items) => resolved.extend(items),
+            one => resolved.push(one),
+        }
+    }
+    let role = Policy::parse(&resolved)?;
+    let table = "arn:aws:dynamodb:eu-west-1:444455556666:table/dowguard-guard";
+    let function = "arn:aws:lambda:eu-west-1:444455556666:function:checkout";
+    let stage = "arn:aws:apigateway:eu-west-1::/restapis/a1b2c3/stages/prod";
+    let request = |action: &str, resource: &str| Request {
+        action: action.to_string(),
+        resource: resource.to_string(),
+    };
+    for (action, resource) in [
+        ("dynamodb:PutItem", table),
+        ("dynamodb:UpdateItem", table),
+        ("dynamodb:DeleteItem", table),
+        ("dynamodb:BatchWriteItem", table),
+        ("lambda:PutFunctionConcurrency", function),
+        ("lambda:DeleteFunctionConcurrency", function),
+        ("apigateway:PATCH", stage),
+        (
+            "apigateway:POST",
+            "arn:aws:apigateway:eu-west-1::/usageplans/p1/keys",
+        ),
+        (
+            "sns:Publish",
+            "arn:aws:sns:eu-west-1:444455556666:dowguard-notices",
+        ),
+        (
+            "wafv2:UpdateIPSet",
+            "arn:aws:wafv2:eu-west-1:444455556666:regional/ipset/blocked/a1",
+        ),
+    ] {
+        let decision = role.decide(&request(action, resource), None);
+        assert!(!decision.allowed(), "{action} on {resource}: {decision:?}");
+    }
+    for (action, resource) in [
+        ("dynamodb:Query", table),
+        ("lambda:GetFunctionConcurrency", function),
+        ("apigateway:GET", stage),
+        ("cloudwatch:GetMetricData", "*"),
+    ] {
+        let decision = role.decide(&request(action, resource), None);
+        assert!(decision.allowed(), "{action} on {resource}: {decision:?}");
+    }
+    Ok(())
+}
