@@ -12,6 +12,7 @@
 pub mod alarms;
 pub mod assess;
 pub mod audit;
+pub mod budget_edit;
 pub mod evaluate;
 pub mod executor;
 pub mod inventory;

@@ -79,13 +79,39 @@ pub fn inventory() -> BTreeSet<&'static str> {
     actions
 }
 
-/// Every function of the template with its role's actions, by logical id.
-pub fn all() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+/// The widget function's reads of the guard's table: budgets, states, the
+/// inventory, the audit trail and the budgets' history, each a `Query`.
+pub const WIDGET_READS: &[&str] = &["dynamodb:Query"];
+
+/// A budget change from the console: the budget and its history entry in one
+/// `TransactWriteItems`, authorised per item as `PutItem` (only with
+/// `WidgetWrites=true`).
+pub const WIDGET_WRITES: &[&str] = &["dynamodb:PutItem"];
+
+/// The table's own KMS key, when the deployment brings one.
+pub const TABLE_KEY: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"];
+
+/// The widget function: the table read, the metrics of the budgets' spend, and
+/// a budget written from the console. It lists nothing, changes no limit and
+/// sends no notice; the console invokes it synchronously (no failure queue).
+pub fn widget() -> BTreeSet<&'static str> {
+    set(&[WIDGET_READS, WIDGET_WRITES, METRICS, TABLE_KEY])
+}
+
+/// The guard's own functions (every one but the widget function), by logical id.
+pub fn guard() -> Vec<(&'static str, BTreeSet<&'static str>)> {
     vec![
         ("Evaluator", evaluator()),
         ("AlarmResponder", alarm_responder()),
         ("Inventory", inventory()),
     ]
+}
+
+/// Every function of the template with its role's actions, by logical id.
+pub fn all() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+    let mut all = guard();
+    all.push(("Widget", widget()));
+    all
 }
 
 #[cfg(test)]
@@ -96,6 +122,8 @@ mod tests {
     fn no_role_has_a_wildcard_and_only_the_evaluator_manages_alarms() {
         for (name, actions) in all() {
             assert!(actions.iter().all(|a| !a.contains('*')), "{name}");
+        }
+        for (name, actions) in guard() {
             for a in ALL_PERMISSIONS {
                 let passes_only = SOURCE_PERMISSIONS.contains(a);
                 if passes_only && name == "Inventory" {
@@ -117,7 +145,12 @@ mod tests {
         assert!(!alarm_responder().contains("cloudwatch:DeleteAlarms"));
         assert!(!alarm_responder().contains("cloudwatch:PutInsightRule"));
         assert!(!inventory().contains("cloudwatch:GetInsightRuleReport"));
-        for (name, actions) in all() {
+        let widget = widget();
+        assert!(
+            widget.iter().all(|a| a.starts_with("dynamodb:") || a.starts_with("kms:") || *a == "cloudwatch:GetMetricData"),
+            "the widget function touches nothing but the table and the metrics: {widget:?}"
+        );
+        for (name, actions) in guard() {
             assert!(
                 actions.contains("dynamodb:UpdateItem"),
                 "{name}: the pass counter needs UpdateItem"
