@@ -36,7 +36,9 @@ fn config() -> Result<Config, Error> {
         ("DOWGUARD_MAX_PASSES_PER_MINUTE", "1000"),
     ]
     .into();
-    Ok(Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_string()))?)
+    Ok(Config::from_lookup(|name| {
+        vars.get(name).map(|v| (*v).to_string())
+    })?)
 }
 
 const WRITES: WidgetSettings = WidgetSettings { writes: true };
@@ -47,7 +49,8 @@ fn html(out: &Value) -> String {
 
 /// A click on "save" with the form's values.
 fn save(budget: &str, version: u64, fields: &[(&str, &str)]) -> Value {
-    let all: serde_json::Map<String, Value> = fields.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
+    let all: serde_json::Map<String, Value> =
+        fields.iter().map(|(k, v)| ((*k).to_string(), json!(v))).collect();
     json!({
         "action": "save", "budget": budget, "version": version,
         "widgetContext": {"dashboardName": "dowguard", "forms": {"all": all}, "width": 800, "height": 400}
@@ -59,7 +62,10 @@ async fn seeded() -> Result<(LocalAws, App, ExampleAccount), Error> {
     let now = Utc::now().duration_trunc(Duration::minutes(1))?;
     let example = ExampleAccount::seed(&aws, now).await?;
     let app = App::new(config()?, &aws.sdk_config(), Role::Cli)?;
-    app.guard("inventory").keeper().reconcile(Utc::now(), Slices::All).await?;
+    app.guard("inventory")
+        .keeper()
+        .reconcile(Utc::now(), Slices::All)
+        .await?;
     Ok((aws, app, example))
 }
 
@@ -78,13 +84,34 @@ async fn history_len(app: &App, id: &str) -> Result<usize, Error> {
 }
 
 #[tokio::test]
-async fn a_valid_change_from_the_form_is_stored_with_a_new_version_and_audited_as_the_console() -> Result<(), Error> {
+async fn a_valid_change_from_the_form_is_stored_with_a_new_version_and_audited_as_the_console()
+-> Result<(), Error> {
     let (aws, app, _) = seeded().await?;
-    let fields = [("amount", "300"), ("period", "day"), ("thresholds", "1,4,8,14.4"), ("mode", "enforce"), ("owner", "finance@example.com")];
-    let out = handle_at(&app, WRITES, ENDPOINT, &save("checkout-daily", 1, &fields), Utc::now()).await;
+    let fields = [
+        ("amount", "300"),
+        ("period", "day"),
+        ("thresholds", "1,4,8,14.4"),
+        ("mode", "enforce"),
+        ("owner", "finance@example.com"),
+    ];
+    let out = handle_at(
+        &app,
+        WRITES,
+        ENDPOINT,
+        &save("checkout-daily", 1, &fields),
+        Utc::now(),
+    )
+    .await;
     assert!(html(&out).contains("saved (version 2)"), "{out}");
-    assert_eq!(version_of(&app, "checkout-daily").await?, Some((2, "$300.00".into())));
-    let history = app.stack.store.budget_history(&BudgetId::parse("checkout-daily")?).await?;
+    assert_eq!(
+        version_of(&app, "checkout-daily").await?,
+        Some((2, "$300.00".into()))
+    );
+    let history = app
+        .stack
+        .store
+        .budget_history(&BudgetId::parse("checkout-daily")?)
+        .await?;
     assert_eq!(history.last().map(|c| c.actor.as_str()), Some(ACTOR));
     // The audit widget shows the change and says who could not be known.
     let audit = handle_at(&app, WRITES, ENDPOINT, &json!({"widget": "audit"}), Utc::now()).await;
@@ -94,23 +121,60 @@ async fn a_valid_change_from_the_form_is_stored_with_a_new_version_and_audited_a
 }
 
 #[tokio::test]
-async fn an_invalid_amount_a_stale_version_and_an_unknown_budget_are_refused_and_nothing_is_written() -> Result<(), Error> {
+async fn an_invalid_amount_a_stale_version_and_an_unknown_budget_are_refused_and_nothing_is_written()
+-> Result<(), Error> {
     let (aws, app, _) = seeded().await?;
-    let before = (version_of(&app, "checkout-daily").await?, history_len(&app, "checkout-daily").await?);
+    let before = (
+        version_of(&app, "checkout-daily").await?,
+        history_len(&app, "checkout-daily").await?,
+    );
 
-    let bad = handle_at(&app, WRITES, ENDPOINT, &save("checkout-daily", 1, &[("amount", "lots")]), Utc::now()).await;
+    let bad = handle_at(
+        &app,
+        WRITES,
+        ENDPOINT,
+        &save("checkout-daily", 1, &[("amount", "lots")]),
+        Utc::now(),
+    )
+    .await;
     let bad = html(&bad);
-    assert!(bad.contains("id=\"err-amount\"") && bad.contains("Nothing was written"), "{bad}");
-    assert!(bad.contains("value=\"lots\""), "the form keeps what was typed: {bad}");
+    assert!(
+        bad.contains("id=\"err-amount\"") && bad.contains("Nothing was written"),
+        "{bad}"
+    );
+    assert!(
+        bad.contains("value=\"lots\""),
+        "the form keeps what was typed: {bad}"
+    );
 
-    let stale = handle_at(&app, WRITES, ENDPOINT, &save("checkout-daily", 7, &[("amount", "300")]), Utc::now()).await;
-    assert!(html(&stale).contains("Someone changed budget checkout-daily"), "{stale}");
+    let stale = handle_at(
+        &app,
+        WRITES,
+        ENDPOINT,
+        &save("checkout-daily", 7, &[("amount", "300")]),
+        Utc::now(),
+    )
+    .await;
+    assert!(
+        html(&stale).contains("Someone changed budget checkout-daily"),
+        "{stale}"
+    );
 
-    let unknown = handle_at(&app, WRITES, ENDPOINT, &save("no-such-budget", 1, &[("amount", "300")]), Utc::now()).await;
+    let unknown = handle_at(
+        &app,
+        WRITES,
+        ENDPOINT,
+        &save("no-such-budget", 1, &[("amount", "300")]),
+        Utc::now(),
+    )
+    .await;
     assert!(html(&unknown).contains("No budget no-such-budget"), "{unknown}");
     assert_eq!(version_of(&app, "no-such-budget").await?, None);
 
-    let after = (version_of(&app, "checkout-daily").await?, history_len(&app, "checkout-daily").await?);
+    let after = (
+        version_of(&app, "checkout-daily").await?,
+        history_len(&app, "checkout-daily").await?,
+    );
     assert_eq!(before, after, "nothing was written");
     drop(aws);
     Ok(())
@@ -120,11 +184,31 @@ async fn an_invalid_amount_a_stale_version_and_an_unknown_budget_are_refused_and
 async fn with_writes_off_the_widgets_offer_no_change_and_refuse_a_forged_save() -> Result<(), Error> {
     let (aws, app, _) = seeded().await?;
     let read_only = WidgetSettings { writes: false };
-    let budgets = handle_at(&app, read_only, ENDPOINT, &json!({"widget": "budgets"}), Utc::now()).await;
-    assert!(html(&budgets).contains("checkout-daily") && !html(&budgets).contains("cwdb-action"), "{budgets}");
-    let forged = handle_at(&app, read_only, ENDPOINT, &save("checkout-daily", 1, &[("amount", "1")]), Utc::now()).await;
+    let budgets = handle_at(
+        &app,
+        read_only,
+        ENDPOINT,
+        &json!({"widget": "budgets"}),
+        Utc::now(),
+    )
+    .await;
+    assert!(
+        html(&budgets).contains("checkout-daily") && !html(&budgets).contains("cwdb-action"),
+        "{budgets}"
+    );
+    let forged = handle_at(
+        &app,
+        read_only,
+        ENDPOINT,
+        &save("checkout-daily", 1, &[("amount", "1")]),
+        Utc::now(),
+    )
+    .await;
     assert!(html(&forged).contains("turned off"), "{forged}");
-    assert_eq!(version_of(&app, "checkout-daily").await?, Some((1, "$240.00".into())));
+    assert_eq!(
+        version_of(&app, "checkout-daily").await?,
+        Some((1, "$240.00".into()))
+    );
     drop(aws);
     Ok(())
 }
@@ -140,7 +224,14 @@ fn page_errors(stderr: &str) -> Vec<&str> {
 
 fn chromium(args: &[&str]) -> Result<std::process::Output, Error> {
     Ok(Command::new(CHROMIUM)
-        .args(["--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"])
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
         .args(args)
         .output()?)
 }
@@ -152,7 +243,8 @@ fn out_dir() -> Result<PathBuf, Error> {
 }
 
 #[tokio::test]
-async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_elements() -> Result<(), Error> {
+async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_elements() -> Result<(), Error>
+{
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: run `make setup`, which installs Debian's chromium package"
@@ -168,38 +260,78 @@ async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_
         LambdaEvent::new(payload, Context::default())
     };
     let evaluator = App::new(config()?, &aws.sdk_config(), Role::Evaluator)?;
-    dowguard_evaluator::handle(&evaluator, tick).await.map_err(|d| d.error_message)?;
+    dowguard_evaluator::handle(&evaluator, tick)
+        .await
+        .map_err(|d| d.error_message)?;
 
-    let range = json!({"start": (now - Duration::days(1)).timestamp_millis(), "end": now.timestamp_millis()});
+    let range = json!({"start": (attack_end - Duration::hours(1)).timestamp_millis(), "end": (attack_end + Duration::minutes(2)).timestamp_millis()});
     let event = |params: Value| {
         let mut e = params;
         e["widgetContext"] = json!({"dashboardName": "dowguard", "timeRange": range, "width": 1000, "height": 400, "forms": {"all": {}}});
         e
     };
     let widgets = [
-        ("budgets", event(json!({"widget": "budgets"})), vec!["table", "cwdb-action"], "throttle"),
-        ("charts", event(json!({"widget": "charts"})), vec!["svg", "polyline", "line"], "checkout-daily"),
-        ("audit", event(json!({"widget": "audit"})), vec!["table", "tr"], "reserved concurrency 50 ->"),
-        ("form", event(json!({"action": "edit", "budget": "checkout-daily"})), vec!["form", "input", "select", "cwdb-action"], "Change budget checkout-daily"),
+        (
+            "budgets",
+            event(json!({"widget": "budgets"})),
+            vec!["table", "cwdb-action"],
+            "throttle",
+        ),
+        (
+            "charts",
+            event(json!({"widget": "charts"})),
+            vec!["svg", "polyline", "line"],
+            "checkout-daily",
+        ),
+        (
+            "audit",
+            event(json!({"widget": "audit"})),
+            vec!["table", "tr"],
+            "reserved concurrency 50 -&gt; ",
+        ),
+        (
+            "form",
+            event(json!({"action": "edit", "budget": "checkout-daily"})),
+            vec!["form", "input", "select", "cwdb-action"],
+            "Change budget checkout-daily",
+        ),
     ];
     let dir = out_dir()?;
     let keep = std::env::var_os("DOWGUARD_UPDATE_SCREENSHOTS").is_some();
     for (name, params, elements, text) in widgets {
         let body = html(&handle_at(&app, WRITES, ENDPOINT, &params, Utc::now()).await);
-        let doc = roxmltree::Document::parse(&body).map_err(|e| format!("{name} is not well-formed: {e}\n{body}"))?;
+        let doc = roxmltree::Document::parse(&body)
+            .map_err(|e| format!("{name} is not well-formed: {e}\n{body}"))?;
         for element in elements {
-            assert!(doc.descendants().any(|n| n.tag_name().name() == element), "{name}: no <{element}>\n{body}");
+            assert!(
+                doc.descendants().any(|n| n.tag_name().name() == element),
+                "{name}: no <{element}>\n{body}"
+            );
         }
         assert!(body.contains(text), "{name}: no `{text}`\n{body}");
         // The console shows the HTML inside its own page; the test wraps it in one.
         let file = dir.join(format!("{name}.html"));
-        std::fs::write(&file, format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"/></head><body>{body}</body></html>"))?;
+        // The console shows a `<cwdb-action>` as a behaviour of the element before it, not as text.
+        std::fs::write(
+            &file,
+            format!(
+                "<!DOCTYPE html><html><head><meta charset=\"utf-8\"/><style>cwdb-action{{display:none}}</style></head><body>{body}</body></html>"
+            ),
+        )?;
         let url = format!("file://{}", file.display());
         let png = dir.join(format!("{name}.png"));
-        let shot = chromium(&[&format!("--screenshot={}", png.display()), "--window-size=1000,500", &url])?;
+        let shot = chromium(&[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1000,720",
+            &url,
+        ])?;
         let stderr = String::from_utf8_lossy(&shot.stderr);
         assert!(shot.status.success(), "{name}: chromium failed: {stderr}");
-        assert!(page_errors(&stderr).is_empty(), "{name}: the browser reported {:?}", page_errors(&stderr));
+        assert!(
+            page_errors(&stderr).is_empty(),
+            "{name}: the browser reported {:?}",
+            page_errors(&stderr)
+        );
         assert!(std::fs::metadata(&png)?.len() > 1000, "{name}: no screenshot");
         let dom = chromium(&["--dump-dom", &url])?;
         let dumped = String::from_utf8_lossy(&dom.stdout);

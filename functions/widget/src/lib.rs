@@ -186,16 +186,23 @@ async fn answer(
         _ => {}
     }
     let range = range_of(event, now);
+    // Where the budgets stood at the end of the dashboard's time range (as
+    // `dowguard status --now`): now, unless the range ends earlier.
+    let as_of = range.1.min(now);
     match event.widget.as_deref() {
         Some("charts") => {
-            let lines = budget_lines(app, now).await?;
+            let lines = budget_lines(app, as_of).await?;
             let audit = audit_lines(app, range).await?;
-            Ok(render::charts(&lines, &audit, now))
+            Ok(render::charts(&lines, &audit, as_of))
         }
         Some("audit") => Ok(render::audit(&audit_lines(app, range).await?)),
         _ => {
-            let lines = budget_lines(app, now).await?;
-            Ok(render::budgets(&lines, now, settings.writes.then_some(endpoint)))
+            let lines = budget_lines(app, as_of).await?;
+            Ok(render::budgets(
+                &lines,
+                as_of,
+                settings.writes.then_some(endpoint),
+            ))
         }
     }
 }
@@ -206,7 +213,10 @@ pub fn range_of(event: &WidgetEvent, now: DateTime<Utc>) -> (DateTime<Utc>, Date
     let Some(r) = event.context.time_range else {
         return fallback;
     };
-    match (Utc.timestamp_millis_opt(r.start).single(), Utc.timestamp_millis_opt(r.end).single()) {
+    match (
+        Utc.timestamp_millis_opt(r.start).single(),
+        Utc.timestamp_millis_opt(r.end).single(),
+    ) {
         (Some(start), Some(end)) if start < end => (start.max(end - Duration::days(MAX_AUDIT_DAYS)), end),
         _ => fallback,
     }
@@ -222,16 +232,26 @@ impl Discovery for FromInventory {
     }
 }
 
-async fn budget_lines(app: &App<AwsStack>, now: DateTime<Utc>) -> Result<Vec<BudgetLine>, dowguard_guard::PortError> {
+async fn budget_lines(
+    app: &App<AwsStack>,
+    now: DateTime<Utc>,
+) -> Result<Vec<BudgetLine>, dowguard_guard::PortError> {
     let store = &app.stack.store;
     let inventory = store.load_inventory().await?;
     dowguard_guard::ports::Discovery::remember(&app.stack.account, &inventory.named());
     let discovery = FromInventory(inventory.discovered(now));
-    let assessment = assess(store, &discovery, &app.stack.account, &app.prices, &app.settings, now)
-        .await
-        .map_err(|e| {
-            dowguard_guard::PortError::new("assess", "budgets", FailureKind::Unavailable, e.to_string())
-        })?;
+    let assessment = assess(
+        store,
+        &discovery,
+        &app.stack.account,
+        &app.prices,
+        &app.settings,
+        now,
+    )
+    .await
+    .map_err(|e| {
+        dowguard_guard::PortError::new("assess", "budgets", FailureKind::Unavailable, e.to_string())
+    })?;
     let mut lines = Vec::new();
     for versioned in &assessment.budgets {
         let b = &versioned.value;
@@ -247,7 +267,9 @@ async fn budget_lines(app: &App<AwsStack>, now: DateTime<Utc>) -> Result<Vec<Bud
             .map(|id| {
                 let state = assessment.states.get(id);
                 let now_limits = assessment.target(id).map(|t| limits(&t.limits));
-                let originals = state.and_then(|s| s.restore_point.as_ref()).map(|rp| limits(&rp.limits));
+                let originals = state
+                    .and_then(|s| s.restore_point.as_ref())
+                    .map(|rp| limits(&rp.limits));
                 TargetLine {
                     target: id.to_string(),
                     state: state.map_or_else(|| "normal".into(), |s| s.phase.name()),
@@ -335,7 +357,16 @@ async fn audit_lines(
                 actor: c.actor.clone(),
                 what: c.budget.as_ref().map_or_else(
                     || "budget removed".into(),
-                    |n| format!("budget set: {} a {}, {}, thresholds {}, owner {}", n.amount, n.period, n.mode, thresholds_text(n), n.owner),
+                    |n| {
+                        format!(
+                            "budget set: {} a {}, {}, thresholds {}, owner {}",
+                            n.amount,
+                            n.period,
+                            n.mode,
+                            thresholds_text(n),
+                            n.owner
+                        )
+                    },
                 ),
                 outcome: format!("version {}", c.version),
                 why: "budget change".into(),
@@ -365,8 +396,19 @@ async fn edit_form(
         return Ok(render::done("No such budget.", false, endpoint));
     };
     match budget_edit::find(&app.stack.store, &id).await {
-        Ok(Some(v)) => Ok(render::form(id.as_str(), v.version, &values_of(&v.value), &[], None, endpoint)),
-        Ok(None) => Ok(render::done(&format!("No budget {id}: it may have been removed."), false, endpoint)),
+        Ok(Some(v)) => Ok(render::form(
+            id.as_str(),
+            v.version,
+            &values_of(&v.value),
+            &[],
+            None,
+            endpoint,
+        )),
+        Ok(None) => Ok(render::done(
+            &format!("No budget {id}: it may have been removed."),
+            false,
+            endpoint,
+        )),
         Err(EditError::Store(e)) => Err(e),
         Err(e) => Ok(render::done(&e.to_string(), false, endpoint)),
     }
@@ -391,8 +433,12 @@ pub fn edit_of(budget: &str, version: u64, forms: &Forms) -> (BudgetEdit, FormVa
         id: budget.to_string(),
         amount: field("amount"),
         period: field("period"),
-        thresholds: field("thresholds")
-            .map(|t| t.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        thresholds: field("thresholds").map(|t| {
+            t.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }),
         mode: field("mode"),
         owner: field("owner"),
         if_version: Some(version),
@@ -403,7 +449,11 @@ pub fn edit_of(budget: &str, version: u64, forms: &Forms) -> (BudgetEdit, FormVa
 
 async fn save(app: &App<AwsStack>, endpoint: &Endpoint, event: &WidgetEvent, now: DateTime<Utc>) -> String {
     let (Some(id), Some(version)) = (event.budget.as_deref(), event.version.filter(|v| *v > 0)) else {
-        return render::done("The change names no budget and version; nothing was written.", false, endpoint);
+        return render::done(
+            "The change names no budget and version; nothing was written.",
+            false,
+            endpoint,
+        );
     };
     let (edit, values) = edit_of(id, version, &event.context.forms);
     let store = &app.stack.store;
@@ -412,7 +462,11 @@ async fn save(app: &App<AwsStack>, endpoint: &Endpoint, event: &WidgetEvent, now
     };
     let (budget, expected) = match budget_edit::prepare(store, &edit).await {
         Ok(Prepared::Unchanged(v)) => {
-            return render::done(&format!("Budget {id} unchanged (version {}).", v.version), true, endpoint);
+            return render::done(
+                &format!("Budget {id} unchanged (version {}).", v.version),
+                true,
+                endpoint,
+            );
         }
         Ok(Prepared::Write { budget, expected, .. }) => (budget, expected),
         Err(EditError::Invalid(e)) => {
@@ -421,8 +475,14 @@ async fn save(app: &App<AwsStack>, endpoint: &Endpoint, event: &WidgetEvent, now
                 "Nothing was written: fix the field below and save again.",
             );
         }
-        Err(EditError::Removed { .. }) => {
-            return render::done(&format!("No budget {id}: it was removed or never existed. Nothing was written."), false, endpoint);
+        // The form only changes budgets: one that is not stored (removed, or never
+        // there) is refused rather than created.
+        Err(EditError::Removed { .. } | EditError::Missing { .. }) => {
+            return render::done(
+                &format!("No budget {id}: it was removed or never existed. Nothing was written."),
+                false,
+                endpoint,
+            );
         }
         Err(e) => {
             tracing::warn!(budget = id, error = %e, "change refused");
@@ -431,20 +491,34 @@ async fn save(app: &App<AwsStack>, endpoint: &Endpoint, event: &WidgetEvent, now
     };
     match budget_edit::commit(store, budget, expected, ACTOR, now).await {
         Ok(saved) => {
-            tracing::info!(budget = id, version = saved.version, actor = ACTOR, "budget changed from the console");
+            tracing::info!(
+                budget = id,
+                version = saved.version,
+                actor = ACTOR,
+                "budget changed from the console"
+            );
             render::done(
-                &format!("Budget {id} saved (version {}). The audit trail records it as {ACTOR}.", saved.version),
+                &format!(
+                    "Budget {id} saved (version {}). The audit trail records it as {ACTOR}.",
+                    saved.version
+                ),
                 true,
                 endpoint,
             )
         }
         Err(e) if e.kind == FailureKind::Conflict => refuse(
             &[],
-            &format!("Someone changed budget {id} since this form was opened (version {version}); nothing was written. Open the form again to see the current values."),
+            &format!(
+                "Someone changed budget {id} since this form was opened (version {version}); nothing was written. Open the form again to see the current values."
+            ),
         ),
         Err(e) => {
             tracing::error!(budget = id, error = %e, "budget not saved");
-            render::done("The budget could not be saved; nothing was written. Try again in a minute.", false, endpoint)
+            render::done(
+                "The budget could not be saved; nothing was written. Try again in a minute.",
+                false,
+                endpoint,
+            )
         }
     }
 }

@@ -400,12 +400,11 @@ pub fn form(
                 escape(value)
             ),
         };
-        body.push_str(&format!("<div><label for=\"f-{name}\">{label}</label>{input}</div>"));
+        body.push_str(&format!(
+            "<div><label for=\"f-{name}\">{label}</label>{input}</div>"
+        ));
         for (_, e) in errors.iter().filter(|(f, _)| f == name) {
-            body.push_str(&format!(
-                "<p class=\"err\" id=\"err-{name}\">{}</p>",
-                escape(e)
-            ));
+            body.push_str(&format!("<p class=\"err\" id=\"err-{name}\">{}</p>", escape(e)));
         }
     }
     body.push_str("</form>");
@@ -413,7 +412,9 @@ pub fn form(
         "<a class=\"btn btn-primary\" id=\"save\">Save</a>{} <a class=\"btn\" id=\"cancel\">Cancel</a>{}",
         endpoint.action(
             &json!({"action": "save", "budget": id, "version": version}),
-            Some(&format!("Change budget {id}? The guard uses the new values from its next pass."))
+            Some(&format!(
+                "Change budget {id}? The guard uses the new values from its next pass."
+            ))
         ),
         endpoint.action(&json!({"widget": "budgets"}), None)
     ));

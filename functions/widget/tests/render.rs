@@ -8,7 +8,9 @@ use dowguard_widget::render::{self, AuditLine, BudgetLine, Endpoint, FormValues,
 const HOSTILE: &str = "<script>alert('x')</script>\"><img src=x onerror=alert(1)>&amp;";
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 11, 20, h, m, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 fn line(text: &str) -> BudgetLine {
@@ -66,7 +68,14 @@ fn all_widgets(text: &str) -> Vec<(&'static str, String)> {
         ("audit", render::audit(&audit)),
         (
             "form",
-            render::form(text, 3, &values, &[("amount".into(), text.into())], Some(text), &endpoint()),
+            render::form(
+                text,
+                3,
+                &values,
+                &[("amount".into(), text.into())],
+                Some(text),
+                &endpoint(),
+            ),
         ),
         ("done", render::done(text, true, &endpoint())),
         ("failure", render::failure(text)),
@@ -92,14 +101,25 @@ fn every_widget_is_well_formed_xhtml() {
 fn hostile_strings_in_every_stored_field_render_as_text() {
     for (name, html) in all_widgets(HOSTILE) {
         let doc = roxmltree::Document::parse(&html).unwrap_or_else(|e| panic!("{name}: {e}\n{html}"));
-        let elements: Vec<&str> = doc.descendants().filter(|n| n.is_element()).map(|n| n.tag_name().name()).collect();
-        assert!(!elements.contains(&"script") && !elements.contains(&"img"), "{name}: {elements:?}");
+        let elements: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.is_element())
+            .map(|n| n.tag_name().name())
+            .collect();
         assert!(
-            doc.descendants().all(|n| n.attributes().iter().all(|a| !a.name().starts_with("on"))),
+            !elements.contains(&"script") && !elements.contains(&"img"),
+            "{name}: {elements:?}"
+        );
+        assert!(
+            doc.descendants()
+                .all(|n| n.attributes().iter().all(|a| !a.name().starts_with("on"))),
             "{name}: an event handler attribute got through"
         );
         let text: String = doc.descendants().filter_map(|n| n.text()).collect();
-        let shown = text.contains(HOSTILE) || doc.descendants().any(|n| n.attributes().iter().any(|a| a.value() == HOSTILE));
+        let shown = text.contains(HOSTILE)
+            || doc
+                .descendants()
+                .any(|n| n.attributes().iter().any(|a| a.value() == HOSTILE));
         assert!(shown, "{name}: the stored string is not shown as it is");
     }
 }
@@ -109,7 +129,10 @@ fn the_budgets_table_colours_rows_by_level_and_offers_changes_only_with_writes_o
     let lines = vec![line("checkout-daily")];
     let with = render::budgets(&lines, at(10, 0), Some(&endpoint()));
     assert!(with.contains("<tr class=\"throttle\">"), "{with}");
-    assert!(with.contains("<cwdb-action action=\"call\" display=\"widget\""), "{with}");
+    assert!(
+        with.contains("<cwdb-action action=\"call\" display=\"widget\""),
+        "{with}"
+    );
     let without = render::budgets(&lines, at(10, 0), None);
     assert!(!without.contains("cwdb-action"), "{without}");
 }
@@ -122,22 +145,44 @@ fn the_chart_marks_the_actions_of_the_period_on_the_time_axis() {
     outside.at = at(0, 0) - chrono::Duration::hours(2);
     let svg = render::chart(&b, &[inside, outside], at(10, 0));
     let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
-    let class = |c: &str| doc.descendants().filter(|n| n.attribute("class") == Some(c)).count();
+    let class = |c: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(c))
+            .count()
+    };
     assert_eq!(class("action"), 1, "{svg}");
-    assert_eq!((class("budget"), class("spent"), class("projection")), (1, 1, 1), "{svg}");
+    assert_eq!(
+        (class("budget"), class("spent"), class("projection")),
+        (1, 1, 1),
+        "{svg}"
+    );
 }
 
 #[test]
 fn the_save_button_asks_for_confirmation_and_sends_the_version() {
-    let html = render::form("checkout-daily", 7, &FormValues::default(), &[], None, &endpoint());
+    let html = render::form(
+        "checkout-daily",
+        7,
+        &FormValues::default(),
+        &[],
+        None,
+        &endpoint(),
+    );
     let doc = roxmltree::Document::parse(&html).unwrap_or_else(|e| panic!("{e}\n{html}"));
     let action = doc
         .descendants()
         .find(|n| n.tag_name().name() == "cwdb-action" && n.attribute("confirmation").is_some())
         .unwrap_or_else(|| panic!("no confirmed action: {html}"));
-    let params: serde_json::Value = serde_json::from_str(action.text().unwrap_or_default()).unwrap_or_default();
-    assert_eq!(params, serde_json::json!({"action": "save", "budget": "checkout-daily", "version": 7}));
+    let params: serde_json::Value =
+        serde_json::from_str(action.text().unwrap_or_default()).unwrap_or_default();
+    assert_eq!(
+        params,
+        serde_json::json!({"action": "save", "budget": "checkout-daily", "version": 7})
+    );
     for field in ["amount", "period", "thresholds", "mode", "owner"] {
-        assert!(doc.descendants().any(|n| n.attribute("name") == Some(field)), "{field}: {html}");
+        assert!(
+            doc.descendants().any(|n| n.attribute("name") == Some(field)),
+            "{field}: {html}"
+        );
     }
 }

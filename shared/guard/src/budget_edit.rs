@@ -216,7 +216,10 @@ pub async fn prepare<S: BudgetStore>(store: &S, edit: &BudgetEdit) -> Result<Pre
         (None, None | Some(0)) => None,
         (None, Some(n)) => return Err(EditError::Removed { id, from: n }),
     };
-    if let Some(v) = existing.as_ref().filter(|v| v.value == budget && edit.if_version.is_none()) {
+    if let Some(v) = existing
+        .as_ref()
+        .filter(|v| v.value == budget && edit.if_version.is_none())
+    {
         return Ok(Prepared::Unchanged(v.clone()));
     }
     Ok(Prepared::Write {

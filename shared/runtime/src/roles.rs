@@ -147,7 +147,9 @@ mod tests {
         assert!(!inventory().contains("cloudwatch:GetInsightRuleReport"));
         let widget = widget();
         assert!(
-            widget.iter().all(|a| a.starts_with("dynamodb:") || a.starts_with("kms:") || *a == "cloudwatch:GetMetricData"),
+            widget.iter().all(|a| a.starts_with("dynamodb:")
+                || a.starts_with("kms:")
+                || *a == "cloudwatch:GetMetricData"),
             "the widget function touches nothing but the table and the metrics: {widget:?}"
         );
         for (name, actions) in guard() {
