@@ -373,7 +373,7 @@ async fn audit_lines(
             });
         }
     }
-    lines.sort_by(|a, b| b.at.cmp(&a.at));
+    lines.sort_by_key(|l| std::cmp::Reverse(l.at));
     Ok(lines)
 }
 
