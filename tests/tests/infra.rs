@@ -415,3 +415,43 @@ fn the_inventory_rules_are_its_schedule_and_exactly_the_change_events_it_follows
     assert_eq!(names, known);
     Ok(())
 }
+
+/// `WidgetWrites=false` takes the table write away from the widget function's role
+/// and tells the function so; the default keeps both.
+#[test]
+fn the_widgets_write_only_when_the_parameter_lets_them() -> Result<(), Error> {
+    let template = translated()?;
+    let role = &template["Resources"][role_id(&template, "Widget")?]["Properties"];
+    let writes = |given: &[(&str, &str)]| -> Vec<String> {
+        let mut found = Vec::new();
+        for policy in role["Policies"].as_array().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(resolved) = resolve(&template, statement, given) {
+                    statements(&resolved, &mut found);
+                }
+            }
+        }
+        found
+            .iter()
+            .flat_map(|s| strings(s.get("Action")))
+            .filter(|a| a == "dynamodb:PutItem")
+            .collect()
+    };
+    assert_eq!(writes(&[]), vec!["dynamodb:PutItem"], "writes by default");
+    assert_eq!(writes(&[("WidgetWrites", "true")]), vec!["dynamodb:PutItem"]);
+    assert!(
+        writes(&[("WidgetWrites", "false")]).is_empty(),
+        "a read-only deployment can still write"
+    );
+    let variable =
+        &template["Resources"]["Widget"]["Properties"]["Environment"]["Variables"]["DOWGUARD_WIDGET_WRITES"];
+    assert_eq!(
+        resolve(&template, variable, &[("WidgetWrites", "false")]),
+        Some(Value::from("false"))
+    );
+    Ok(())
+}
