@@ -345,3 +345,43 @@ async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_
     drop(aws);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_hostile_owner_stored_in_the_table_renders_as_text_in_every_widget() -> Result<(), Error> {
+    let (aws, app, _) = seeded().await?;
+    let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>";
+    let fields = [("owner", hostile)];
+    let saved = handle_at(
+        &app,
+        WRITES,
+        ENDPOINT,
+        &save("checkout-daily", 1, &fields),
+        Utc::now(),
+    )
+    .await;
+    assert!(html(&saved).contains("saved (version 2)"), "{saved}");
+    let range = json!({"start": (Utc::now() - Duration::hours(1)).timestamp_millis(), "end": (Utc::now() + Duration::hours(1)).timestamp_millis()});
+    for params in [
+        json!({"widget": "budgets"}),
+        json!({"widget": "charts"}),
+        json!({"widget": "audit"}),
+        json!({"action": "edit", "budget": "checkout-daily"}),
+    ] {
+        let mut event = params.clone();
+        event["widgetContext"] = json!({"timeRange": range});
+        let body = html(&handle_at(&app, WRITES, ENDPOINT, &event, Utc::now()).await);
+        let doc = roxmltree::Document::parse(&body).map_err(|e| format!("{params}: {e}\n{body}"))?;
+        assert!(
+            doc.descendants()
+                .all(|n| !matches!(n.tag_name().name(), "script" | "img")),
+            "{params}: markup got through\n{body}"
+        );
+        let shown = doc
+            .descendants()
+            .any(|n| n.text().is_some_and(|t| t.contains(hostile)))
+            || doc.descendants().any(|n| n.attribute("value") == Some(hostile));
+        assert!(shown, "{params}: the owner is not shown as text\n{body}");
+    }
+    drop(aws);
+    Ok(())
+}
