@@ -43,6 +43,11 @@ fn config() -> Result<Config, Error> {
 
 const WRITES: WidgetSettings = WidgetSettings { writes: true };
 
+/// The widget function's answer to `event` now.
+async fn call(app: &App, settings: WidgetSettings, event: &Value) -> Value {
+    handle_at(app, settings, ENDPOINT, event, Utc::now()).await
+}
+
 fn html(out: &Value) -> String {
     out.as_str().unwrap_or_default().to_string()
 }
@@ -94,14 +99,7 @@ async fn a_valid_change_from_the_form_is_stored_with_a_new_version_and_audited_a
         ("mode", "enforce"),
         ("owner", "finance@example.com"),
     ];
-    let out = handle_at(
-        &app,
-        WRITES,
-        ENDPOINT,
-        &save("checkout-daily", 1, &fields),
-        Utc::now(),
-    )
-    .await;
+    let out = call(&app, WRITES, &save("checkout-daily", 1, &fields)).await;
     assert!(html(&out).contains("saved (version 2)"), "{out}");
     assert_eq!(
         version_of(&app, "checkout-daily").await?,
@@ -114,7 +112,7 @@ async fn a_valid_change_from_the_form_is_stored_with_a_new_version_and_audited_a
         .await?;
     assert_eq!(history.last().map(|c| c.actor.as_str()), Some(ACTOR));
     // The audit widget shows the change and says who could not be known.
-    let audit = handle_at(&app, WRITES, ENDPOINT, &json!({"widget": "audit"}), Utc::now()).await;
+    let audit = call(&app, WRITES, &json!({"widget": "audit"})).await;
     assert!(html(&audit).contains(ACTOR), "{audit}");
     drop(aws);
     Ok(())
@@ -129,14 +127,7 @@ async fn an_invalid_amount_a_stale_version_and_an_unknown_budget_are_refused_and
         history_len(&app, "checkout-daily").await?,
     );
 
-    let bad = handle_at(
-        &app,
-        WRITES,
-        ENDPOINT,
-        &save("checkout-daily", 1, &[("amount", "lots")]),
-        Utc::now(),
-    )
-    .await;
+    let bad = call(&app, WRITES, &save("checkout-daily", 1, &[("amount", "lots")])).await;
     let bad = html(&bad);
     assert!(
         bad.contains("id=\"err-amount\"") && bad.contains("Nothing was written"),
@@ -147,27 +138,13 @@ async fn an_invalid_amount_a_stale_version_and_an_unknown_budget_are_refused_and
         "the form keeps what was typed: {bad}"
     );
 
-    let stale = handle_at(
-        &app,
-        WRITES,
-        ENDPOINT,
-        &save("checkout-daily", 7, &[("amount", "300")]),
-        Utc::now(),
-    )
-    .await;
+    let stale = call(&app, WRITES, &save("checkout-daily", 7, &[("amount", "300")])).await;
     assert!(
         html(&stale).contains("Someone changed budget checkout-daily"),
         "{stale}"
     );
 
-    let unknown = handle_at(
-        &app,
-        WRITES,
-        ENDPOINT,
-        &save("no-such-budget", 1, &[("amount", "300")]),
-        Utc::now(),
-    )
-    .await;
+    let unknown = call(&app, WRITES, &save("no-such-budget", 1, &[("amount", "300")])).await;
     assert!(html(&unknown).contains("No budget no-such-budget"), "{unknown}");
     assert_eq!(version_of(&app, "no-such-budget").await?, None);
 
@@ -184,26 +161,12 @@ async fn an_invalid_amount_a_stale_version_and_an_unknown_budget_are_refused_and
 async fn with_writes_off_the_widgets_offer_no_change_and_refuse_a_forged_save() -> Result<(), Error> {
     let (aws, app, _) = seeded().await?;
     let read_only = WidgetSettings { writes: false };
-    let budgets = handle_at(
-        &app,
-        read_only,
-        ENDPOINT,
-        &json!({"widget": "budgets"}),
-        Utc::now(),
-    )
-    .await;
+    let budgets = call(&app, read_only, &json!({"widget": "budgets"})).await;
     assert!(
         html(&budgets).contains("checkout-daily") && !html(&budgets).contains("cwdb-action"),
         "{budgets}"
     );
-    let forged = handle_at(
-        &app,
-        read_only,
-        ENDPOINT,
-        &save("checkout-daily", 1, &[("amount", "1")]),
-        Utc::now(),
-    )
-    .await;
+    let forged = call(&app, read_only, &save("checkout-daily", 1, &[("amount", "1")])).await;
     assert!(html(&forged).contains("turned off"), "{forged}");
     assert_eq!(
         version_of(&app, "checkout-daily").await?,
@@ -299,7 +262,7 @@ async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_
     let dir = out_dir()?;
     let keep = std::env::var_os("DOWGUARD_UPDATE_SCREENSHOTS").is_some();
     for (name, params, elements, text) in widgets {
-        let body = html(&handle_at(&app, WRITES, ENDPOINT, &params, Utc::now()).await);
+        let body = html(&call(&app, WRITES, &params).await);
         let doc = roxmltree::Document::parse(&body)
             .map_err(|e| format!("{name} is not well-formed: {e}\n{body}"))?;
         for element in elements {
@@ -351,14 +314,7 @@ async fn a_hostile_owner_stored_in_the_table_renders_as_text_in_every_widget() -
     let (aws, app, _) = seeded().await?;
     let hostile = "<script>alert(1)</script><img src=x onerror=alert(2)>";
     let fields = [("owner", hostile)];
-    let saved = handle_at(
-        &app,
-        WRITES,
-        ENDPOINT,
-        &save("checkout-daily", 1, &fields),
-        Utc::now(),
-    )
-    .await;
+    let saved = call(&app, WRITES, &save("checkout-daily", 1, &fields)).await;
     assert!(html(&saved).contains("saved (version 2)"), "{saved}");
     let range = json!({"start": (Utc::now() - Duration::hours(1)).timestamp_millis(), "end": (Utc::now() + Duration::hours(1)).timestamp_millis()});
     for params in [
@@ -369,7 +325,7 @@ async fn a_hostile_owner_stored_in_the_table_renders_as_text_in_every_widget() -
     ] {
         let mut event = params.clone();
         event["widgetContext"] = json!({"timeRange": range});
-        let body = html(&handle_at(&app, WRITES, ENDPOINT, &event, Utc::now()).await);
+        let body = html(&call(&app, WRITES, &event).await);
         let doc = roxmltree::Document::parse(&body).map_err(|e| format!("{params}: {e}\n{body}"))?;
         assert!(
             doc.descendants()
