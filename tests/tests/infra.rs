@@ -416,8 +416,8 @@ fn the_inventory_rules_are_its_schedule_and_exactly_the_change_events_it_follows
     Ok(())
 }
 
-/// `WidgetWrites=false` takes the table write away from the widget function's role
-/// and tells the function so; the default keeps both.
+/// `WidgetWrites=false` takes every write (budgets, releases) away from the widget
+/// function's role and tells the function so; the default keeps them.
 #[test]
 fn the_widgets_write_only_when_the_parameter_lets_them() -> Result<(), Error> {
     let template = translated()?;
@@ -438,14 +438,29 @@ fn the_widgets_write_only_when_the_parameter_lets_them() -> Result<(), Error> {
         found
             .iter()
             .flat_map(|s| strings(s.get("Action")))
-            .filter(|a| a == "dynamodb:PutItem")
+            .filter(|a| {
+                !matches!(
+                    a.as_str(),
+                    "dynamodb:Query" | "cloudwatch:GetMetricData" | "kms:Decrypt" | "kms:GenerateDataKey"
+                )
+            })
             .collect()
     };
-    assert_eq!(writes(&[]), vec!["dynamodb:PutItem"], "writes by default");
-    assert_eq!(writes(&[("WidgetWrites", "true")]), vec!["dynamodb:PutItem"]);
+    for given in [&[][..], &[("WidgetWrites", "true")][..]] {
+        let allowed = writes(given);
+        for a in [
+            "dynamodb:PutItem",
+            "dynamodb:BatchWriteItem",
+            "lambda:PutFunctionConcurrency",
+            "apigateway:PATCH",
+        ] {
+            assert!(allowed.iter().any(|w| w == a), "{given:?}: no {a} in {allowed:?}");
+        }
+    }
+    let read_only = writes(&[("WidgetWrites", "false")]);
     assert!(
-        writes(&[("WidgetWrites", "false")]).is_empty(),
-        "a read-only deployment can still write"
+        read_only.is_empty(),
+        "a read-only deployment can still write: {read_only:?}"
     );
     let variable =
         &template["Resources"]["Widget"]["Properties"]["Environment"]["Variables"]["DOWGUARD_WIDGET_WRITES"];

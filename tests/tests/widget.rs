@@ -205,13 +205,9 @@ fn out_dir() -> Result<PathBuf, Error> {
     Ok(dir)
 }
 
-#[tokio::test]
-async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_elements() -> Result<(), Error>
-{
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: run `make setup`, which installs Debian's chromium package"
-    );
+/// The demo's example account after a flood the evaluator has throttled: the
+/// local server, the widget's app, and when the flood ended.
+async fn throttled() -> Result<(LocalAws, App, chrono::DateTime<Utc>), Error> {
     let (aws, app, example) = seeded().await?;
     let now = Utc::now().duration_trunc(Duration::minutes(1))?;
     let attack_end = dowguard_tests::account::attack_end_before(now);
@@ -226,6 +222,61 @@ async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_
     dowguard_evaluator::handle(&evaluator, tick)
         .await
         .map_err(|d| d.error_message)?;
+    Ok((aws, app, attack_end))
+}
+
+async fn reserved(aws: &LocalAws) -> Result<Option<i32>, Error> {
+    Ok(aws_sdk_lambda::Client::new(&aws.sdk_config())
+        .get_function_concurrency()
+        .function_name("checkout")
+        .send()
+        .await?
+        .reserved_concurrent_executions())
+}
+
+#[tokio::test]
+async fn a_release_from_the_console_puts_the_originals_back_and_is_audited_as_the_console()
+-> Result<(), Error> {
+    let (aws, app, _) = throttled().await?;
+    assert!(
+        reserved(&aws).await?.is_some_and(|r| r < 50),
+        "the flood was not throttled"
+    );
+    let budgets = call(&app, WRITES, &json!({"widget": "budgets"})).await;
+    assert!(
+        html(&budgets).contains("Release</a>"),
+        "no release offered: {budgets}"
+    );
+    let release = json!({"action": "release", "target": "function:checkout"});
+    let refused = call(&app, WidgetSettings { writes: false }, &release).await;
+    assert!(html(&refused).contains("turned off"), "{refused}");
+    assert!(
+        reserved(&aws).await?.is_some_and(|r| r < 50),
+        "a read-only widget released"
+    );
+    let out = call(&app, WRITES, &release).await;
+    assert!(html(&out).contains("original limits restored"), "{out}");
+    assert_eq!(reserved(&aws).await?, Some(50));
+    let today = Utc::now().date_naive();
+    let records = app.stack.store.audit_of_day(today).await?;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.actor == ACTOR && r.target.to_string() == "function:checkout"),
+        "no audit record of the release: {records:?}"
+    );
+    drop(aws);
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_widget_of_the_demo_account_renders_in_chromium_with_its_expected_elements() -> Result<(), Error>
+{
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: run `make setup`, which installs Debian's chromium package"
+    );
+    let (aws, app, attack_end) = throttled().await?;
 
     let range = json!({"start": (attack_end - Duration::hours(1)).timestamp_millis(), "end": (attack_end + Duration::minutes(2)).timestamp_millis()});
     let event = |params: Value| {

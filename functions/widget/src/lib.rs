@@ -19,6 +19,9 @@
 //!   "version": N}`: the form to change a budget and its submission, through the
 //!   same validation and optimistic lock as `dowguard budgets set`
 //!   (`dowguard_guard::budget_edit`).
+//! - `{"action": "release", "target": ID}`: the originals of a held target put
+//!   back now and the guard held off for [`RELEASE_HOLD_HOURS`] hours, through the
+//!   same path as `dowguard release` (`dowguard_guard::release`).
 //!
 //! [`render`] turns plain data into HTML; this module reads the data and maps the
 //! event.
@@ -31,10 +34,11 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use dowguard_adapters::AwsStack;
 use dowguard_cli::describe::{ActionView, burn, level};
 use dowguard_cli::output::limits;
-use dowguard_domain::{Budget, BudgetId, BudgetSpec, Scope};
+use dowguard_domain::{Budget, BudgetId, BudgetSpec, Scope, TargetId};
 use dowguard_guard::budget_edit::{self, BudgetEdit, EditError, Prepared};
 use dowguard_guard::ports::{BudgetStore, Discovered, Discovery, InventoryStore, PortResult};
-use dowguard_guard::{FailureKind, Versioned, assess};
+use dowguard_guard::release::{ReleaseError, release_target};
+use dowguard_guard::{Executor, FailureKind, Versioned, assess};
 use dowguard_runtime::App;
 use serde::Deserialize;
 use serde_json::Value;
@@ -47,6 +51,10 @@ pub const ACTOR: &str = "changed from the console; caller not attributable";
 
 /// The variable that turns the widgets' writes on (`true`) or off (`false`).
 pub const WRITES_VARIABLE: &str = "DOWGUARD_WIDGET_WRITES";
+
+/// How long a release from the console holds the guard off, in hours (the CLI's
+/// default).
+pub const RELEASE_HOLD_HOURS: i64 = 1;
 
 /// The longest time range the audit widget reads, in days.
 pub const MAX_AUDIT_DAYS: i64 = 31;
@@ -67,6 +75,9 @@ pub struct WidgetEvent {
     /// The budget an action is about.
     #[serde(default)]
     pub budget: Option<String>,
+    /// The target a release is about.
+    #[serde(default)]
+    pub target: Option<String>,
     /// The version a form was made from.
     #[serde(default)]
     pub version: Option<u64>,
@@ -173,7 +184,7 @@ async fn answer(
     now: DateTime<Utc>,
 ) -> Result<String, dowguard_guard::PortError> {
     match event.action.as_deref() {
-        Some(action @ ("edit" | "save")) if !settings.writes => {
+        Some(action @ ("edit" | "save" | "release")) if !settings.writes => {
             tracing::warn!(action, "refused: writes are off");
             return Ok(render::done(
                 "Changes from the console are turned off for this deployment (WidgetWrites=false); use `dowguard budgets set`.",
@@ -183,6 +194,7 @@ async fn answer(
         }
         Some("edit") => return edit_form(app, endpoint, event).await,
         Some("save") => return Ok(save(app, endpoint, event, now).await),
+        Some("release") => return release(app, endpoint, event, now).await,
         _ => {}
     }
     let range = range_of(event, now);
@@ -280,6 +292,7 @@ async fn budget_lines(
                         (Some(n), _) => n,
                         (None, _) => "not in the inventory".into(),
                     },
+                    releasable: state.is_some_and(|s| s.restore_point.is_some()),
                 }
             })
             .collect();
@@ -521,4 +534,65 @@ async fn save(app: &App<AwsStack>, endpoint: &Endpoint, event: &WidgetEvent, now
             )
         }
     }
+}
+
+async fn release(
+    app: &App<AwsStack>,
+    endpoint: &Endpoint,
+    event: &WidgetEvent,
+    now: DateTime<Utc>,
+) -> Result<String, dowguard_guard::PortError> {
+    let Some(id) = event.target.as_deref().and_then(|t| TargetId::parse(t).ok()) else {
+        return Ok(render::done(
+            "No such target; nothing was changed.",
+            false,
+            endpoint,
+        ));
+    };
+    let store = &app.stack.store;
+    let inventory = store.load_inventory().await?;
+    let Some(target) = inventory.discovered(now).targets.into_iter().find(|t| t.id == id) else {
+        return Ok(render::done(
+            &format!("{id} is not in the guard's inventory; nothing was changed."),
+            false,
+            endpoint,
+        ));
+    };
+    let state = store.load_one(&id).await?;
+    let executor = Executor {
+        account: &app.stack.account,
+        notifier: &app.stack.notifier,
+    };
+    let hold = Duration::hours(RELEASE_HOLD_HOURS);
+    let message = match release_target(store, &executor, &target, state.as_ref(), (now, hold), ACTOR).await {
+        Ok(None) => (
+            format!("dowguard never changed {id}: there is nothing to release. Nothing was changed."),
+            false,
+        ),
+        Ok(Some(run)) if run.failed() => (
+            format!(
+                "{id}: a restore failed; the guard's next pass restores it again. The audit trail has the details."
+            ),
+            false,
+        ),
+        Ok(Some(run)) => (
+            format!(
+                "{id}: original limits restored ({}); the guard holds off tightening it until {}.",
+                limits(&run.release.originals),
+                run.release
+                    .state
+                    .hold_until
+                    .unwrap_or(now + hold)
+                    .format("%Y-%m-%d %H:%M UTC")
+            ),
+            true,
+        ),
+        Err(ReleaseError::State(e)) if e.kind == FailureKind::Conflict => (
+            format!("The guard changed {id}'s state while it was released; nothing was changed. Try again."),
+            false,
+        ),
+        Err(ReleaseError::State(e) | ReleaseError::Audit(e)) => return Err(e),
+    };
+    tracing::info!(target = %id, actor = ACTOR, ok = message.1, "release from the console");
+    Ok(render::done(&message.0, message.1, endpoint))
 }

@@ -61,6 +61,9 @@ pub struct TargetLine {
     pub state: String,
     /// What the guard holds: its limits now against the originals, or `-`.
     pub holds: String,
+    /// Whether the guard holds a restore point for it (a release can put the
+    /// originals back).
+    pub releasable: bool,
 }
 
 /// One budget with where it stands.
@@ -162,8 +165,21 @@ pub fn budgets(lines: &[BudgetLine], now: DateTime<Utc>, edit: Option<&Endpoint>
             .targets
             .iter()
             .map(|t| {
+                let release = match edit {
+                    Some(endpoint) if t.releasable => format!(
+                        " <a class=\"btn release\">Release</a>{}",
+                        endpoint.action(
+                            &json!({"action": "release", "target": t.target}),
+                            Some(&format!(
+                                "Put {}'s original limits back now? The guard holds off tightening it for an hour.",
+                                t.target
+                            ))
+                        )
+                    ),
+                    _ => String::new(),
+                };
                 format!(
-                    "<div class=\"target\">{}: {}; {}</div>",
+                    "<div class=\"target\">{}: {}; {}{release}</div>",
                     escape(&t.target),
                     escape(&t.state),
                     escape(&t.holds)

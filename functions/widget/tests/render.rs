@@ -32,6 +32,7 @@ fn line(text: &str) -> BudgetLine {
             target: text.into(),
             state: text.into(),
             holds: text.into(),
+            releasable: true,
         }],
     }
 }

@@ -19,6 +19,7 @@ pub mod inventory;
 pub mod measure;
 pub mod memory;
 pub mod ports;
+pub mod release;
 
 pub use assess::{Assessment, assess};
 pub use audit::{AuditRecord, Outcome};
