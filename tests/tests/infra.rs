@@ -277,7 +277,12 @@ fn resolve(template: &Value, value: &Value, given: &[(&str, &str)]) -> Option<Va
 #[test]
 fn the_guards_own_concurrency_is_reserved_only_when_the_parameter_turns_it_on() -> Result<(), Error> {
     let template = translated()?;
-    for (function, reserved) in [("Evaluator", 1), ("AlarmResponder", 2), ("Inventory", 1)] {
+    for (function, reserved) in [
+        ("Evaluator", 1),
+        ("AlarmResponder", 2),
+        ("Inventory", 1),
+        ("Widget", 2),
+    ] {
         let property = &template["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
         assert_eq!(
             resolve(&template, property, &[]),
