@@ -7,7 +7,7 @@
 #   make infra-check  sam validate --lint, cfn-lint (serverless rules), checkov on infra/template.yaml and infra/org.yaml
 #   make org-package  the Organization's stack set: plain template, org.yaml and the zips in $(ORG_OUT) (offline)
 #   make bench   the benchmark figures quoted in the README
-#   make build   the three Lambda bootstraps for arm64 as zips (cargo lambda), with their sizes
+#   make build   the Lambda bootstraps for arm64 as zips (cargo lambda), with their sizes
 #   make demo    the main job, run locally
 
 SHELL := bash
@@ -26,6 +26,8 @@ LINT_VENV := .venv-lint
 LINT_REQUIREMENTS := infra/requirements-lint.txt
 # SAM and the translator read a region and credentials even offline; nothing is sent.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
+# Headless Chromium for the widgets' test: Debian's package (see its rule below).
+CHROMIUM := /usr/bin/chromium
 # nextest when the machine has it (it does here and in CI), plain cargo test if not.
 TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nextest run" || echo test)
 
@@ -34,12 +36,17 @@ TEST_RUNNER := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo "nexte
 help:
 	@grep -E '^#   make' $(MAKEFILE_LIST) | sed 's/^#   //'
 
-setup: $(VENV)/.requirements.stamp $(SAM_VENV)/.requirements.stamp $(LINT_VENV)/.requirements.stamp
+setup: $(VENV)/.requirements.stamp $(SAM_VENV)/.requirements.stamp $(LINT_VENV)/.requirements.stamp $(CHROMIUM)
 	@command -v $(CARGO) >/dev/null || { echo "cargo is missing: install Rust with rustup"; exit 1; }
 	@$(CARGO) --version
 	@$(CARGO) fmt --version >/dev/null || { echo "rustfmt is missing: rustup component add rustfmt"; exit 1; }
 	@$(CARGO) clippy --version >/dev/null || { echo "clippy is missing: rustup component add clippy"; exit 1; }
 	$(CARGO) fetch --locked
+
+# Headless Chromium for the console widgets' test (tests/tests/widget.rs opens each
+# widget and screenshots it): Debian's package, installed only where it is missing.
+$(CHROMIUM):
+	test -x $(CHROMIUM) || { apt-get update && apt-get install -y chromium; }
 
 # The local AWS server for the integration tests (moto, pinned), in .venv;
 # reinstalled only when the requirements change.
@@ -135,7 +142,7 @@ bench: setup
 # cross-built with cargo-lambda and zig from .venv-sam, zipped in target/lambda/NAME/.
 build: setup
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --locked \
-	  -p dowguard-evaluator -p dowguard-alarm-responder -p dowguard-inventory --output-format zip
+	  -p dowguard-evaluator -p dowguard-alarm-responder -p dowguard-inventory -p dowguard-widget --output-format zip
 	@for zip in target/lambda/*/bootstrap.zip; do \
 	  printf '%-48s %6s KiB\n' "$$zip" "$$(( $$(stat -c %s "$$zip") / 1024 ))"; done
 

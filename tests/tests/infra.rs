@@ -283,7 +283,12 @@ fn resolve(template: &Value, value: &Value, given: &[(&str, &str)]) -> Option<Va
 #[test]
 fn the_guards_own_concurrency_is_reserved_only_when_the_parameter_turns_it_on() -> Result<(), Error> {
     let template = translated()?;
-    for (function, reserved) in [("Evaluator", 1), ("AlarmResponder", 2), ("Inventory", 1)] {
+    for (function, reserved) in [
+        ("Evaluator", 1),
+        ("AlarmResponder", 2),
+        ("Inventory", 1),
+        ("Widget", 2),
+    ] {
         let property = &template["Resources"][function]["Properties"]["ReservedConcurrentExecutions"];
         assert_eq!(
             resolve(&template, property, &[]),
@@ -627,5 +632,60 @@ fn a_write_tried_through_the_read_only_role_is_refused_by_its_policy() -> Result
         let decision = role.decide(&request(action, resource), None);
         assert!(decision.allowed(), "{action} on {resource}: {decision:?}");
     }
+    Ok(())
+}
+
+/// `WidgetWrites=false` takes every write (budgets, releases) away from the widget
+/// function's role and tells the function so; the default keeps them.
+#[test]
+fn the_widgets_write_only_when_the_parameter_lets_them() -> Result<(), Error> {
+    let template = translated()?;
+    let role = &template["Resources"][role_id(&template, "Widget")?]["Properties"];
+    let writes = |given: &[(&str, &str)]| -> Vec<String> {
+        let mut found = Vec::new();
+        for policy in role["Policies"].as_array().into_iter().flatten() {
+            for statement in policy["PolicyDocument"]["Statement"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                if let Some(resolved) = resolve(&template, statement, given) {
+                    statements(&resolved, &mut found);
+                }
+            }
+        }
+        found
+            .iter()
+            .flat_map(|s| strings(s.get("Action")))
+            .filter(|a| {
+                !matches!(
+                    a.as_str(),
+                    "dynamodb:Query" | "cloudwatch:GetMetricData" | "kms:Decrypt" | "kms:GenerateDataKey"
+                )
+            })
+            .collect()
+    };
+    for given in [&[][..], &[("WidgetWrites", "true")][..]] {
+        let allowed = writes(given);
+        for a in [
+            "dynamodb:PutItem",
+            "dynamodb:BatchWriteItem",
+            "lambda:PutFunctionConcurrency",
+            "apigateway:PATCH",
+        ] {
+            assert!(allowed.iter().any(|w| w == a), "{given:?}: no {a} in {allowed:?}");
+        }
+    }
+    let read_only = writes(&[("WidgetWrites", "false")]);
+    assert!(
+        read_only.is_empty(),
+        "a read-only deployment can still write: {read_only:?}"
+    );
+    let variable =
+        &template["Resources"]["Widget"]["Properties"]["Environment"]["Variables"]["DOWGUARD_WIDGET_WRITES"];
+    assert_eq!(
+        resolve(&template, variable, &[("WidgetWrites", "false")]),
+        Some(Value::from("false"))
+    );
     Ok(())
 }

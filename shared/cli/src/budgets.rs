@@ -3,6 +3,7 @@
 //! optimistic lock (a stale update is refused).
 
 use dowguard_domain::{Budget, BudgetError, BudgetId, BudgetSpec, Floors};
+use dowguard_guard::budget_edit::{self, BudgetEdit, EditError, Prepared};
 use dowguard_guard::ports::{BudgetChange, BudgetStore};
 use dowguard_guard::{FailureKind, Versioned};
 use serde::Serialize;
@@ -149,21 +150,43 @@ fn parse_id(id: &str) -> CliResult<BudgetId> {
     BudgetId::parse(id).map_err(|e| invalid(&e))
 }
 
+fn edit_error(e: EditError) -> CliError {
+    match e {
+        EditError::Invalid(e) => invalid(&e),
+        EditError::Missing { field, example } => CliError::Invalid(format!(
+            "invalid budget: budget field `{field}`: a new budget needs one. Add --{field} ({example}); nothing was written"
+        )),
+        e @ EditError::Unreadable { .. } => CliError::Invalid(e.to_string()),
+        EditError::Exists { id, version } => CliError::Conflict(format!(
+            "budget {id} already exists (version {version}); nothing was written. Drop --if-version 0 to change it"
+        )),
+        e @ EditError::Removed { .. } => CliError::Conflict(format!("{e}. Nothing was written")),
+        EditError::Store(e) => CliError::Port(e),
+    }
+}
+
 async fn find(ctx: &Context, id: &BudgetId) -> CliResult<Option<Versioned<Budget>>> {
-    let listed = ctx.stack.store.list_budgets().await?;
-    if let Some(found) = listed.items.into_iter().find(|b| b.value.id == *id) {
-        return Ok(Some(found));
+    budget_edit::find(&ctx.stack.store, id).await.map_err(edit_error)
+}
+
+impl SetArgs {
+    fn edit(&self) -> BudgetEdit {
+        BudgetEdit {
+            id: self.id.clone(),
+            scope: self.scope.clone(),
+            period: self.period.clone(),
+            amount: self.amount.clone(),
+            thresholds: self.thresholds.clone(),
+            mode: self.mode.clone(),
+            owner: self.owner.clone(),
+            topic: self.topic.clone(),
+            floor_concurrency: self.floor_concurrency,
+            floor_rate: self.floor_rate,
+            floor_burst: self.floor_burst,
+            protected: self.protected,
+            if_version: self.if_version,
+        }
     }
-    // A stored budget of that name that can no longer be read must not be taken for
-    // a missing one (and overwritten as new).
-    let key = format!("B#{id}");
-    if let Some(item) = listed.unreadable.iter().find(|u| u.key.ends_with(&key)) {
-        return Err(CliError::Invalid(format!(
-            "budget {id} is stored but unreadable ({}): fix or remove that item in the table first",
-            item.why
-        )));
-    }
-    Ok(None)
 }
 
 /// What `budgets set` did.
@@ -211,122 +234,37 @@ pub(crate) async fn collect_set(ctx: &Context, args: &SetArgs) -> CliResult<Coll
     })
 }
 
-/// Creates or changes a budget; writes nothing when nothing changes.
+/// Creates or changes a budget through the one edit path the console shares
+/// (`dowguard_guard::budget_edit`); writes nothing when nothing changes.
 async fn save(ctx: &Context, args: &SetArgs) -> CliResult<Saved> {
-    let id = parse_id(&args.id)?;
-    let existing = find(ctx, &id).await?;
-    let mut spec = match &existing {
-        Some(v) => BudgetSpec::from(v.value.clone()),
-        None => {
-            let missing = [
-                (
-                    "scope",
-                    args.scope.is_none(),
-                    "account, tag:KEY=VALUE or a target such as function:NAME",
-                ),
-                ("period", args.period.is_none(), "day or month"),
-                ("amount", args.amount.is_none(), "dollars, e.g. 240"),
-                (
-                    "owner",
-                    args.owner.is_none(),
-                    "a person or team, e.g. finance@example.com",
-                ),
-            ];
-            if let Some((field, _, example)) = missing.iter().find(|(_, absent, _)| *absent) {
-                return Err(CliError::Invalid(format!(
-                    "invalid budget: budget field `{field}`: a new budget needs one. Add --{field} ({example}); nothing was written"
-                )));
-            }
-            BudgetSpec {
-                id: id.to_string(),
-                scope: String::new(),
-                period: String::new(),
-                amount: String::new(),
-                thresholds: vec![],
-                mode: String::new(),
-                owner: String::new(),
-                topic: None,
-                floors: Floors::default(),
-                protected: false,
-            }
-        }
-    };
-    if let Some(v) = &args.scope {
-        spec.scope.clone_from(v);
-    }
-    if let Some(v) = &args.period {
-        spec.period.clone_from(v);
-    }
-    if let Some(v) = &args.amount {
-        spec.amount.clone_from(v);
-    }
-    if let Some(v) = &args.thresholds {
-        spec.thresholds.clone_from(v);
-    }
-    if let Some(v) = &args.mode {
-        spec.mode.clone_from(v);
-    }
-    if let Some(v) = &args.owner {
-        spec.owner.clone_from(v);
-    }
-    if let Some(v) = &args.topic {
-        spec.topic = (!v.eq_ignore_ascii_case("none")).then(|| v.clone());
-    }
-    if let Some(v) = args.floor_concurrency {
-        spec.floors.concurrency = v;
-    }
-    if let Some(v) = args.floor_rate {
-        spec.floors.rate = v;
-    }
-    if let Some(v) = args.floor_burst {
-        spec.floors.burst = v;
-    }
-    if let Some(v) = args.protected {
-        spec.protected = v;
-    }
-    let budget = Budget::parse(spec).map_err(|e| invalid(&e))?;
-    let expected = match (&existing, args.if_version) {
-        (Some(v), Some(0)) => {
-            return Err(CliError::Conflict(format!(
-                "budget {id} already exists (version {}); nothing was written. Drop --if-version 0 to change it",
-                v.version
-            )));
-        }
-        (Some(v), None) => Some(v.version),
-        (Some(_), Some(n)) => Some(n),
-        (None, None | Some(0)) => None,
-        (None, Some(n)) => {
-            return Err(CliError::Conflict(format!(
-                "budget {id} does not exist, but the change was made from version {n}: someone removed it. Nothing was written"
-            )));
-        }
-    };
-    if let Some(v) = existing
-        .as_ref()
-        .filter(|v| v.value == budget && args.if_version.is_none())
+    parse_id(&args.id)?;
+    let (budget, expected, existed) = match budget_edit::prepare(&ctx.stack.store, &args.edit())
+        .await
+        .map_err(edit_error)?
     {
-        return Ok(Saved {
-            verb: "unchanged",
-            budget: v.clone(),
-            actor: None,
-        });
-    }
+        Prepared::Unchanged(v) => {
+            return Ok(Saved {
+                verb: "unchanged",
+                budget: v,
+                actor: None,
+            });
+        }
+        Prepared::Write {
+            budget,
+            expected,
+            existed,
+        } => (budget, expected, existed),
+    };
     let caller = ctx.caller().await;
-    let version = ctx
-        .stack
-        .store
-        .put_budget(&budget, expected, &caller.actor, ctx.now())
+    let saved = budget_edit::commit(&ctx.stack.store, budget, expected, &caller.actor, ctx.now())
         .await
         .map_err(|e| match e.kind {
             FailureKind::Conflict => CliError::Conflict(format!("{}. Nothing was written", e.message)),
             _ => CliError::Port(e),
         })?;
     Ok(Saved {
-        verb: if existing.is_some() { "updated" } else { "created" },
-        budget: Versioned {
-            value: budget,
-            version,
-        },
+        verb: if existed { "updated" } else { "created" },
+        budget: saved,
         actor: Some(caller.actor),
     })
 }

@@ -1,9 +1,10 @@
 //! `dowguard release TARGET [--for DURATION]`: put the originals back now through the
 //! guard's own executor and hold off re-tightening, audited with who ran it.
 
-use dowguard_domain::{Intent, ReleaseOutcome, TargetId, release};
-use dowguard_guard::ports::{AuditLog, Discovery, StateStore};
-use dowguard_guard::{AuditRecord, Executor, FailureKind};
+use dowguard_domain::{Intent, TargetId};
+use dowguard_guard::ports::Discovery;
+use dowguard_guard::release::{ReleaseError, Released, release_target};
+use dowguard_guard::{Executor, FailureKind};
 use serde::Serialize;
 
 use crate::context::{Caller, Context};
@@ -57,8 +58,30 @@ pub async fn run(ctx: &Context, args: &ReleaseArgs) -> CliResult<()> {
             "{id}: no such target in this account and region"
         )));
     };
-    let outcome = release(&target, state.as_ref(), now, args.hold, &caller.actor);
-    let ReleaseOutcome::Released(released) = outcome else {
+    let executor = Executor {
+        account: &ctx.stack.account,
+        notifier: &ctx.stack.notifier,
+    };
+    let run = release_target(
+        store,
+        &executor,
+        &target,
+        state.as_ref(),
+        (now, args.hold),
+        &caller.actor,
+    )
+    .await
+    .map_err(|e| match e {
+        ReleaseError::State(e) if e.kind == FailureKind::Conflict => CliError::Conflict(format!(
+            "the guard changed {id}'s state while you released it; nothing was changed. Run the release again"
+        )),
+        ReleaseError::State(e) | ReleaseError::Audit(e) => CliError::Port(e),
+    })?;
+    let Some(Released {
+        release: released,
+        outcomes,
+    }) = run
+    else {
         let view = ReleaseView {
             target: id.clone(),
             released: false,
@@ -73,31 +96,6 @@ pub async fn run(ctx: &Context, args: &ReleaseArgs) -> CliResult<()> {
         };
         return output(ctx, &view);
     };
-    // The state (with the hold) is stored first, as in every pass.
-    store.save_state(&id, &released.state).await.map_err(|e| match e.kind {
-        FailureKind::Conflict => CliError::Conflict(format!(
-            "the guard changed {id}'s state while you released it; nothing was changed. Run the release again"
-        )),
-        _ => CliError::Port(e),
-    })?;
-    let executor = Executor {
-        account: &ctx.stack.account,
-        notifier: &ctx.stack.notifier,
-    };
-    let outcomes = executor.run(&released.actions, &Default::default()).await;
-    let records: Vec<AuditRecord> = released
-        .actions
-        .iter()
-        .zip(&outcomes)
-        .map(|(action, outcome)| AuditRecord {
-            at: now,
-            target: id.clone(),
-            actor: caller.actor.clone(),
-            action: action.clone(),
-            outcome: outcome.clone(),
-        })
-        .collect();
-    store.record(&records).await?;
     let steps: Vec<StepView> = released
         .actions
         .iter()

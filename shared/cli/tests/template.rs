@@ -98,7 +98,7 @@ fn the_guard_s_own_template_is_audited_offline() {
     insta::assert_snapshot!("template_infra", stdout(&audit));
 
     // The parameter that turns on the functions' reservations: each is then held
-    // to its own (1, 2 and 1), priced at 256 MB arm64.
+    // to its own (1, 2, 1 and 2), priced at 256 MB arm64.
     let reserved = json(&offline(&[
         "audit",
         "--template",
@@ -125,6 +125,7 @@ fn the_guard_s_own_template_is_audited_offline() {
             ("function:AlarmResponder".to_string(), 2),
             ("function:Evaluator".to_string(), 1),
             ("function:Inventory".to_string(), 1),
+            ("function:Widget".to_string(), 2),
         ])
     );
     // 2 × 0.25 GB × 3,600 s × $0.0000133334 a GB-second.

@@ -12,12 +12,14 @@
 pub mod alarms;
 pub mod assess;
 pub mod audit;
+pub mod budget_edit;
 pub mod evaluate;
 pub mod executor;
 pub mod inventory;
 pub mod measure;
 pub mod memory;
 pub mod ports;
+pub mod release;
 
 pub use assess::{Assessment, assess};
 pub use audit::{AuditRecord, Outcome};

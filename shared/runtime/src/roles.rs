@@ -89,13 +89,47 @@ pub fn cli_budget_admin() -> BTreeSet<&'static str> {
     set(&[dowguard_adapters::permissions::CLI_BUDGET_ADMIN])
 }
 
-/// Every function of the template with its role's actions, by logical id.
-pub fn all() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+/// The widget function's reads of the guard's table: budgets, states, the
+/// inventory, the audit trail and the budgets' history, each a `Query`.
+pub const WIDGET_READS: &[&str] = &["dynamodb:Query"];
+
+/// What the console writes (only with `WidgetWrites=true`): a budget and its
+/// history entry in one `TransactWriteItems` (authorised per item as `PutItem`);
+/// a release as `dowguard release` makes it: the state read (`GetItem`) and stored
+/// (`PutItem`), the changes audited (`BatchWriteItem`), and a usage plan's key
+/// read before it is moved back (`apigateway:GET`).
+pub const WIDGET_WRITES: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+    "apigateway:GET",
+];
+
+/// The table's own KMS key, when the deployment brings one.
+pub const TABLE_KEY: &[&str] = &["kms:Decrypt", "kms:GenerateDataKey"];
+
+/// The widget function: the table read, the metrics of the budgets' spend, and,
+/// with writes on, a budget written and a held target released (every action's
+/// permission: a release puts back limits and frees held callers). It lists
+/// nothing; the console invokes it synchronously (no failure queue).
+pub fn widget() -> BTreeSet<&'static str> {
+    set(&[WIDGET_READS, WIDGET_WRITES, METRICS, TABLE_KEY, ALL_PERMISSIONS])
+}
+
+/// The guard's own functions (every one but the widget function), by logical id.
+pub fn guard() -> Vec<(&'static str, BTreeSet<&'static str>)> {
     vec![
         ("Evaluator", evaluator()),
         ("AlarmResponder", alarm_responder()),
         ("Inventory", inventory()),
     ]
+}
+
+/// Every function of the template with its role's actions, by logical id.
+pub fn all() -> Vec<(&'static str, BTreeSet<&'static str>)> {
+    let mut all = guard();
+    all.push(("Widget", widget()));
+    all
 }
 
 #[cfg(test)]
@@ -106,6 +140,8 @@ mod tests {
     fn no_role_has_a_wildcard_and_only_the_evaluator_manages_alarms() {
         for (name, actions) in all() {
             assert!(actions.iter().all(|a| !a.contains('*')), "{name}");
+        }
+        for (name, actions) in guard() {
             for a in ALL_PERMISSIONS {
                 let passes_only = SOURCE_PERMISSIONS.contains(a);
                 if passes_only && name == "Inventory" {
@@ -127,7 +163,12 @@ mod tests {
         assert!(!alarm_responder().contains("cloudwatch:DeleteAlarms"));
         assert!(!alarm_responder().contains("cloudwatch:PutInsightRule"));
         assert!(!inventory().contains("cloudwatch:GetInsightRuleReport"));
-        for (name, actions) in all() {
+        let widget = widget();
+        assert!(
+            !widget.contains("lambda:ListFunctions") && !widget.contains("cloudwatch:PutMetricAlarm"),
+            "the widget function lists nothing and keeps no alarm: {widget:?}"
+        );
+        for (name, actions) in guard() {
             assert!(
                 actions.contains("dynamodb:UpdateItem"),
                 "{name}: the pass counter needs UpdateItem"
