@@ -294,6 +294,31 @@ pub fn local_pacing() -> Pacing {
     }
 }
 
+/// The functions' configuration for a deployment over the local server: the
+/// example account's table, enforce mode, events hours old accepted (the floods are
+/// written in the past, as in the demo), no usage-plan pacing, a high pass cap;
+/// `extra` variables set or replace these.
+///
+/// # Errors
+///
+/// The configuration's error for a bad variable.
+pub fn local_config(
+    extra: &[(&str, &str)],
+) -> Result<dowguard_runtime::Config, dowguard_runtime::ConfigError> {
+    let mut vars: std::collections::HashMap<&str, &str> = [
+        ("DOWGUARD_TABLE", TABLE),
+        ("DOWGUARD_ACCOUNT_ID", crate::ACCOUNT_ID),
+        ("AWS_REGION", crate::REGION),
+        ("DOWGUARD_MODE", "enforce"),
+        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
+        ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
+        ("DOWGUARD_MAX_PASSES_PER_MINUTE", "1000"),
+    ]
+    .into();
+    vars.extend(extra.iter().copied());
+    dowguard_runtime::Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::{Duration, TimeZone, Timelike, Utc};

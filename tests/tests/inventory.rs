@@ -8,7 +8,7 @@
 //! Every SDK call is recorded (`dowguard_tests::iam::record`) with the function
 //! that made it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -25,20 +25,7 @@ use serde_json::Value;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn config() -> Result<Config, Error> {
-    let vars: HashMap<&str, &str> = [
-        ("DOWGUARD_TABLE", TABLE),
-        ("DOWGUARD_ACCOUNT_ID", dowguard_tests::ACCOUNT_ID),
-        ("AWS_REGION", dowguard_tests::REGION),
-        ("DOWGUARD_MODE", "enforce"),
-        // The flood is written hours in the past, as in the demo.
-        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
-        ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
-        ("DOWGUARD_MAX_PASSES_PER_MINUTE", "1000"),
-    ]
-    .into();
-    Ok(Config::from_lookup(|name| {
-        vars.get(name).map(|v| (*v).to_string())
-    })?)
+    Ok(dowguard_tests::account::local_config(&[])?)
 }
 
 fn event(name: &str, at: DateTime<Utc>) -> Result<LambdaEvent<Value>, Error> {

@@ -3,7 +3,6 @@
 //! headless Chromium (screenshots, the browser's errors), and the budget form's
 //! writes through the same validation and optimistic lock as `dowguard budgets set`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,7 +12,7 @@ use dowguard_guard::inventory::Slices;
 use dowguard_guard::ports::BudgetStore;
 use dowguard_runtime::{App, Config, Role};
 use dowguard_tests::LocalAws;
-use dowguard_tests::account::{ExampleAccount, TABLE};
+use dowguard_tests::account::ExampleAccount;
 use dowguard_widget::{ACTOR, WidgetSettings, handle_at};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
@@ -26,19 +25,7 @@ const ENDPOINT: &str = "arn:aws:lambda:us-east-1:123456789012:function:dowguard-
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn config() -> Result<Config, Error> {
-    let vars: HashMap<&str, &str> = [
-        ("DOWGUARD_TABLE", TABLE),
-        ("DOWGUARD_ACCOUNT_ID", dowguard_tests::ACCOUNT_ID),
-        ("AWS_REGION", dowguard_tests::REGION),
-        ("DOWGUARD_MODE", "enforce"),
-        ("DOWGUARD_MAX_EVENT_AGE_MINUTES", "2880"),
-        ("DOWGUARD_USAGE_PLAN_INTERVAL_SECONDS", "0"),
-        ("DOWGUARD_MAX_PASSES_PER_MINUTE", "1000"),
-    ]
-    .into();
-    Ok(Config::from_lookup(|name| {
-        vars.get(name).map(|v| (*v).to_string())
-    })?)
+    Ok(dowguard_tests::account::local_config(&[])?)
 }
 
 const WRITES: WidgetSettings = WidgetSettings { writes: true };
