@@ -40,10 +40,14 @@ def main():
     with open(os.path.join(here, "template.yaml"), encoding="utf-8") as f:
         template = yaml_parse(f.read())
     zips = {}
+    # `cargo lambda build` writes each function's zip under its binary's name
+    # (target/lambda/<Binary>/bootstrap.zip), the template's BuildProperties.Binary.
+    binaries = {}
     for resource in template.get("Resources", {}).values():
         props = resource.get("Properties", {})
         if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
             name = os.path.basename(props["CodeUri"].rstrip("/"))
+            binaries[name] = resource.get("Metadata", {}).get("BuildProperties", {}).get("Binary", name)
             props["CodeUri"] = f"s3://placeholder/{name}.zip"
     cfn = transform(template, {}, NoManagedPolicies())
     for resource in cfn["Resources"].values():
@@ -84,16 +88,18 @@ def main():
         json.dump(cfn, f, indent=1, sort_keys=True)
         f.write("\n")
     missing = []
+    copied = []
     for name, file in sorted(zips.items()) if zip_dir else []:
-        source = os.path.join(zip_dir, name, "bootstrap.zip")
+        source = os.path.join(zip_dir, binaries.get(name, name), "bootstrap.zip")
         if os.path.exists(source):
             shutil.copyfile(source, os.path.join(out_dir, file))
+            copied.append(file)
         else:
             missing.append(source)
     shutil.copyfile(os.path.join(here, "org.yaml"), os.path.join(out_dir, "org.yaml"))
     print(f"{out_dir}/member.json  the member accounts' template (plain CloudFormation)")
     print(f"{out_dir}/org.yaml     the management account's stack set")
-    for file in sorted(zips.values()) if zip_dir else []:
+    for file in copied:
         print(f"{out_dir}/{file}")
     if missing:
         print("missing (run `make build` first): " + ", ".join(missing), file=sys.stderr)

@@ -689,3 +689,53 @@ fn the_widgets_write_only_when_the_parameter_lets_them() -> Result<(), Error> {
     );
     Ok(())
 }
+
+/// `make org-package` copies each function's zip from where `cargo lambda build`
+/// writes it, `target/lambda/<binary>/bootstrap.zip` (the template's
+/// `BuildProperties.Binary`), beside the plain template; a missing zip is named and
+/// fails the packaging.
+#[test]
+fn the_organization_package_takes_each_functions_zip_from_its_binarys_build_directory() -> Result<(), Error> {
+    let root = dowguard_tests::template::root();
+    let python = root.join(".venv-sam/bin/python");
+    let work = std::env::temp_dir().join(format!("dowguard-org-package-{}", std::process::id()));
+    let (zips, out) = (work.join("lambda"), work.join("org"));
+    let template = translated()?;
+    let mut binaries = Vec::new();
+    for (_, resource) in template["Resources"].as_object().ok_or("resources")? {
+        if let Some(binary) = resource["Metadata"]["BuildProperties"]["Binary"].as_str() {
+            binaries.push(binary.to_string());
+        }
+    }
+    assert!(binaries.len() >= 4, "{binaries:?}");
+    let package = |zip_dir: &std::path::Path| {
+        std::process::Command::new(&python)
+            .arg(root.join("infra/org_package.py"))
+            .arg(&out)
+            .arg(zip_dir)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .output()
+    };
+    std::fs::create_dir_all(&zips)?;
+    let missing = package(&zips)?;
+    assert!(!missing.status.success(), "no zips yet, yet packaged");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("missing (run `make build` first)"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+    for binary in &binaries {
+        std::fs::create_dir_all(zips.join(binary))?;
+        std::fs::write(zips.join(binary).join("bootstrap.zip"), binary.as_bytes())?;
+    }
+    let done = package(&zips)?;
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    for binary in &binaries {
+        let copied = out.join(format!("{}.zip", binary.trim_start_matches("dowguard-")));
+        assert_eq!(std::fs::read(&copied)?, binary.as_bytes(), "{}", copied.display());
+    }
+    let member: Value = serde_json::from_slice(&std::fs::read(out.join("member.json"))?)?;
+    assert!(member["Parameters"]["ArtifactBucketPrefix"].is_object());
+    std::fs::remove_dir_all(&work)?;
+    Ok(())
+}
