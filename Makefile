@@ -117,7 +117,7 @@ infra-check: setup
 
 # An Organization's deployment (docs/multi-account.md): infra/template.yaml transformed
 # offline to plain CloudFormation (a service-managed stack set takes no transform), the
-# management account's infra/org.yaml and the three function zips of `make build`, in
+# management account's infra/org.yaml and the four function zips of `make build`, in
 # $(ORG_OUT). No AWS credentials: uploading is the guide's next step.
 ORG_OUT ?= target/org
 org-package: build
