@@ -1,4 +1,5 @@
 //! One evaluation pass: the inventory → budgets and states → metrics → decide →
+//! (rank the callers of the REST stages it tightens, and decide again with them) →
 //! save states → apply → keep the inventory → audit. The order is the crash-safety
 //! argument: a state (with its restore point) is stored before any change to its
 //! target, and a change that did not happen is decided again on the next pass.

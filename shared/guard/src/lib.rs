@@ -1,8 +1,9 @@
 //! dowguard's service layer, between the pure core and the AWS adapters.
 //!
 //! [`ports`] declares the narrow capabilities the guard needs (discovery, metrics,
-//! budget and state stores, audit, Lambda and API Gateway controls, notices), each
-//! speaking domain types only. [`evaluate::Guard`] runs one pass of the guard over
+//! budget and state stores, audit, Lambda and API Gateway controls, the ranking of a
+//! stage's callers and the controls that hold one, notices), each speaking domain
+//! types only. [`evaluate::Guard`] runs one pass of the guard over
 //! any implementation of them, and [`executor::Executor`] applies actions.
 //! [`inventory`] keeps the targets and their limits in the guard's table, so that a
 //! pass reads them there instead of listing the account. The
