@@ -325,6 +325,20 @@ pub struct Reason {
 }
 
 impl Reason {
+    /// The reason of a person's release: no budget, no figures.
+    pub fn released() -> Reason {
+        Reason {
+            budget: None,
+            rule: Rule::Released,
+            level: Level::Normal,
+            spent: Money::ZERO,
+            amount: Money::ZERO,
+            projected: Money::ZERO,
+            burn_short: BurnRate(0),
+            burn_long: BurnRate(0),
+        }
+    }
+
     /// One line for logs and notifications.
     pub fn summary(&self) -> String {
         let budget = self

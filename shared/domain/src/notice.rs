@@ -561,16 +561,7 @@ mod tests {
     }
 
     fn released() -> Reason {
-        Reason {
-            budget: None,
-            rule: Rule::Released,
-            level: Level::Normal,
-            spent: Money::ZERO,
-            amount: Money::ZERO,
-            projected: Money::ZERO,
-            burn_short: BurnRate(0),
-            burn_long: BurnRate(0),
-        }
+        Reason::released()
     }
 
     /// One notice of each kind, as the guard makes them.

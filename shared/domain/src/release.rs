@@ -35,11 +35,11 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::action::{Action, Change, Intent, Reason, Rule, limit_changes};
-use crate::budget::{BurnRate, Mode};
+use crate::action::{Action, Change, Intent, Reason, limit_changes};
+use crate::budget::Mode;
 use crate::money::Money;
 use crate::notice::Notice;
-use crate::state::{GuardState, Level, Phase};
+use crate::state::{GuardState, Phase};
 use crate::target::{Limits, Target, TargetId};
 
 /// The longest hold a release may ask for.
@@ -97,16 +97,7 @@ pub fn release(
     next.calm_since = None;
     next.hold_until = Some(until);
 
-    let reason = Reason {
-        budget: None,
-        rule: Rule::Released,
-        level: Level::Normal,
-        spent: Money::ZERO,
-        amount: Money::ZERO,
-        projected: Money::ZERO,
-        burn_short: BurnRate(0),
-        burn_long: BurnRate(0),
-    };
+    let reason = Reason::released();
     // What the guard changed is put back only where it changed something: in
     // dry-run it never did, so a drift from the originals is someone else's.
     let apply = prev.mode == Mode::Enforce;
@@ -165,6 +156,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::collections::HashMap;
 
+    use crate::Rule;
     use chrono::TimeZone;
     use rust_decimal::Decimal;
 
